@@ -1,0 +1,102 @@
+"""The `loadgen` command: argument parsing and dispatch, nothing else.
+
+Exit codes: 0 ok; 1 a threshold failed; 2 bad input (scenario, flags);
+3 the target failed (no credentials, emulator could not start); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from loadgen import __version__
+
+EXIT_OK, EXIT_THRESHOLD, EXIT_BAD_INPUT, EXIT_TARGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 already; keep the message short
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="loadgen",
+        description="Load generator and capacity planner for Amazon Bedrock LLM traffic. "
+        "Runs a TOML scenario against the built-in Bedrock emulator (default, no credentials) "
+        "or real Bedrock (--target aws), and reports latency, throttling, prompt-cache "
+        "warm/cold behaviour and cost per arm.",
+        epilog="Exit codes: 0 ok, 1 threshold failed, 2 bad input, 3 target failed, 130 interrupted.",
+    )
+    p.add_argument("--version", action="version", version=f"loadgen {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run a scenario (default target: built-in emulator)",
+                       description="Run a scenario and write results/<scenario>-<UTC time>/.")
+    r.add_argument("scenario", help="scenario TOML file")
+    r.add_argument("--target", choices=["emulator", "aws"], help="override [target] kind")
+    r.add_argument("--endpoint-url", help="send to this bedrock-runtime endpoint (e.g. a `loadgen emulator`)")
+    r.add_argument("--region", help="override [target] region")
+    r.add_argument("--time-scale", type=float, help="warp clock scale (emulator target only)")
+    r.add_argument("--duration", help="override the scenario duration, e.g. 10m")
+    r.add_argument("--max-requests", type=int, help="stop dispatch after this many requests (first attempts)")
+    r.add_argument("--max-cost-usd", type=float, help="stop dispatch when the running bill would cross this")
+    r.add_argument("--arm", action="append", help="run only this arm (repeatable)")
+    r.add_argument("--out", default="results", help="parent folder for the results directory (default: results)")
+    r.add_argument("--yes", action="store_true", help="do not ask for confirmation before sending to AWS")
+    r.add_argument("--quiet", action="store_true", help="no live progress")
+    r.set_defaults(func=_cmd_run)
+
+    v = sub.add_parser("validate", help="parse and check a scenario, print its plan; sends nothing")
+    v.add_argument("scenario")
+    v.set_defaults(func=_cmd_validate)
+
+    e = sub.add_parser("emulator", help="serve the Bedrock emulator on 127.0.0.1 for any Bedrock client")
+    e.add_argument("--host", default="127.0.0.1")
+    e.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
+    e.add_argument("--config", help="a scenario file (its [emulator] table is used) or a file holding only that table")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--region", default="us-east-1", help="the Region the emulator pretends to be")
+    e.set_defaults(func=_cmd_emulator)
+
+    pr = sub.add_parser("pricing", help="show the price catalog in force")
+    pr.add_argument("--scenario", help="apply this scenario's [pricing] overrides")
+    pr.set_defaults(func=_cmd_pricing)
+    return p
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from loadgen.run_command import cmd_run
+
+    return cmd_run(args)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from loadgen.plan import cmd_validate
+
+    return cmd_validate(args)
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from loadgen.emulator.server import cmd_emulator
+
+    return cmd_emulator(args)
+
+
+def _cmd_pricing(args: argparse.Namespace) -> int:
+    from loadgen.pricing import cmd_pricing
+
+    return cmd_pricing(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED

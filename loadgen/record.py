@@ -1,0 +1,77 @@
+"""One attempt at one request: the unit everything downstream counts.
+
+The runner makes one Attempt per HTTP call (a retry is a new Attempt with
+attempt+1); results.py streams them to requests.jsonl; metrics.py folds them into
+histograms and counters. Times are scenario seconds since run start; latencies
+derived from them are measured from the *intended* start (no coordinated omission).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+STATUSES = ("ok", "throttled", "error", "timeout")
+CACHE_STATES = ("cold", "warm", "none")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    arm: str
+    session: int              # session index (open loop: the request index)
+    turn: int                 # turn within the session (open loop: 0)
+    attempt: int              # 1 for the first try, 2.. for retries
+    intended: float           # scenario s: when the schedule wanted this request sent
+    start: float              # scenario s: when it was actually sent
+    first_token: float | None # scenario s: first content delta (non-stream: = end on success)
+    end: float                # scenario s: response complete or failed
+    status: str               # one of STATUSES
+    error_code: str | None    # e.g. "ThrottlingException"
+    model_id: str
+    profile: str              # region | geo | global
+    region: str | None        # Region that served it, where known
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    cache_write_5m: int = 0
+    cache_write_1h: int = 0
+    cache_state: str = "none"         # observed: cold (write, no read), warm (read), none
+    cache_predicted: str = "none"     # the client-side model's prediction before sending
+    gap_s: float | None = None        # scenario s since the previous use of this cache key
+    cost_usd: float = 0.0
+    wall_start: float = 0.0           # Unix time (s) at send, for correlating with logs
+    request_id: str | None = None
+    stop_reason: str | None = None
+    message: str | None = None        # error message, truncated
+
+    @property
+    def ttft(self) -> float | None:
+        """Time to first token from the intended start, seconds."""
+        return None if self.first_token is None else self.first_token - self.intended
+
+    @property
+    def e2e(self) -> float:
+        """End-to-end latency from the intended start, seconds."""
+        return self.end - self.intended
+
+    @property
+    def service(self) -> float:
+        """Service time from the actual send, seconds."""
+        return self.end - self.start
+
+    @property
+    def lag(self) -> float:
+        """Schedule lag: actual send minus intended start, seconds."""
+        return self.start - self.intended
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def observed_cache_state(cache_read: int, cache_write: int) -> str:
+    if cache_read > 0:
+        return "warm"
+    if cache_write > 0:
+        return "cold"
+    return "none"
