@@ -41,8 +41,15 @@ class Clock(Protocol):
     async def sleep(self, dt: float) -> None:
         """Sleep dt scenario seconds."""
 
-    def participant(self) -> contextlib.AbstractContextManager[None]:
-        """Mark the current task as one that drives load (see module doc)."""
+    def enter(self) -> None:
+        """Count a participant that is about to start (call before spawning its task)."""
+
+    def participant(self, entered: bool = False) -> contextlib.AbstractContextManager[None]:
+        """Mark the current task as one that drives load (see module doc).
+
+        entered=True when the spawner already called enter() for this task, so no
+        idle jump can happen between spawning it and its first step.
+        """
 
 
 class RealClock:
@@ -64,8 +71,11 @@ class RealClock:
     async def sleep(self, dt: float) -> None:
         await self.sleep_until(self.now() + dt)
 
+    def enter(self) -> None:
+        pass
+
     @contextlib.contextmanager
-    def participant(self) -> Iterator[None]:
+    def participant(self, entered: bool = False) -> Iterator[None]:
         yield
 
 
@@ -105,10 +115,14 @@ class WarpClock:
             self._jump_event.set()
             self._jump_event = None
 
-    @contextlib.contextmanager
-    def participant(self) -> Iterator[None]:
-        token = _is_participant.set(True)
+    def enter(self) -> None:
         self._active += 1
+
+    @contextlib.contextmanager
+    def participant(self, entered: bool = False) -> Iterator[None]:
+        token = _is_participant.set(True)
+        if not entered:
+            self._active += 1
         try:
             yield
         finally:

@@ -1,0 +1,246 @@
+"""`loadgen run`: the shell around the runner.
+
+Reads the scenario, picks target and clock, starts the in-process emulator when
+needed, opens the results directory, runs, and writes the summary. All I/O and
+clock reading for a run happens here or below in the shells (transport, emulator
+server, results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import random
+import signal
+import sys
+import time
+from typing import Any, Mapping
+
+import anyio
+
+from loadgen import __version__
+from loadgen.clock import RealClock, WarpClock
+from loadgen.metrics import ArmInfo, Metrics
+from loadgen.record import Attempt
+from loadgen.results import ResultsDir
+from loadgen.runner import Limits, Runner
+from loadgen.scenario import Scenario, ScenarioError
+
+EXIT_OK, EXIT_THRESHOLD, EXIT_BAD_INPUT, EXIT_TARGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def apply_overrides(sc: Scenario, args: argparse.Namespace) -> Scenario:
+    """The scenario as the flags amend it (ValueError with a flag name on bad values)."""
+    from loadgen.scenario import parse_duration
+
+    target = sc.target
+    if args.target:
+        target = dataclasses.replace(target, kind=args.target)
+    if args.region:
+        target = dataclasses.replace(target, region=args.region)
+    if args.endpoint_url:
+        target = dataclasses.replace(target, endpoint_url=args.endpoint_url)
+    if args.time_scale is not None:
+        if not args.time_scale > 0:
+            raise ValueError(f"--time-scale: expected a number > 0, got {args.time_scale}")
+        target = dataclasses.replace(target, time_scale=args.time_scale)
+    sc = dataclasses.replace(sc, target=target)
+    if args.duration:
+        try:
+            sc = dataclasses.replace(sc, duration=parse_duration(args.duration))
+        except ValueError as e:
+            raise ValueError(f"--duration: {e}") from None
+    if args.arm:
+        names = [a.name for a in sc.arms]
+        unknown = [n for n in args.arm if n not in names]
+        if unknown:
+            raise ValueError(f"--arm: no arm named {', '.join(unknown)} (arms: {', '.join(names)})")
+        sc = dataclasses.replace(sc, arms=tuple(a for a in sc.arms if a.name in args.arm))
+    if args.max_requests is not None and args.max_requests < 1:
+        raise ValueError("--max-requests: expected a positive integer")
+    if args.max_cost_usd is not None and not args.max_cost_usd > 0:
+        raise ValueError("--max-cost-usd: expected a positive amount in USD")
+    return sc
+
+
+def _make_pricer(sc: Scenario):
+    from loadgen.pricing import breakdown, default_table
+
+    table = default_table().with_overrides(sc.pricing) if sc.pricing else default_table()
+
+    def pricer(model_id: str, usage: Mapping[str, Any], cache_ttl: str) -> dict[str, float]:
+        b = breakdown(model_id, usage, cache_ttl=cache_ttl, prices=table)
+        return b if isinstance(b, dict) else dataclasses.asdict(b)
+
+    return pricer
+
+
+def _confirm_aws(sc: Scenario, args: argparse.Namespace) -> bool:
+    from loadgen.plan import plan, render_plan
+
+    print(render_plan(plan(sc)), flush=True)
+    print(f"Target: real Amazon Bedrock in {sc.target.region}"
+          + (f" via {sc.target.endpoint_url}" if sc.target.endpoint_url else "")
+          + (f"; dispatch stops before the bill could pass ${args.max_cost_usd:.2f}" if args.max_cost_usd else
+             "; no --max-cost-usd set"), flush=True)
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        _err("refusing to send to AWS without confirmation: pass --yes (and consider --max-cost-usd)")
+        return False
+    answer = input("Send this traffic to AWS and pay for it? [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from loadgen.scenario import load
+
+    try:
+        sc = apply_overrides(load(args.scenario), args)
+    except ScenarioError as e:
+        _err(str(e))
+        return EXIT_BAD_INPUT
+    except (ValueError, OSError) as e:
+        _err(f"loadgen run: {e}")
+        return EXIT_BAD_INPUT
+    for w in sc.warnings:
+        _err(f"warning: {w}")
+    emulator_config = None
+    if sc.target.kind == "emulator" and not sc.target.endpoint_url:
+        from loadgen.emulator.config import EmulatorConfig
+
+        try:
+            emulator_config = EmulatorConfig.from_mapping(sc.emulator, source=sc.path)
+        except ValueError as e:
+            _err(f"{sc.path}: {e}")
+            return EXIT_BAD_INPUT
+    try:
+        pricer = _make_pricer(sc)
+    except Exception as e:  # an unknown model in the price catalog is bad input, not a $0 run
+        _err(f"loadgen run: {e}")
+        return EXIT_BAD_INPUT
+    if sc.target.kind == "aws" and not _confirm_aws(sc, args):
+        return EXIT_BAD_INPUT
+    out = ResultsDir.create(args.out, sc.name, dt.datetime.now(dt.timezone.utc))
+    out.write_scenario(sc.source)
+    try:
+        return anyio.run(_run_async, sc, args, out, pricer, emulator_config)
+    finally:
+        out.close()
+
+
+async def _run_async(sc: Scenario, args: argparse.Namespace, out: ResultsDir, pricer, emulator_config) -> int:
+    from loadgen.progress import Progress
+    from loadgen.report import summary_table
+    from loadgen.transport import BedrockTransport, TargetError
+
+    aws = sc.target.kind == "aws"
+    clock = RealClock() if aws else WarpClock(sc.target.time_scale)
+    metrics = Metrics([ArmInfo(name=a.name, model_id=a.model_id, profile=a.profile, cache_ttl=a.cache_ttl,
+                               cache=a.cache) for a in sc.arms])
+
+    def sink(a: Attempt, costs: Mapping[str, float]) -> None:
+        out.append(a)
+        metrics.record(a, buckets=costs)
+
+    header = (f"loadgen {__version__}: {sc.name} -> {'AWS Bedrock' if aws else 'built-in emulator'} "
+              f"({sc.target.region}), clock {clock.kind}"
+              + ("" if aws else f" x{clock.scale:g} (transport overhead is magnified {clock.scale:g}x in "
+                                "scenario time; idle gaps are skipped)")
+              + f", {len(sc.arms)} arm(s): {', '.join(a.name for a in sc.arms)}; results in {out.path}")
+    if not args.quiet:
+        print(header, flush=True)
+    wall0 = time.monotonic()
+    interrupted = False
+    try:
+        async with _target(sc, clock, emulator_config) as endpoint:
+            async with BedrockTransport.open(
+                clock, region=sc.target.region, endpoint_url=endpoint,
+                max_connections=sc.target.max_in_flight, dummy_credentials=not aws,
+            ) as transport:
+                runner = Runner(sc, transport, clock, sink=sink, pricer=pricer,
+                                limits=Limits(max_requests=args.max_requests, max_cost_usd=args.max_cost_usd),
+                                salt=out.path.name if aws else "")
+                progress = Progress(runner, metrics, clock, duration=sc.duration, quiet=args.quiet)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_watch_signals, runner, tg.cancel_scope)
+                    tg.start_soon(progress.run)
+                    await runner.run()
+                    tg.cancel_scope.cancel()
+                progress.finish()
+                interrupted = runner.stop_reason == "interrupted"
+    except TargetError as e:
+        _err(f"loadgen run: target failed: {e}")
+        out.write_summary(metrics.summary(_facts(sc, clock, wall0, "target-failed")))
+        return EXIT_TARGET
+    summary = metrics.summary(_facts(sc, clock, wall0, runner.stop_reason))
+    out.write_histograms(metrics)
+    out.write_summary(summary)
+    table = summary_table(summary)
+    out.write_text("summary.txt", table + "\n")
+    print(table, flush=True)
+    print(f"results: {out.path}", flush=True)
+    if interrupted:
+        _err("interrupted: partial results written")
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _facts(sc: Scenario, clock: Any, wall0: float, stop_reason: str | None) -> dict[str, Any]:
+    return {
+        "loadgen_version": __version__, "scenario": sc.name, "target": sc.target.kind,
+        "clock": clock.kind, "time_scale": clock.scale, "seed": sc.seed,
+        "wall_s": round(time.monotonic() - wall0, 3), "scenario_s": round(clock.now(), 3),
+        "duration_s": sc.duration, "region": sc.target.region,
+        "stopped": stop_reason or "completed",
+    }
+
+
+class _target:
+    """The endpoint to call: the in-process emulator on 127.0.0.1, or the given URL, or AWS (None)."""
+
+    def __init__(self, sc: Scenario, clock: Any, emulator_config: Any) -> None:
+        self.sc, self.clock, self.cfg = sc, clock, emulator_config
+        self._cm: Any = None
+
+    async def __aenter__(self) -> str | None:
+        if self.cfg is None:
+            return self.sc.target.endpoint_url
+        from loadgen.emulator.model import EmulatorModel
+        from loadgen.emulator.server import serve
+        from loadgen.transport import TargetError
+
+        model = EmulatorModel(self.cfg, clock=self.clock, rng=random.Random(f"{self.sc.seed}:emulator"),
+                              region=self.sc.target.region)
+        self._cm = serve(model, self.clock, host="127.0.0.1", port=0)
+        try:
+            return await self._cm.__aenter__()
+        except OSError as e:
+            raise TargetError(f"the emulator could not start: {e}") from e
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._cm is not None:
+            await self._cm.__aexit__(*exc)
+
+
+async def _watch_signals(runner: Runner, scope: anyio.CancelScope) -> None:
+    """First Ctrl-C: stop dispatch and give in-flight requests a grace period; then abort.
+
+    Runs in the task group around the runner, which is cancelled as soon as the
+    runner returns, so the grace timer never holds a finished run open.
+    """
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            _err(f"\ninterrupt: stopping dispatch; waiting up to {runner.limits.grace_s:g} s "
+                 "for in-flight requests (Ctrl-C again to abort)")
+            runner.stop("interrupted")
+            with anyio.move_on_after(runner.limits.grace_s):
+                async for _ in signals:
+                    break
+            runner.abort()
+            return

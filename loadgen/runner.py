@@ -1,0 +1,276 @@
+"""Drives a scenario's traffic on a clock and records every attempt.
+
+Open loop (`[arrivals]`): a dispatcher sleeps until each intended start and
+launches one request per arm; it never waits for responses, so a slow target
+cannot slow the schedule down. Closed loop (`[sessions]`): each session (one task
+per arm) sends a turn, waits for it to finish, sleeps a think-time gap and sends
+the next; the next turn's intended start is the previous end plus the gap.
+
+Every request knows its intended start; latency is measured from it (no
+coordinated omission). A bound on in-flight requests makes excess requests wait
+for a slot; their wait shows up as schedule lag, never as a dropped request.
+Retries follow the scenario's policy and each attempt is its own record; a retry
+keeps the request's original intended start, so the final attempt's end-to-end
+latency is what the caller experienced, backoff included.
+
+The runner does not price, format or store anything: `sink(attempt, cost_buckets)`
+receives every attempt, `pricer(model_id, usage, cache_ttl)` prices it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping
+
+import anyio
+
+from loadgen.arrivals import arrivals, offsets, sample, session_turns
+from loadgen.clock import Clock
+from loadgen.expectations import CacheExpectations
+from loadgen.record import Attempt, observed_cache_state
+from loadgen.scenario import Arm, Scenario
+from loadgen.transport import Outcome, Transport
+from loadgen.workload import AgentSession, ArmWorkload, Request, Sizes, draw_sizes
+
+Pricer = Callable[[str, Mapping[str, Any], str], Mapping[str, float]]
+Sink = Callable[[Attempt, Mapping[str, float]], None]
+
+ZERO_COST = {"input": 0.0, "output": 0.0, "cache_read": 0.0, "cache_write": 0.0, "total": 0.0}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_requests: int | None = None    # first attempts, all arms together
+    max_cost_usd: float | None = None  # stop dispatch before the bill could cross this
+    grace_s: float = 5.0               # wall seconds in-flight requests get after an interrupt
+
+
+class Runner:
+    def __init__(
+        self,
+        scenario: Scenario,
+        transport: Transport,
+        clock: Clock,
+        *,
+        sink: Sink,
+        pricer: Pricer,
+        limits: Limits = Limits(),
+        salt: str = "",
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.scenario = scenario
+        self.transport = transport
+        self.clock = clock
+        self.sink = sink
+        self.pricer = pricer
+        self.limits = limits
+        self.wall = wall_clock
+        self.arms = scenario.arms
+        self.workloads = {a.name: ArmWorkload(scenario, a, salt=salt) for a in self.arms}
+        self.expect = {a.name: CacheExpectations(self.workloads[a.name].info.cache_min_tokens) for a in self.arms}
+        # live state, read by the progress display
+        self.in_flight = 0
+        self.dispatched = 0          # first attempts started
+        self.cost_usd = 0.0
+        self.stop_reason: str | None = None
+        self._reserved_cost = 0.0    # worst-case cost of requests in flight
+        self._sleepers: set[anyio.CancelScope] = set()
+        self._slots: anyio.Semaphore | None = None
+        self._tg: Any = None
+
+    # -- control ---------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_reason is not None
+
+    def stop(self, reason: str) -> None:
+        """Stop dispatching new requests; in-flight ones finish."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        for cs in list(self._sleepers):
+            cs.cancel()
+
+    def abort(self) -> None:
+        """Cancel everything now (in-flight attempts are recorded as interrupted)."""
+        self.stop(self.stop_reason or "interrupted")
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
+    async def _sleep_until(self, t: float) -> bool:
+        """Sleep on the clock until t; False if the run is stopping."""
+        if self.stopping:
+            return False
+        with anyio.CancelScope() as cs:
+            self._sleepers.add(cs)
+            try:
+                await self.clock.sleep_until(t)
+            finally:
+                self._sleepers.discard(cs)
+        return not self.stopping
+
+    # -- main ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._slots = anyio.Semaphore(max(1, self.scenario.target.max_in_flight))
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            self.clock.enter()
+            if self.scenario.sessions is not None:
+                tg.start_soon(self._session_dispatcher, tg)
+            else:
+                tg.start_soon(self._open_loop, tg)
+        self._tg = None
+
+    def _spawn(self, tg: Any, fn: Callable[..., Any], *args: Any) -> None:
+        self.clock.enter()  # counted before it starts: no idle jump can slip in between
+        tg.start_soon(self._as_participant, fn, *args)
+
+    async def _as_participant(self, fn: Callable[..., Any], *args: Any) -> None:
+        with self.clock.participant(entered=True):
+            await fn(*args)
+
+    async def _open_loop(self, tg: Any) -> None:
+        with self.clock.participant(entered=True):
+            sc = self.scenario
+            assert sc.arrivals is not None
+            rng = random.Random(f"{sc.seed}:arrivals")
+            for i, point in enumerate(arrivals(sc.arrivals, sc.duration, rng)):
+                if not await self._sleep_until(point.offset):
+                    break
+                sizes = draw_sizes(sc, random.Random(f"{sc.seed}:sizes:{i}"))
+                if point.input_tokens is not None and sc.workload.question_tokens is not None:
+                    sizes = replace(sizes, question_tokens=max(1, point.input_tokens - sc.workload.prefix_tokens))
+                if point.output_tokens is not None:
+                    sizes = replace(sizes, output_tokens=point.output_tokens)
+                for arm in self.arms:
+                    req = self.workloads[arm.name].single(i, sizes)
+                    if not self._admit(req):
+                        break
+                    self._spawn(tg, self._request, arm, req, point.offset)
+                if self.stopping:
+                    break
+
+    async def _session_dispatcher(self, tg: Any) -> None:
+        with self.clock.participant(entered=True):
+            sc = self.scenario
+            assert sc.sessions is not None
+            rng = random.Random(f"{sc.seed}:sessions")
+            for i, start in enumerate(offsets(sc.sessions.arrival, sc.duration, rng)):
+                if not await self._sleep_until(start):
+                    break
+                for arm in self.arms:
+                    self._spawn(tg, self._session, arm, i, start)
+
+    async def _session(self, arm: Arm, index: int, start: float) -> None:
+        sc = self.scenario
+        assert sc.sessions is not None
+        rng = random.Random(f"{sc.seed}:session:{index}")  # same draws for every arm
+        turns = session_turns(rng, sc.workload.turns_min, sc.workload.turns_max)
+        session = AgentSession(self.workloads[arm.name], index)
+        intended = start
+        try:
+            for _ in range(turns):
+                if intended >= sc.duration or not await self._sleep_until(intended):
+                    break
+                sizes = draw_sizes(sc, rng)
+                req = session.next_request(sizes)
+                if not self._admit(req):
+                    break
+                out = await self._request(arm, req, intended)
+                session.complete(out.status == "ok", out.text)
+                intended = self.clock.now() + sample(sc.sessions.think_time, rng)
+        finally:
+            self.expect[arm.name].forget_session(("session", arm.name, index))
+
+    # -- one request, all its attempts ------------------------------------------
+
+    def _worst_cost(self, req: Request) -> float:
+        usage = {"inputTokens": 0, "cacheWriteInputTokens": req.input_tokens, "outputTokens": req.max_tokens}
+        return float(self.pricer(req.model_id, usage, "1h")["total"])
+
+    def _admit(self, req: Request) -> bool:
+        """Count a new request against the run's limits; False (and stop) when over."""
+        lim = self.limits
+        if self.stopping:
+            return False
+        if lim.max_requests is not None and self.dispatched >= lim.max_requests:
+            self.stop("max-requests")
+            return False
+        if lim.max_cost_usd is not None:
+            if self.cost_usd + self._reserved_cost + self._worst_cost(req) > lim.max_cost_usd:
+                self.stop("max-cost")
+                return False
+        self.dispatched += 1
+        return True
+
+    async def _request(self, arm: Arm, req: Request, intended: float) -> Outcome:
+        sc = self.scenario
+        policy = sc.retry
+        rng = random.Random(f"{sc.seed}:retry:{arm.name}:{req.session}:{req.turn}")
+        worst = self._worst_cost(req) if self.limits.max_cost_usd is not None else 0.0
+        expect = self.expect[arm.name]
+        attempt = 1
+        while True:
+            assert self._slots is not None
+            async with self._slots:
+                pred = expect.predict(req.checkpoints, self.clock.now())
+                self.in_flight += 1
+                self._reserved_cost += worst
+                wall_start = self.wall()
+                start = self.clock.now()
+                try:
+                    out = await self.transport.call(req.params, stream=req.stream, timeout=sc.target.request_timeout)
+                except BaseException:
+                    # cancelled (Ctrl-C past the grace period): still one attempt to account for
+                    now = self.clock.now()
+                    self._record(arm, req, intended, attempt, pred.state, pred.gap_s, wall_start,
+                                 Outcome(status="error", start=start, end=now, error_code="Interrupted",
+                                         message="cancelled when the run was interrupted"))
+                    raise
+                finally:
+                    self.in_flight -= 1
+                    self._reserved_cost -= worst
+            if out.status == "ok":
+                expect.observe(req.checkpoints, out.start)
+            self._record(arm, req, intended, attempt, pred.state, pred.gap_s, wall_start, out)
+            kind = out.retryable_kind
+            if (
+                kind is None or policy.policy == "off" or kind not in policy.on
+                or attempt >= policy.max_attempts or self.stopping
+            ):
+                return out
+            if not await self._sleep_until(self.clock.now() + backoff(policy, attempt, rng)):
+                return out
+            attempt += 1
+
+    def _record(self, arm: Arm, req: Request, intended: float, attempt: int, predicted: str,
+                gap_s: float | None, wall_start: float, out: Outcome) -> None:
+        u = out.usage or {}
+        read = int(u.get("cacheReadInputTokens") or 0)
+        write = int(u.get("cacheWriteInputTokens") or 0)
+        by_ttl = {d.get("ttl"): int(d.get("inputTokens") or 0) for d in (u.get("cacheDetails") or [])}
+        costs = self.pricer(req.model_id, u, arm.cache_ttl) if out.status == "ok" and u else ZERO_COST
+        self.cost_usd += costs["total"]
+        a = Attempt(
+            arm=arm.name, session=req.session, turn=req.turn, attempt=attempt,
+            intended=intended, start=out.start, first_token=out.first_token, end=out.end,
+            status=out.status, error_code=out.error_code, model_id=req.model_id, profile=arm.profile,
+            region=out.region, input_tokens=int(u.get("inputTokens") or 0),
+            output_tokens=int(u.get("outputTokens") or 0), cache_read=read, cache_write=write,
+            cache_write_5m=by_ttl.get("5m", 0), cache_write_1h=by_ttl.get("1h", 0),
+            cache_state=observed_cache_state(read, write) if out.status == "ok" else "none",
+            cache_predicted=predicted, gap_s=gap_s, cost_usd=costs["total"], wall_start=wall_start,
+            request_id=out.request_id, stop_reason=out.stop_reason, message=out.message,
+        )
+        self.sink(a, costs)
+
+
+def backoff(policy: Any, attempt: int, rng: random.Random) -> float:
+    """Seconds to wait before attempt `attempt + 1` under the scenario's retry policy."""
+    if policy.policy == "fixed":
+        return policy.base
+    delay = min(policy.cap, policy.base * 2 ** (attempt - 1))
+    return rng.uniform(0, delay) if policy.jitter else delay

@@ -1,0 +1,201 @@
+"""Bedrock calls through aiobotocore's real bedrock-runtime client.
+
+One client per run, SigV4 and botocore's parsers included. The transport times
+each call on the run's clock (send, first content delta, end) and maps every
+outcome to a status; it never retries (botocore's retries are off:
+`total_max_attempts: 1`; plain `max_attempts: 1` would still retry once). The
+runner owns retries, so every attempt is seen and recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Protocol
+
+import anyio
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    EventStreamError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+from loadgen.clock import Clock
+
+SERVED_REGION_HEADER = "x-loadgen-served-region"
+
+# Bedrock error codes that mean "over quota, slow down" (HTTP 429).
+THROTTLE_CODES = frozenset({"ThrottlingException", "throttlingException"})
+SERVER_ERROR_CODES = frozenset({
+    "InternalServerException", "internalServerException",
+    "ServiceUnavailableException", "serviceUnavailableException",
+    "ModelNotReadyException", "modelNotReadyException",
+    "ModelStreamErrorException", "modelStreamErrorException",
+    "ModelErrorException", "ModelTimeoutException",
+})
+
+
+class TargetError(Exception):
+    """The target cannot be used at all (no credentials, no endpoint): exit 3."""
+
+
+@dataclass
+class Outcome:
+    """What one attempt returned. Times are scenario seconds on the run's clock."""
+
+    status: str                      # ok | throttled | error | timeout
+    start: float
+    end: float
+    first_token: float | None = None
+    error_code: str | None = None
+    message: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    region: str | None = None
+    request_id: str | None = None
+    stop_reason: str | None = None
+    text: str = ""
+    http_status: int | None = None
+
+    @property
+    def retryable_kind(self) -> str | None:
+        """'throttled', '5xx' or 'timeout' when a retry policy may retry this outcome."""
+        if self.status == "throttled":
+            return "throttled"
+        if self.status == "timeout":
+            return "timeout"
+        if self.status == "error" and (
+            self.error_code in SERVER_ERROR_CODES or (self.http_status or 0) >= 500
+            or self.error_code in ("ConnectionError",)
+        ):
+            return "5xx"
+        return None
+
+
+class Transport(Protocol):
+    async def call(self, params: dict[str, Any], *, stream: bool, timeout: float) -> Outcome:
+        """Send one Converse request; `timeout` in scenario seconds."""
+
+
+def _status_for(code: str | None) -> str:
+    return "throttled" if code in THROTTLE_CODES else "error"
+
+
+class BedrockTransport:
+    """aiobotocore `bedrock-runtime` client on a Clock. Use `async with BedrockTransport.open(...)`."""
+
+    def __init__(self, client: Any, clock: Clock) -> None:
+        self._client = client
+        self._clock = clock
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls,
+        clock: Clock,
+        *,
+        region: str,
+        endpoint_url: str | None,
+        max_connections: int,
+        dummy_credentials: bool,
+        read_timeout: float = 300.0,
+    ) -> AsyncIterator["BedrockTransport"]:
+        session = get_session()
+        config = AioConfig(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            max_pool_connections=max(10, max_connections),
+            read_timeout=read_timeout,
+            connect_timeout=10,
+            tcp_keepalive=True,
+        )
+        kwargs: dict[str, Any] = {"region_name": region, "config": config}
+        if endpoint_url:
+            kwargs["endpoint_url"] = endpoint_url
+        if dummy_credentials:
+            # The emulator checks the SigV4 shape, not the secret; never real keys.
+            kwargs.update(aws_access_key_id="loadgen-emulator", aws_secret_access_key="loadgen-emulator")
+        else:
+            creds = await session.get_credentials()
+            if creds is None:
+                raise TargetError(
+                    "no AWS credentials found (standard chain: env vars, ~/.aws, SSO, instance role); "
+                    "set them up or run against the emulator (the default target)"
+                )
+        async with session.create_client("bedrock-runtime", **kwargs) as client:
+            yield cls(client, clock)
+
+    async def call(self, params: dict[str, Any], *, stream: bool, timeout: float) -> Outcome:
+        clock = self._clock
+        out = Outcome(status="error", start=clock.now(), end=0.0)
+        try:
+            # The timeout is in scenario seconds; on a warp clock real time runs `scale` slower.
+            with anyio.fail_after(timeout / clock.scale):
+                if stream:
+                    await self._stream(params, out)
+                else:
+                    await self._converse(params, out)
+        except TimeoutError:
+            out.status, out.error_code, out.message = "timeout", "ClientTimeout", f"no complete response within {timeout:g} s"
+        except EventStreamError as e:
+            err = e.response.get("Error", {})
+            out.error_code = err.get("Code")
+            out.message = (err.get("Message") or str(e))[:300]
+            out.status = _status_for(out.error_code)
+        except ClientError as e:
+            err = e.response.get("Error", {})
+            meta = e.response.get("ResponseMetadata", {})
+            out.error_code = err.get("Code")
+            out.message = (err.get("Message") or str(e))[:300]
+            out.http_status = meta.get("HTTPStatusCode")
+            out.request_id = meta.get("RequestId")
+            out.region = (meta.get("HTTPHeaders") or {}).get(SERVED_REGION_HEADER)
+            out.status = _status_for(out.error_code)
+        except ReadTimeoutError as e:
+            out.status, out.error_code, out.message = "timeout", "ReadTimeout", str(e)[:300]
+        except (EndpointConnectionError, ConnectionClosedError, ConnectionError, OSError) as e:
+            out.status, out.error_code, out.message = "error", "ConnectionError", str(e)[:300]
+        except NoCredentialsError as e:
+            raise TargetError(str(e)) from e
+        except Exception as e:  # anything else is still an attempt that must be accounted for
+            if isinstance(e, anyio.get_cancelled_exc_class()):
+                raise
+            out.status, out.error_code, out.message = "error", type(e).__name__, str(e)[:300]
+        out.end = clock.now()
+        return out
+
+    def _meta(self, resp: dict[str, Any], out: Outcome) -> None:
+        meta = resp.get("ResponseMetadata", {})
+        out.request_id = meta.get("RequestId")
+        out.http_status = meta.get("HTTPStatusCode")
+        out.region = (meta.get("HTTPHeaders") or {}).get(SERVED_REGION_HEADER)
+
+    async def _converse(self, params: dict[str, Any], out: Outcome) -> None:
+        resp = await self._client.converse(**params)
+        out.first_token = self._clock.now()  # non-streaming: the first token arrives with the last
+        self._meta(resp, out)
+        out.usage = resp.get("usage", {})
+        out.stop_reason = resp.get("stopReason")
+        content = resp.get("output", {}).get("message", {}).get("content", [])
+        out.text = "".join(b.get("text", "") for b in content)
+        out.status = "ok"
+
+    async def _stream(self, params: dict[str, Any], out: Outcome) -> None:
+        resp = await self._client.converse_stream(**params)
+        self._meta(resp, out)
+        parts: list[str] = []
+        async for event in resp["stream"]:
+            delta = event.get("contentBlockDelta")
+            if delta is not None:
+                if out.first_token is None:
+                    out.first_token = self._clock.now()
+                parts.append(delta.get("delta", {}).get("text", ""))
+            elif "messageStop" in event:
+                out.stop_reason = event["messageStop"].get("stopReason")
+            elif "metadata" in event:
+                out.usage = event["metadata"].get("usage", {})
+        out.text = "".join(parts)
+        out.status = "ok"

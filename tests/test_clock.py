@@ -1,0 +1,116 @@
+"""WarpClock: scenario time runs `scale` x real time and skips idle gaps."""
+
+import anyio
+import pytest
+
+from loadgen.clock import RealClock, WarpClock
+
+
+def run(fn):
+    return anyio.run(fn)
+
+
+def test_real_clock_starts_near_zero_and_sleeps():
+    async def main():
+        c = RealClock()
+        t0 = c.now()
+        await c.sleep(0.02)
+        return t0, c.now()
+
+    t0, t1 = run(main)
+    assert 0 <= t0 < 0.05
+    assert t1 >= 0.02
+
+
+def test_warp_scale_runs_scenario_time_faster():
+    async def main():
+        c = WarpClock(scale=100)
+        with c.participant():
+            t_wall = anyio.current_time()
+            # a busy participant exists (this one, not sleeping on the clock) while we
+            # wait on a non-participant: no jump, time only flows at 100x
+            await anyio.sleep(0.05)
+            return c.now(), anyio.current_time() - t_wall
+
+    scen, wall = run(main)
+    assert scen == pytest.approx(100 * wall, rel=0.2)
+
+
+def test_idle_participants_jump_to_earliest_deadline():
+    async def main():
+        c = WarpClock(scale=1)
+        woke = []
+
+        async def sleeper(t):
+            with c.participant(entered=True):
+                await c.sleep_until(t)
+                woke.append((t, c.now()))
+
+        t_wall = anyio.current_time()
+        async with anyio.create_task_group() as tg:
+            for t in (3600.0, 600.0, 7200.0):
+                c.enter()
+                tg.start_soon(sleeper, t)
+        return woke, anyio.current_time() - t_wall, c.jumped_s
+
+    woke, wall, jumped = run(main)
+    assert [t for t, _ in woke] == [600.0, 3600.0, 7200.0]
+    for t, now in woke:
+        assert now == pytest.approx(t, abs=0.05)  # woke on time in scenario seconds
+    assert wall < 1.0  # two hours of scenario time, no real waiting
+    assert jumped == pytest.approx(7200.0, abs=0.1)
+
+
+def test_no_jump_while_a_participant_is_busy():
+    async def main():
+        c = WarpClock(scale=1)
+        result = {}
+
+        async def busy():
+            with c.participant(entered=True):
+                await anyio.sleep(0.1)  # e.g. waiting for an HTTP response: real time
+                result["busy_done_at"] = c.now()
+
+        async def sleeper():
+            with c.participant(entered=True):
+                await c.sleep_until(1000.0)
+                result["sleeper_at"] = c.now()
+
+        async with anyio.create_task_group() as tg:
+            c.enter(); tg.start_soon(busy)
+            c.enter(); tg.start_soon(sleeper)
+        return result
+
+    r = run(main)
+    assert r["busy_done_at"] < 1.0  # the sleeper did not drag time forward under the busy task
+    assert r["sleeper_at"] == pytest.approx(1000.0, abs=0.05)
+
+
+def test_non_participant_sleep_wakes_on_a_jump():
+    async def main():
+        c = WarpClock(scale=1)
+        out = {}
+
+        async def emulator_like():
+            await c.sleep_until(50.0)  # not a participant: never causes a jump
+            out["emu"] = c.now()
+
+        async def driver():
+            with c.participant(entered=True):
+                await c.sleep_until(100.0)
+                out["driver"] = c.now()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(emulator_like)
+            c.enter(); tg.start_soon(driver)
+        return out
+
+    out = run(main)
+    # the driver idles -> jump to 100; the emulator's sleep (deadline 50) ends at the jump
+    assert out["driver"] == pytest.approx(100.0, abs=0.05)
+    assert 50.0 <= out["emu"] <= 100.1
+
+
+def test_warp_rejects_bad_scale():
+    with pytest.raises(ValueError):
+        WarpClock(scale=0)
