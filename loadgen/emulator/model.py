@@ -1,0 +1,391 @@
+"""EmulatorModel: Bedrock's behaviour as pure computation on an injected clock and rng.
+
+No sockets and no sleeping: `begin()` decides everything about one request at its
+start (validation, routing, quotas, prompt cache, usage, output text, faults, and the
+timing schedule in scenario seconds relative to the start), and returns a Plan the
+caller paces (the HTTP server with clock.sleep_until, or a virtual-time simulator).
+`finish()` corrects the quota charge once the request is over.
+
+Order of decisions for one request (each step can end it with a BedrockError):
+  1. model id (bare, geo, global, or inference-profile ARN) and body validation
+  2. injected faults drawn by rate (5xx, ModelNotReady, ...)
+  3. quota of (model id as called, caller Region): RPM and TPM in a 60-s window;
+     reservation = all input tokens + maxTokens
+  4. routing to a serving Region (source preference, spill-over, brown-outs), whose
+     own capacity can throttle
+  5. prompt cache in the cache Region: longest live checkpoint read, the rest written
+  6. output length, text, stop reason; latency; mid-stream faults
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from loadgen import profiles
+from loadgen.emulator.cache import TTL_SECONDS, PromptCache
+from loadgen.emulator.config import EmulatorConfig
+from loadgen.emulator.errors import BedrockError, error, validation
+from loadgen.emulator.request import ParsedRequest, parse
+from loadgen.emulator.window import Charge, Window
+from loadgen.models import ModelInfo, UnknownModel, lookup
+from loadgen.tokens import CHARS_PER_TOKEN
+
+__all__ = ["EmulatorModel", "Plan", "Usage", "StreamFault", "BedrockError", "resolve_model_id"]
+
+_Z90 = 1.2815515655446004  # standard normal quantile at 0.90
+
+# Cheap deterministic output text; no stop sequence a user is likely to set occurs in it
+# by accident except plain words. Sliced to length, so count_tokens(text) == tokens.
+_SENTENCE = "The emulator streams this filler text so that clients receive the requested length. "
+_FILLER = _SENTENCE * (64_000 * CHARS_PER_TOKEN // len(_SENTENCE) + 2)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token usage as Converse reports it (tokens). input_tokens counts uncached input only."""
+
+    input_tokens: int
+    output_tokens: int
+    cache_read: int = 0
+    cache_write: int = 0
+    cache_details: tuple[tuple[str, int], ...] = ()   # (ttl, write tokens), 1h before 5m
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_read + self.cache_write
+
+    def to_wire(self) -> dict[str, Any]:
+        u: dict[str, Any] = {
+            "inputTokens": self.input_tokens,
+            "outputTokens": self.output_tokens,
+            "totalTokens": self.total_tokens,
+            "cacheReadInputTokens": self.cache_read,
+            "cacheWriteInputTokens": self.cache_write,
+        }
+        if self.cache_details:
+            u["cacheDetails"] = [{"ttl": t, "inputTokens": n} for t, n in self.cache_details]
+        return u
+
+
+@dataclass(frozen=True)
+class StreamFault:
+    """A failure during the response: after `after_deltas` text deltas were sent,
+    either an exception event (`kind="exception"`, code = the event type such as
+    modelStreamErrorException) or a dropped connection (`kind="reset"`)."""
+
+    kind: str
+    after_deltas: int
+    code: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything about one accepted request. Times are scenario seconds; offsets are
+    relative to `start`."""
+
+    request_id: str
+    model_id: str            # as called
+    base_id: str
+    stream: bool
+    source_region: str
+    served_region: str
+    start: float
+    usage: Usage
+    text: str
+    stop_reason: str         # end_turn | max_tokens | stop_sequence
+    ttft_s: float
+    tokens_per_s: float      # 0 = all output at ttft
+    duration_s: float        # offset of the last token (= response end for Converse)
+    chunk_tokens: int
+    fault: StreamFault | None = None
+
+    @property
+    def latency_ms(self) -> int:
+        return int(round(self.duration_s * 1000))
+
+    def deltas(self) -> list[tuple[float, str]]:
+        """(offset s, text) of each contentBlockDelta, in order."""
+        text, n = self.text, self.usage.output_tokens
+        if not text:
+            return []
+        step = self.chunk_tokens * CHARS_PER_TOKEN
+        out = []
+        for k, i in enumerate(range(0, len(text), step)):
+            last_token = min((k + 1) * self.chunk_tokens, n) - 1
+            t = self.ttft_s + (last_token / self.tokens_per_s if self.tokens_per_s > 0 else 0.0)
+            out.append((t, text[i:i + step]))
+        return out
+
+    def response_body(self) -> dict[str, Any]:
+        """The Converse (non-streaming) JSON response."""
+        return {
+            "output": {"message": {"role": "assistant", "content": [{"text": self.text}]}},
+            "stopReason": self.stop_reason,
+            "usage": self.usage.to_wire(),
+            "metrics": {"latencyMs": self.latency_ms},
+        }
+
+
+def resolve_model_id(model_id: str) -> str:
+    """The model id inside an inference-profile or foundation-model ARN; else unchanged."""
+    if model_id.startswith("arn:"):
+        return model_id.rsplit("/", 1)[-1]
+    return model_id
+
+
+@dataclass
+class _Open:
+    """Charges of a request in flight, corrected by finish()."""
+
+    quota: Charge | None
+    load: Charge | None
+    quota_window: Window | None
+    load_window: Window | None
+    burndown: float
+
+
+class EmulatorModel:
+    def __init__(self, config: EmulatorConfig, *, clock: Any, rng: random.Random,
+                 region: str = "us-east-1") -> None:
+        self.config = config
+        self.clock = clock
+        self.rng = rng
+        self.region = region
+        self._ids = random.Random(rng.getrandbits(64))  # separate stream: ids don't shift draws
+        self.cache = PromptCache(config.cache_max_entries)
+        self._tpm: dict[tuple[str, str], Window] = {}
+        self._rpm: dict[tuple[str, str], Window] = {}
+        self._load: dict[tuple[str, str], Window] = {}
+        self._open: dict[str, _Open] = {}
+        self._out_sigma = math.log(config.output_p90 / config.output_median) / _Z90
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _window(self, table: dict, key: tuple[str, str]) -> Window:
+        w = table.get(key)
+        if w is None:
+            w = table[key] = Window(self.config.window_s, self.config.window)
+        return w
+
+    def _request_id(self) -> str:
+        return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+
+    def _lognormal(self, median: float, sigma: float) -> float:
+        if sigma <= 0 or median <= 0:
+            return median
+        return median * math.exp(sigma * self.rng.gauss(0.0, 1.0))
+
+    def _resolve(self, model_id: str) -> tuple[str, ModelInfo] | BedrockError:
+        mid = resolve_model_id(model_id)
+        try:
+            info = lookup(mid)
+        except UnknownModel:
+            return validation(f"The provided model identifier is invalid. ({model_id!r} is not in the "
+                              f"emulator's model catalog)")
+        kind, prefix, _ = profiles.split(mid)
+        if kind == "geo" and (prefix not in info.geo_profiles
+                              or self.region not in profiles.destination_regions(mid, "")):
+            return validation(f"The provided model identifier is invalid. (no {prefix}. inference profile "
+                              f"for {info.base_id} callable from {self.region})")
+        if kind == "global" and not info.global_profile:
+            return validation(f"The provided model identifier is invalid. (no global inference profile "
+                              f"for {info.base_id})")
+        return mid, info
+
+    def _brownout(self, region: str, now: float):
+        for b in self.config.faults.brownouts:
+            if b.region == region and b.start_s <= now < b.end_s:
+                return b
+        return None
+
+    def _route(self, mid: str, base: str, need: float, now: float) -> tuple[str, float] | BedrockError:
+        """(serving Region, its utilisation after this request) or a regional throttle."""
+        cap = self.config.region_capacity_tpm
+        kind = profiles.kind_of(mid)
+        regions = profiles.destination_regions(mid, self.region)
+        if kind != "region":
+            # a profile steers around Regions in a brown-out (ASSUMPTION, documented)
+            healthy = tuple(r for r in regions if self._brownout(r, now) is None)
+            regions = healthy or regions
+        if cap == 0:
+            return regions[0], 0.0
+        util = [(self._window(self._load, (base, r)).total(now) + need) / cap for r in regions]
+        if self.config.prefer_source:
+            for r, u in zip(regions, util):
+                if u <= self.config.spill_at:
+                    return r, u
+        i = min(range(len(regions)), key=lambda j: util[j])
+        if util[i] > 1.0:
+            return error("ThrottlingException", "Too many tokens, please wait before trying again. "
+                         f"(no capacity left for {base} in {', '.join(regions)})",
+                         served_region=regions[i])
+        return regions[i], util[i]
+
+    # -- the two calls ---------------------------------------------------------
+
+    def begin(self, model_id: str, body: dict, *, stream: bool) -> Plan | BedrockError:
+        """Decide one request arriving now (clock.now()). See the module doc for the order."""
+        now = self.clock.now()
+        cfg, rng = self.config, self.rng
+        r = self._resolve(model_id)
+        if isinstance(r, BedrockError):
+            return _with_region(r, self.region)
+        mid, info = r
+        req = parse(body, info, cfg.default_max_tokens)
+        if isinstance(req, BedrockError):
+            return _with_region(req, self.region)
+
+        if cfg.faults.error_rates:
+            x = rng.random()
+            for code, p in cfg.faults.error_rates:
+                if x < p:
+                    return error(code, _FAULT_MESSAGES.get(code, "Injected fault."), served_region=self.region)
+                x -= p
+
+        # quota of (model id as called, caller Region)
+        kind = profiles.kind_of(mid)
+        limit = cfg.limit_for(mid, kind)
+        qkey = (mid, self.region)
+        reserve = req.input_tokens + req.max_tokens
+        if limit.rpm:
+            rw = self._window(self._rpm, qkey)
+            if rw.total(now) + 1 > limit.rpm:
+                return error("ThrottlingException", "Too many requests, please wait before trying again.",
+                             served_region=self.region)
+        tw = self._window(self._tpm, qkey) if limit.tpm else None
+        if tw is not None and tw.total(now) + reserve > limit.tpm:
+            return error("ThrottlingException", "Too many tokens, please wait before trying again.",
+                         served_region=self.region)
+
+        routed = self._route(mid, info.base_id, reserve, now)
+        if isinstance(routed, BedrockError):
+            return routed
+        served, util = routed
+
+        brown = self._brownout(served, now)
+        if brown is not None and rng.random() < brown.error_rate:
+            return error(brown.code, f"{_FAULT_MESSAGES.get(brown.code, 'Injected fault.')} "
+                         f"(brown-out in {served})", served_region=served)
+
+        # charges (corrected by finish)
+        if limit.rpm:
+            self._window(self._rpm, qkey).add(now, 1)
+        qc = tw.add(now, reserve) if tw is not None else None
+        lw = self._window(self._load, (info.base_id, served)) if cfg.region_capacity_tpm else None
+        lc = lw.add(now, reserve) if lw is not None else None
+
+        # prompt cache
+        cache_region = served if cfg.cache_scope == "region" else f"{kind}:{mid}:{self.region}"
+        valid = [c for c in req.checkpoints if c.tokens >= info.cache_min_tokens]
+        keys = [(info.base_id, cache_region, c.digest) for c in valid]
+        hit = -1
+        for i in range(len(valid) - 1, -1, -1):
+            if self.cache.alive(keys[i], now):
+                hit = i
+                break
+        read = valid[hit].tokens if hit >= 0 else 0
+        details: dict[str, int] = {}
+        prev = read
+        for c in valid[hit + 1:]:
+            if c.tokens > prev:
+                details[c.ttl] = details.get(c.ttl, 0) + c.tokens - prev
+                prev = c.tokens
+        write = prev - read
+        usage_in = req.input_tokens - read - write
+
+        # output
+        if req.reply_hint is not None:
+            wanted = req.reply_hint
+        else:
+            wanted = max(1, int(round(self._lognormal(cfg.output_median, self._out_sigma))))
+        n = min(wanted, req.max_tokens)
+        stop_reason = "max_tokens" if wanted > req.max_tokens else "end_turn"
+        text = _FILLER[: n * CHARS_PER_TOKEN]
+        if req.stop_sequences:
+            cut = min((i for i in (text.find(s) for s in req.stop_sequences) if i >= 0), default=-1)
+            if cut >= 0:
+                text, stop_reason = text[:cut], "stop_sequence"
+                n = -(-len(text) // CHARS_PER_TOKEN)
+        usage = Usage(usage_in, n, read, write,
+                      tuple(sorted(details.items(), key=lambda kv: -TTL_SECONDS[kv[0]])))
+
+        # latency
+        lat = cfg.latency
+        ttft = self._lognormal(lat.ttft_s, lat.ttft_sigma)
+        ttft += (usage_in + write) / 1000.0 * lat.prefill_s_per_1k + read / 1000.0 * lat.cache_read_s_per_1k
+        if util > lat.queue_knee and lat.queue_knee < 1.0:
+            ttft += lat.queue_max_s * min(1.0, (util - lat.queue_knee) / (1.0 - lat.queue_knee)) ** 2
+        if served != self.region:
+            ttft += lat.cross_region_s
+        if brown is not None:
+            ttft += brown.extra_latency_s
+        tps = self._lognormal(lat.tokens_per_s, lat.tokens_per_s_sigma) if lat.tokens_per_s > 0 else 0.0
+        f = cfg.faults
+        if f.slow_stream_rate and rng.random() < f.slow_stream_rate:
+            tps = tps / f.slow_stream_factor if tps > 0 else f.slow_stream_factor / max(1, n)
+            ttft *= f.slow_stream_factor
+        duration = ttft + ((n - 1) / tps if tps > 0 and n > 1 else 0.0)
+
+        # cache bookkeeping: hits refresh; writes readable from this request's first token
+        for i in range(hit + 1):
+            if self.cache.alive(keys[i], now):
+                self.cache.touch(keys[i], now)
+        for c, k in zip(valid[hit + 1:], keys[hit + 1:]):
+            self.cache.write(k, now, TTL_SECONDS[c.ttl], now + ttft)
+
+        # faults during the response
+        fault = None
+        n_deltas = -(-len(text) // (cfg.stream_chunk_tokens * CHARS_PER_TOKEN))
+        if f.connection_reset_rate and rng.random() < f.connection_reset_rate:
+            fault = StreamFault("reset", min(1, n_deltas) if stream else 0)
+        elif stream and f.mid_stream_rate and rng.random() < f.mid_stream_rate:
+            fault = StreamFault("exception", rng.randint(min(1, n_deltas), max(1, n_deltas)),
+                                f.mid_stream_code, _FAULT_MESSAGES.get(f.mid_stream_code, "Injected fault."))
+
+        rid = self._request_id()
+        self._open[rid] = _Open(qc, lc, tw, lw, info.output_burndown)
+        return Plan(request_id=rid, model_id=model_id, base_id=info.base_id, stream=stream,
+                    source_region=self.region, served_region=served, start=now, usage=usage, text=text,
+                    stop_reason=stop_reason, ttft_s=ttft, tokens_per_s=tps, duration_s=duration,
+                    chunk_tokens=cfg.stream_chunk_tokens, fault=fault)
+
+    def finish(self, plan: Plan, *, output_tokens: int | None = None) -> int:
+        """Correct the request's quota charge to input + cache writes + output x burndown
+        (cache reads do not count). `output_tokens` overrides the plan's count when the
+        response was cut short. Returns the final charge (tokens); idempotent."""
+        o = self._open.pop(plan.request_id, None)
+        out = plan.usage.output_tokens if output_tokens is None else output_tokens
+        final = plan.usage.input_tokens + plan.usage.cache_write + int(math.ceil(out * (o.burndown if o else 1)))
+        if o is not None:
+            if o.quota is not None:
+                o.quota_window.correct(o.quota, final)
+            if o.load is not None:
+                o.load_window.correct(o.load, final)
+        return final
+
+    def quota_used(self, model_id: str) -> float:
+        """Tokens charged now in the TPM window of a model id as called (for tests, reports)."""
+        w = self._tpm.get((resolve_model_id(model_id), self.region))
+        return w.total(self.clock.now()) if w else 0.0
+
+
+def _with_region(e: BedrockError, region: str) -> BedrockError:
+    return BedrockError(e.status, e.code, e.message, e.delay_s, e.served_region or region)
+
+
+_FAULT_MESSAGES = {
+    "InternalServerException": "The server encountered an internal error while processing the request.",
+    "ServiceUnavailableException": "The service is temporarily unable to handle the request. Try again later.",
+    "ModelNotReadyException": "The model is not ready to serve inference requests. Try again later.",
+    "ModelErrorException": "The model returned an error while processing the request.",
+    "ModelTimeoutException": "The request took too long to process. Processing time exceeded the model timeout length.",
+    "modelStreamErrorException": "The model stream was interrupted. Retry your request.",
+    "internalServerException": "The server encountered an internal error while streaming the response.",
+    "serviceUnavailableException": "The service is temporarily unable to continue the stream.",
+    "throttlingException": "Too many tokens, please wait before trying again.",
+}

@@ -1,0 +1,182 @@
+"""Parse and validate a Converse request body the way Bedrock does, and measure it:
+token counts per block, the cache checkpoints with a digest of the exact prefix bytes
+before each, the output cap and hints.
+
+Token counting (docs/emulator.md): loadgen.tokens.count_tokens per text block (system
+text, message text); every other block (tool specs, images, tool use/results, ...) counts
+as the count_tokens of its canonical JSON (sorted keys, no spaces). Prefix order is
+Converse's: tools -> system -> messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from loadgen.emulator.cache import TTL_SECONDS
+from loadgen.emulator.errors import BedrockError, validation
+from loadgen.models import ModelInfo
+from loadgen.tokens import count_tokens
+
+REPLY_HINT = re.compile(r"reply with about (\d+) tokens", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class CheckpointAt:
+    tokens: int       # prefix tokens before this cachePoint
+    digest: bytes     # digest of the canonical prefix bytes before it
+    ttl: str          # "5m" | "1h"
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    input_tokens: int                  # all input tokens (cached or not)
+    checkpoints: tuple[CheckpointAt, ...]
+    max_tokens: int
+    stop_sequences: tuple[str, ...]
+    reply_hint: int | None             # "Reply with about N tokens" in the last user message
+
+
+def _canon(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class _Prefix:
+    """Running token count and digest over the prefix blocks seen so far."""
+
+    def __init__(self, info: ModelInfo) -> None:
+        self.info = info
+        self.tokens = 0
+        self.h = hashlib.blake2b(digest_size=20)
+        self.points: list[CheckpointAt] = []
+
+    def block(self, where: str, b: Any) -> None:
+        if not isinstance(b, dict) or len(b) != 1:
+            raise _Invalid(f"{where}: each content block must be an object with exactly one member "
+                           f"(text, image, toolUse, toolResult, cachePoint, ...), got {_short(b)}")
+        (kind, val), = b.items()
+        if kind == "cachePoint":
+            self.cache_point(where, val)
+            return
+        if kind == "text":
+            if not isinstance(val, str):
+                raise _Invalid(f"{where}.text: expected a string")
+            raw = val.encode()
+            self.tokens += count_tokens(val)
+        else:
+            raw = _canon(b)
+            self.tokens += count_tokens(raw.decode())
+        self.h.update(kind.encode() + b"\x00" + len(raw).to_bytes(8, "big"))
+        self.h.update(raw)
+
+    def cache_point(self, where: str, cp: Any) -> None:
+        if not isinstance(cp, dict) or cp.get("type") != "default":
+            raise _Invalid(f"{where}.cachePoint: expected {{\"type\": \"default\"}} (optionally with \"ttl\")")
+        extra = set(cp) - {"type", "ttl"}
+        if extra:
+            raise _Invalid(f"{where}.cachePoint: unknown member(s) {sorted(extra)}")
+        ttl = cp.get("ttl", "5m")
+        if ttl not in TTL_SECONDS:
+            raise _Invalid(f"{where}.cachePoint.ttl: expected one of 5m, 1h, got {ttl!r}")
+        if ttl not in self.info.cache_ttls:
+            raise _Invalid(f"cachePoint ttl {ttl!r} is not supported by model {self.info.base_id} "
+                           f"({self.info.name}); supported: {', '.join(self.info.cache_ttls)}")
+        if ttl == "1h" and any(p.ttl == "5m" for p in self.points):
+            raise _Invalid("a cachePoint with ttl 1h must not follow one with ttl 5m "
+                           "(longer TTLs must come first)")
+        self.points.append(CheckpointAt(self.tokens, self.h.copy().digest(), ttl))
+        if len(self.points) > self.info.max_cache_checkpoints:
+            raise _Invalid(f"A maximum of {self.info.max_cache_checkpoints} cachePoint blocks may be "
+                           f"provided per request. Found more ({len(self.points)} so far).")
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _short(x: Any) -> str:
+    s = repr(x)
+    return s if len(s) <= 80 else s[:77] + "..."
+
+
+def parse(body: Any, info: ModelInfo, default_max_tokens: int) -> ParsedRequest | BedrockError:
+    """A ParsedRequest, or the ValidationException Bedrock would return."""
+    try:
+        return _parse(body, info, default_max_tokens)
+    except _Invalid as e:
+        return validation(str(e))
+
+
+def _parse(body: Any, info: ModelInfo, default_max_tokens: int) -> ParsedRequest:
+    if not isinstance(body, dict):
+        raise _Invalid("the request body must be a JSON object")
+    p = _Prefix(info)
+
+    tc = body.get("toolConfig")
+    if tc is not None:
+        tools = tc.get("tools") if isinstance(tc, dict) else None
+        if not isinstance(tools, list) or not tools:
+            raise _Invalid("toolConfig.tools: expected a non-empty list")
+        for i, t in enumerate(tools):
+            p.block(f"toolConfig.tools[{i}]", t)
+
+    system = body.get("system", [])
+    if not isinstance(system, list):
+        raise _Invalid("system: expected a list of content blocks")
+    for i, b in enumerate(system):
+        p.block(f"system[{i}]", b)
+
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _Invalid("messages: at least one message is required")
+    last_user_text = ""
+    prev_role = None
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise _Invalid(f"messages[{i}]: expected an object with role and content")
+        role = m.get("role")
+        if role not in ("user", "assistant"):
+            raise _Invalid(f"messages[{i}].role: expected 'user' or 'assistant', got {role!r}")
+        if i == 0 and role != "user":
+            raise _Invalid("A conversation must start with a user message. Try again with a "
+                           "conversation that starts with a user message.")
+        if role == prev_role:
+            raise _Invalid("A conversation must alternate between user and assistant roles. "
+                           f"messages[{i}] has the same role as messages[{i - 1}] ({role}).")
+        prev_role = role
+        content = m.get("content")
+        if not isinstance(content, list) or not content:
+            raise _Invalid(f"messages[{i}].content: expected a non-empty list of content blocks")
+        p.h.update(b"\x01" + role.encode())
+        texts = []
+        for j, b in enumerate(content):
+            p.block(f"messages[{i}].content[{j}]", b)
+            if role == "user" and isinstance(b, dict) and "text" in b:
+                texts.append(b["text"])
+        if role == "user":
+            last_user_text = " ".join(texts)
+
+    ic = body.get("inferenceConfig") or {}
+    if not isinstance(ic, dict):
+        raise _Invalid("inferenceConfig: expected an object")
+    max_tokens = ic.get("maxTokens", default_max_tokens)
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise _Invalid(f"inferenceConfig.maxTokens: expected an integer >= 1, got {max_tokens!r}")
+    if max_tokens > info.max_output_tokens:
+        raise _Invalid(f"The maximum tokens you requested exceeds the model limit of "
+                       f"{info.max_output_tokens}. Try again with a maximum tokens value that is "
+                       f"lower than {info.max_output_tokens}.")
+    stops = ic.get("stopSequences", [])
+    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+        raise _Invalid("inferenceConfig.stopSequences: expected a list of non-empty strings")
+    hint = REPLY_HINT.search(last_user_text)
+    return ParsedRequest(
+        input_tokens=p.tokens,
+        checkpoints=tuple(p.points),
+        max_tokens=max_tokens,
+        stop_sequences=tuple(stops),
+        reply_hint=int(hint.group(1)) if hint else None,
+    )

@@ -1,0 +1,250 @@
+"""The emulator's HTTP shell: Bedrock Runtime's Converse wire protocol over aiohttp.
+
+  POST /model/{modelId}/converse          JSON response
+  POST /model/{modelId}/converse-stream   application/vnd.amazon.eventstream
+
+The shell only translates: EmulatorModel decides everything (loadgen.emulator.model),
+and this module paces the Plan on the injected clock with `await clock.sleep_until(t)`,
+so under a WarpClock the modelled latency passes in scenario time. Every response
+carries `x-amzn-RequestId` and `x-loadgen-served-region`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import signal
+import sys
+import uuid
+from typing import Any, AsyncIterator, Mapping
+
+from aiohttp import web
+
+from loadgen.emulator import eventstream
+from loadgen.emulator.config import EmulatorConfig
+from loadgen.emulator.errors import BedrockError, validation
+from loadgen.emulator.model import EmulatorModel, Plan
+
+SERVED_REGION_HEADER = "x-loadgen-served-region"
+_ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
+_JSON = "application/json"
+_EVENTSTREAM = "application/vnd.amazon.eventstream"
+
+_MODEL_KEY = web.AppKey("model", EmulatorModel)
+_CLOCK_KEY = web.AppKey("clock", object)
+
+
+def _headers(request_id: str, region: str, content_type: str) -> dict[str, str]:
+    return {"x-amzn-RequestId": request_id, SERVED_REGION_HEADER: region, "Content-Type": content_type}
+
+
+def _error_response(err: BedrockError, request_id: str) -> web.Response:
+    h = _headers(request_id, err.served_region, _JSON)
+    h["x-amzn-ErrorType"] = err.code + _ERROR_TYPE_SUFFIX
+    return web.Response(status=err.status, body=json.dumps({"message": err.message}).encode(), headers=h)
+
+
+async def _read_body(request: web.Request) -> Any:
+    raw = await request.read()
+    try:
+        return json.loads(raw) if raw else {}
+    except ValueError:
+        return None
+
+
+def _drop_connection(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.abort()
+
+
+async def _converse(request: web.Request) -> web.StreamResponse:
+    model: EmulatorModel = request.app[_MODEL_KEY]
+    clock = request.app[_CLOCK_KEY]
+    body = await _read_body(request)
+    if body is None:
+        err = BedrockError(400, "ValidationException", "The request body is not valid JSON.",
+                           served_region=model.region)
+        return _error_response(err, str(uuid.uuid4()))
+    r = model.begin(request.match_info["modelId"], body, stream=False)
+    if isinstance(r, BedrockError):
+        if r.delay_s > 0:
+            await clock.sleep_until(clock.now() + r.delay_s)
+        return _error_response(r, str(uuid.uuid4()))
+    plan: Plan = r
+    try:
+        if plan.fault is not None and plan.fault.kind == "reset":
+            await clock.sleep_until(plan.start + plan.ttft_s)
+            _drop_connection(request)
+            return web.Response(status=500)
+        await clock.sleep_until(plan.start + plan.duration_s)
+        payload = json.dumps(plan.response_body(), separators=(",", ":")).encode()
+        return web.Response(body=payload, headers=_headers(plan.request_id, plan.served_region, _JSON))
+    finally:
+        model.finish(plan)
+
+
+async def _converse_stream(request: web.Request) -> web.StreamResponse:
+    model: EmulatorModel = request.app[_MODEL_KEY]
+    clock = request.app[_CLOCK_KEY]
+    body = await _read_body(request)
+    if body is None:
+        err = BedrockError(400, "ValidationException", "The request body is not valid JSON.",
+                           served_region=model.region)
+        return _error_response(err, str(uuid.uuid4()))
+    r = model.begin(request.match_info["modelId"], body, stream=True)
+    if isinstance(r, BedrockError):
+        if r.delay_s > 0:
+            await clock.sleep_until(clock.now() + r.delay_s)
+        in_band = (model.config.stream_errors_in_band and r.stream_event_type is not None
+                   and r.code != "ValidationException")
+        if not in_band:
+            return _error_response(r, str(uuid.uuid4()))
+        resp = web.StreamResponse(status=200, headers=_headers(str(uuid.uuid4()), r.served_region, _EVENTSTREAM))
+        await resp.prepare(request)
+        await resp.write(eventstream.exception(r.stream_event_type, r.message))
+        await resp.write_eof()
+        return resp
+
+    plan: Plan = r
+    delivered = 0
+    try:
+        resp = web.StreamResponse(status=200, headers=_headers(plan.request_id, plan.served_region, _EVENTSTREAM))
+        await resp.prepare(request)
+        fault = plan.fault
+        deltas = plan.deltas()
+        # batch every event that is due at the same moment into one write
+        pending = [eventstream.event("messageStart", {"role": "assistant"})]
+        t_due = plan.start + plan.ttft_s
+        for i, (offset, text) in enumerate(deltas):
+            if fault is not None and i == fault.after_deltas:
+                break
+            t = plan.start + offset
+            if t > t_due and pending:
+                await clock.sleep_until(t_due)
+                await resp.write(b"".join(pending))
+                pending = []
+            t_due = max(t_due, t)
+            pending.append(eventstream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": text}}))
+            delivered = min(plan.usage.output_tokens, (i + 1) * plan.chunk_tokens)
+        await clock.sleep_until(t_due)
+        if fault is not None and fault.kind == "reset":
+            if pending:
+                await resp.write(b"".join(pending))
+            _drop_connection(request)
+            return resp
+        if fault is not None:
+            pending.append(eventstream.exception(fault.code, fault.message))
+            await resp.write(b"".join(pending))
+            await resp.write_eof()
+            return resp
+        await clock.sleep_until(plan.start + plan.duration_s)
+        pending.append(eventstream.event("contentBlockStop", {"contentBlockIndex": 0}))
+        pending.append(eventstream.event("messageStop", {"stopReason": plan.stop_reason}))
+        pending.append(eventstream.event("metadata", {"usage": plan.usage.to_wire(),
+                                                      "metrics": {"latencyMs": plan.latency_ms}}))
+        await resp.write(b"".join(pending))
+        await resp.write_eof()
+        delivered = plan.usage.output_tokens
+        return resp
+    finally:
+        model.finish(plan, output_tokens=delivered)
+
+
+async def _unknown(request: web.Request) -> web.Response:
+    model: EmulatorModel = request.app[_MODEL_KEY]
+    err = BedrockError(404, "UnknownOperationException",
+                       f"The emulator serves POST /model/{{modelId}}/converse and /converse-stream only, "
+                       f"not {request.method} {request.path}", served_region=model.region)
+    return _error_response(err, str(uuid.uuid4()))
+
+
+def build_app(model: EmulatorModel, clock: Any) -> web.Application:
+    """The aiohttp application serving `model`, pacing its plans on `clock`."""
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[_MODEL_KEY] = model
+    app[_CLOCK_KEY] = clock
+    # modelId may be an ARN holding "/" (botocore sends it %2F-encoded; aiohttp decodes)
+    app.router.add_post(r"/model/{modelId:.+}/converse", _converse)
+    app.router.add_post(r"/model/{modelId:.+}/converse-stream", _converse_stream)
+    app.router.add_route("*", r"/{tail:.*}", _unknown)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def serve(model: EmulatorModel, clock: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Run the emulator in the current event loop; yields its URL (http://HOST:PORT)."""
+    runner = web.AppRunner(build_app(model, clock), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, backlog=1024)
+        await site.start()
+        bound = runner.addresses[0]
+        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        yield f"http://{shown}:{bound[1]}"
+    finally:
+        await runner.cleanup()
+
+
+# -- `loadgen emulator` --------------------------------------------------------------
+
+
+_SCENARIO_KEYS = ("name", "seed", "duration", "target", "model", "workload", "arms", "sessions", "arrivals")
+
+
+def load_config_file(path: str) -> EmulatorConfig:
+    """EmulatorConfig from a scenario file (its [emulator] table) or a file holding only
+    that table. Raises ValueError naming the file and key."""
+    from loadgen._toml import toml
+
+    try:
+        with open(path, "rb") as f:
+            doc = toml.load(f)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the config file ({e.strerror})") from None
+    except toml.TOMLDecodeError as e:
+        raise ValueError(f"{path}: not valid TOML ({e})") from None
+    if "emulator" in doc:
+        table: Mapping = doc["emulator"]
+    elif any(k in doc for k in _SCENARIO_KEYS):
+        table = {}
+    else:
+        table = doc
+    return EmulatorConfig.from_mapping(table, source=path)
+
+
+def cmd_emulator(args: Any) -> int:
+    """`loadgen emulator`: serve until Ctrl-C (exit 0); bad config exits 2, a port that
+    cannot be bound exits 3."""
+    from loadgen.clock import RealClock
+
+    try:
+        config = load_config_file(args.config) if args.config else EmulatorConfig.defaults()
+    except ValueError as e:
+        print(f"loadgen emulator: {e}", file=sys.stderr)
+        return 2
+    clock = RealClock()
+    model = EmulatorModel(config, clock=clock, rng=random.Random(args.seed), region=args.region)
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            async with serve(model, clock, host=args.host, port=args.port) as url:
+                print(f"loadgen emulator listening on {url}", flush=True)
+                print(f"  Region {args.region}, latency {config.latency_name}, seed {args.seed}; "
+                      "Ctrl-C stops", file=sys.stderr, flush=True)
+                await stop.wait()
+        except OSError as e:
+            print(f"loadgen emulator: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
+            return 3
+        return 0
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        return 0
