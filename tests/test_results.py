@@ -1,0 +1,176 @@
+"""Results directory: never overwrites, survives a kill, reads back what it wrote."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogReader
+
+from loadgen.metrics import LATENCY_METRICS, ArmInfo, Metrics, new_histogram
+from loadgen.record import Attempt
+from loadgen.results import ResultsDir, load_attempts, load_summary, read_histogram
+
+NOW = datetime(2026, 3, 1, 12, 30, 5, tzinfo=timezone.utc)
+ARMS = [ArmInfo("ttl-5m", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "geo", "5m"),
+        ArmInfo("ttl-1h", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "geo", "1h")]
+SCENARIO = b'name = "slow-agent"\nseed = 7\n\n[model]\nid = "anthropic.claude-haiku-4-5-20251001-v1:0"  # caf\xc3\xa9\n'
+
+
+def att(i: int = 0, **kw) -> Attempt:
+    d = dict(arm="ttl-5m", session=i, turn=0, attempt=1, intended=i * 0.1, start=i * 0.1 + 0.0012345678,
+             first_token=i * 0.1 + 0.3, end=i * 0.1 + 1.0, status="ok", error_code=None,
+             model_id=ARMS[0].model_id, profile="geo", region="us-east-1", input_tokens=12, output_tokens=200,
+             cache_read=5024, cache_state="warm", cache_predicted="warm", gap_s=61.5, cost_usd=0.00123456789123)
+    d.update(kw)
+    return Attempt(**d)
+
+
+def test_create_names_the_dir_after_scenario_and_utc_time_and_makes_the_parent(tmp_path):
+    parent = tmp_path / "deep" / "results"
+    with ResultsDir.create(parent, "slow-agent", NOW) as r:
+        assert r.path == parent / "slow-agent-20260301T123005Z"
+    # an aware non-UTC time is converted, so names sort by real time
+    with ResultsDir.create(parent, "x", NOW.astimezone(timezone(timedelta(hours=2)))) as r:
+        assert r.path.name == "x-20260301T123005Z"
+    with ResultsDir.create(parent, "../../etc/passwd", NOW) as r:  # names never escape the parent
+        assert r.path.parent == parent
+
+
+def test_two_runs_in_the_same_second_get_two_directories(tmp_path):
+    dirs = []
+    for _ in range(3):
+        with ResultsDir.create(tmp_path, "s", NOW) as r:
+            r.append(att())
+            dirs.append(r.path.name)
+    assert dirs == ["s-20260301T123005Z", "s-20260301T123005Z-2", "s-20260301T123005Z-3"]
+    for d in dirs:  # nobody's file was truncated
+        assert len(list(load_attempts(tmp_path / d))) == 1
+
+
+def test_scenario_is_copied_byte_for_byte(tmp_path):
+    with ResultsDir.create(tmp_path, "s", NOW) as r:
+        r.write_scenario(SCENARIO)
+    assert (r.path / "scenario.toml").read_bytes() == SCENARIO
+
+
+def test_attempts_round_trip_with_rounded_floats(tmp_path):
+    with ResultsDir.create(tmp_path, "s", NOW) as r:
+        for i in range(5):
+            r.append(att(i))
+        r.append(att(5, status="throttled", error_code="ThrottlingException", first_token=None, cost_usd=0.0))
+        assert r.attempts_written == 6
+    rows = list(load_attempts(r.path))
+    assert len(rows) == 6
+    assert rows[0]["start"] == 0.001235  # microseconds
+    assert rows[0]["cost_usd"] == 0.001234568  # 1e-9 USD
+    assert rows[5]["status"] == "throttled" and rows[5]["first_token"] is None
+    assert set(rows[0]) == set(att().to_json())  # every Attempt field, nothing else
+
+
+def test_killed_process_leaves_every_completed_attempt_on_disk(tmp_path):
+    n = 200
+    code = textwrap.dedent(f"""
+        import os, sys
+        from datetime import datetime, timezone
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_results import att
+        from loadgen.results import ResultsDir
+        r = ResultsDir.create({str(tmp_path)!r}, "killed", datetime(2026, 1, 1, tzinfo=timezone.utc))
+        for i in range({n}):
+            r.append(att(i))
+        os._exit(1)  # no close, no flush, no atexit
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    (d,) = tmp_path.iterdir()
+    rows = list(load_attempts(d))
+    assert [row["session"] for row in rows] == list(range(n))
+
+
+def test_torn_last_line_is_skipped_but_a_bad_middle_line_is_an_error(tmp_path):
+    with ResultsDir.create(tmp_path, "s", NOW) as r:
+        r.append(att(0))
+        r.append(att(1))
+    p = r.path / "requests.jsonl"
+    good = p.read_text()
+    p.write_text(good + '{"arm":"ttl-5m","sess')
+    assert len(list(load_attempts(r.path))) == 2
+    p.write_text(good + "garbage\n" + good)
+    with pytest.raises(ValueError, match=r"requests.jsonl:3: not a JSON attempt record"):
+        list(load_attempts(r.path))
+
+
+def test_histogram_logs_read_back_with_the_same_count_and_p99(tmp_path):
+    m = Metrics(ARMS)
+    for i in range(1, 1001):
+        m.record(att(i, intended=0.0, start=0.001 * (i % 7), first_token=i / 2000, end=i / 1000))
+    m.record(att(arm="ttl-1h", status="throttled", error_code="ThrottlingException", first_token=None))
+    with ResultsDir.create(tmp_path, "s", NOW) as r:
+        paths = r.write_histograms(m, scenario_s=7200.0, wall_start=NOW.timestamp())
+    assert {p.name for p in paths} == {f"{a.name}.{metric}.hlog" for a in ARMS for metric in LATENCY_METRICS}
+    for arm in ("ttl-5m", "ttl-1h"):
+        for metric in LATENCY_METRICS:
+            want = m.histogram(arm, metric)
+            path = r.path / "histograms" / f"{arm}.{metric}.hlog"
+            # the standard reader, as any HdrHistogram tool would use it
+            reader = HistogramLogReader(str(path), new_histogram())
+            got = reader.get_next_interval_histogram()
+            assert reader.get_next_interval_histogram() is None  # one interval: the whole run
+            reader.close()
+            assert got.get_total_count() == want.get_total_count()
+            assert got.get_value_at_percentile(99) == want.get_value_at_percentile(99)
+            assert got.get_end_time_stamp() - got.get_start_time_stamp() == pytest.approx(7200.0 * 1000)
+            assert read_histogram(path).get_max_value() == want.get_max_value()
+    text = (r.path / "histograms" / "ttl-5m.e2e.hlog").read_text()
+    assert text.startswith("#[Histogram log format version 1.2]\n#[StartTime: 1772368205.000 ")
+    # the interval max is in ms: the largest e2e was 1 s
+    assert re.search(r"^0\.000000,7200\.000000,1000\.000000,HIST", text, re.M)
+
+
+def test_summary_is_written_atomically_and_reads_back(tmp_path):
+    s = {"scenario": "s", "arms": {"a": {"cost_usd": {"total": 1.5, "per_1000": float("nan")}}}}
+    with ResultsDir.create(tmp_path, "s", NOW) as r:
+        r.write_summary(s)
+        r.write_summary(s)  # replacing is fine (atomic rename)
+        r.write_text("summary.txt", "ok\n")
+        with pytest.raises(ValueError, match="plain file name"):
+            r.write_text("../escape.txt", "x")
+    assert load_summary(r.path) == {"scenario": "s", "arms": {"a": {"cost_usd": {"total": 1.5, "per_1000": None}}}}
+    assert (r.path / "summary.json").read_text().startswith('{\n  "scenario"')
+    assert (r.path / "summary.txt").read_text() == "ok\n"
+    assert sorted(p.name for p in r.path.iterdir()) == ["requests.jsonl", "summary.json", "summary.txt"]
+
+
+def test_load_summary_of_an_unfinished_run_says_so(tmp_path):
+    with ResultsDir.create(tmp_path, "s", NOW) as r:
+        pass
+    with pytest.raises(FileNotFoundError, match="no summary.json; expected a finished loadgen results directory"):
+        load_summary(r.path)
+
+
+def test_no_credentials_reach_the_results(tmp_path, monkeypatch):
+    # even with credentials in the environment, only what we were given is written
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    m = Metrics(ARMS)
+    with ResultsDir.create(tmp_path, "s", NOW) as r:
+        r.write_scenario(SCENARIO)
+        for i in range(20):
+            a = att(i)
+            r.append(a)
+            m.record(a)
+        r.write_histograms(m, scenario_s=10.0)
+        r.write_summary(m.summary({"scenario": "s", "target": "aws"}))
+        r.write_text("summary.txt", "report\n")
+    blob = b"".join(p.read_bytes() for p in r.path.rglob("*") if p.is_file()).lower()
+    assert b"aws_secret_access_key" not in blob and b"aws_access_key_id" not in blob
+    assert not re.search(rb"a[ks]ia[0-9a-z]{16}", blob)
+    assert b"wjalrxutnfemi" not in blob
