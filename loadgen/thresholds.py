@@ -1,0 +1,171 @@
+"""Threshold expressions: "p99(ttft) < 2s", "throttle_rate < 1%", "cost_per_1000 <= $3".
+
+Grammar: METRIC OP VALUE
+  METRIC  pNN(L) | max(L) | mean(L)    L = ttft | e2e | service | schedule_lag; NN = 50, 90, 99, 99.9 ...
+          | throttle_rate | error_rate | warm_ratio | cost_per_1000 | cost_total | rpm | tpm
+  OP      <  <=  >  >=
+  VALUE   latency: a duration ("2s", "800ms"); rate/ratio: a percent ("1%") or a fraction (0.01);
+          cost: "$3.00" or a number (USD); rpm/tpm: a number (per minute)
+
+Pure: `parse` checks an expression (ValueError with a clear message), `evaluate` compares
+it with one arm of summary.json (DESIGN.md "What a result holds"). Values are held in
+the summary's own units: milliseconds for latencies, fractions for rates and ratios, USD
+for costs, per minute for rpm/tpm.
+"""
+
+from __future__ import annotations
+
+import difflib
+import operator
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from loadgen.units import parse_duration, parse_percent, parse_usd
+
+LATENCIES = ("ttft", "e2e", "service", "schedule_lag")
+RATIOS = ("throttle_rate", "error_rate", "warm_ratio")
+COSTS = ("cost_per_1000", "cost_total")
+THROUGHPUTS = ("rpm", "tpm")
+SCALARS = RATIOS + COSTS + THROUGHPUTS
+
+OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+
+_EXPR = re.compile(r"\s*(?P<metric>[A-Za-z_][A-Za-z0-9_]*(?:\s*\(\s*[^)]*\))?)\s*(?P<op><=|>=|<|>|==|=|!=)\s*(?P<value>.+?)\s*")
+_STAT = re.compile(r"(?P<stat>p(?P<pct>\d+(?:\.\d+)?)|max|mean)\s*\(\s*(?P<arg>[A-Za-z0-9_]*)\s*\)")
+
+GRAMMAR_HINT = ('expected METRIC OP VALUE, e.g. "p99(ttft) < 2s", "throttle_rate < 1%" or '
+                '"cost_per_1000 <= $3.00"')
+
+
+@dataclass(frozen=True)
+class ThresholdExpr:
+    """A parsed threshold. `value` is in the summary's units (ms, fraction, USD, per minute)."""
+
+    text: str                 # the expression as written
+    metric: str               # "ttft" ... for latencies, else the scalar name
+    stat: str | None          # "p99", "p99.9", "max", "mean" for latencies; None for scalars
+    op: str                   # "<" | "<=" | ">" | ">="
+    value: float
+
+    @property
+    def summary_key(self) -> str:
+        """Where the figure lives in summary.json, e.g. "latency_ms.ttft.p999"."""
+        if self.stat is None:
+            return _SCALAR_KEYS[self.metric]
+        return f"latency_ms.{self.metric}.{_stat_key(self.stat)}"
+
+
+def parse(expr: str) -> ThresholdExpr:
+    """Parse one threshold expression; ValueError says what was expected."""
+    if not isinstance(expr, str):
+        raise ValueError(f"{GRAMMAR_HINT}; got {expr!r}, not a string")
+    m = _EXPR.fullmatch(expr)
+    if not m:
+        raise ValueError(f"{GRAMMAR_HINT}; got {expr!r}")
+    metric_text, op, value_text = m.group("metric"), m.group("op"), m.group("value")
+    if op not in OPS:
+        raise ValueError(f"unknown comparison {op!r} in {expr!r}: expected one of < <= > >=")
+    stat: str | None = None
+    if "(" in metric_text:
+        sm = _STAT.fullmatch(metric_text.replace(" ", ""))
+        if not sm:
+            raise ValueError(f"unknown metric {metric_text!r} in {expr!r}: expected pNN(...), max(...) "
+                             f"or mean(...) of {' | '.join(LATENCIES)}")
+        stat, metric = sm.group("stat"), sm.group("arg")
+        if metric not in LATENCIES:
+            raise ValueError(f"unknown latency {metric!r} in {expr!r}: expected one of {', '.join(LATENCIES)}")
+        if sm.group("pct") is not None and not 0 < float(sm.group("pct")) < 100:
+            raise ValueError(f"percentile {stat} in {expr!r} must be between p0 and p100 (exclusive)")
+    else:
+        metric = metric_text
+        if metric in LATENCIES:
+            raise ValueError(f"{metric!r} in {expr!r} needs a statistic: e.g. p99({metric}), max({metric}) "
+                             f"or mean({metric})")
+        if metric not in SCALARS:
+            near = difflib.get_close_matches(metric, SCALARS, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ValueError(f"unknown metric {metric!r} in {expr!r}{hint} (expected pNN(latency), "
+                             f"max(latency), mean(latency) or one of {', '.join(SCALARS)})")
+    return ThresholdExpr(text=expr.strip(), metric=metric, stat=stat, op=op,
+                         value=_value(metric, value_text, expr))
+
+
+def _value(metric: str, text: str, expr: str) -> float:
+    try:
+        if metric in LATENCIES:
+            return parse_duration(text) * 1000.0
+        if metric in RATIOS:
+            if text.strip().endswith("%"):
+                return parse_percent(text)
+            x = float(text)
+            if not 0 <= x <= 1:
+                raise ValueError(f'a fraction must be between 0 and 1; write a percent like "{x:g}%" instead')
+            return x
+        if metric in COSTS:
+            return parse_usd(text)
+        x = float(text)
+        if x < 0:
+            raise ValueError("must not be negative")
+        return x
+    except ValueError as e:
+        what = {**{m: "a duration" for m in LATENCIES}, **{m: 'a percent like "1%"' for m in RATIOS},
+                **{m: 'USD like "$3.00"' for m in COSTS}, **{m: "a number per minute" for m in THROUGHPUTS}}
+        raise ValueError(f"bad value {text!r} in {expr!r}: {metric} takes {what[metric]} ({e})") from None
+
+
+_SCALAR_KEYS = {
+    "throttle_rate": "requests.throttled / requests.sent",
+    "error_rate": "(requests.error + requests.timeout) / requests.sent",
+    "warm_ratio": "cache.warm_ratio",
+    "cost_per_1000": "cost_usd.per_1000",
+    "cost_total": "cost_usd.total",
+    "rpm": "rpm (or requests.sent / scenario minutes)",
+    "tpm": "tpm (or token sum / scenario minutes)",
+}
+
+
+def _stat_key(stat: str) -> str:
+    # summary.json writes p99.9 as "p999" (no dot in a JSON key that tools address with dots)
+    return stat.replace(".", "")
+
+
+def measure(expr: ThresholdExpr, arm: Mapping[str, Any], *, scenario_s: float | None = None) -> float:
+    """The figure `expr` talks about, from one summary.json arm dict; ValueError if it is absent.
+
+    rpm/tpm come from the arm's own "rpm"/"tpm" keys when present, else from its request
+    and token counts over `scenario_s` seconds (tokens: input + output + cache read + cache write).
+    """
+    try:
+        if expr.stat is not None:
+            return float(arm["latency_ms"][expr.metric][_stat_key(expr.stat)])
+        req = arm.get("requests", {})
+        if expr.metric == "throttle_rate":
+            return req["throttled"] / req["sent"] if req["sent"] else 0.0
+        if expr.metric == "error_rate":
+            return (req["error"] + req.get("timeout", 0)) / req["sent"] if req["sent"] else 0.0
+        if expr.metric == "warm_ratio":
+            return float(arm["cache"]["warm_ratio"])
+        if expr.metric == "cost_per_1000":
+            return float(arm["cost_usd"]["per_1000"])
+        if expr.metric == "cost_total":
+            return float(arm["cost_usd"]["total"])
+        if expr.metric in arm:
+            return float(arm[expr.metric])
+        if not scenario_s:
+            raise KeyError(expr.metric)
+        if expr.metric == "rpm":
+            return req["sent"] / (scenario_s / 60)
+        return sum(arm["tokens"].values()) / (scenario_s / 60)
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"threshold {expr.text!r}: the summary has no {expr.summary_key} "
+                         f"(missing {e})") from None
+
+
+def evaluate(expr: ThresholdExpr, arm_summary: Mapping[str, Any], *,
+             scenario_s: float | None = None) -> tuple[bool, float]:
+    """(passed, measured) for one arm; measured is in the same units as expr.value."""
+    measured = measure(expr, arm_summary, scenario_s=scenario_s)
+    return OPS[expr.op](measured, expr.value), measured
