@@ -21,7 +21,7 @@ from bisect import bisect_right as _bisect_right
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from hdrh.histogram import HdrHistogram
 
@@ -196,11 +196,12 @@ class Metrics:
 
     # ---- hot path -------------------------------------------------------------
 
-    def record(self, a: Attempt, buckets: Mapping[str, float] | None = None) -> None:
+    def record(self, a: Attempt, buckets: Mapping[str, float] | Any = None) -> None:
         """Fold one completed attempt in.
 
-        `buckets`: the attempt's cost split in USD by COST_BUCKETS (as returned by
-        loadgen.pricing.breakdown); the total always comes from `a.cost_usd`.
+        `buckets`: the attempt's cost split in USD by COST_BUCKETS, a dict or the
+        `loadgen.pricing.Breakdown` that pricing.breakdown returns; other keys are
+        ignored. The total always comes from `a.cost_usd`.
         """
         try:
             s = self._arms[a.arm]
@@ -282,6 +283,8 @@ class Metrics:
         s.cost_total += a.cost_usd
         if buckets:
             c = s.cost
+            if not hasattr(buckets, "items"):
+                buckets = buckets.__dict__  # a loadgen.pricing.Breakdown (a frozen dataclass)
             for name, usd in buckets.items():
                 if name in c:
                     c[name] += usd
@@ -337,6 +340,12 @@ class Metrics:
         merged = _merge_seconds(s.seconds for s in ([self._arms[arm]] if arm else self._arms.values()))
         names = ("sent", "ok", "throttled", "error", "timeout", "input", "output", "cache_read", "cache_write")
         return {k: dict(zip(names, merged[k])) for k in sorted(merged)}
+
+    def span_s(self) -> float:
+        """Scenario seconds covered by recorded attempts: up to the end of the last
+        non-empty one-second bucket (0.0 when nothing was recorded)."""
+        last = max((max(s.seconds) for s in self._arms.values() if s.seconds), default=-1)
+        return float(last + 1)
 
     # ---- merging ----------------------------------------------------------------
 

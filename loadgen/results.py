@@ -126,14 +126,18 @@ class ResultsDir:
         self._requests.write(attempt_line(a))  # line-buffered: one write(2) per line
         self.attempts_written += 1
 
-    def write_histograms(self, metrics, scenario_s: float, wall_start: float | None = None) -> list[Path]:
+    def write_histograms(self, metrics, scenario_s: float | None = None,
+                         wall_start: float | None = None) -> list[Path]:
         """Write histograms/<arm>.<metric>.hlog for every arm and latency metric.
 
         Each file is a standard HdrHistogram interval log holding one interval that
-        covers the whole run: start 0, length `scenario_s` (scenario seconds),
+        covers the whole run: start 0, length `scenario_s` (scenario seconds; by
+        default the span of the recorded attempts, `metrics.span_s()`),
         values in microseconds, Interval_Max in milliseconds. `wall_start` (Unix
         seconds) becomes the log's StartTime, making timestamps relative to it.
         """
+        if scenario_s is None:
+            scenario_s = metrics.span_s()
         hdir = self.path / HISTOGRAM_DIR
         hdir.mkdir(exist_ok=True)
         written = []

@@ -264,3 +264,13 @@ def test_clear_errors_for_unknown_arm_and_status():
         m.record(att(status="weird"))
     with pytest.raises(ValueError, match="duplicate arm name"):
         Metrics([ARM, ARM])
+
+
+def test_cost_split_accepts_the_pricing_breakdown():
+    from loadgen.pricing import Breakdown
+
+    m = one()
+    m.record(att(cost_usd=0.75), Breakdown(input=0.25, output=0.5))
+    c = arm_summary(m)["cost_usd"]
+    assert (c["total"], c["input"], c["output"], c["cache_write"]) == (0.75, 0.25, 0.5, 0.0)
+    assert m.span_s() == 2.0  # the attempt ended at t=1.0: buckets 0 and 1

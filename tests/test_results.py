@@ -174,3 +174,15 @@ def test_no_credentials_reach_the_results(tmp_path, monkeypatch):
     assert b"aws_secret_access_key" not in blob and b"aws_access_key_id" not in blob
     assert not re.search(rb"a[ks]ia[0-9a-z]{16}", blob)
     assert b"wjalrxutnfemi" not in blob
+
+
+def test_histogram_interval_defaults_to_the_span_of_the_attempts(tmp_path):
+    m = Metrics(ARMS)
+    m.record(att(0, intended=100.0, start=100.0, first_token=100.5, end=141.5))
+    with ResultsDir.create(tmp_path, "s", NOW) as r:
+        r.write_histograms(m)
+    got = HistogramLogReader(str(r.path / "histograms" / "ttl-5m.e2e.hlog"), new_histogram())
+    h = got.get_next_interval_histogram()
+    got.close()
+    assert h.get_total_count() == 1
+    assert h.get_end_time_stamp() - h.get_start_time_stamp() == pytest.approx(142.0 * 1000)
