@@ -109,15 +109,17 @@ class Plan:
         return int(round(self.duration_s * 1000))
 
     def deltas(self) -> list[tuple[float, str]]:
-        """(offset s, text) of each contentBlockDelta, in order."""
-        text, n = self.text, self.usage.output_tokens
+        """(offset s, text) of each contentBlockDelta, in order. Token i is generated at
+        ttft + i / tokens_per_s; a delta leaves when its first token is ready, so the first
+        delta is at exactly ttft_s (the final events follow at duration_s)."""
+        text = self.text
         if not text:
             return []
         step = self.chunk_tokens * CHARS_PER_TOKEN
         out = []
         for k, i in enumerate(range(0, len(text), step)):
-            last_token = min((k + 1) * self.chunk_tokens, n) - 1
-            t = self.ttft_s + (last_token / self.tokens_per_s if self.tokens_per_s > 0 else 0.0)
+            first_token = k * self.chunk_tokens
+            t = self.ttft_s + (first_token / self.tokens_per_s if self.tokens_per_s > 0 else 0.0)
             out.append((t, text[i:i + step]))
         return out
 

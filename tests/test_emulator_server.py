@@ -1,0 +1,336 @@
+"""The emulator over HTTP with real clients: aiobotocore (async) and boto3 (threads)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import threading
+
+import boto3
+import botocore.exceptions
+import pytest
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.config import Config
+
+from loadgen.emulator.config import EmulatorConfig
+from loadgen.emulator.model import EmulatorModel
+from loadgen.emulator.server import SERVED_REGION_HEADER, serve
+
+HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
+US_HAIKU = "us." + HAIKU
+SONNET37 = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+
+
+class FakeClock:
+    """Scenario time moves only when a test says so; server sleeps return at once."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep_until(self, t: float) -> None:
+        return None
+
+
+@contextlib.asynccontextmanager
+async def emulator(table=None, seed=1, clock=None):
+    clock = clock or FakeClock()
+    cfg = EmulatorConfig.from_mapping({"latency": "fast", **(table or {})})
+    model = EmulatorModel(cfg, clock=clock, rng=random.Random(seed))
+    async with serve(model, clock) as url:
+        async with get_session().create_client(
+            "bedrock-runtime", region_name="us-east-1", endpoint_url=url,
+            aws_access_key_id="x", aws_secret_access_key="x",
+            config=AioConfig(retries={"total_max_attempts": 1}),
+        ) as client:
+            yield client, clock, model
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def params(prefix_tokens=5000, ttl=None, out=20, model=US_HAIKU, question="What now?", **extra):
+    cp = {"type": "default"}
+    if ttl:
+        cp["ttl"] = ttl
+    p = {"modelId": model,
+         "system": [{"text": "p" * 4 * prefix_tokens}, {"cachePoint": cp}] if prefix_tokens else [],
+         "messages": [{"role": "user", "content": [{"text": f"{question} Reply with about {out} tokens."}]}],
+         "inferenceConfig": {"maxTokens": 512}}
+    p.update(extra)
+    return p
+
+
+def cache(resp):
+    u = resp["usage"]
+    return u["cacheReadInputTokens"], u["cacheWriteInputTokens"]
+
+
+def test_converse_parses_every_usage_field_and_headers():
+    async def go():
+        async with emulator() as (c, clock, _):
+            r = await c.converse(**params(ttl="1h", out=30))
+            assert r["output"]["message"]["role"] == "assistant"
+            assert len(r["output"]["message"]["content"][0]["text"]) == 120
+            assert r["stopReason"] == "end_turn"
+            q = 8  # "What now? Reply with about 30 tokens." = 37 chars
+            assert r["usage"] == {"inputTokens": 10, "outputTokens": 30, "totalTokens": 5040,
+                                  "cacheReadInputTokens": 0, "cacheWriteInputTokens": 5000,
+                                  "cacheDetails": [{"ttl": "1h", "inputTokens": 5000}]}
+            assert isinstance(r["metrics"]["latencyMs"], int)
+            h = r["ResponseMetadata"]["HTTPHeaders"]
+            assert h[SERVED_REGION_HEADER] == "us-east-1"
+            assert r["ResponseMetadata"]["RequestId"]
+    run(go())
+
+
+def test_converse_stream_parses_events_and_metadata():
+    async def go():
+        async with emulator() as (c, clock, _):
+            await c.converse(**params())
+            r = await c.converse_stream(**params(out=50))
+            assert r["ResponseMetadata"]["HTTPHeaders"][SERVED_REGION_HEADER] == "us-east-1"
+            events = [e async for e in r["stream"]]
+            kinds = [next(iter(e)) for e in events]
+            assert kinds[0] == "messageStart" and kinds[-3:] == ["contentBlockStop", "messageStop", "metadata"]
+            text = "".join(e["contentBlockDelta"]["delta"]["text"] for e in events if "contentBlockDelta" in e)
+            assert len(text) == 200
+            meta = events[-1]["metadata"]
+            assert meta["usage"]["cacheReadInputTokens"] == 5000 and meta["usage"]["outputTokens"] == 50
+            assert "latencyMs" in meta["metrics"]
+            assert events[-2]["messageStop"]["stopReason"] == "end_turn"
+    run(go())
+
+
+def test_cache_write_read_then_expiry_after_ttl():
+    async def go():
+        async with emulator() as (c, clock, _):
+            assert cache(await c.converse(**params())) == (0, 5000)
+            clock.t = 60
+            assert cache(await c.converse(**params())) == (5000, 0)
+            clock.t = 60 + 301                         # 5 min after the last hit
+            assert cache(await c.converse(**params())) == (0, 5000)
+    run(go())
+
+
+def test_1h_survives_a_6_minute_gap_that_kills_5m():
+    async def go():
+        async with emulator() as (c, clock, _):
+            p5 = params(question="five")
+            p5["system"][0]["text"] = "f" * 4 * 5000
+            p1 = params(ttl="1h")
+            await c.converse(**p5)
+            await c.converse(**p1)
+            clock.t = 6 * 60
+            assert cache(await c.converse(**p1)) == (5000, 0)
+            assert cache(await c.converse(**p5)) == (0, 5000)
+            clock.t = 6 * 60 + 3601
+            assert cache(await c.converse(**p1)) == (0, 5000)
+    run(go())
+
+
+def test_refresh_on_hit_keeps_5m_alive_across_4_minute_gaps():
+    async def go():
+        async with emulator() as (c, clock, _):
+            assert cache(await c.converse(**params())) == (0, 5000)
+            for i in range(1, 16):                     # an hour of 4-minute gaps
+                clock.t = i * 240
+                assert cache(await c.converse(**params())) == (5000, 0)
+    run(go())
+
+
+def test_below_minimum_prefix_gives_zeros():
+    async def go():
+        async with emulator() as (c, clock, _):
+            for _ in range(2):                         # Haiku 4.5 needs 4096 tokens
+                r = await c.converse(**params(prefix_tokens=4000))
+                assert cache(r) == (0, 0) and r["usage"]["inputTokens"] == 4010
+                assert "cacheDetails" not in r["usage"]
+    run(go())
+
+
+def test_volatile_content_above_checkpoint_writes_every_call():
+    async def go():
+        async with emulator() as (c, clock, _):
+            for i in range(3):
+                p = params()
+                p["system"][0]["text"] = f"now={i:05d} " + "p" * (4 * 5000 - 10)
+                assert cache(await c.converse(**p)) == (0, 5000)
+    run(go())
+
+
+def test_more_than_4_checkpoints_and_unsupported_ttl_are_validation_errors():
+    async def go():
+        async with emulator() as (c, clock, _):
+            p = params()
+            p["messages"][0]["content"] += [{"text": "x"}, {"cachePoint": {"type": "default"}}] * 4
+            with pytest.raises(botocore.exceptions.ClientError) as e:
+                await c.converse(**p)
+            assert e.value.response["Error"]["Code"] == "ValidationException"
+            assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+            assert e.value.response["ResponseMetadata"]["HTTPHeaders"][SERVED_REGION_HEADER] == "us-east-1"
+            assert e.value.response["ResponseMetadata"]["RequestId"]
+            with pytest.raises(botocore.exceptions.ClientError) as e:
+                await c.converse(**params(model=SONNET37, ttl="1h"))
+            assert e.value.response["Error"]["Code"] == "ValidationException"
+            assert "not supported" in e.value.response["Error"]["Message"]
+    run(go())
+
+
+def test_throttling_at_rpm_and_tpm():
+    async def go():
+        async with emulator({"quotas": {"rpm": 3}}) as (c, clock, _):
+            for _ in range(3):
+                await c.converse(**params(prefix_tokens=0))
+            with pytest.raises(c.exceptions.ThrottlingException) as e:
+                await c.converse(**params(prefix_tokens=0))
+            assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+            clock.t = 61
+            await c.converse(**params(prefix_tokens=0))
+        async with emulator({"quotas": {"tpm": 12_000, "geo": {"tpm": 12_000}}}) as (c, clock, _):
+            await c.converse(**params(out=10))         # charge: 10 + 5000 + 10 x 5 = 5060
+            await c.converse(**params(out=10))         # reads: 10 + 50 = 60; reserve then 5522
+            with pytest.raises(botocore.exceptions.ClientError) as e:
+                await c.converse(**params(out=10, inferenceConfig={"maxTokens": 6000}))
+            assert e.value.response["Error"]["Code"] == "ThrottlingException"
+            # in a stream: an exception event
+            r = await c.converse_stream(**params(out=10, inferenceConfig={"maxTokens": 6000}))
+            with pytest.raises(botocore.exceptions.EventStreamError) as e:
+                async for _ in r["stream"]:
+                    pass
+            assert e.value.response["Error"]["Code"] == "throttlingException"
+            clock.t = 61
+            await c.converse(**params(out=10, inferenceConfig={"maxTokens": 6000}))
+    run(go())
+
+
+def test_mid_stream_exception_is_botocore_event_stream_error():
+    async def go():
+        async with emulator({"faults": {"mid_stream_rate": 1.0}}) as (c, clock, _):
+            r = await c.converse_stream(**params(out=100))
+            got = []
+            with pytest.raises(botocore.exceptions.EventStreamError) as e:
+                async for ev in r["stream"]:
+                    got.append(next(iter(ev)))
+            assert e.value.response["Error"]["Code"] == "modelStreamErrorException"
+            assert got[0] == "messageStart" and "contentBlockDelta" in got and "metadata" not in got
+    run(go())
+
+
+def test_injected_errors_have_bedrock_status_and_code():
+    async def go():
+        async with emulator({"faults": {"error_rates": {"ServiceUnavailableException": 1.0}}}) as (c, clock, _):
+            with pytest.raises(c.exceptions.ServiceUnavailableException) as e:
+                await c.converse(**params())
+            assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        async with emulator({"faults": {"error_rates": {"ModelNotReadyException": 1.0}}}) as (c, clock, _):
+            with pytest.raises(c.exceptions.ModelNotReadyException):
+                await c.converse(**params())
+            # ModelNotReady has no stream event: it stays an HTTP error
+            with pytest.raises(c.exceptions.ModelNotReadyException):
+                await c.converse_stream(**params())
+    run(go())
+
+
+def test_connection_reset_surfaces_as_connection_error():
+    async def go():
+        async with emulator({"faults": {"connection_reset_rate": 1.0}}) as (c, clock, _):
+            with pytest.raises((botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)):
+                await c.converse(**params())
+            r = await c.converse_stream(**params(out=100))
+            with pytest.raises(Exception) as e:
+                async for _ in r["stream"]:
+                    pass
+            assert not isinstance(e.value, botocore.exceptions.EventStreamError)
+    run(go())
+
+
+def test_faults_reproducible_by_seed_over_http():
+    table = {"faults": {"error_rates": {"InternalServerException": 0.3}}}
+
+    async def codes(seed):
+        out = []
+        async with emulator(table, seed=seed) as (c, clock, _):
+            for _ in range(30):
+                try:
+                    await c.converse(**params(prefix_tokens=0))
+                    out.append("ok")
+                except botocore.exceptions.ClientError as e:
+                    out.append(e.response["Error"]["Code"])
+        return out
+
+    a, b = run(codes(5)), run(codes(5))
+    assert a == b and "InternalServerException" in a and "ok" in a
+
+
+def test_arn_and_url_encoded_ids_and_unknown_model():
+    async def go():
+        async with emulator() as (c, clock, _):
+            arn = f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/{US_HAIKU}"
+            r = await c.converse(**params(model=arn))
+            assert r["usage"]["cacheWriteInputTokens"] == 5000
+            r = await c.converse(**params(model="global." + HAIKU))
+            assert r["ResponseMetadata"]["HTTPHeaders"][SERVED_REGION_HEADER] == "us-east-1"
+            with pytest.raises(c.exceptions.ValidationException) as e:
+                await c.converse(**params(model="anthropic.claude-nope-v9:0"))
+            assert "model identifier is invalid" in e.value.response["Error"]["Message"]
+    run(go())
+
+
+def test_boto3_reference_run_one_write_then_reads():
+    """DESIGN.md's reference run with an unmodified boto3 client: one write, then reads."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box = {}
+
+    async def server():
+        clock = FakeClock()
+        model = EmulatorModel(EmulatorConfig.from_mapping({"latency": "fast"}), clock=clock, rng=random.Random(0))
+        box["stop"] = asyncio.Event()
+        async with serve(model, clock) as url:
+            box["url"] = url
+            ready.set()
+            await box["stop"].wait()
+
+    t = threading.Thread(target=loop.run_until_complete, args=(server(),), daemon=True)
+    t.start()
+    assert ready.wait(10)
+    try:
+        client = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=box["url"],
+                              aws_access_key_id="x", aws_secret_access_key="x",
+                              config=Config(retries={"total_max_attempts": 1}))
+        usages = []
+        for q in ["What is 1+1?", "Name a color.", "Say hi.", "Count to 3."]:
+            r = client.converse(**params(prefix_tokens=5024, question=q))
+            usages.append(r["usage"])
+        assert [(u["cacheReadInputTokens"], u["cacheWriteInputTokens"]) for u in usages] == \
+            [(0, 5024), (5024, 0), (5024, 0), (5024, 0)]
+        r = client.converse_stream(**params(prefix_tokens=5024))
+        meta = [e for e in r["stream"] if "metadata" in e][0]["metadata"]
+        assert meta["usage"]["cacheReadInputTokens"] == 5024
+    finally:
+        loop.call_soon_threadsafe(box["stop"].set)
+        t.join(10)
+
+
+def test_warp_clock_paces_realistic_latency_in_scenario_time():
+    from loadgen.clock import WarpClock
+
+    async def go():
+        clock = WarpClock(scale=50.0)
+        async with emulator({"latency": "realistic"}, clock=clock) as (c, _, _m):
+            t0 = clock.now()
+            r = await c.converse_stream(**params(prefix_tokens=0, out=250))
+            first = None
+            async for ev in r["stream"]:
+                if first is None and "contentBlockDelta" in ev:
+                    first = clock.now() - t0
+            total = clock.now() - t0
+            assert 0.2 < first < 3.0          # ttft ~0.6 s scenario time (plus magnified overhead)
+            assert 1.5 < total < 6.0          # 250 tokens at ~125 tokens/s
+    run(go())
