@@ -1,0 +1,99 @@
+"""[emulator] config: defaults, overrides, errors naming the dotted key; `loadgen emulator`."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from loadgen.emulator.config import EmulatorConfig
+from loadgen.emulator.server import load_config_file
+
+
+def test_defaults_are_realistic_and_documented_assumptions_hold():
+    c = EmulatorConfig.defaults()
+    assert c.latency_name == "realistic" and 0.5 <= c.latency.ttft_s <= 1.0
+    assert 100 <= c.latency.tokens_per_s <= 150
+    assert c.quota_default.rpm == 0                 # RPM off by default
+    assert c.cache_scope == "region" and c.prefer_source
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"quotas": {"tpm": -5}}, "emulator.quotas.tpm: expected a non-negative integer, got -5"),
+    ({"quotas": {"rpm": "10"}}, "emulator.quotas.rpm: expected a non-negative integer, got '10'"),
+    ({"colour": 1}, "emulator.colour: unknown key"),
+    ({"latency": "slow"}, "emulator.latency: expected one of 'realistic', 'fast', got 'slow'"),
+    ({"latency": {"ttft": 1}}, "emulator.latency.ttft: unknown key"),
+    ({"cache": {"max_entries": 0}}, "emulator.cache.max_entries: expected a positive integer, got 0"),
+    ({"cache": {"scope": "global"}}, "emulator.cache.scope: expected one of 'region', 'profile'"),
+    ({"faults": {"error_rates": {"Boom": 0.1}}}, "emulator.faults.error_rates.Boom: unknown key"),
+    ({"faults": {"error_rates": {"InternalServerException": 1.5}}},
+     "emulator.faults.error_rates.InternalServerException: expected a number between 0.0 and 1.0, got 1.5"),
+    ({"faults": {"brownouts": [{"region": "us-east-1", "start": "10m", "end": "soon"}]}},
+     "emulator.faults.brownouts[0].end: expected a duration"),
+    ({"quotas": {"window": "hourly"}}, "emulator.quotas.window: expected one of 'sliding', 'fixed'"),
+])
+def test_errors_name_the_dotted_key(table, message):
+    with pytest.raises(ValueError) as e:
+        EmulatorConfig.from_mapping(table)
+    assert message in str(e.value)
+
+
+def test_overrides_merge_over_defaults():
+    c = EmulatorConfig.from_mapping({"latency": {"preset": "fast", "ttft_s": 0.2},
+                                     "quotas": {"rpm": 100, "geo": {"rpm": 50}},
+                                     "faults": {"brownouts": [{"region": "us-east-2", "start": "1m", "end": "90s"}]}})
+    assert c.latency.ttft_s == 0.2 and c.latency.tokens_per_s == 0.0
+    assert c.quota_default.tpm == 2_000_000 and c.quota_default.rpm == 100
+    assert c.limit_for("us.x", "geo").rpm == 50 and c.limit_for("us.x", "geo").tpm == 4_000_000
+    b = c.faults.brownouts[0]
+    assert (b.start_s, b.end_s, b.code) == (60.0, 90.0, "ServiceUnavailableException")
+
+
+def test_config_file_scenario_or_bare_table(tmp_path):
+    scen = tmp_path / "s.toml"
+    scen.write_text('name = "x"\n[emulator]\nlatency = "fast"\n[emulator.quotas]\ntpm = 1000\n')
+    assert load_config_file(str(scen)).quota_default.tpm == 1000
+    bare = tmp_path / "e.toml"
+    bare.write_text('latency = "fast"\n[quotas]\ntpm = 77\n')
+    assert load_config_file(str(bare)).quota_default.tpm == 77
+    bad = tmp_path / "b.toml"
+    bad.write_text('[emulator.quotas]\ntpm = -1\n')
+    with pytest.raises(ValueError, match=r"b\.toml: emulator\.quotas\.tpm"):
+        load_config_file(str(bad))
+
+
+def test_loadgen_emulator_command_serves_and_stops_on_ctrl_c(tmp_path):
+    cfg = tmp_path / "e.toml"
+    cfg.write_text('latency = "fast"\n')
+    p = subprocess.Popen([sys.executable, "-m", "loadgen", "emulator", "--config", str(cfg), "--seed", "3"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        assert line.startswith("loadgen emulator listening on http://127.0.0.1:"), line
+        url = line.split()[-1]
+        body = {"messages": [{"role": "user", "content": [{"text": "Reply with about 5 tokens"}]}],
+                "inferenceConfig": {"maxTokens": 10}}
+        req = urllib.request.Request(f"{url}/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/converse",
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert json.load(r)["usage"]["outputTokens"] == 5
+            assert r.headers["x-loadgen-served-region"] == "us-east-1"
+        p.send_signal(signal.SIGINT)
+        assert p.wait(10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+def test_loadgen_emulator_bad_config_exits_2(tmp_path):
+    cfg = tmp_path / "e.toml"
+    cfg.write_text('[quotas]\ntpm = -5\n')
+    r = subprocess.run([sys.executable, "-m", "loadgen", "emulator", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 2
+    assert "emulator.quotas.tpm: expected a non-negative integer, got -5" in r.stderr
