@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
@@ -79,10 +79,11 @@ class Breakdown:
     output: float = 0.0
     cache_read: float = 0.0
     cache_write: float = 0.0
+    # A field, not a property, so dataclasses.asdict() carries it as the summary expects.
+    total: float = field(init=False, default=0.0)
 
-    @property
-    def total(self) -> float:
-        return self.input + self.output + self.cache_read + self.cache_write
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "total", self.input + self.output + self.cache_read + self.cache_write)
 
     def __add__(self, other: "Breakdown") -> "Breakdown":
         # Summaries are merged from worker parts, so buckets must add.

@@ -6,6 +6,7 @@ Golden figures come from the issue and DESIGN.md; they must hold to the shown pr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import math
 
@@ -108,6 +109,7 @@ def test_breakdown_buckets_add_up_and_merge():
     assert (b + b).total == pytest.approx(2 * b.total)
     assert set(b.as_dict()) == {"total", "input", "output", "cache_read", "cache_write"}
     assert (Breakdown() + b) == b
+    assert dataclasses.asdict(b) == b.as_dict()  # the runner folds asdict() into summary buckets
 
 
 # ---------------------------------------------------------------- catalog facts
