@@ -117,7 +117,7 @@ def format_rate(per_second: float) -> str:
     """Pick the unit that gives a readable number: 0.00333 -> "12/h", 5 -> "5/s"."""
     for unit, size in (("s", 1), ("m", 60), ("h", 3600)):
         if per_second * size >= 1 or unit == "h":
-            return f"{_fmt_num(round(per_second * size, 3))}/{unit}"
+            return f"{per_second * size:.3g}/{unit}"
     raise AssertionError("unreachable")
 
 

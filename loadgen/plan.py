@@ -1,0 +1,348 @@
+"""`loadgen validate`: parse, check and describe a scenario without sending anything.
+
+`plan(scenario)` is pure: it draws the same seeded schedule the runner will send
+(same arrival offsets, same sizes, same session turn counts and think times, using
+the runner's seed strings), then per arm counts requests, finds the busiest minute
+and prices the run twice: all-cold (every call writes its cache checkpoint) and
+all-warm (every call reads the longest cached prefix it could), plus an expected
+figure: entries live exactly their TTL from their last use, so the schedule's own gaps
+decide hit or miss (early eviction and Region spill are not modelled). A real run lands
+between all-warm and all-cold; the run measures where.
+
+Simplifications, stated in the printed plan: a session's next turn starts one think
+time after the previous turn *started* (model latency is not known before a run),
+and token counts use the workload's sizes (tokens.py's rule), not the exact request text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from collections import deque
+from dataclasses import dataclass, replace
+
+from loadgen import arrivals as arr
+from loadgen import pricing
+from loadgen.expectations import TTL_SECONDS
+from loadgen.models import lookup
+from loadgen.scenario import Arm, Scenario, ScenarioError, load
+from loadgen.units import format_duration, format_rate
+from loadgen.workload import draw_sizes
+
+WINDOW_S = 60.0  # Bedrock quotas are per minute
+
+
+@dataclass(frozen=True)
+class DryRequest:
+    """One request of the shared schedule (the same for every arm)."""
+
+    t: float                 # intended start, scenario seconds
+    session: int             # open loop: the request index
+    turn: int
+    new_tokens: int          # tokens below the checkpoint that are new this turn (question or user turn)
+    history_tokens: int      # agent: earlier turns' user and reply tokens (0 for single)
+    prev_cached: int         # agent: tokens up to the previous turn's checkpoint (0: none)
+    output_tokens: int       # the output size asked for
+
+
+@dataclass(frozen=True)
+class ArmPlan:
+    """What one arm will send and what it may cost. Tokens are counts; costs USD."""
+
+    arm: Arm
+    requests: int
+    input_tokens: int               # total input over the run (cached or not)
+    output_tokens: int
+    cache_effective: bool           # False when the prefix is below the model's cache minimum
+    peak_rpm: int                   # most requests in any 60 s window
+    peak_tpm_reserved: int          # most input + max_tokens reserved at start in any 60 s window
+    peak_tpm_charged_cold: int      # input + cache writes + output x burndown, all cold
+    peak_tpm_charged_warm: int      # the same with every cacheable prefix read (reads are not charged)
+    cost_cold_usd: float
+    cost_warm_usd: float
+    cost_expected_usd: float        # with the schedule's own gaps against the TTL (no early eviction)
+    expected_warm_ratio: float      # share of requests that read the cache in that estimate
+    expected_read_share: float      # cache reads / (reads + writes) in that estimate, tokens
+
+    @property
+    def per_1000_cold(self) -> float:
+        return self.cost_cold_usd / self.requests * 1000 if self.requests else 0.0
+
+    @property
+    def per_1000_expected(self) -> float:
+        return self.cost_expected_usd / self.requests * 1000 if self.requests else 0.0
+
+    @property
+    def per_1000_warm(self) -> float:
+        return self.cost_warm_usd / self.requests * 1000 if self.requests else 0.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    scenario: Scenario
+    traffic: str                    # one line, e.g. "Poisson arrivals at 5/s"
+    sessions: int | None            # agent scenarios: sessions started within the duration
+    requests: int                   # per arm (every arm gets the same schedule)
+    peak_rpm: int
+    arms: tuple[ArmPlan, ...]
+    prices_note: str
+
+
+# --------------------------------------------------------------------------- schedule
+
+def schedule(sc: Scenario) -> tuple[list[DryRequest], int | None]:
+    """The seeded requests every arm will send, and the session count (None: open loop)."""
+    w = sc.workload
+    out: list[DryRequest] = []
+    if sc.arrivals is not None:
+        rng = random.Random(f"{sc.seed}:arrivals")  # the runner's seed strings (runner.py)
+        for i, point in enumerate(arr.arrivals(sc.arrivals, sc.duration, rng)):
+            sizes = draw_sizes(sc, random.Random(f"{sc.seed}:sizes:{i}"))
+            if point.input_tokens is not None and w.question_tokens is not None:
+                sizes = replace(sizes, question_tokens=max(1, point.input_tokens - w.prefix_tokens))
+            if point.output_tokens is not None:
+                sizes = replace(sizes, output_tokens=point.output_tokens)
+            out.append(DryRequest(point.offset, i, 0, sizes.question_tokens, 0, 0, sizes.output_tokens))
+        return out, None
+    assert sc.sessions is not None
+    starts = list(arr.offsets(sc.sessions.arrival, sc.duration, random.Random(f"{sc.seed}:sessions")))
+    for index, start in enumerate(starts):
+        rng = random.Random(f"{sc.seed}:session:{index}")
+        turns = arr.session_turns(rng, w.turns_min, w.turns_max)
+        t, history, prev = start, 0, 0
+        for turn in range(turns):
+            if t >= sc.duration:
+                break
+            sizes = draw_sizes(sc, rng)
+            out.append(DryRequest(t, index, turn, sizes.turn_tokens, history, prev, sizes.output_tokens))
+            prev = w.prefix_tokens + history + sizes.turn_tokens
+            history += sizes.turn_tokens + sizes.output_tokens
+            t += arr.sample(sc.sessions.think_time, rng)
+    out.sort(key=lambda r: r.t)
+    return out, len(starts)
+
+
+def _cacheable(sc: Scenario, arm: Arm, req: DryRequest, min_tokens: int) -> tuple[int, int, int]:
+    """(total input, tokens up to the last valid checkpoint, tokens up to the longest one a hit could read).
+
+    single: one checkpoint after the system prompt. agent: checkpoints after the system
+    prompt, after the previous turn's user message and after this turn's (workload.py).
+    A checkpoint below the model's minimum is ignored by Bedrock.
+    """
+    prefix = sc.workload.prefix_tokens
+    total = prefix + req.history_tokens + req.new_tokens
+    if not arm.cache:
+        return total, 0, 0
+    sys_ok = prefix if prefix >= min_tokens else 0
+    if sc.workload.kind == "single":
+        return total, sys_ok, sys_ok
+    cached = total if total >= min_tokens else sys_ok
+    readable = req.prev_cached if req.prev_cached >= min_tokens else sys_ok
+    return total, cached, min(readable, cached)
+
+
+def _usage(total: int, cached: int, read: int, output: int) -> dict[str, int]:
+    """Converse usage when `read` tokens come from the cache and the rest up to `cached` is written."""
+    return {"inputTokens": total - cached, "outputTokens": output,
+            "cacheReadInputTokens": read, "cacheWriteInputTokens": cached - read}
+
+
+def _expected_reads(sc: Scenario, arm: Arm, reqs: list[DryRequest], min_tokens: int) -> list[int]:
+    """Tokens each request reads if entries live exactly their TTL from their last use
+    (refreshed by every hit or write) and nothing is evicted early: the schedule's own gaps.
+    """
+    ttl = TTL_SECONDS[arm.cache_ttl]
+    sys_last: float | None = None
+    turn_last: dict[int, float] = {}   # session -> start of its previous turn
+    out = []
+    for r in reqs:
+        total, cached, readable = _cacheable(sc, arm, r, min_tokens)
+        read = 0
+        if cached:
+            prefix = sc.workload.prefix_tokens
+            sys_alive = sys_last is not None and r.t - sys_last < ttl and prefix >= min_tokens
+            prev = turn_last.get(r.session)
+            if sc.workload.kind == "agent" and prev is not None and r.t - prev < ttl and readable > prefix:
+                read = readable
+            elif sys_alive:
+                read = min(prefix, cached)
+            sys_last = r.t if prefix >= min_tokens else sys_last
+            turn_last[r.session] = r.t
+        out.append(read)
+    return out
+
+
+def _share(usage: dict[str, int]) -> float:
+    r, w = usage.get("cacheReadInputTokens", 0), usage.get("cacheWriteInputTokens", 0)
+    return r / (r + w) if r + w else 0.0
+
+
+def _peak(events: list[tuple[float, float]]) -> float:
+    """Largest sum of weights over any WINDOW_S window [t, t + WINDOW_S); events sorted by t."""
+    best = acc = 0.0
+    window: deque[tuple[float, float]] = deque()
+    for t, wgt in events:
+        window.append((t, wgt))
+        acc += wgt
+        while window[0][0] <= t - WINDOW_S:
+            acc -= window.popleft()[1]
+        best = max(best, acc)
+    return best
+
+
+def plan(scenario: Scenario) -> Plan:
+    """The dry plan of a parsed scenario (pure: no clock, no network; seeded by the scenario)."""
+    sc = scenario
+    reqs, sessions = schedule(sc)
+    table = pricing.default_table().with_overrides(sc.pricing)
+    arms = []
+    for arm in sc.arms:
+        info = lookup(arm.model_id)
+        expected_reads = _expected_reads(sc, arm, reqs, info.cache_min_tokens)
+        cases = ("cold", "warm", "expected")
+        tot: dict[str, dict[str, int]] = {c: {} for c in cases}
+        charged: dict[str, list[tuple[float, float]]] = {c: [] for c in cases}
+        reserved = []
+        n_in = n_out = warm_n = 0
+        for r, exp_read in zip(reqs, expected_reads):
+            total, cached, readable = _cacheable(sc, arm, r, info.cache_min_tokens)
+            warm_n += exp_read > 0
+            for case, read in (("cold", 0), ("warm", readable), ("expected", exp_read)):
+                u = _usage(total, cached, read, r.output_tokens)
+                for k, v in u.items():
+                    tot[case][k] = tot[case].get(k, 0) + v
+                # Bedrock's quota charge: input + cache writes + output x burndown; reads are free
+                charged[case].append((r.t, u["inputTokens"] + u["cacheWriteInputTokens"]
+                                      + u["outputTokens"] * info.output_burndown))
+            n_in += total
+            n_out += r.output_tokens
+            reserved.append((r.t, total + arm.max_tokens))  # reserved at start: input + maxTokens
+        cost = {c: pricing.cost(arm.model_id, tot[c], cache_ttl=arm.cache_ttl, prices=table) for c in cases}
+        arms.append(ArmPlan(
+            arm=arm, requests=len(reqs), input_tokens=n_in, output_tokens=n_out,
+            cache_effective=arm.cache and sc.workload.prefix_tokens >= info.cache_min_tokens,
+            peak_rpm=int(_peak([(r.t, 1.0) for r in reqs])),
+            peak_tpm_reserved=round(_peak(reserved)),
+            peak_tpm_charged_cold=round(_peak(charged["cold"])),
+            peak_tpm_charged_warm=round(_peak(charged["warm"])),
+            cost_cold_usd=cost["cold"], cost_warm_usd=cost["warm"],
+            cost_expected_usd=cost["expected"],
+            expected_warm_ratio=warm_n / len(reqs) if reqs else 0.0,
+            expected_read_share=_share(tot["expected"]),
+        ))
+    traffic = arr.describe(sc.arrivals if sc.arrivals is not None else sc.sessions.arrival)  # type: ignore[union-attr]
+    n_over = len(sc.pricing)
+    note = f"prices: catalog as of {table.as_of}" + (
+        f", {n_over} override{'s' if n_over != 1 else ''} from the scenario" if n_over else "")
+    return Plan(scenario=sc, traffic=traffic, sessions=sessions, requests=len(reqs),
+                peak_rpm=int(_peak([(r.t, 1.0) for r in reqs])), arms=tuple(arms), prices_note=note)
+
+
+# --------------------------------------------------------------------------- text
+
+def _dist(d: arr.Dist, unit: str) -> str:
+    f = format_duration if unit == "s" else (lambda x: f"{x:g}")
+    if d.kind == "constant":
+        return f"{f(d.value)}"
+    if d.kind == "uniform":
+        return f"uniform {f(d.low)}..{f(d.high)}"
+    if d.kind == "exponential":
+        return f"exponential, mean {f(d.mean)}"
+    if d.kind == "lognormal":
+        return f"lognormal, median {f(d.median)}, p90 {f(d.p90)}"
+    return f"empirical, {len(d.values)} values"
+
+
+def _n(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def _usd(x: float) -> str:
+    return f"${x:,.4f}" if x < 1 else f"${x:,.2f}"
+
+
+def render(p: Plan) -> str:
+    sc, w = p.scenario, p.scenario.workload
+    lines = [f"scenario {sc.name}  ({sc.path})"]
+    if sc.description:
+        lines.append(f"  {sc.description}")
+    clock = (f"warp clock x{sc.target.time_scale:g}" if sc.target.kind == "emulator" else "real clock")
+    lines.append(f"  duration {format_duration(sc.duration)} of scenario time, seed {sc.seed}; "
+                 f"target {sc.target.kind} in {sc.target.region}, {clock}, "
+                 f"up to {sc.target.max_in_flight} in flight")
+    if sc.sessions is not None:
+        lines.append(f"  sessions: {p.traffic.replace('arrivals', 'session starts')}; "
+                     f"{w.turns_min}-{w.turns_max} turns; think time {_dist(sc.sessions.think_time, 's')}")
+        lines.append(f"  workload: agent, prefix {w.prefix_tokens} tokens, turn "
+                     f"{_dist(w.turn_tokens, 't') if w.turn_tokens else 0} tokens, output {_dist(w.output_tokens, 't')} tokens")
+    else:
+        lines.append(f"  arrivals: {p.traffic} (open loop)")
+        q = _dist(w.question_tokens, "t") if w.question_tokens else "0"
+        lines.append(f"  workload: single-turn, prefix {w.prefix_tokens} tokens, question {q} tokens, "
+                     f"output {_dist(w.output_tokens, 't')} tokens")
+    r = sc.retry
+    if r.policy == "off":
+        lines.append("  retry: off (one attempt per request)")
+    else:
+        lines.append(f"  retry: {r.policy}, up to {r.max_attempts} attempts (base {format_duration(r.base)}"
+                     f"{', cap ' + format_duration(r.cap) if r.policy == 'exponential' else ''}"
+                     f"{', full jitter' if r.jitter and r.policy == 'exponential' else ''}) on {', '.join(r.on)}")
+    for t in sc.thresholds:
+        lines.append(f"  threshold: {t.expr}  ({'arm ' + t.arm if t.arm else 'every arm'})")
+    rate = p.requests / sc.duration if sc.duration else 0.0
+    sched = f"{p.requests} requests"
+    if p.sessions is not None:
+        sched = f"{p.sessions} sessions, {sched} (turns start one think time apart; model latency not included)"
+    lines.append(f"  schedule (seeded, the same for every arm): {sched}; "
+                 f"mean {format_rate(rate) if rate else '0/s'}, peak {p.peak_rpm} requests/min")
+    lines.append("")
+    for a in p.arms:
+        arm = a.arm
+        extras = [f"max_tokens {arm.max_tokens}", "stream" if arm.stream else "no stream"]
+        if arm.service_tier:
+            extras.append(f"service tier {arm.service_tier}")
+        cache = f"cache {arm.cache_ttl}" if arm.cache else "no cache"
+        if arm.cache and not a.cache_effective:
+            cache += " (prefix below the cache minimum: see warning)"
+        lines.append(f"arm {arm.name}: {arm.model_id} ({arm.profile} profile), {cache}, {', '.join(extras)}")
+        lines.append(f"  requests     {_n(a.requests)}, peak {_n(a.peak_rpm)}/min")
+        lines.append(f"  tokens       input {_n(a.input_tokens)}, output {_n(a.output_tokens)}")
+        lines.append(f"  peak TPM     reserved {_n(a.peak_tpm_reserved)} (input + max_tokens); charged "
+                     + (f"{_n(a.peak_tpm_charged_warm)} all warm .. {_n(a.peak_tpm_charged_cold)} all cold"
+                        if a.peak_tpm_charged_warm != a.peak_tpm_charged_cold else _n(a.peak_tpm_charged_cold))
+                     + " (input + cache writes + output x burndown)")
+        if a.cost_warm_usd != a.cost_cold_usd:
+            lines.append(f"  cost         {_usd(a.cost_warm_usd)} all warm .. {_usd(a.cost_cold_usd)} all cold  "
+                         f"({_usd(a.per_1000_warm)} .. {_usd(a.per_1000_cold)} per 1000 requests)")
+            lines.append(f"  expected     {_usd(a.cost_expected_usd)} ({_usd(a.per_1000_expected)} per 1000), "
+                         f"{a.expected_warm_ratio:.1%} of requests warm, {a.expected_read_share:.1%} of cached "
+                         f"tokens read: the schedule's gaps against the {arm.cache_ttl} TTL")
+        else:
+            lines.append(f"  cost         {_usd(a.cost_cold_usd)}  ({_usd(a.per_1000_cold)} per 1000 requests)")
+        lines.append("")
+    lines.append(f"{p.prices_note}; standard service tier. Nothing was sent.")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- command
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """`loadgen validate SCENARIO`: 0 and a plan on stdout, or 2 and every problem on stderr."""
+    try:
+        sc = load(args.scenario)
+    except ScenarioError as e:
+        for line in e.problems:
+            print(line, file=sys.stderr)
+        n = len(e.problems)
+        print(f"{args.scenario}: {n} problem{'s' if n != 1 else ''}; nothing was sent", file=sys.stderr)
+        return 2
+    for w in sc.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    try:
+        text = render(plan(sc))
+    except ValueError as e:  # a pricing or arrival problem the parser did not foresee
+        print(f"{args.scenario}: {e}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
