@@ -16,7 +16,7 @@ def decode(data: bytes):
 
 def test_events_and_exceptions_decode_with_botocore():
     data = (eventstream.event("messageStart", {"role": "assistant"})
-            + eventstream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "héllo"}})
+            + eventstream.text_delta("héllo")
             + eventstream.exception("throttlingException", "Too many tokens"))
     msgs = decode(data)
     assert [m.headers for m in msgs] == [

@@ -51,6 +51,15 @@ def event(event_type: str, body: dict[str, Any]) -> bytes:
     return encode_message(_event_headers(event_type), json.dumps(body, separators=(",", ":")).encode())
 
 
+_DELTA_HEAD = b'{"contentBlockIndex":0,"delta":{"text":'
+
+
+def text_delta(text: str) -> bytes:
+    """contentBlockDelta for block 0; the hot path of a stream, so the JSON is built by hand."""
+    return encode_message(_event_headers("contentBlockDelta"),
+                          _DELTA_HEAD + json.dumps(text).encode() + b"}}")
+
+
 def exception(exception_type: str, message: str) -> bytes:
     """An exception message, e.g. exception("throttlingException", "Too many tokens...")."""
     return encode_message(_exception_headers(exception_type),

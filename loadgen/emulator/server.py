@@ -126,7 +126,7 @@ async def _converse_stream(request: web.Request) -> web.StreamResponse:
                 await resp.write(b"".join(pending))
                 pending = []
             t_due = max(t_due, t)
-            pending.append(eventstream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": text}}))
+            pending.append(eventstream.text_delta(text))
             delivered = min(plan.usage.output_tokens, (i + 1) * plan.chunk_tokens)
         await clock.sleep_until(t_due)
         if fault is not None and fault.kind == "reset":
