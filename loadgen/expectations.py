@@ -27,6 +27,7 @@ TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 class Prediction:
     state: str            # warm | cold | none
     gap_s: float | None   # scenario s since the previous use of the longest key used before
+    expected_read: int = 0  # tokens of the longest prefix cached before (what a warm call reads)
 
 
 class CacheExpectations:
@@ -40,17 +41,21 @@ class CacheExpectations:
 
     def predict(self, checkpoints: tuple[Checkpoint, ...], now: float) -> Prediction:
         valid = self._valid(checkpoints)
-        gap = None
+        gap, expected = None, 0
         for c in reversed(valid):  # longest prefix first
             last = self._last_use.get(c.key)
             if last is not None:
-                gap = now - last
+                gap, expected = now - last, c.tokens
                 break
         if not valid:
-            return Prediction("none", gap)
-        if any(self._expiry.get(c.key, -1.0) >= now for c in valid):
-            return Prediction("warm", gap)
-        return Prediction("cold", gap)
+            return Prediction("none", gap, expected)
+        # warm only if the longest prefix cached before is still alive (it is what a
+        # warm call reads); a shorter live prefix still means a big re-write: cold
+        if expected and self._expiry.get(_key_of(valid, expected), -1.0) >= now:
+            return Prediction("warm", gap, expected)
+        if not expected and any(self._expiry.get(c.key, -1.0) >= now for c in valid):
+            return Prediction("warm", gap, expected)
+        return Prediction("cold", gap, expected)
 
     def observe(self, checkpoints: tuple[Checkpoint, ...], now: float) -> None:
         """A call with these checkpoints succeeded at `now` (scenario s)."""
@@ -64,6 +69,10 @@ class CacheExpectations:
         for d in (self._expiry, self._last_use):
             for k in [k for k in d if k[:n] == key_prefix]:
                 del d[k]
+
+
+def _key_of(valid: list[Checkpoint], tokens: int) -> tuple:
+    return next(c.key for c in reversed(valid) if c.tokens == tokens)
 
 
 def likely_cause(predicted: str, observed: str, *, profile: str) -> str:

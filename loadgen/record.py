@@ -69,9 +69,17 @@ class Attempt:
         return asdict(self)
 
 
-def observed_cache_state(cache_read: int, cache_write: int) -> str:
-    if cache_read > 0:
+def observed_cache_state(cache_read: int, cache_write: int, expected_read: int = 0) -> str:
+    """warm / cold / none from a response's usage.
+
+    warm: the call read from the cache, and the read covers the longest prefix this
+    client had cached before (`expected_read` tokens, 0 if none). cold: it wrote
+    to the cache, or read less than that (an agent turn that had to write its whole
+    history again after a long gap reads only the shared system prompt: for the
+    TTL question that turn is cold). none: no cache fields at all.
+    """
+    if cache_read > 0 and cache_read >= expected_read:
         return "warm"
-    if cache_write > 0:
+    if cache_write > 0 or cache_read > 0:
         return "cold"
     return "none"

@@ -156,6 +156,7 @@ async def _run_async(sc: Scenario, args: argparse.Namespace, out: ResultsDir, pr
     if not args.quiet:
         print(header, flush=True)
     wall0 = time.monotonic()
+    wall_start = time.time()
     interrupted = False
     try:
         async with _target(sc, clock, emulator_config) as endpoint:
@@ -179,7 +180,7 @@ async def _run_async(sc: Scenario, args: argparse.Namespace, out: ResultsDir, pr
         out.write_summary(metrics.summary(_facts(sc, clock, wall0, "target-failed")))
         return EXIT_TARGET
     summary = metrics.summary(_facts(sc, clock, wall0, runner.stop_reason))
-    out.write_histograms(metrics)
+    out.write_histograms(metrics, scenario_s=clock.now(), wall_start=wall_start)
     out.write_summary(summary)
     table = summary_table(summary)
     out.write_text("summary.txt", table + "\n")

@@ -28,7 +28,7 @@ import anyio
 
 from loadgen.arrivals import arrivals, offsets, sample, session_turns
 from loadgen.clock import Clock
-from loadgen.expectations import CacheExpectations
+from loadgen.expectations import CacheExpectations, Prediction
 from loadgen.record import Attempt, observed_cache_state
 from loadgen.scenario import Arm, Scenario
 from loadgen.transport import Outcome, Transport
@@ -226,7 +226,7 @@ class Runner:
                 except BaseException:
                     # cancelled (Ctrl-C past the grace period): still one attempt to account for
                     now = self.clock.now()
-                    self._record(arm, req, intended, attempt, pred.state, pred.gap_s, wall_start,
+                    self._record(arm, req, intended, attempt, pred, wall_start,
                                  Outcome(status="error", start=start, end=now, error_code="Interrupted",
                                          message="cancelled when the run was interrupted"))
                     raise
@@ -235,7 +235,7 @@ class Runner:
                     self._reserved_cost -= worst
             if out.status == "ok":
                 expect.observe(req.checkpoints, out.start)
-            self._record(arm, req, intended, attempt, pred.state, pred.gap_s, wall_start, out)
+            self._record(arm, req, intended, attempt, pred, wall_start, out)
             kind = out.retryable_kind
             if (
                 kind is None or policy.policy == "off" or kind not in policy.on
@@ -246,8 +246,8 @@ class Runner:
                 return out
             attempt += 1
 
-    def _record(self, arm: Arm, req: Request, intended: float, attempt: int, predicted: str,
-                gap_s: float | None, wall_start: float, out: Outcome) -> None:
+    def _record(self, arm: Arm, req: Request, intended: float, attempt: int, pred: Prediction,
+                wall_start: float, out: Outcome) -> None:
         u = out.usage or {}
         read = int(u.get("cacheReadInputTokens") or 0)
         write = int(u.get("cacheWriteInputTokens") or 0)
@@ -261,8 +261,8 @@ class Runner:
             region=out.region, input_tokens=int(u.get("inputTokens") or 0),
             output_tokens=int(u.get("outputTokens") or 0), cache_read=read, cache_write=write,
             cache_write_5m=by_ttl.get("5m", 0), cache_write_1h=by_ttl.get("1h", 0),
-            cache_state=observed_cache_state(read, write) if out.status == "ok" else "none",
-            cache_predicted=predicted, gap_s=gap_s, cost_usd=costs["total"], wall_start=wall_start,
+            cache_state=observed_cache_state(read, write, pred.expected_read) if out.status == "ok" else "none",
+            cache_predicted=pred.state, gap_s=pred.gap_s, cost_usd=costs["total"], wall_start=wall_start,
             request_id=out.request_id, stop_reason=out.stop_reason, message=out.message,
         )
         self.sink(a, costs)

@@ -85,6 +85,12 @@ def _status_for(code: str | None) -> str:
     return "throttled" if code in THROTTLE_CODES else "error"
 
 
+def normalize_code(code: str | None) -> str | None:
+    """In-stream exceptions are named in camelCase (`throttlingException`); HTTP errors in
+    PascalCase (`ThrottlingException`). Records use the HTTP spelling, so one code is one count."""
+    return code[:1].upper() + code[1:] if code else code
+
+
 class BedrockTransport:
     """aiobotocore `bedrock-runtime` client on a Clock. Use `async with BedrockTransport.open(...)`."""
 
@@ -142,7 +148,7 @@ class BedrockTransport:
             out.status, out.error_code, out.message = "timeout", "ClientTimeout", f"no complete response within {timeout:g} s"
         except EventStreamError as e:
             err = e.response.get("Error", {})
-            out.error_code = err.get("Code")
+            out.error_code = normalize_code(err.get("Code"))
             out.message = (err.get("Message") or str(e))[:300]
             out.status = _status_for(out.error_code)
         except ClientError as e:
