@@ -33,7 +33,7 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
 
-_EXPR = re.compile(r"\s*(?P<metric>[A-Za-z_][A-Za-z0-9_]*(?:\s*\(\s*[^)]*\))?)\s*(?P<op><=|>=|<|>|==|=|!=)\s*(?P<value>.+?)\s*")
+_EXPR = re.compile(r"\s*(?P<metric>[A-Za-z_][A-Za-z0-9_.]*(?:\s*\(\s*[^)]*\))?)\s*(?P<op><=|>=|<|>|==|=|!=)\s*(?P<value>.+?)\s*")
 _STAT = re.compile(r"(?P<stat>p(?P<pct>\d+(?:\.\d+)?)|max|mean)\s*\(\s*(?P<arg>[A-Za-z0-9_]*)\s*\)")
 
 GRAMMAR_HINT = ('expected METRIC OP VALUE, e.g. "p99(ttft) < 2s", "throttle_rate < 1%" or '

@@ -13,10 +13,11 @@ import math
 import re
 
 DURATION_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+# seconds per rate unit; a rate is divided by it ("12/h" -> 12 / 3600, the exact float)
 RATE_UNITS = {
     "s": 1.0, "sec": 1.0, "second": 1.0,
-    "m": 1 / 60, "min": 1 / 60, "minute": 1 / 60,
-    "h": 1 / 3600, "hr": 1 / 3600, "hour": 1 / 3600,
+    "m": 60.0, "min": 60.0, "minute": 60.0,
+    "h": 3600.0, "hr": 3600.0, "hour": 3600.0,
 }
 
 DURATION_HINT = 'a duration string with a unit, like "250ms", "6s", "6m", "1.5h" or "2h30m"'
@@ -71,7 +72,7 @@ def parse_rate(value: object) -> float:
     if unit not in RATE_UNITS:
         raise ValueError(f"expected {RATE_HINT}; unknown time unit {unit!r} in {value!r} "
                          f"(use s, m/min or h)")
-    return float(m.group(1)) * RATE_UNITS[unit]
+    return float(m.group(1)) / RATE_UNITS[unit]
 
 
 def parse_percent(value: object) -> float:
