@@ -97,7 +97,11 @@ def _confirm_aws(sc: Scenario, args: argparse.Namespace) -> bool:
     return answer in ("y", "yes")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def prepare(args: argparse.Namespace, command: str = "run") -> tuple[Scenario, Any, Any] | int:
+    """Load and check the scenario with its flags: (scenario, pricer, emulator config) or an exit code.
+
+    Everything here happens before a request is sent or a file is written.
+    """
     from loadgen.scenario import load
 
     try:
@@ -106,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _err(str(e))
         return EXIT_BAD_INPUT
     except (ValueError, OSError) as e:
-        _err(f"loadgen run: {e}")
+        _err(f"loadgen {command}: {e}")
         return EXIT_BAD_INPUT
     for w in sc.warnings:
         _err(f"warning: {w}")
@@ -122,8 +126,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         pricer = _make_pricer(sc)
     except Exception as e:  # an unknown model in the price catalog is bad input, not a $0 run
-        _err(f"loadgen run: {e}")
+        _err(f"loadgen {command}: {e}")
         return EXIT_BAD_INPUT
+    return sc, pricer, emulator_config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    prepared = prepare(args, "run")
+    if isinstance(prepared, int):
+        return prepared
+    sc, pricer, emulator_config = prepared
     if sc.target.kind == "aws" and not _confirm_aws(sc, args):
         return EXIT_BAD_INPUT
     out = ResultsDir.create(args.out, sc.name, dt.datetime.now(dt.timezone.utc))
@@ -134,20 +146,72 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.close()
 
 
-async def _run_async(sc: Scenario, args: argparse.Namespace, out: ResultsDir, pricer, emulator_config) -> int:
+def new_metrics(sc: Scenario) -> Metrics:
+    return Metrics([ArmInfo(name=a.name, model_id=a.model_id, profile=a.profile, cache_ttl=a.cache_ttl,
+                            cache=a.cache) for a in sc.arms])
+
+
+class RunState:
+    """What one run produced so far: the runner, its metrics, its clock and timings."""
+
+    def __init__(self, sc: Scenario, clock: Any, out: ResultsDir) -> None:
+        self.sc, self.clock, self.out = sc, clock, out
+        self.metrics = new_metrics(sc)
+        self.runner: Runner | None = None
+        self.wall0 = time.monotonic()
+        self.wall_start = time.time()
+
+    def sink(self, a: Attempt, costs: Mapping[str, float]) -> None:
+        self.out.append(a)
+        self.metrics.record(a, buckets=costs)
+
+
+async def drive(state: RunState, transport: Any, pricer: Any, args: argparse.Namespace, *,
+                salt: str = "", signals: bool = True) -> None:
+    """Run the scenario through `transport` on `state.clock`, with progress and Ctrl-C handling."""
     from loadgen.progress import Progress
+
+    sc, clock = state.sc, state.clock
+    runner = Runner(sc, transport, clock, sink=state.sink, pricer=pricer,
+                    limits=Limits(max_requests=getattr(args, "max_requests", None),
+                                  max_cost_usd=getattr(args, "max_cost_usd", None)),
+                    salt=salt)
+    state.runner = runner
+    progress = Progress(runner, state.metrics, clock, duration=sc.duration, quiet=getattr(args, "quiet", False))
+    async with anyio.create_task_group() as tg:
+        if signals:
+            tg.start_soon(_watch_signals, runner, tg.cancel_scope)
+        tg.start_soon(progress.run)
+        await runner.run()
+        tg.cancel_scope.cancel()
+    progress.finish()
+
+
+def finish(state: RunState, *, quiet: bool = False, stop_reason: str | None = None) -> int:
+    """Write histograms, summary.json and summary.txt; print the table; the exit code."""
     from loadgen.report import summary_table
+
+    runner = state.runner
+    reason = stop_reason or (runner.stop_reason if runner else None)
+    summary = state.metrics.summary(_facts(state.sc, state.clock, state.wall0, reason))
+    state.out.write_histograms(state.metrics, scenario_s=state.clock.now(), wall_start=state.wall_start)
+    state.out.write_summary(summary)
+    table = summary_table(summary)
+    state.out.write_text("summary.txt", table + "\n")
+    print(table, flush=True)
+    print(f"results: {state.out.path}", flush=True)
+    if reason == "interrupted":
+        _err("interrupted: partial results written")
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+async def _run_async(sc: Scenario, args: argparse.Namespace, out: ResultsDir, pricer, emulator_config) -> int:
     from loadgen.transport import BedrockTransport, TargetError
 
     aws = sc.target.kind == "aws"
-    clock = RealClock() if aws else WarpClock(sc.target.time_scale)
-    metrics = Metrics([ArmInfo(name=a.name, model_id=a.model_id, profile=a.profile, cache_ttl=a.cache_ttl,
-                               cache=a.cache) for a in sc.arms])
-
-    def sink(a: Attempt, costs: Mapping[str, float]) -> None:
-        out.append(a)
-        metrics.record(a, buckets=costs)
-
+    state = RunState(sc, RealClock() if aws else WarpClock(sc.target.time_scale), out)
+    clock = state.clock
     header = (f"loadgen {__version__}: {sc.name} -> {'AWS Bedrock' if aws else 'built-in emulator'} "
               f"({sc.target.region}), clock {clock.kind}"
               + ("" if aws else f" x{clock.scale:g} (transport overhead is magnified {clock.scale:g}x in "
@@ -155,41 +219,18 @@ async def _run_async(sc: Scenario, args: argparse.Namespace, out: ResultsDir, pr
               + f", {len(sc.arms)} arm(s): {', '.join(a.name for a in sc.arms)}; results in {out.path}")
     if not args.quiet:
         print(header, flush=True)
-    wall0 = time.monotonic()
-    wall_start = time.time()
-    interrupted = False
     try:
         async with _target(sc, clock, emulator_config) as endpoint:
             async with BedrockTransport.open(
                 clock, region=sc.target.region, endpoint_url=endpoint,
                 max_connections=sc.target.max_in_flight, dummy_credentials=not aws,
             ) as transport:
-                runner = Runner(sc, transport, clock, sink=sink, pricer=pricer,
-                                limits=Limits(max_requests=args.max_requests, max_cost_usd=args.max_cost_usd),
-                                salt=out.path.name if aws else "")
-                progress = Progress(runner, metrics, clock, duration=sc.duration, quiet=args.quiet)
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(_watch_signals, runner, tg.cancel_scope)
-                    tg.start_soon(progress.run)
-                    await runner.run()
-                    tg.cancel_scope.cancel()
-                progress.finish()
-                interrupted = runner.stop_reason == "interrupted"
+                await drive(state, transport, pricer, args, salt=out.path.name if aws else "")
     except TargetError as e:
         _err(f"loadgen run: target failed: {e}")
-        out.write_summary(metrics.summary(_facts(sc, clock, wall0, "target-failed")))
+        finish(state, quiet=True, stop_reason="target-failed")
         return EXIT_TARGET
-    summary = metrics.summary(_facts(sc, clock, wall0, runner.stop_reason))
-    out.write_histograms(metrics, scenario_s=clock.now(), wall_start=wall_start)
-    out.write_summary(summary)
-    table = summary_table(summary)
-    out.write_text("summary.txt", table + "\n")
-    print(table, flush=True)
-    print(f"results: {out.path}", flush=True)
-    if interrupted:
-        _err("interrupted: partial results written")
-        return EXIT_INTERRUPTED
-    return EXIT_OK
+    return finish(state, quiet=args.quiet)
 
 
 def _facts(sc: Scenario, clock: Any, wall0: float, stop_reason: str | None) -> dict[str, Any]:
