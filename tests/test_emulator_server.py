@@ -334,3 +334,26 @@ def test_warp_clock_paces_realistic_latency_in_scenario_time():
             assert 0.2 < first < 3.0          # ttft ~0.6 s scenario time (plus magnified overhead)
             assert 1.5 < total < 6.0          # 250 tokens at ~125 tokens/s
     run(go())
+
+
+def test_server_started_inside_a_participant_still_paces_latency():
+    """A runner may start the server inside clock.participant(): its sleeps must not let
+    the WarpClock jump over the modelled latency."""
+    from loadgen.clock import WarpClock
+
+    async def go():
+        clock = WarpClock(scale=20.0)
+        cfg = EmulatorConfig.from_mapping({"latency": {"preset": "fast", "ttft_s": 2.0}})
+        model = EmulatorModel(cfg, clock=clock, rng=random.Random(0))
+        with clock.participant():
+            async with serve(model, clock) as url:
+                async with get_session().create_client(
+                        "bedrock-runtime", region_name="us-east-1", endpoint_url=url,
+                        aws_access_key_id="x", aws_secret_access_key="x",
+                        config=AioConfig(retries={"total_max_attempts": 1})) as c:
+                    t0 = clock.now()
+                    w0 = clock.jumped_s
+                    await c.converse(**params(prefix_tokens=0))
+                    assert clock.now() - t0 >= 2.0
+                    assert clock.jumped_s == w0          # paced, not skipped
+    run(go())

@@ -59,7 +59,19 @@ def _drop_connection(request: web.Request) -> None:
         request.transport.abort()
 
 
+def _not_a_participant() -> None:
+    """Handler tasks copy the context the server was started in; if the runner started it
+    inside `clock.participant()`, our latency sleeps would count as load-driving sleeps and
+    let a WarpClock jump over them. Reset the flag for this handler task only."""
+    from loadgen import clock as _clock
+
+    var = getattr(_clock, "_is_participant", None)
+    if var is not None:
+        var.set(False)
+
+
 async def _converse(request: web.Request) -> web.StreamResponse:
+    _not_a_participant()
     model: EmulatorModel = request.app[_MODEL_KEY]
     clock = request.app[_CLOCK_KEY]
     body = await _read_body(request)
@@ -86,6 +98,7 @@ async def _converse(request: web.Request) -> web.StreamResponse:
 
 
 async def _converse_stream(request: web.Request) -> web.StreamResponse:
+    _not_a_participant()
     model: EmulatorModel = request.app[_MODEL_KEY]
     clock = request.app[_CLOCK_KEY]
     body = await _read_body(request)
