@@ -325,6 +325,9 @@ def render(p: Plan) -> str:
     return "\n".join(lines)
 
 
+render_plan = render  # the name loadgen/run_command.py imports
+
+
 # --------------------------------------------------------------------------- command
 
 def cmd_validate(args: argparse.Namespace) -> int:
