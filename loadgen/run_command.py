@@ -120,8 +120,8 @@ def prepare(args: argparse.Namespace, command: str = "run") -> tuple[Scenario, A
 
         try:
             emulator_config = EmulatorConfig.from_mapping(sc.emulator, source=sc.path)
-        except ValueError as e:
-            _err(f"{sc.path}: {e}")
+        except ValueError as e:  # the message already names the file and the key
+            _err(str(e))
             return EXIT_BAD_INPUT
     try:
         pricer = _make_pricer(sc)
