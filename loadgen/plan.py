@@ -11,7 +11,8 @@ between all-warm and all-cold; the run measures where.
 
 Simplifications, stated in the printed plan: a session's next turn starts one think
 time after the previous turn *started* (model latency is not known before a run),
-and token counts use the workload's sizes (tokens.py's rule), not the exact request text.
+token counts use the workload's sizes (tokens.py's rule), not the exact request text,
+and replies are cut at max_tokens as the model would.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class ArmPlan:
     cost_cold_usd: float
     cost_warm_usd: float
     cost_expected_usd: float        # with the schedule's own gaps against the TTL (no early eviction)
-    expected_warm_ratio: float      # share of requests that read the cache in that estimate
+    expected_warm_ratio: float      # share of requests warm in that estimate (the runner's rule)
     expected_read_share: float      # cache reads / (reads + writes) in that estimate, tokens
 
     @property
@@ -117,7 +118,8 @@ def schedule(sc: Scenario) -> tuple[list[DryRequest], int | None]:
             sizes = draw_sizes(sc, rng)
             out.append(DryRequest(t, index, turn, sizes.turn_tokens, history, prev, sizes.output_tokens))
             prev = w.prefix_tokens + history + sizes.turn_tokens
-            history += sizes.turn_tokens + sizes.output_tokens
+            # the reply joins the history, cut at maxTokens ([model]; arms overriding it differ a little)
+            history += sizes.turn_tokens + min(sizes.output_tokens, sc.model.max_tokens)
             t += arr.sample(sc.sessions.think_time, rng)
     out.sort(key=lambda r: r.t)
     return out, len(starts)
@@ -148,28 +150,36 @@ def _usage(total: int, cached: int, read: int, output: int) -> dict[str, int]:
             "cacheReadInputTokens": read, "cacheWriteInputTokens": cached - read}
 
 
-def _expected_reads(sc: Scenario, arm: Arm, reqs: list[DryRequest], min_tokens: int) -> list[int]:
-    """Tokens each request reads if entries live exactly their TTL from their last use
-    (refreshed by every hit or write) and nothing is evicted early: the schedule's own gaps.
+def _expected_reads(sc: Scenario, arm: Arm, reqs: list[DryRequest],
+                    min_tokens: int) -> list[tuple[int, bool]]:
+    """(tokens read, warm) per request if entries live exactly their TTL from their last use
+    and nothing is evicted early: the schedule's own gaps decide.
+
+    Like the emulator, every request refreshes (or rewrites) the system-prompt entry.
+    `warm` follows the runner's rule (expectations.py): a turn is warm only if the
+    longest prefix cached before (the session's previous turn) is still alive; reading
+    just the system prompt under an expired history is a re-write, so cold.
     """
     ttl = TTL_SECONDS[arm.cache_ttl]
+    prefix = sc.workload.prefix_tokens
     sys_last: float | None = None
     turn_last: dict[int, float] = {}   # session -> start of its previous turn
     out = []
     for r in reqs:
         total, cached, readable = _cacheable(sc, arm, r, min_tokens)
-        read = 0
+        read, warm = 0, False
         if cached:
-            prefix = sc.workload.prefix_tokens
-            sys_alive = sys_last is not None and r.t - sys_last < ttl and prefix >= min_tokens
+            sys_alive = prefix >= min_tokens and sys_last is not None and r.t - sys_last < ttl
             prev = turn_last.get(r.session)
-            if sc.workload.kind == "agent" and prev is not None and r.t - prev < ttl and readable > prefix:
-                read = readable
+            has_history = sc.workload.kind == "agent" and readable > prefix
+            if has_history and prev is not None and r.t - prev < ttl:
+                read, warm = readable, True
             elif sys_alive:
-                read = min(prefix, cached)
-            sys_last = r.t if prefix >= min_tokens else sys_last
+                read, warm = min(prefix, cached), not has_history
+            if prefix >= min_tokens:
+                sys_last = r.t
             turn_last[r.session] = r.t
-        out.append(read)
+        out.append((read, warm))
     return out
 
 
@@ -205,18 +215,19 @@ def plan(scenario: Scenario) -> Plan:
         charged: dict[str, list[tuple[float, float]]] = {c: [] for c in cases}
         reserved = []
         n_in = n_out = warm_n = 0
-        for r, exp_read in zip(reqs, expected_reads):
+        for r, (exp_read, exp_warm) in zip(reqs, expected_reads):
             total, cached, readable = _cacheable(sc, arm, r, info.cache_min_tokens)
-            warm_n += exp_read > 0
+            warm_n += exp_warm
+            output = min(r.output_tokens, arm.max_tokens)  # the model stops at maxTokens
             for case, read in (("cold", 0), ("warm", readable), ("expected", exp_read)):
-                u = _usage(total, cached, read, r.output_tokens)
+                u = _usage(total, cached, read, output)
                 for k, v in u.items():
                     tot[case][k] = tot[case].get(k, 0) + v
                 # Bedrock's quota charge: input + cache writes + output x burndown; reads are free
                 charged[case].append((r.t, u["inputTokens"] + u["cacheWriteInputTokens"]
                                       + u["outputTokens"] * info.output_burndown))
             n_in += total
-            n_out += r.output_tokens
+            n_out += output
             reserved.append((r.t, total + arm.max_tokens))  # reserved at start: input + maxTokens
         cost = {c: pricing.cost(arm.model_id, tot[c], cache_ttl=arm.cache_ttl, prices=table) for c in cases}
         arms.append(ArmPlan(
