@@ -48,6 +48,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no live progress")
     r.set_defaults(func=_cmd_run)
 
+    s = sub.add_parser("simulate", help="run a scenario in virtual time against the in-process emulator model",
+                       description="Simulate a scenario in virtual time (hours in seconds) and write "
+                       "results/<scenario>-<UTC time>/ as `run` does; --sweep runs what-if points, "
+                       "--find-max-rate searches the highest arrival rate within the thresholds.")
+    s.add_argument("scenario", help="scenario TOML file")
+    s.add_argument("--sweep", action="append", metavar="KEY=V1,V2,...",
+                   help="sweep a scenario key over values (repeatable: the cross product), "
+                   "e.g. sessions.think_time.median=1m,6m,20m or arms.cache_ttl=5m,1h")
+    s.add_argument("--find-max-rate", action="store_true",
+                   help="open-loop scenarios: the highest arrival rate per arm within the thresholds")
+    s.add_argument("--duration", help="override the scenario duration, e.g. 10m")
+    s.add_argument("--max-requests", type=int, help="stop dispatch after this many requests (first attempts)")
+    s.add_argument("--arm", action="append", help="simulate only this arm (repeatable)")
+    s.add_argument("--out", default="results", help="parent folder for results (default: results)")
+    s.add_argument("--quiet", action="store_true", help="print only the summary")
+    s.set_defaults(func=_cmd_simulate)
+
     v = sub.add_parser("validate", help="parse and check a scenario, print its plan; sends nothing")
     v.add_argument("scenario")
     v.set_defaults(func=_cmd_validate)
@@ -70,6 +87,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from loadgen.run_command import cmd_run
 
     return cmd_run(args)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from loadgen.simulate import cmd_simulate
+
+    return cmd_simulate(args)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
