@@ -49,6 +49,8 @@ def apply_overrides(sc: Scenario, args: argparse.Namespace) -> Scenario:
         if not args.time_scale > 0:
             raise ValueError(f"--time-scale: expected a number > 0, got {args.time_scale}")
         target = dataclasses.replace(target, time_scale=args.time_scale)
+    if target.kind == "aws" and args.time_scale not in (None, 1, 1.0):
+        raise ValueError("--time-scale: runs against AWS always use the real clock (scale 1)")
     sc = dataclasses.replace(sc, target=target)
     if args.duration:
         try:

@@ -5,7 +5,7 @@ Units after parsing: durations in seconds (float), rates in events per second
 Every error is a ScenarioError carrying `file:line: key: message`.
 
 The dataclasses below are the contract other modules build on; `load()` fills
-them. The keys, their units and defaults are documented in docs/scenario-reference.md.
+them. The keys, their units and defaults are documented in README.md (section "Scenario reference").
 """
 
 from __future__ import annotations
