@@ -80,6 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("pricing", help="show the price catalog in force")
     pr.add_argument("--scenario", help="apply this scenario's [pricing] overrides")
     pr.set_defaults(func=_cmd_pricing)
+
+    rep = sub.add_parser("report", help="tables, plots, report.html and thresholds from a results directory",
+                         description="Re-read a results directory: print per-arm detail and thresholds, "
+                         "write DIR/plots/*.png and DIR/report.html. Exit 1 if a threshold fails.")
+    rep.add_argument("dir", help="a results directory (holding summary.json)")
+    rep.add_argument("--format", choices=["text", "json"], default="text")
+    rep.add_argument("--no-plots", action="store_true", help="print only; write no plots and no report.html")
+    rep.set_defaults(func=_cmd_report)
+
+    cmp_ = sub.add_parser("compare", help="arms of one run, or the same arms across runs, side by side",
+                          description="Compare arms of one results directory, or same-named arms across "
+                          "several (labelled run/arm), each figure with its delta against the first.")
+    cmp_.add_argument("dirs", nargs="+", metavar="DIR", help="results directories")
+    cmp_.add_argument("--format", choices=["text", "json"], default="text")
+    cmp_.set_defaults(func=_cmd_compare)
     return p
 
 
@@ -105,6 +120,18 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     from loadgen.emulator.server import cmd_emulator
 
     return cmd_emulator(args)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from loadgen.report import cmd_report
+
+    return cmd_report(args)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from loadgen.compare import cmd_compare
+
+    return cmd_compare(args)
 
 
 def _cmd_pricing(args: argparse.Namespace) -> int:

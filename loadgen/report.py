@@ -1,11 +1,19 @@
-"""Text tables from a summary.json dict (never re-runs anything).
+"""Reports from a results directory (never re-runs anything): `loadgen report`.
 
 `summary_table` is the final block `loadgen run` prints: one row per arm.
+`after_run` is what `run` / `simulate` call at the end: plots, report.html, thresholds.
+`cmd_report` re-reads a results directory and prints everything: the run table,
+per-arm detail, arms against the first, thresholds (exit 1 when one fails).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 
 def _ms(v: float | None) -> str:
@@ -46,10 +54,12 @@ HEADERS = ["arm", "sent", "ok", "throttled", "err+to", "retries", "warm", "cold"
            "ttft p50", "ttft p99", "e2e p50", "e2e p99", "cost", "per 1000"]
 
 
-def format_table(headers: list[str], rows: list[list[str]]) -> str:
+def format_table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """Aligned text table: the first `left` columns (labels) left-aligned, the rest (figures) right."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(c.ljust(w) if i < left else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
@@ -71,3 +81,357 @@ def summary_table(summary: Mapping[str, Any]) -> str:
     if notes:
         lines.append("\n".join(notes))
     return "\n".join(lines)
+
+
+# =========================================================================== loadgen report
+#
+# `loadgen report DIR` re-reads a results directory (never re-runs anything) and prints
+# the run table, per-arm detail, arms compared with the first, and the scenario's
+# thresholds; it (re)writes DIR/plots/*.png and DIR/report.html unless --no-plots.
+
+EXIT_OK, EXIT_THRESHOLD, EXIT_BAD_INPUT = 0, 1, 2
+REPORT_HTML = "report.html"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A titled table of already formatted cells, rendered as text or HTML."""
+
+    title: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    note: str = ""
+    left: int = 1               # label columns (left-aligned)
+
+    def text(self) -> str:
+        body = format_table(list(self.headers), [list(r) for r in self.rows], self.left)
+        return "\n".join([self.title, body] + ([self.note] if self.note else []))
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What a results directory holds, read once for report, plots and HTML."""
+
+    path: Path
+    summary: dict
+    attempts: tuple[dict, ...]
+    thresholds: tuple[Any, ...]             # scenario.Threshold (expr, arm, line)
+    quotas: dict[str, "tuple[int, int] | None"]  # arm -> (tpm, rpm) in force; None = unknown
+    peaks_burndown: dict[str, float]        # arm (and "*") -> peak quota tokens per 60 s, with burndown
+    notes: tuple[str, ...] = ()             # problems worth telling (scenario could not be re-read ...)
+
+
+def burndown_of(model_id: str) -> float:
+    """Output-token quota burndown for a model id (5 for Claude 4.x); 1 for unknown models."""
+    from loadgen.models import UnknownModel, lookup
+
+    try:
+        return lookup(model_id).output_burndown
+    except UnknownModel:
+        return 1.0
+
+
+def quotas_for(summary: Mapping[str, Any], scenario: Any) -> dict[str, "tuple[int, int] | None"]:
+    """arm -> (tpm, rpm) quota the emulator enforced for it (0 = none), None when not known:
+    a real-AWS run (quotas live in the account's Service Quotas) or an external emulator."""
+    arms = summary.get("arms", {})
+    if scenario is None or summary.get("target") != "emulator" or getattr(scenario.target, "endpoint_url", None):
+        return {a: None for a in arms}
+    from loadgen.emulator.config import EmulatorConfig
+    from loadgen.profiles import kind_of
+
+    try:
+        cfg = EmulatorConfig.from_mapping(scenario.emulator)
+    except ValueError:
+        return {a: None for a in arms}
+    out = {}
+    for name, arm in arms.items():
+        mid = arm.get("model_id", "")
+        lim = cfg.limit_for(mid, kind_of(mid))  # the emulator keys quotas by the id as called
+        out[name] = (lim.tpm, lim.rpm)
+    return out
+
+
+def _scenario_of(path: Path) -> tuple[Any, list[str]]:
+    """The copied scenario.toml parsed, or None and why not."""
+    from loadgen.results import SCENARIO_FILE
+    from loadgen.scenario import ScenarioError, loads
+
+    p = path / SCENARIO_FILE
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        return None, [f"{p}: cannot read ({e.strerror or e}): thresholds and quotas not checked"]
+    try:
+        return loads(text, str(p)), []
+    except ScenarioError as e:
+        # A relative trace file does not travel with the copy; thresholds still can.
+        return None, [f"{p}: does not validate where it was copied ({e.problems[0]}); "
+                      "thresholds read from its [thresholds] table"]
+
+
+def _raw_thresholds(path: Path) -> tuple[Any, ...]:
+    """[thresholds] straight from the TOML, for a copy that no longer validates as a whole."""
+    from loadgen import _toml as toml
+    from loadgen.results import SCENARIO_FILE
+    from loadgen.scenario import Threshold
+
+    try:
+        raw = toml.loads((path / SCENARIO_FILE).read_text(encoding="utf-8")).get("thresholds", {})
+    except Exception:
+        return ()
+    out = [Threshold(expr=e, arm=None) for e in raw.get("all", []) if isinstance(e, str)]
+    for arm, exprs in (raw.get("arms") or {}).items():
+        out += [Threshold(expr=e, arm=arm) for e in exprs if isinstance(e, str)]
+    return tuple(out)
+
+
+def load_view(results_dir: str | Path, summary: Mapping[str, Any] | None = None, scenario: Any = None) -> RunView:
+    """Read a results directory (summary.json, requests.jsonl, scenario.toml) for reporting.
+
+    `summary` / `scenario`: pass them when the caller has them (after a run), to skip
+    reading them back. FileNotFoundError when there is no summary.json.
+    """
+    from loadgen import series
+    from loadgen.results import REQUESTS_FILE, load_attempts, load_summary
+
+    path = Path(results_dir)
+    summary = dict(summary) if summary is not None else load_summary(path)
+    notes: list[str] = []
+    if scenario is None:
+        scenario, notes = _scenario_of(path)
+    thresholds = tuple(scenario.thresholds) if scenario is not None else _raw_thresholds(path)
+    try:
+        attempts = tuple(load_attempts(path))
+    except FileNotFoundError:
+        attempts = ()
+        notes.append(f"{path / REQUESTS_FILE}: missing; time series and gap plots are empty")
+    except ValueError as e:
+        attempts = ()
+        notes.append(str(e))
+    peaks = series.peak_quota_tpm(attempts, burndown_of) if attempts else {}
+    return RunView(path, summary, attempts, thresholds, quotas_for(summary, scenario), peaks, tuple(notes))
+
+
+def percentile_from_histograms(path: Path) -> Callable[[str, str, float], "float | None"]:
+    """A thresholds.PercentileFn reading histograms/<arm>.<metric>.hlog (ms)."""
+    from loadgen.results import HISTOGRAM_DIR, read_histogram, safe_name
+
+    def get(arm: str, metric: str, pct: float) -> float | None:
+        p = path / HISTOGRAM_DIR / f"{safe_name(arm)}.{metric}.hlog"
+        if not p.exists():
+            return None
+        h = read_histogram(p)
+        return h.get_value_at_percentile(pct) / 1000.0 if h.get_total_count() else None
+
+    return get
+
+
+def check_thresholds(view: RunView) -> list:
+    from loadgen import thresholds
+
+    return thresholds.check(view.thresholds, view.summary, percentile=percentile_from_histograms(view.path))
+
+
+# ---- tables ------------------------------------------------------------------------
+
+
+def _int(v: Any) -> str:
+    return "-" if v is None else f"{v:,}" if isinstance(v, int) else f"{v:,.0f}"
+
+
+def _usd(v: float | None) -> str:
+    return "-" if v is None else f"${v:.4f}" if v < 10 else f"${v:,.2f}"
+
+
+LAT_STATS = (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max"), ("mean", "mean"))
+
+
+def detail_tables(view: RunView) -> list[Table]:
+    """Per-arm detail: requests and errors, cache, cost, latency, throughput vs quota, gaps."""
+    arms = view.summary.get("arms", {})
+    tables = []
+    rows = []
+    for name, a in arms.items():
+        r = a["requests"]
+        errs = ", ".join(f"{k} {v}" for k, v in a.get("errors", {}).items()) or "-"
+        rows.append((name, _int(r["sent"]), _int(r["ok"]), f"{_int(r['throttled'])} ({_pct(r['throttled'], r['sent'])})",
+                     _int(r["error"]), _int(r["timeout"]), _int(r["retries"]), errs))
+    tables.append(Table("Requests (attempts, retries included)",
+                        ("arm", "sent", "ok", "throttled", "error", "timeout", "retries", "not ok by error code"),
+                        tuple((*r[:-1], r[-1]) for r in rows)))
+    rows = []
+    for name, a in arms.items():
+        c, t = a["cache"], a["tokens"]
+        split = ""
+        if t.get("cache_write_5m") or t.get("cache_write_1h"):
+            split = f" (5m {_int(t.get('cache_write_5m', 0))}, 1h {_int(t.get('cache_write_1h', 0))})"
+        mm = c.get("mismatch", {}).get("total", 0)
+        rows.append((name, a.get("cache_ttl", "-") if a.get("cache_enabled", True) else "off",
+                     _int(c["cold"]), _int(c["warm"]), _int(c["none"]), f"{100 * c['warm_ratio']:.1f}%",
+                     _int(t.get("cache_write")) + split, _int(t.get("cache_read")), _int(t.get("input")),
+                     _int(t.get("output")), _int(mm)))
+    tables.append(Table("Prompt cache (ok attempts by observed state; tokens over all attempts)",
+                        ("arm", "ttl", "cold", "warm", "none", "warm ratio", "write tokens", "read tokens",
+                         "uncached input", "output", "mismatch"), tuple(rows),
+                        "warm ratio = warm / (warm + cold); mismatch: the cache state differed from loadgen's "
+                        "prediction"))
+    rows = []
+    for name, a in arms.items():
+        cu = a["cost_usd"]
+        rows.append((name, _usd(cu.get("input")), _usd(cu.get("output")), _usd(cu.get("cache_write")),
+                     _usd(cu.get("cache_read")), _usd(cu["total"]), _usd(cu["per_1000"])))
+    tables.append(Table("Cost (USD)", ("arm", "input", "output", "cache write", "cache read", "total",
+                                       "per 1000 ok"), tuple(rows)))
+    rows = []
+    for name, a in arms.items():
+        for metric, lat in a.get("latency_ms", {}).items():
+            rows.append((name, metric, *(_ms(lat.get(k)) for k, _ in LAT_STATS), _int(lat.get("count"))))
+    tables.append(Table("Latency", ("arm", "metric", *(lab for _, lab in LAT_STATS), "n"), tuple(rows),
+                        "ttft and e2e from the intended start (no coordinated omission); service from the "
+                        "actual send; schedule lag = send - intended. ttft/e2e/service: ok attempts only.",
+                        left=2))
+    tables.append(quota_table(view))
+    tables.append(gap_table(arms))
+    return tables
+
+
+def quota_table(view: RunView) -> Table:
+    arms = view.summary.get("arms", {})
+    rows = []
+    for name, a in arms.items():
+        q = view.quotas.get(name)
+        tpm_b = view.peaks_burndown.get(name)
+        if q is None:
+            rq = tq = "unknown"
+            use = "-"
+        else:
+            rq = _int(q[1]) if q[1] else "off"
+            tq = _int(q[0]) if q[0] else "unlimited"
+            use = f"{100 * tpm_b / q[0]:.1f}%" if q[0] and tpm_b is not None else "-"
+        rows.append((name, _int(a.get("rpm_peak")), rq, _int(a.get("tpm_peak")),
+                     _int(tpm_b), tq, use))
+    if len(arms) > 1:
+        s = view.summary
+        rows.append(("all arms", _int(s.get("rpm_peak")), "", _int(s.get("tpm_peak")),
+                     _int(view.peaks_burndown.get("*")), "", ""))
+    return Table("Throughput against the quota (peaks in any 60 s of scenario time)",
+                 ("arm", "peak RPM", "RPM quota", "peak TPM", "peak TPM x burndown", "TPM quota", "of quota"),
+                 tuple(rows),
+                 "peak TPM = input + cache write + output (summary.json); x burndown applies the output "
+                 "factor Bedrock charges the quota (5 for Claude 4.x). Arms on the same model id share "
+                 "one quota: compare the all-arms row with it.")
+
+
+def gap_table(arms: Mapping[str, Any]) -> Table:
+    names = list(arms)
+    labels = [b["label"] for b in next(iter(arms.values()), {}).get("gap_buckets", [])]
+    rows = []
+    for i, lab in enumerate(labels):
+        cells = []
+        for n in names:
+            b = arms[n]["gap_buckets"][i]
+            k = b["warm"] + b["cold"]
+            cells.append(f"{100 * b['warm_ratio']:.0f}% of {k}" if k else "-")
+        rows.append((lab, *cells))
+    return Table("Cache warm ratio by gap since the previous call on the same prefix",
+                 ("gap", *names), tuple(rows),
+                 "With the 5-minute TTL the ratio should fall across 4-5m / 5-6m; with the 1-hour TTL, at 60m.")
+
+
+def report_text(view: RunView, results: Sequence[Any]) -> str:
+    from loadgen.compare import compare, compare_text
+    from loadgen.thresholds import format_results
+
+    parts = [summary_table(view.summary)]
+    parts += [t.text() for t in detail_tables(view)]
+    if len(view.summary.get("arms", {})) > 1:
+        parts.append("Arms compared with the first\n" + compare_text([compare(list(view.summary["arms"].items()))]))
+    if results:
+        parts.append("Thresholds\n" + format_results(results))
+    parts += list(view.notes)
+    return "\n\n".join(parts)
+
+
+def report_dict(view: RunView, results: Sequence[Any], plots: Sequence[Path] = ()) -> dict:
+    from loadgen.compare import compare
+
+    arms = view.summary.get("arms", {})
+    return {
+        "results_dir": str(view.path),
+        "summary": view.summary,
+        "quota": {name: ({"tpm": q[0], "rpm": q[1]} if q is not None else None) for name, q in view.quotas.items()},
+        "tpm_peak_burndown": view.peaks_burndown,
+        "compare": compare(list(arms.items())).to_dict() if arms else None,
+        "thresholds": [r.to_dict() for r in results],
+        "thresholds_failed": sum(r.failed for r in results),
+        "plots": [str(p) for p in plots],
+        "notes": list(view.notes),
+    }
+
+
+# ---- writing plots and the page ------------------------------------------------------
+
+
+def write_artifacts(view: RunView, results: Sequence[Any]) -> tuple[list[Path], Path | None, list[str]]:
+    """DIR/plots/*.png and DIR/report.html; (plots, html, warnings). A plot that fails
+    is a warning, not a lost run."""
+    from loadgen import html_report, plots
+
+    warnings: list[str] = []
+    written: list[Path] = []
+    try:
+        written = plots.write_plots(view.path, view.summary, view.attempts, quotas=view.quotas,
+                                    burndown=burndown_of)
+    except Exception as e:  # noqa: BLE001 - matplotlib errors are many; the tables still stand
+        warnings.append(f"plots not written: {type(e).__name__}: {e}")
+    html = None
+    try:
+        html = html_report.write(view, results, detail_tables(view), written)
+    except OSError as e:
+        warnings.append(f"{REPORT_HTML} not written: {e}")
+    return written, html, warnings
+
+
+def after_run(results_dir: Path, summary: dict, scenario: Any) -> int:
+    """End of `loadgen run` / `simulate`: write plots and report.html, print the thresholds.
+
+    Returns 1 (EXIT_THRESHOLD) if any threshold failed, else 0.
+    """
+    view = load_view(results_dir, summary=summary, scenario=scenario)
+    results = check_thresholds(view)
+    _, html, warnings = write_artifacts(view, results)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr, flush=True)
+    if results:
+        from loadgen.thresholds import format_results
+
+        print("thresholds:\n" + format_results(results), flush=True)
+    if html is not None:
+        print(f"report: {html}", flush=True)
+    return EXIT_THRESHOLD if any(r.failed for r in results) else EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    try:
+        view = load_view(args.dir)
+    except FileNotFoundError as e:
+        print(f"loadgen report: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (ValueError, OSError) as e:
+        print(f"loadgen report: {args.dir}: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    results = check_thresholds(view)
+    written: list[Path] = []
+    html = None
+    if not args.no_plots:
+        written, html, warnings = write_artifacts(view, results)
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps(report_dict(view, results, written), indent=2, default=str))
+    else:
+        print(report_text(view, results))
+        if html is not None:
+            print(f"\nreport: {html}  plots: {view.path / 'plots'}")
+    return EXIT_THRESHOLD if any(r.failed for r in results) else EXIT_OK

@@ -19,7 +19,7 @@ import difflib
 import operator
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from loadgen.units import parse_duration, parse_percent, parse_usd
 
@@ -28,6 +28,7 @@ RATIOS = ("throttle_rate", "error_rate", "warm_ratio")
 COSTS = ("cost_per_1000", "cost_total")
 THROUGHPUTS = ("rpm", "tpm")
 SCALARS = RATIOS + COSTS + THROUGHPUTS
+TPM_TOKENS = ("input", "output", "cache_read", "cache_write")   # summary.json "tokens" keys tpm adds
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
@@ -158,7 +159,10 @@ def measure(expr: ThresholdExpr, arm: Mapping[str, Any], *, scenario_s: float | 
             raise KeyError(expr.metric)
         if expr.metric == "rpm":
             return req["sent"] / (scenario_s / 60)
-        return sum(arm["tokens"].values()) / (scenario_s / 60)
+        tok = arm["tokens"]
+        # Named fields only: cache_write_5m / cache_write_1h split cache_write, so summing
+        # every value would count cache writes twice.
+        return sum(tok.get(k, 0) for k in TPM_TOKENS) / (scenario_s / 60)
     except (KeyError, TypeError) as e:
         raise ValueError(f"threshold {expr.text!r}: the summary has no {expr.summary_key} "
                          f"(missing {e})") from None
@@ -169,3 +173,115 @@ def evaluate(expr: ThresholdExpr, arm_summary: Mapping[str, Any], *,
     """(passed, measured) for one arm; measured is in the same units as expr.value."""
     measured = measure(expr, arm_summary, scenario_s=scenario_s)
     return OPS[expr.op](measured, expr.value), measured
+
+
+# ---- checking a whole run ---------------------------------------------------------
+
+PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+
+PercentileFn = Callable[[str, str, float], "float | None"]
+"""(arm, latency metric, percentile 0-100) -> milliseconds or None: for percentiles
+summary.json does not carry (e.g. p95), read from the run's histograms."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One threshold checked against one arm."""
+
+    arm: str
+    expr: ThresholdExpr
+    status: str               # PASS | FAIL | SKIP
+    measured: float | None    # in expr.value's units; None when there was nothing to measure
+    line: int = 0             # line in scenario.toml (0: unknown)
+    note: str = ""            # why there is no measurement, when there is none
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAIL
+
+    def to_dict(self) -> dict:
+        return {"arm": self.arm, "expr": self.expr.text, "status": self.status,
+                "measured": self.measured, "limit": self.expr.value, "op": self.expr.op,
+                "unit": unit_of(self.expr), "measured_text": format_value(self.expr, self.measured),
+                "line": self.line, "note": self.note}
+
+
+def unit_of(expr: ThresholdExpr) -> str:
+    """The unit of expr.value and Result.measured: ms, fraction, USD or per_minute."""
+    if expr.stat is not None:
+        return "ms"
+    return {**dict.fromkeys(RATIOS, "fraction"), **dict.fromkeys(COSTS, "USD")}.get(expr.metric, "per_minute")
+
+
+def format_value(expr: ThresholdExpr, v: float | None) -> str:
+    """A measured value as a person reads it: "1.62 s", "850 ms", "0.45 %", "$3.04", "1,200 /min"."""
+    if v is None:
+        return "no data"
+    if expr.stat is not None:
+        return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.0f} ms"
+    if expr.metric in RATIOS:
+        return f"{100 * v:.2f} %"
+    if expr.metric in COSTS:
+        return f"${v:.4f}" if v < 1 else f"${v:.2f}"
+    return f"{v:,.0f} /min"
+
+
+def check(thresholds: Iterable[Any], summary: Mapping[str, Any], *,
+          percentile: PercentileFn | None = None) -> list[Result]:
+    """Every threshold against every arm it names, in order.
+
+    `thresholds`: objects with `expr` (text), `arm` (name or None for every arm) and
+    `line` (scenario.Threshold). An arm-specific threshold for an arm the run did not
+    include (`run --arm`) is SKIP. A figure with no data (no ok request, so no latency)
+    is FAIL: a gate that cannot see must not pass.
+    """
+    arms = summary.get("arms", {})
+    scenario_s = summary.get("scenario_s")
+    out: list[Result] = []
+    for t in thresholds:
+        expr = parse(t.expr)
+        line = getattr(t, "line", 0)
+        names = [t.arm] if t.arm is not None else list(arms)
+        for name in names:
+            arm = arms.get(name)
+            if arm is None:
+                out.append(Result(name, expr, SKIP, None, line, "arm not in this run"))
+                continue
+            out.append(_check_one(name, expr, arm, line, scenario_s, percentile))
+    return out
+
+
+def _check_one(name: str, expr: ThresholdExpr, arm: Mapping[str, Any], line: int,
+               scenario_s: float | None, percentile: PercentileFn | None) -> Result:
+    if expr.stat is not None:
+        lat = arm.get("latency_ms", {}).get(expr.metric, {})
+        key = _stat_key(expr.stat)
+        if lat.get("count") == 0:
+            what = "attempts" if expr.metric == "schedule_lag" else "ok requests"
+            return Result(name, expr, FAIL, None, line, f"no {what} to measure")
+        if key not in lat and expr.stat.startswith("p") and percentile is not None:
+            v = percentile(name, expr.metric, float(expr.stat[1:]))
+            if v is None:
+                return Result(name, expr, FAIL, None, line, f"no histogram for {expr.metric}")
+            return Result(name, expr, PASS if OPS[expr.op](v, expr.value) else FAIL, v, line)
+    try:
+        passed, v = evaluate(expr, arm, scenario_s=scenario_s)
+    except ValueError as e:
+        return Result(name, expr, FAIL, None, line, str(e))
+    return Result(name, expr, PASS if passed else FAIL, v, line)
+
+
+def format_results(results: Iterable[Result]) -> str:
+    """One aligned line per result: "ttl-5m  p99(ttft) < 2s  PASS  measured 1.62 s"."""
+    rows = list(results)
+    if not rows:
+        return ""
+    wa = max(len(r.arm) for r in rows)
+    we = max(len(r.expr.text) for r in rows)
+    lines = []
+    for r in rows:
+        tail = f"measured {format_value(r.expr, r.measured)}" if r.measured is not None else r.note
+        if r.measured is not None and r.status == FAIL:
+            tail += f" (limit {r.expr.op} {format_value(r.expr, r.expr.value)})"
+        lines.append(f"{r.arm.ljust(wa)}  {r.expr.text.ljust(we)}  {r.status}  {tail}")
+    return "\n".join(lines)

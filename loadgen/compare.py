@@ -1,0 +1,256 @@
+"""Arms side by side, each figure with its delta against the first: `loadgen compare`.
+
+Pure core: `compare(columns)` takes (label, summary.json arm dict) pairs and returns
+every figure with its delta against the first column: absolute and percent, or
+percentage points for ratios (a warm ratio going from 70 % to 99 % is "+29 pts", not
+"+41 %"). `groups_for(runs)` decides what is compared with what:
+
+  one results directory      its arms, against the first arm
+  several directories        the same-named arms across runs, labelled run/arm,
+                             each against the first run that has it; when no arm
+                             name is shared, every run/arm against the first
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+EXIT_OK, EXIT_BAD_INPUT = 0, 2
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str          # JSON key
+    label: str        # table row
+    kind: str         # count | ratio | usd | ms | per_minute
+    get: Callable[[Mapping[str, Any]], "float | None"]
+
+
+def _lat(metric: str, stat: str) -> Callable[[Mapping[str, Any]], "float | None"]:
+    return lambda arm: arm.get("latency_ms", {}).get(metric, {}).get(stat)
+
+
+def _req(k: str) -> Callable[[Mapping[str, Any]], "float | None"]:
+    return lambda arm: arm.get("requests", {}).get(k)
+
+
+def _rate(*keys: str) -> Callable[[Mapping[str, Any]], "float | None"]:
+    def f(arm: Mapping[str, Any]) -> float | None:
+        r = arm.get("requests", {})
+        return sum(r.get(k, 0) for k in keys) / r["sent"] if r.get("sent") else 0.0
+    return f
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("sent", "attempts sent", "count", _req("sent")),
+    Metric("ok", "ok", "count", _req("ok")),
+    Metric("throttle_rate", "throttled", "ratio", _rate("throttled")),
+    Metric("error_rate", "errors + timeouts", "ratio", _rate("error", "timeout")),
+    Metric("retries", "retries", "count", _req("retries")),
+    Metric("warm_ratio", "warm ratio", "ratio", lambda a: a.get("cache", {}).get("warm_ratio")),
+    Metric("cache_write_tokens", "cache write tokens", "count", lambda a: a.get("tokens", {}).get("cache_write")),
+    Metric("cache_read_tokens", "cache read tokens", "count", lambda a: a.get("tokens", {}).get("cache_read")),
+    Metric("cost_per_1000", "cost per 1000 ok", "usd", lambda a: a.get("cost_usd", {}).get("per_1000")),
+    Metric("cost_total", "cost total", "usd", lambda a: a.get("cost_usd", {}).get("total")),
+    Metric("cost_cache_write", "  cache write", "usd", lambda a: a.get("cost_usd", {}).get("cache_write")),
+    Metric("cost_cache_read", "  cache read", "usd", lambda a: a.get("cost_usd", {}).get("cache_read")),
+    Metric("cost_input", "  input", "usd", lambda a: a.get("cost_usd", {}).get("input")),
+    Metric("cost_output", "  output", "usd", lambda a: a.get("cost_usd", {}).get("output")),
+    Metric("ttft_p50", "ttft p50", "ms", _lat("ttft", "p50")),
+    Metric("ttft_p99", "ttft p99", "ms", _lat("ttft", "p99")),
+    Metric("e2e_p50", "e2e p50", "ms", _lat("e2e", "p50")),
+    Metric("e2e_p99", "e2e p99", "ms", _lat("e2e", "p99")),
+    Metric("service_p99", "service p99", "ms", _lat("service", "p99")),
+    Metric("schedule_lag_p99", "schedule lag p99", "ms", _lat("schedule_lag", "p99")),
+    Metric("rpm_peak", "peak RPM", "per_minute", lambda a: a.get("rpm_peak")),
+    Metric("tpm_peak", "peak TPM", "per_minute", lambda a: a.get("tpm_peak")),
+)
+BY_KEY = {m.key: m for m in METRICS}
+
+
+@dataclass(frozen=True)
+class Delta:
+    abs: float | None     # value - baseline, in the metric's unit (a fraction for ratios)
+    pct: float | None     # percent of the baseline; None for ratios and a zero baseline
+    pts: float | None     # percentage points, ratios only
+
+
+@dataclass(frozen=True)
+class Comparison:
+    labels: tuple[str, ...]                             # labels[0] is the baseline
+    values: dict[str, dict[str, float | None]]          # metric key -> label -> value
+    deltas: dict[str, dict[str, Delta]]                 # metric key -> label (not baseline) -> delta
+
+    @property
+    def baseline(self) -> str:
+        return self.labels[0]
+
+    def to_dict(self) -> dict:
+        return {
+            "baseline": self.baseline, "labels": list(self.labels),
+            "metrics": [{"key": m.key, "label": m.label.strip(), "unit": _UNITS[m.kind],
+                         "values": self.values[m.key],
+                         "delta": {lab: vars(d) for lab, d in self.deltas[m.key].items()}}
+                        for m in METRICS],
+            "headline": headline(self),
+        }
+
+
+_UNITS = {"count": "count", "ratio": "fraction", "usd": "USD", "ms": "ms", "per_minute": "per_minute"}
+
+
+def delta(kind: str, value: float | None, base: float | None) -> Delta:
+    """Delta of `value` against `base`; ratios in points, everything else absolute and %."""
+    if value is None or base is None:
+        return Delta(None, None, None)
+    d = value - base
+    if kind == "ratio":
+        return Delta(d, None, d * 100.0)
+    return Delta(d, (d / base * 100.0) if base else None, None)
+
+
+def compare(columns: Sequence[tuple[str, Mapping[str, Any]]]) -> Comparison:
+    """Every METRICS figure of each (label, arm) with its delta against the first column."""
+    if not columns:
+        raise ValueError("compare: expected at least one arm")
+    labels = tuple(lab for lab, _ in columns)
+    values: dict[str, dict[str, float | None]] = {}
+    deltas: dict[str, dict[str, Delta]] = {}
+    for m in METRICS:
+        vals = {lab: _num(m.get(arm)) for lab, arm in columns}
+        values[m.key] = vals
+        base = vals[labels[0]]
+        deltas[m.key] = {lab: delta(m.kind, vals[lab], base) for lab in labels[1:]}
+    return Comparison(labels, values, deltas)
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def groups_for(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[list[tuple[str, Mapping[str, Any]]]]:
+    """What to compare: see the module docstring. `runs`: (run label, summary.json)."""
+    if len(runs) == 1:
+        return [[(name, arm) for name, arm in runs[0][1].get("arms", {}).items()]]
+    names: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    for run, summary in runs:
+        for name, arm in summary.get("arms", {}).items():
+            names.setdefault(name, []).append((f"{run}/{name}", arm))
+    if any(len(v) > 1 for v in names.values()):
+        return list(names.values())
+    return [[col for cols in names.values() for col in cols]]
+
+
+# ---- formatting --------------------------------------------------------------------
+
+
+def fmt_value(kind: str, v: float | None) -> str:
+    if v is None:
+        return "-"
+    if kind == "ratio":
+        return f"{100 * v:.1f}%"
+    if kind == "usd":
+        return f"${v:.4f}" if abs(v) < 10 else f"${v:,.2f}"
+    if kind == "ms":
+        return f"{v / 1000:.2f}s" if abs(v) >= 1000 else f"{v:.0f}ms"
+    return f"{v:,.0f}"
+
+
+def fmt_delta(kind: str, d: Delta) -> str:
+    """"+29.1 pts", "-$0.86 (-17 %)", "-180ms (-8 %)", "0"."""
+    if d.abs is None:
+        return "-"
+    if kind == "ratio":
+        return f"{d.pts:+.1f} pts"
+    if d.abs == 0:
+        return "0"
+    sign = "+" if d.abs > 0 else "-"
+    body = fmt_value(kind, abs(d.abs))
+    pct = f" ({d.pct:+.0f} %)" if d.pct is not None else ""
+    return f"{sign}{body}{pct}"
+
+
+def headline(c: Comparison) -> list[str]:
+    """One line per non-baseline column: "ttl-1h vs ttl-5m: cost per 1000 -17 %, warm ratio +29 pts, ..."."""
+    lines = []
+    for lab in c.labels[1:]:
+        parts = []
+        for key, name in (("cost_per_1000", "cost per 1000"), ("warm_ratio", "warm ratio"),
+                          ("ttft_p99", "ttft p99"), ("e2e_p99", "e2e p99"),
+                          ("throttle_rate", "throttled"), ("error_rate", "errors")):
+            d = c.deltas[key][lab]
+            if key in ("throttle_rate", "error_rate") and not (c.values[key][lab] or c.values[key][c.baseline]):
+                continue  # no throttles or errors on either side: nothing to say
+            if d.abs is None:
+                continue
+            if BY_KEY[key].kind == "ratio":
+                parts.append(f"{name} {d.pts:+.0f} pts" if abs(d.pts) >= 1 else f"{name} {d.pts:+.1f} pts")
+            elif d.pct is not None:
+                parts.append(f"{name} {d.pct:+.0f} %")
+        lines.append(f"{lab} vs {c.baseline}: " + (", ".join(parts) if parts else "no comparable figures"))
+    return lines
+
+
+def table_rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows: metric, baseline value, then value and delta for each other column."""
+    headers = ["metric", c.baseline]
+    for lab in c.labels[1:]:
+        headers += [lab, f"vs {c.baseline}" if len(c.labels) == 2 else "delta"]
+    rows = []
+    for m in METRICS:
+        row = [m.label, fmt_value(m.kind, c.values[m.key][c.baseline])]
+        for lab in c.labels[1:]:
+            row += [fmt_value(m.kind, c.values[m.key][lab]), fmt_delta(m.kind, c.deltas[m.key][lab])]
+        rows.append(row)
+    return headers, rows
+
+
+def compare_text(comparisons: Sequence[Comparison]) -> str:
+    from loadgen.report import format_table
+
+    blocks = []
+    for c in comparisons:
+        headers, rows = table_rows(c)
+        blocks.append("\n".join([*headline(c), "", format_table(headers, rows)]) if len(c.labels) > 1
+                      else format_table(headers, rows) + f"\n(only {c.baseline}: nothing to compare with)")
+    return "\n\n".join(blocks)
+
+
+def run_label(path: Path, taken: set[str]) -> str:
+    """A short, unique label for a results directory: its folder name."""
+    label = path.name or str(path)
+    n = 2
+    base = label
+    while label in taken:
+        label, n = f"{base}#{n}", n + 1
+    taken.add(label)
+    return label
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from loadgen.results import load_summary
+
+    runs = []
+    taken: set[str] = set()
+    for d in args.dirs:
+        try:
+            runs.append((run_label(Path(d).resolve(), taken), load_summary(d)))
+        except (OSError, ValueError) as e:
+            print(f"loadgen compare: {e}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    groups = [g for g in groups_for(runs) if g]
+    if not groups:
+        print("loadgen compare: the results have no arms to compare", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    comparisons = [compare(g) for g in groups]
+    if args.format == "json":
+        print(json.dumps({"runs": [{"label": lab, "dir": str(d)} for (lab, _), d in zip(runs, args.dirs)],
+                          "comparisons": [c.to_dict() for c in comparisons]}, indent=2))
+    else:
+        print(compare_text(comparisons))
+    return EXIT_OK
