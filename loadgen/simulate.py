@@ -173,13 +173,15 @@ def sweep_scenarios(path: str, flags: Sequence[str], args: argparse.Namespace
     done: list[tuple[Any, Scenario, str]] = []
     problems: list[str] = []
     for p in pts:
+        notes: list[str] = []
         try:
-            doc = sweep.apply(raw, axes, p)
+            doc = sweep.apply(raw, axes, p, notes)
         except sweep.SweepError as e:
             raise ValueError(str(e)) from None
         setting = ", ".join(f"{k} = {v}" for k, v in p.values)
-        body = sweep.dumps(doc, header=f"loadgen simulate --sweep point {p.index}: {setting}\n"
-                                        f"generated from {path} (comments dropped)")
+        body = sweep.dumps(doc, header="\n".join([f"loadgen simulate --sweep point {p.index}: {setting}",
+                                                  *(f"  and {n}" for n in notes),
+                                                  f"generated from {path} (comments dropped)"]))
         try:
             sc = apply_overrides(loads(body, path), args)
         except ScenarioError as e:

@@ -14,7 +14,8 @@ part (`arms.ttl-5m.cache_ttl`). Quote a part holding dots:
 
 Values are TOML values (`400000`, `1.5`, `true`, `{dist = "constant", value = "5m"}`);
 bare words that are not TOML (`5m`, `20/s`) are strings, and a key whose current
-value is a string keeps a string (`name=1` stays "1").
+value is a string keeps a string (`name=1` stays "1"). Sweeping a lognormal's
+`median` scales its `p90` along (see `apply`).
 """
 
 from __future__ import annotations
@@ -141,15 +142,39 @@ def points(axes: Sequence[Axis]) -> list[Point]:
 
 # --------------------------------------------------------------------------- applying
 
-def apply(raw: Mapping[str, Any], axes: Sequence[Axis], point: Point) -> dict[str, Any]:
-    """A deep copy of the TOML dict with the point's values set; SweepError on a bad path."""
+def apply(raw: Mapping[str, Any], axes: Sequence[Axis], point: Point,
+          notes: list[str] | None = None) -> dict[str, Any]:
+    """A deep copy of the TOML dict with the point's values set; SweepError on a bad path.
+
+    Sweeping a lognormal's `median` keeps its shape: `p90` moves by the same factor
+    (unless p90 is swept too), so "the median gap" shifts the whole distribution and a
+    median above the file's p90 stays valid. What was scaled is appended to `notes`.
+    """
     doc = copy.deepcopy(dict(raw))
+    swept = {a.parts for a in axes}
     for axis, (_, text) in zip(axes, point.values):
-        _set(doc, axis, text)
+        keep_shape = axis.parts[-1] == "median" and axis.parts[:-1] + ("p90",) not in swept
+        _set(doc, axis, text, notes if notes is not None else [], keep_shape)
     return doc
 
 
-def _set(doc: dict, axis: Axis, text: str) -> None:
+def _scaled_p90(table: dict, old: Any, new: Any) -> Any | None:
+    """p90 moved by new/old median, in the p90's own form (duration string or number)."""
+    p90 = table.get("p90")
+    try:
+        if isinstance(p90, str):
+            o, n, q = parse_duration(old), parse_duration(new), parse_duration(p90)
+            return format_duration(q * n / o) if o > 0 else None
+        if isinstance(p90, (int, float)) and not isinstance(p90, bool):
+            o, n = float(old), float(new)
+            x = p90 * n / o if o > 0 else None
+            return None if x is None else (round(x) if isinstance(p90, int) else x)
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+def _set(doc: dict, axis: Axis, text: str, notes: list[str], keep_shape: bool) -> None:
     targets: list[tuple[Any, str]] = []
 
     def walk(node: Any, parts: tuple[str, ...], where: str) -> None:
@@ -181,7 +206,14 @@ def _set(doc: dict, axis: Axis, text: str) -> None:
 
     walk(doc, axis.parts, "")
     for node, key in targets:
-        node[key] = value_for(text, node.get(key))
+        old = node.get(key)
+        node[key] = value_for(text, old)
+        if keep_shape and node.get("dist") == "lognormal" and "p90" in node and old is not None:
+            p90 = _scaled_p90(node, old, node[key])
+            if p90 is not None:
+                notes.append(f"{'.'.join(axis.parts[:-1])}.p90 = {_v(p90)} (scaled with the median: "
+                             f"p90/median stays {_v(node['p90'])}/{_v(old)})")
+                node["p90"] = p90
 
 
 def value_for(text: str, current: Any) -> Any:

@@ -1,0 +1,272 @@
+"""`loadgen simulate --find-max-rate`: the highest arrival rate each arm sustains.
+
+For an open-loop scenario, each arm (alone, so arms do not share Region capacity)
+is simulated at trial arrival rates; a rate passes when every threshold of the
+scenario holds (default when it has none: throttle_rate < 1 %). The search doubles
+or halves from the scenario's own rate until one rate passes and one fails, then
+bisects (geometrically) until they are within `tolerance` of each other.
+
+The binding constraint is read from the lowest failing trial: which thresholds
+failed, and what throttled, classified from the emulator's ThrottlingException
+messages: "Too many requests" is the RPM quota and "Too many tokens" the TPM quota
+of the model id as called in the caller's Region; "no capacity left ... in <Regions>"
+is the Regions' own capacity (the profile had nowhere to spill).
+
+Trials run with the scenario's arrival kind when it has one rate (constant,
+poisson); other shapes (stages, bursts, trace) are replaced by a Poisson process at
+the trial rate, and the output says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import re
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from loadgen import __version__, thresholds
+from loadgen.arrivals import OpenLoop
+from loadgen.clock import VirtualClock
+from loadgen.results import ResultsDir, safe_name
+from loadgen.run_command import EXIT_BAD_INPUT, EXIT_OK, RunState, _facts, finish, prepare
+from loadgen.scenario import Scenario, Threshold
+from loadgen.units import format_rate
+
+DEFAULT_THRESHOLDS = (Threshold("throttle_rate < 1%"),)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One simulated rate (requests per second) and what it showed."""
+
+    rate: float
+    passed: bool
+    sent: int
+    failed: tuple[str, ...]                  # "expr (measured text)" of failed thresholds
+    throttles: tuple[tuple[str, int], ...]   # (cause, attempts), most first
+    measured: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Found:
+    arm: str
+    max_rate: float | None                   # None: even the lowest rate tried failed
+    first_fail: float | None                 # None: the highest rate tried passed
+    at_max: Trial | None
+    at_fail: Trial | None
+    trials: tuple[Trial, ...]
+
+    @property
+    def binding(self) -> str:
+        t = self.at_fail
+        if t is None:
+            return "none found (no trial rate failed)"
+        parts = list(t.failed)
+        if t.throttles:
+            cause, n = t.throttles[0]
+            parts.append(f"throttled by {cause} ({n} attempts)")
+        return "; ".join(parts) or "unknown"
+
+
+def throttle_cause(message: str | None, region: str | None, model_id: str) -> str:
+    """Which limit a ThrottlingException message names (see the module doc)."""
+    msg = message or ""
+    m = re.search(r"no capacity left for \S+ in ([^)]*)\)", msg)
+    if m:
+        return f"Region capacity ({m.group(1)})"
+    if msg.startswith("Too many requests"):
+        return f"RPM quota of {model_id} in {region or '?'}"
+    if msg.startswith("Too many tokens"):
+        return f"TPM quota of {model_id} in {region or '?'}"
+    return f"throttling ({msg[:60] or 'no message'})"
+
+
+def at_rate(sc: Scenario, rate: float) -> Scenario:
+    """The scenario with its arrival rate set to `rate` per second (see the module doc)."""
+    assert sc.arrivals is not None
+    if sc.arrivals.kind in ("constant", "poisson"):
+        return dataclasses.replace(sc, arrivals=dataclasses.replace(sc.arrivals, rate=rate))
+    return dataclasses.replace(sc, arrivals=OpenLoop(kind="poisson", rate=rate))
+
+
+def search(probe: Callable[[float], Trial], start: float, *, tolerance: float = 0.05,
+           max_trials: int = 24, lowest: float = 1 / 3600, highest: float = 5000.0) -> tuple[Trial | None, Trial | None, list[Trial]]:
+    """(highest passing trial, lowest failing trial, all trials) for a monotone-ish probe.
+
+    Exponential search from `start` (x2 up while passing, /2 down while failing), then
+    geometric bisection until fail/pass <= 1 + tolerance or max_trials is spent.
+    """
+    trials: list[Trial] = []
+    good: Trial | None = None
+    bad: Trial | None = None
+    r = min(max(start, lowest), highest)
+    while len(trials) < max_trials:
+        t = probe(r)
+        trials.append(t)
+        if t.passed:
+            good = t if good is None or t.rate > good.rate else good
+            if bad is not None or r >= highest:
+                break
+            r = min(r * 2, highest)
+        else:
+            bad = t if bad is None or t.rate < bad.rate else bad
+            if good is not None or r <= lowest:
+                break
+            r = max(r / 2, lowest)
+    while good is not None and bad is not None and bad.rate / good.rate > 1 + tolerance and len(trials) < max_trials:
+        t = probe((good.rate * bad.rate) ** 0.5)
+        trials.append(t)
+        if t.passed:
+            good = t
+        else:
+            bad = t
+    return good, bad, trials
+
+
+# --------------------------------------------------------------------------- the command
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _trial(sc: Scenario, rate: float, pricer: Any, cfg: Any, checks: Sequence[Any]) -> Trial:
+    from loadgen.simulate import ProbeState, simulate
+
+    causes: Counter[str] = Counter()
+    arm = sc.arms[0]
+
+    def seen(a: Any) -> None:
+        if a.status == "throttled":
+            causes[throttle_cause(a.message, a.region, arm.model_id)] += 1
+
+    state = ProbeState(at_rate(sc, rate), VirtualClock(), on_attempt=seen)
+    simulate(state, pricer, cfg, signals=False)
+    summary = state.metrics.summary(_facts(state.sc, state.clock, state.wall0, None))
+    results = thresholds.check(checks, summary)
+    s = summary["arms"][arm.name]
+    req = s["requests"]
+    failed = tuple(f"{r.expr.text} (measured {thresholds.format_value(r.expr, r.measured)})"
+                   for r in results if r.failed)
+    measured = {
+        "throttle_pct": round(100 * req["throttled"] / req["sent"], 3) if req["sent"] else 0.0,
+        "ttft_p99_ms": s["latency_ms"]["ttft"].get("p99"), "e2e_p99_ms": s["latency_ms"]["e2e"].get("p99"),
+        "sent": req["sent"], "ok": req["ok"],
+    }
+    return Trial(rate, not failed, req["sent"], failed, tuple(causes.most_common()), measured)
+
+
+def cmd_find_max_rate(args: argparse.Namespace) -> int:
+    prepared = prepare(args, "simulate")
+    if isinstance(prepared, int):
+        return prepared
+    sc, pricer, cfg = prepared
+    if sc.arrivals is None:
+        _err(f"loadgen simulate --find-max-rate: {sc.path} drives closed-loop [sessions]; the search "
+             "needs an open-loop scenario with [arrivals] (an arrival rate to raise)")
+        return EXIT_BAD_INPUT
+    checks = sc.thresholds or DEFAULT_THRESHOLDS
+    start = sc.arrivals.rate if sc.arrivals.kind in ("constant", "poisson") and sc.arrivals.rate > 0 else 1.0
+    quiet = args.quiet
+    print(f"loadgen {__version__}: find-max-rate for {sc.name}, {len(sc.arms)} arm(s), "
+          f"{sc.duration:g} s of scenario time per trial, virtual time", flush=True)
+    print("thresholds: " + "; ".join(t.expr + (f" [{t.arm}]" if t.arm else "") for t in checks)
+          + ("" if sc.thresholds else " (default: the scenario has none)"), flush=True)
+    if sc.arrivals.kind not in ("constant", "poisson"):
+        print(f"note: trials replace the {sc.arrivals.kind} arrival shape with a Poisson process "
+              "at the trial rate", flush=True)
+
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    parent = Path(args.out) / f"{safe_name(sc.name)}-maxrate-{stamp}"
+    parent.mkdir(parents=True, exist_ok=False)
+    found: list[Found] = []
+    for arm in sc.arms:
+        one = dataclasses.replace(sc, arms=(arm,))
+        mine = tuple(t for t in checks if t.arm in (None, arm.name))
+        t0 = time.monotonic()
+
+        def probe(rate: float, one: Scenario = one, mine: tuple = mine) -> Trial:
+            t = _trial(one, rate, pricer, cfg, mine)
+            if not quiet:
+                print(f"  {arm.name}: {format_rate(rate):>9} {'pass' if t.passed else 'FAIL'}  "
+                      f"({t.sent} attempts, throttled {t.measured['throttle_pct']:.2f}%)", flush=True)
+            return t
+
+        good, bad, trials = search(probe, start)
+        f = Found(arm.name, good.rate if good else None, bad.rate if bad else None, good, bad, tuple(trials))
+        found.append(f)
+        if good is not None:  # a full results directory at the rate found, for report/compare
+            _results_at(parent / safe_name(arm.name), one, good.rate, pricer, cfg)
+        if not quiet:
+            print(f"  {arm.name}: {len(trials)} trials in {time.monotonic() - t0:.1f} s wall", flush=True)
+
+    print(_table(found, sc, cfg), flush=True)
+    doc = {"loadgen_version": __version__, "scenario": sc.name, "clock": "virtual",
+           "duration_s": sc.duration, "thresholds": [t.expr for t in checks],
+           "default_thresholds": not sc.thresholds,
+           "arms": {f.arm: {"max_rate_per_s": f.max_rate, "first_failing_rate_per_s": f.first_fail,
+                            "binding": f.binding, "at_max": _trial_dict(f.at_max),
+                            "at_first_fail": _trial_dict(f.at_fail),
+                            "trials": [_trial_dict(t) for t in f.trials]} for f in found}}
+    (parent / "maxrate.json").write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"results: {parent}", flush=True)
+    return EXIT_OK
+
+
+def _trial_dict(t: Trial | None) -> dict[str, Any] | None:
+    if t is None:
+        return None
+    return {"rate_per_s": t.rate, "passed": t.passed, "sent": t.sent, "failed": list(t.failed),
+            "throttles": dict(t.throttles), **t.measured}
+
+
+def _results_at(path: Path, sc: Scenario, rate: float, pricer: Any, cfg: Any) -> None:
+    import contextlib
+    import io
+
+    from loadgen.simulate import simulate
+
+    path.mkdir(parents=True)
+    out = ResultsDir(path)
+    run = at_rate(sc, rate)
+    out.write_scenario(sc.source)
+    state = RunState(run, VirtualClock(), out)
+    try:
+        simulate(state, pricer, cfg, signals=False)
+    finally:
+        out.close()
+    with contextlib.redirect_stdout(io.StringIO()):
+        finish(state, quiet=True)
+
+
+def _table(found: Sequence[Found], sc: Scenario, cfg: Any) -> str:
+    from loadgen import profiles
+
+    lines = []
+    for f in found:
+        arm = next(a for a in sc.arms if a.name == f.arm)
+        lim = cfg.limit_for(arm.model_id, profiles.kind_of(arm.model_id))
+        quota = f"TPM {lim.tpm:,}" + (f", RPM {lim.rpm:,}" if lim.rpm else "") if lim.tpm or lim.rpm else "no quota"
+        if f.max_rate is None:
+            head = f"{f.arm}: no rate passes (lowest tried {format_rate(f.first_fail or 0)})"
+        else:
+            head = (f"{f.arm}: max {format_rate(f.max_rate)} ({f.max_rate * 60:,.0f} requests/min)"
+                    + ("" if f.first_fail else " (the highest rate tried)"))
+            m = f.at_max.measured if f.at_max else {}
+            head += (f"; at it: throttled {m.get('throttle_pct', 0):.2f}%, "
+                     f"p99 ttft {_ms(m.get('ttft_p99_ms'))}, p99 e2e {_ms(m.get('e2e_p99_ms'))}")
+        lines.append(head)
+        lines.append(f"    {arm.model_id} ({arm.profile}; emulator quota {quota}, {sc.target.region})")
+        if f.first_fail is not None:
+            lines.append(f"    binding at {format_rate(f.first_fail)}: {f.binding}")
+    return "\n".join(lines)
+
+
+def _ms(x: Any) -> str:
+    return "-" if x is None else (f"{x / 1000:.2f} s" if x >= 1000 else f"{x:.0f} ms")
