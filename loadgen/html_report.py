@@ -21,7 +21,7 @@ padding-bottom:.2em}h3{font-size:1.05em;margin:1.2em 0 .4em}
 .facts{color:#57606a}nav a{margin-right:1em}
 table{border-collapse:collapse;margin:.4em 0 .2em;font-size:.9em}
 th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:right;white-space:nowrap}
-th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}
+th{background:#f6f8fa}td.l,th.l{text-align:left}
 tr:nth-child(even) td{background:#fbfcfd}
 .note{color:#57606a;font-size:.85em;margin:.2em 0 1em;max-width:1000px}
 .pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:600}.skip{color:#57606a}
@@ -47,13 +47,16 @@ def _e(s: Any) -> str:
 
 
 def table_html(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], note: str = "",
-               cell_class: Any = None) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+               cell_class: Any = None, left: int = 1) -> str:
+    """A table; the first `left` columns are labels (left-aligned), `cell_class(i, text)` may
+    give a cell a CSS class (pass/fail)."""
+    head = "".join(f'<th class="l">{_e(h)}</th>' if i < left else f"<th>{_e(h)}</th>"
+                   for i, h in enumerate(headers))
     body = []
     for r in rows:
         cells = []
         for i, c in enumerate(r):
-            cls = cell_class(i, c) if cell_class else None
+            cls = " ".join(filter(None, [cell_class(i, c) if cell_class else None, "l" if i < left else None]))
             cells.append(f'<td class="{cls}">{_e(c)}</td>' if cls else f"<td>{_e(c)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     out = (f"<h3>{_e(title)}</h3>" if title else "") + f"<table><thead><tr>{head}</tr></thead><tbody>" \
@@ -98,7 +101,7 @@ def render(view: Any, results: Sequence[Any], tables: Sequence[Any], plots: Sequ
         rows = [(r.arm, r.expr.text, r.status, format_value(r.expr, r.measured) if r.measured is not None
                  else r.note, f"line {r.line}" if r.line else "") for r in results]
         sections.append(("thresholds", "Thresholds", table_html(
-            "", ("arm", "threshold", "result", "measured", "scenario.toml"), rows,
+            "", ("arm", "threshold", "result", "measured", "scenario.toml"), rows, left=2,
             cell_class=lambda i, c: {"PASS": "pass", "FAIL": "fail", "SKIP": "skip"}.get(c) if i == 2 else None)))
 
     if comp is not None:
@@ -115,7 +118,7 @@ def render(view: Any, results: Sequence[Any], tables: Sequence[Any], plots: Sequ
         sections.append(("plots", "Plots", "".join(figs)))
 
     sections.append(("detail", "Per-arm detail", "".join(
-        table_html(t.title, t.headers, t.rows, t.note) for t in tables)))
+        table_html(t.title, t.headers, t.rows, t.note, left=t.left) for t in tables)))
     if view.notes:
         sections.append(("notes", "Notes", "".join(f'<p class="note">{_e(n)}</p>' for n in view.notes)))
 

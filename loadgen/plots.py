@@ -238,12 +238,12 @@ def throughput(per_min: Mapping[str, series.MinuteSeries], out_png: Path, *,
         for arm in arms:
             ys = getattr(per_min[arm], field)
             top = max(top, max(ys, default=0))
-            ax.step(range(len(ys)), ys, where="post", label=arm, **styles[arm])
+            ax.step(*_steps(ys), where="post", label=arm, **styles[arm])
         for label, members in groups.items():
             cols = [getattr(per_min[m], field) for m in members if m in per_min]
             ys = [sum(v) for v in zip(*cols)]
             top = max(top, max(ys, default=0))
-            ax.step(range(len(ys)), ys, where="post", color="black", linestyle="--", linewidth=1,
+            ax.step(*_steps(ys), where="post", color="black", linestyle="--", linewidth=1,
                     label=f"sum: {label}")
         notes = []
         if quota_idx is not None:
@@ -262,8 +262,8 @@ def throughput(per_min: Mapping[str, series.MinuteSeries], out_png: Path, *,
                 seen.add(limit)
                 if limit <= 3 * max(top, 1):
                     ax.axhline(limit, color="red", linestyle="-.", linewidth=1.2)
-                    ax.text(0.01, limit, f" {name} quota {limit:,}", color="red", va="bottom",
-                            transform=ax.get_yaxis_transform(), fontsize=8)
+                    ax.text(0.99, limit, f"{name} quota {limit:,} ", color="red", va="bottom", ha="right",
+                            transform=ax.get_yaxis_transform(), fontsize=9)
                     top = max(top, limit)
                 else:
                     notes.append(f"{name} quota {limit:,} is off this scale: peak minute uses "
@@ -283,6 +283,11 @@ def throughput(per_min: Mapping[str, series.MinuteSeries], out_png: Path, *,
     axes[-1].set_xlabel("scenario time (minutes)")
     axes[-1].set_xlim(left=0)
     return _save(fig, out_png)
+
+
+def _steps(ys: Sequence[float]) -> tuple[list[int], list[float]]:
+    """Minute i drawn from i to i + 1: a "post" step needs one more point to show the last minute."""
+    return list(range(len(ys) + 1)), [*ys, ys[-1] if ys else 0]
 
 
 # ---- sweeps ------------------------------------------------------------------------

@@ -233,7 +233,8 @@ def check(thresholds: Iterable[Any], summary: Mapping[str, Any], *,
     `thresholds`: objects with `expr` (text), `arm` (name or None for every arm) and
     `line` (scenario.Threshold). An arm-specific threshold for an arm the run did not
     include (`run --arm`) is SKIP. A figure with no data (no ok request, so no latency)
-    is FAIL: a gate that cannot see must not pass.
+    is FAIL: a gate that cannot see must not pass. Results come grouped by arm (summary
+    order), in file order within an arm.
     """
     arms = summary.get("arms", {})
     scenario_s = summary.get("scenario_s")
@@ -248,7 +249,8 @@ def check(thresholds: Iterable[Any], summary: Mapping[str, Any], *,
                 out.append(Result(name, expr, SKIP, None, line, "arm not in this run"))
                 continue
             out.append(_check_one(name, expr, arm, line, scenario_s, percentile))
-    return out
+    order = {name: i for i, name in enumerate(arms)}
+    return sorted(out, key=lambda r: order.get(r.arm, len(order)))  # stable: grouped by arm, file order within
 
 
 def _check_one(name: str, expr: ThresholdExpr, arm: Mapping[str, Any], line: int,
