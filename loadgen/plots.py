@@ -302,19 +302,24 @@ def _sweep_x(row: Mapping[str, Any], key: str) -> Any:
     raise KeyError(f"sweep row has no value for {key!r}: {dict(row)!r}")
 
 
-def _x_numbers(raw: Sequence[Any]) -> tuple[list[float], list[str] | None]:
-    """Numbers for the x axis and, for strings ("5m", "20/s"), their labels."""
-    from loadgen.units import parse_duration, parse_rate
+def _x_numbers(raw: Sequence[Any]) -> tuple[list[float], list[str] | None, Callable[[float], str]]:
+    """Numbers for the x axis, labels for strings ("5m", "20/s"), and how to print an x."""
+    from loadgen.units import format_duration, format_rate, parse_duration, parse_rate
 
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
-        return [float(v) for v in raw], None
-    for conv in (parse_duration, parse_rate):
+        return [float(v) for v in raw], None, lambda x: f"{x:.3g}"
+    for conv, fmt in ((parse_duration, lambda x: format_duration(round(x))), (parse_rate, format_rate)):
         try:
-            return [conv(v) for v in raw], [str(v) for v in raw]
+            return [conv(v) for v in raw], [str(v) for v in raw], fmt
         except (ValueError, TypeError):
             pass
     cats = list(dict.fromkeys(str(v) for v in raw))  # categorical, in first-seen order
-    return [float(cats.index(str(v))) for v in raw], [str(v) for v in raw]
+
+    def between(x: float) -> str:
+        i = min(int(x), len(cats) - 2)
+        return cats[i] if x == int(x) else f"between {cats[i]} and {cats[i + 1]}"
+
+    return [float(cats.index(str(v))) for v in raw], [str(v) for v in raw], between
 
 
 def crossovers(xs: Sequence[float], a: Sequence[float], b: Sequence[float]) -> list[float]:
@@ -340,7 +345,7 @@ def sweep_chart(sweep_rows: Sequence[Mapping[str, Any]], key: str, out_png: str 
     """
     by_arm: dict[str, list[tuple[float, str, Mapping]]] = {}
     raw = [_sweep_x(r, key) for r in sweep_rows]
-    xs, labels = _x_numbers(raw)
+    xs, labels, show = _x_numbers(raw)
     for r, x, lab in zip(sweep_rows, xs, labels or [None] * len(xs)):
         by_arm.setdefault(str(r["arm"]), []).append((x, lab, r))
     has_warm = any("warm_ratio" in r for r in sweep_rows)
@@ -361,10 +366,11 @@ def sweep_chart(sweep_rows: Sequence[Mapping[str, Any]], key: str, out_png: str 
         if ax_ == bx:
             for cx in crossovers(ax_, ay, by):
                 axes[0].axvline(cx, color="gray", linestyle=":", linewidth=1)
-                axes[0].annotate(f"crossover {names[0]} / {other}\n{key} ~ {cx:.3g}", (cx, 0.97),
+                axes[0].annotate(f" crossover {names[0]} / {other}\n {key} ~ {show(cx)}", (cx, 0.97),
                                  xycoords=("data", "axes fraction"), ha="left", va="top", fontsize=8)
+    categorical = labels is not None and show(0.5).startswith("between")
     positive = [x for x in xs if x > 0]
-    if labels is None and positive and len(positive) == len(xs) and max(xs) / min(xs) > 20:
+    if not categorical and positive and len(positive) == len(xs) and max(xs) / min(xs) > 10:
         for ax in axes:
             ax.set_xscale("log")
     if labels is not None:

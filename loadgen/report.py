@@ -172,13 +172,13 @@ def _scenario_of(path: Path) -> tuple[Any, list[str]]:
 
 def _raw_thresholds(path: Path) -> tuple[Any, ...]:
     """[thresholds] straight from the TOML, for a copy that no longer validates as a whole."""
-    from loadgen import _toml as toml
+    from loadgen._toml import toml
     from loadgen.results import SCENARIO_FILE
     from loadgen.scenario import Threshold
 
     try:
         raw = toml.loads((path / SCENARIO_FILE).read_text(encoding="utf-8")).get("thresholds", {})
-    except Exception:
+    except (OSError, ValueError):  # unreadable or not TOML: the note from _scenario_of says so
         return ()
     out = [Threshold(expr=e, arm=None) for e in raw.get("all", []) if isinstance(e, str)]
     for arm, exprs in (raw.get("arms") or {}).items():

@@ -16,6 +16,7 @@ for costs, per minute for rpm/tpm.
 from __future__ import annotations
 
 import difflib
+import math
 import operator
 import re
 from dataclasses import dataclass
@@ -240,8 +241,13 @@ def check(thresholds: Iterable[Any], summary: Mapping[str, Any], *,
     scenario_s = summary.get("scenario_s")
     out: list[Result] = []
     for t in thresholds:
-        expr = parse(t.expr)
         line = getattr(t, "line", 0)
+        try:
+            expr = parse(t.expr)
+        except ValueError as e:  # `validate` rejects these; a hand-edited results copy may not
+            bad = ThresholdExpr(text=str(t.expr), metric="?", stat=None, op="?", value=math.nan)
+            out.append(Result(t.arm or "*", bad, FAIL, None, line, str(e)))
+            continue
         names = [t.arm] if t.arm is not None else list(arms)
         for name in names:
             arm = arms.get(name)

@@ -82,3 +82,86 @@ def test_a_missing_figure_is_a_clear_error():
         evaluate(parse("p95(ttft) < 1s"), ARM)
     with pytest.raises(ValueError, match="the summary has no rpm"):
         evaluate(parse("rpm > 1"), ARM)
+
+
+# ---- checking a run: thresholds.check / format_results ---------------------------------
+
+from dataclasses import dataclass as _dc  # noqa: E402
+
+from loadgen.thresholds import FAIL, PASS, SKIP, check, format_results  # noqa: E402
+
+
+@_dc(frozen=True)
+class T:
+    expr: str
+    arm: str | None = None
+    line: int = 0
+
+
+def _summary(**arms):
+    return {"scenario_s": 120.0, "arms": arms}
+
+
+def test_tpm_counts_cache_writes_once():
+    # cache_write_5m / _1h split cache_write: summing every value would give 14000/2 min
+    arm = {**ARM, "tokens": {**ARM["tokens"], "cache_write_5m": 3000, "cache_write_1h": 1000}}
+    assert evaluate(parse("tpm < 1"), arm, scenario_s=120) == (False, 5000)
+
+
+def test_check_runs_all_arm_thresholds_on_every_arm_and_per_arm_ones_on_theirs():
+    slow = {**ARM, "latency_ms": {**ARM["latency_ms"], "ttft": {**ARM["latency_ms"]["ttft"], "p99": 2600}}}
+    res = check([T("p99(ttft) < 2s", line=3), T("warm_ratio > 70%", arm="b", line=5)], _summary(a=ARM, b=slow))
+    assert [(r.arm, r.expr.text, r.status) for r in res] == [
+        ("a", "p99(ttft) < 2s", PASS),
+        ("b", "p99(ttft) < 2s", FAIL),
+        ("b", "warm_ratio > 70%", PASS),
+    ]
+    assert res[1].measured == 2600 and res[1].line == 3
+
+
+def test_failing_line_says_what_was_measured_and_the_limit():
+    res = check([T("p99(ttft) < 1.5s", arm="ttl-5m")], _summary(**{"ttl-5m": ARM}))
+    assert format_results(res) == "ttl-5m  p99(ttft) < 1.5s  FAIL  measured 1.80 s (limit < 1.50 s)"
+    res = check([T("p99(ttft) < 2s")], _summary(**{"ttl-5m": ARM}))
+    assert format_results(res) == "ttl-5m  p99(ttft) < 2s  PASS  measured 1.80 s"
+
+
+@pytest.mark.parametrize("expr,shown", [
+    ("p50(ttft) < 1s", "400 ms"),
+    ("throttle_rate < 1%", "3.00 %"),
+    ("warm_ratio > 50%", "79.00 %"),
+    ("cost_per_1000 < $5", "$3.00"),
+    ("cost_total < $5", "$0.6000"),
+    ("rpm < 1000", "100 /min"),
+    ("tpm < 1", "5,000 /min"),
+])
+def test_each_metric_kind_is_shown_in_its_unit(expr, shown):
+    (r,) = check([T(expr)], _summary(a=ARM))
+    assert f"measured {shown}" in format_results([r])
+
+
+def test_no_data_fails_and_an_arm_left_out_of_the_run_is_skipped():
+    empty = {**ARM, "latency_ms": {"ttft": {"p50": None, "p99": None, "count": 0}}}
+    res = check([T("p99(ttft) < 2s"), T("rpm > 1", arm="gone")], _summary(a=empty))
+    assert [(r.arm, r.status) for r in res] == [("a", FAIL), ("gone", SKIP)]
+    text = format_results(res)
+    assert "a     p99(ttft) < 2s  FAIL  no ok requests to measure" in text
+    assert "SKIP  arm not in this run" in text
+
+
+def test_percentiles_the_summary_lacks_come_from_the_histograms():
+    seen = []
+
+    def pct(arm, metric, p):
+        seen.append((arm, metric, p))
+        return 950.0
+
+    (r,) = check([T("p95(e2e) < 1s")], _summary(a=ARM), percentile=pct)
+    assert (r.status, r.measured, seen) == (PASS, 950.0, [("a", "e2e", 95.0)])
+    (r,) = check([T("p95(e2e) < 1s")], _summary(a=ARM))  # no histograms: a clear failure
+    assert r.status == FAIL and "latency_ms.e2e.p95" in r.note
+
+
+def test_an_unparsable_expression_fails_with_the_parse_message():
+    (r,) = check([T("p99(ttfb) < 2s")], _summary(a=ARM))
+    assert r.status == FAIL and "unknown latency 'ttfb'" in format_results([r])

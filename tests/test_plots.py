@@ -1,0 +1,82 @@
+"""Plots and the series behind them: each file is produced, the numbers under them are right."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadgen import plots, series
+
+
+def att(arm, start, *, status="ok", gap=None, state="warm", cost=0.01, inp=0, out=100, read=0, write=0,
+        model="us.anthropic.claude-haiku-4-5-20251001-v1:0"):
+    return {"arm": arm, "intended": start, "start": start, "first_token": start + 0.4, "end": start + 1.0,
+            "status": status, "gap_s": gap, "cache_state": state, "cost_usd": cost, "model_id": model,
+            "input_tokens": inp, "output_tokens": out, "cache_read": read, "cache_write": write}
+
+
+def test_quota_tokens_skip_cache_reads_and_apply_burndown():
+    a = att("x", 0, inp=10, out=100, read=5000, write=200)
+    assert series.quota_tokens(a) == 310
+    assert series.quota_tokens(a, burndown=5) == 710
+
+
+def test_per_minute_counts_sends_throttles_and_tokens():
+    rows = [att("a", 5, inp=10), att("a", 65, status="throttled", out=0), att("b", 70, inp=20, out=0)]
+    pm = series.per_minute(rows, span_s=150, burndown=lambda m: 5.0)
+    assert pm["a"].requests == (1, 1, 0) and pm["a"].throttled == (0, 1, 0)
+    assert pm["a"].tokens == (510, 0, 0)
+    assert pm["*"].requests == (1, 2, 0) and pm["*"].tokens == (510, 20, 0)
+
+
+def test_rolling_peak_over_any_60_seconds():
+    assert series.rolling_peak([(0, 5), (30, 5), (59, 5), (61, 1)]) == 15
+    assert series.rolling_peak([(0, 5), (60, 5)]) == 5  # the window is [t - 60, t)
+
+
+def test_gap_points_keep_ok_calls_after_a_gap_that_hit_or_missed():
+    rows = [att("a", 0, gap=None, state="cold"), att("a", 100, gap=100, state="warm"),
+            att("a", 500, gap=400, state="cold"), att("a", 600, gap=100, state="none"),
+            att("a", 700, gap=100, status="throttled")]
+    assert series.gap_points(rows) == {"a": [(100.0, True), (400.0, False)]}
+    assert series.warm_ratio_bins([(100, True), (110, False), (400, False)], (0, 300)) == [
+        (0, 300, 2, 0.5), (300, float("inf"), 1, 0.0)]
+
+
+def test_cumulative_cost_runs_in_time_order():
+    ts, ys = series.cumulative_cost([att("a", 10, cost=2.0), att("a", 0, cost=1.0)])["a"]
+    assert ts == (1.0, 11.0) and ys == (1.0, 3.0)
+
+
+def test_crossovers_interpolate_where_arms_swap_order():
+    assert plots.crossovers([0, 10], [1.0, 3.0], [2.0, 2.0]) == [5.0]
+    assert plots.crossovers([0, 1, 2], [1, 1, 1], [2, 2, 2]) == []
+
+
+def _png(p):
+    data = p.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
+    return data
+
+
+def test_sweep_chart_over_durations_and_numbers(tmp_path):
+    rows = [{"point": {"think_time.median": m}, "arm": arm, "cost_per_1000": c, "warm_ratio": w}
+            for m, c5, c1, w5 in (("1m", 2.0, 2.6, 0.95), ("5m", 4.0, 3.2, 0.5), ("20m", 6.0, 4.0, 0.05))
+            for arm, c, w in (("ttl-5m", c5, w5), ("ttl-1h", c1, 0.9))]
+    _png(plots.sweep_chart(rows, "think_time.median", tmp_path / "sweep.png"))
+    nums = [{"prefix_tokens": n, "arm": "a", "cost_per_1000": n / 1000} for n in (1000, 4000, 16000)]
+    _png(plots.sweep_chart(nums, "prefix_tokens", tmp_path / "nums.png"))
+    with pytest.raises(KeyError, match="no value for 'rate'"):
+        plots.sweep_chart(nums, "rate", tmp_path / "x.png")
+
+
+def test_write_plots_without_histograms_rebuilds_latency_from_requests(tmp_path):
+    rows = [att("a", 60.0 * i, gap=60.0 * i or None, state="warm" if i else "cold", write=0 if i else 5000)
+            for i in range(12)] + [att("b", 60.0 * i + 1, state="none") for i in range(12)]
+    summary = {"scenario_s": 720.0, "arms": {"a": {"model_id": rows[0]["model_id"]},
+                                            "b": {"model_id": rows[0]["model_id"]}}}
+    written = plots.write_plots(tmp_path, summary, rows, quotas={"a": (5000, 10), "b": None})
+    assert [p.name for p in written] == ["latency.png", "cache-by-gap.png", "cost.png", "throughput.png"]
+    for p in written:
+        assert p.parent == tmp_path / "plots"
+        _png(p)
+    assert not list((tmp_path / "plots").glob(".*"))  # no temp files left behind

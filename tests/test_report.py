@@ -1,0 +1,189 @@
+"""`loadgen report` and `after_run` on a real (small, fast) run: tables, thresholds,
+plots and a self-contained report.html."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from loadgen.cli import main
+from loadgen.report import after_run, load_view
+from loadgen.results import load_summary
+from loadgen.scenario import loads
+
+SCENARIO = """
+name = "report-fast"
+seed = 3
+duration = "8m"
+
+[target]
+region = "us-east-1"
+time_scale = 60
+
+[model]
+id = "anthropic.claude-haiku-4-5-20251001-v1:0"
+max_tokens = 64
+stream = true
+
+[workload]
+kind = "single"
+prefix_tokens = 5000
+question_tokens = 10
+output_tokens = 20
+
+[arrivals]
+kind = "poisson"
+rate = "4/m"
+
+[[arms]]
+name = "cached"
+cache_ttl = "5m"
+profile = "region"
+
+[[arms]]
+name = "nocache"
+cache = false
+profile = "region"
+
+[thresholds]
+all = ["p99(ttft) < 60s", "throttle_rate < 1%"]
+arms.cached = ["warm_ratio > 50%", "p95(e2e) < 60s", "cost_per_1000 < $2"]
+
+[emulator]
+latency = "fast"
+
+[emulator.quotas]
+tpm = 100000
+"""
+
+FAILING = SCENARIO.replace('arms.cached = ["warm_ratio > 50%"', 'arms.cached = ["warm_ratio > 99.9%"')
+PLOTS = ("latency.png", "cache-by-gap.png", "cost.png", "throughput.png")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("report")
+    sc = base / "fast.toml"
+    sc.write_text(SCENARIO)
+    assert main(["run", str(sc), "--out", str(base / "out"), "--quiet"]) == 0
+    (d,) = (base / "out").iterdir()
+    return d
+
+
+@pytest.fixture(scope="module")
+def reported(run_dir) -> tuple[Path, str]:
+    """`loadgen report DIR` once (it writes plots and report.html): (dir, printed text)."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["report", str(run_dir)]) == 0
+    return run_dir, buf.getvalue()
+
+
+def _copy(run_dir: Path, tmp_path: Path, scenario_text: str) -> Path:
+    d = tmp_path / run_dir.name
+    shutil.copytree(run_dir, d, ignore=shutil.ignore_patterns("plots", "report.html"))
+    (d / "scenario.toml").write_text(scenario_text)
+    return d
+
+
+def test_report_prints_per_arm_detail_and_thresholds(reported):
+    run_dir, out = reported
+    for heading in ("Requests (attempts", "Prompt cache", "Cost (USD)", "Latency", "Throughput against the quota",
+                    "Cache warm ratio by gap", "Arms compared with the first", "Thresholds"):
+        assert heading in out
+    assert "nocache vs cached: cost per 1000 +" in out          # no cache costs more
+    assert "100,000" in out                                       # the scenario's TPM quota
+    assert "cached   warm_ratio > 50%" in out and "PASS  measured" in out
+    assert "cached   p95(e2e) < 60s" in out                      # p95 read from the .hlog files
+    assert "FAIL" not in out
+    for name in PLOTS:
+        assert (run_dir / "plots" / name).stat().st_size > 10_000
+    assert (run_dir / "report.html").exists()
+
+
+def test_a_failing_threshold_exits_1_with_a_clear_line(run_dir, tmp_path, capsys):
+    d = _copy(run_dir, tmp_path, FAILING)
+    assert main(["report", str(d), "--no-plots"]) == 1
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if "warm_ratio > 99.9%" in ln)
+    assert line.startswith("cached ") and "FAIL  measured" in line and "(limit > 99.90 %)" in line
+    assert not (d / "plots").exists() and not (d / "report.html").exists()   # --no-plots writes nothing
+
+
+def test_after_run_writes_plots_and_page_and_returns_the_threshold_verdict(run_dir, tmp_path, capsys):
+    d = _copy(run_dir, tmp_path, SCENARIO)
+    summary = load_summary(d)
+    assert after_run(d, summary, loads(SCENARIO, "fast.toml")) == 0
+    out = capsys.readouterr().out
+    assert "thresholds:" in out and f"report: {d / 'report.html'}" in out
+    assert all((d / "plots" / name).exists() for name in PLOTS)
+    assert after_run(d, summary, loads(FAILING, "fast.toml")) == 1
+    assert "warm_ratio > 99.9%  FAIL" in capsys.readouterr().out
+
+
+def test_report_json_is_machine_readable(run_dir, capsys):
+    assert main(["report", str(run_dir), "--format", "json", "--no-plots"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc["summary"]["arms"]) == {"cached", "nocache"}
+    assert doc["quota"]["cached"] == {"tpm": 100000, "rpm": 0}
+    assert doc["thresholds_failed"] == 0
+    assert {(t["arm"], t["expr"], t["status"]) for t in doc["thresholds"]} >= {("cached", "warm_ratio > 50%", "PASS")}
+    assert doc["compare"]["baseline"] == "cached"
+    # burndown (5x output for Claude 4.x) makes the quota peak larger than summary.json's
+    assert doc["tpm_peak_burndown"]["nocache"] > doc["summary"]["arms"]["nocache"]["tpm_peak"]
+
+
+class _Refs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        for k, v in attrs:
+            if k in ("src", "href", "srcset", "action", "data", "poster", "background") and v is not None:
+                self.refs.append(v)
+
+
+def test_report_html_is_self_contained(reported):
+    run_dir, _ = reported
+    text = (run_dir / "report.html").read_text(encoding="utf-8")
+    p = _Refs()
+    p.feed(text)
+    assert p.refs, "expected embedded images and anchors"
+    outside = [r for r in p.refs if not (r.startswith("data:") or r.startswith("#"))]
+    assert outside == []
+    assert sum(r.startswith("data:image/png;base64,") for r in p.refs) == len(PLOTS)
+    assert "script" not in p.tags and "link" not in p.tags
+    assert "url(" not in text and "@import" not in text
+    assert "warm_ratio &gt; 50%" in text and "nocache vs cached" in text
+
+
+def test_plots_are_pngs_of_a_readable_size(reported):
+    from PIL import Image
+
+    run_dir, _ = reported
+    for name in PLOTS:
+        with Image.open(run_dir / "plots" / name) as im:
+            assert im.format == "PNG" and im.size[0] >= 800 and im.size[1] >= 400
+
+
+def test_report_without_summary_is_bad_input(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no summary.json" in capsys.readouterr().err
+
+
+def test_a_copied_scenario_that_no_longer_validates_still_gives_its_thresholds(run_dir, tmp_path):
+    # e.g. a trace file next to the original scenario does not travel with the copy
+    d = _copy(run_dir, tmp_path, FAILING.replace('[model]', 'bogus_key = 1\n[model]'))
+    view = load_view(d)
+    assert any("thresholds read from its [thresholds] table" in n for n in view.notes)
+    assert len(view.thresholds) == 5
+    assert main(["report", str(d), "--no-plots"]) == 1
