@@ -214,10 +214,17 @@ class VirtualClock:
         return _VirtualLoop(self)
 
     async def sleep_until(self, t: float) -> None:
-        delay = t - self._t
-        if delay > 0:
-            await anyio.sleep(delay)
-            # a timer set at now + delay can fire an ulp early (float rounding): the
+        if t > self._t:
+            # A bare loop timer rather than anyio.sleep: this is the simulation's hot path,
+            # and anyio's cancel scopes still cancel it (they cancel the waiting task).
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+            handle = loop.call_at(t, _wake, fut)
+            try:
+                await fut
+            finally:
+                handle.cancel()  # a stale timer would otherwise pull virtual time to it
+            # the jump to the timer can land an ulp short of t (float rounding): the
             # protocol promises now() >= t on return
             if self._t < t:
                 self._t = t
@@ -237,6 +244,14 @@ class VirtualClock:
         self.jumped_s += dt
 
 
+def _wake(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+_POLL_EVERY_S = 0.005
+
+
 class _VirtualSelector(selectors.BaseSelector):
     """Wraps the real selector: never blocks while a timer is pending, jumps instead.
 
@@ -249,6 +264,7 @@ class _VirtualSelector(selectors.BaseSelector):
     def __init__(self, clock: VirtualClock) -> None:
         self._inner = selectors.DefaultSelector()
         self._clock = clock
+        self._polled = 0.0
 
     def register(self, fileobj, events, data=None):  # type: ignore[no-untyped-def]
         return self._inner.register(fileobj, events, data)
@@ -262,7 +278,13 @@ class _VirtualSelector(selectors.BaseSelector):
     def select(self, timeout=None):  # type: ignore[no-untyped-def]
         if timeout is None:
             return self._inner.select(None)
-        events = self._inner.select(0)
+        # Real fds only carry Ctrl-C and thread wake-ups: polling them at most every
+        # few wall milliseconds saves a syscall on most of the loop's turns.
+        now = time.monotonic()
+        events = []
+        if now - self._polled >= _POLL_EVERY_S:
+            self._polled = now
+            events = self._inner.select(0)
         if not events and timeout > 0:
             self._clock._advance(timeout)
         return events

@@ -166,7 +166,10 @@ def cmd_find_max_rate(args: argparse.Namespace) -> int:
     prepared = prepare(args, "simulate")
     if isinstance(prepared, int):
         return prepared
-    sc, pricer, cfg = prepared
+    sc, _, cfg = prepared
+    from loadgen.simulate import fast_pricer
+
+    pricer = fast_pricer(sc)
     if sc.arrivals is None:
         _err(f"loadgen simulate --find-max-rate: {sc.path} drives closed-loop [sessions]; the search "
              "needs an open-loop scenario with [arrivals] (an arrival rate to raise)")

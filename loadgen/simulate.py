@@ -97,10 +97,22 @@ def _emulator_config(sc: Scenario) -> Any:
     return EmulatorConfig.from_mapping(sc.emulator, source=sc.path)
 
 
-def _pricer(sc: Scenario) -> Any:
-    from loadgen.run_command import _make_pricer
+def fast_pricer(sc: Scenario) -> Callable[[str, Any, str], dict[str, float]]:
+    """run_command's pricer (same prices, same buckets), without dataclasses.asdict per call:
+    in a simulation pricing every attempt is a hot path."""
+    from loadgen.pricing import breakdown, default_table
 
-    return _make_pricer(sc)
+    table = default_table().with_overrides(sc.pricing) if sc.pricing else default_table()
+
+    def pricer(model_id: str, usage: Any, cache_ttl: str) -> dict[str, float]:
+        b = breakdown(model_id, usage, cache_ttl=cache_ttl, prices=table)
+        return {"input": b.input, "output": b.output, "cache_read": b.cache_read,
+                "cache_write": b.cache_write, "total": b.total}
+
+    return pricer
+
+
+_pricer = fast_pricer
 
 
 def _sent(state: RunState) -> int:
@@ -124,7 +136,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     prepared = prepare(args, "simulate")
     if isinstance(prepared, int):
         return prepared
-    sc, pricer, emulator_config = prepared
+    sc, _, emulator_config = prepared
+    pricer = fast_pricer(sc)
     out = ResultsDir.create(args.out, sc.name, dt.datetime.now(dt.timezone.utc))
     out.write_scenario(sc.source)
     state = RunState(sc, VirtualClock(), out)

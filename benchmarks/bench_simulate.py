@@ -1,0 +1,157 @@
+"""How fast `loadgen simulate` runs: simulated requests (attempts) per wall second, one core.
+
+Cases, each a ratio against a baseline measured in the same run:
+
+  baseline     the emulator model alone: EmulatorModel.begin() + finish() in a loop over
+               pre-built requests of the open-loop case (no runner, no event loop)
+  slow-agent   scenarios/slow-agent.toml with 100 sessions in its 2 hours (50/h)
+  open-50      50 requests/s open loop (Poisson, 5000-token cached prefix, streaming) for
+               1 hour, quotas and Region capacity off
+
+Every case runs in this process, one after the other, writing no files (the results
+writer is replaced by the in-memory ProbeState, as --find-max-rate does); `--with-files`
+writes real results directories instead. `--profile CASE` prints the cProfile top 30.
+
+  python benchmarks/bench_simulate.py [--open-duration 1h] [--with-files] [--profile open-50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import dataclasses
+import datetime as dt
+import os
+import pstats
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from loadgen.arrivals import OpenLoop  # noqa: E402
+from loadgen.clock import VirtualClock  # noqa: E402
+from loadgen.emulator.config import EmulatorConfig  # noqa: E402
+from loadgen.emulator.model import EmulatorModel  # noqa: E402
+from loadgen.results import ResultsDir  # noqa: E402
+from loadgen.run_command import RunState  # noqa: E402
+from loadgen.scenario import load, loads  # noqa: E402
+from loadgen.simulate import ProbeState, fast_pricer, simulate  # noqa: E402
+from loadgen.units import parse_duration  # noqa: E402
+from loadgen.workload import ArmWorkload, draw_sizes  # noqa: E402
+
+OPEN = """
+name = "open-50"
+seed = 1
+duration = "1h"
+[target]
+region = "us-east-1"
+max_in_flight = 1024
+[model]
+id = "anthropic.claude-haiku-4-5-20251001-v1:0"
+max_tokens = 400
+stream = true
+[workload]
+kind = "single"
+prefix_tokens = 5000
+question_tokens = { dist = "uniform", low = 12, high = 40 }
+output_tokens = { dist = "lognormal", median = 120, p90 = 300 }
+[arrivals]
+kind = "poisson"
+rate = "50/s"
+[[arms]]
+name = "geo"
+profile = "geo"
+[emulator.quotas]
+tpm = 0
+[emulator.routing]
+region_capacity_tpm = 0
+"""
+
+
+def open_scenario(duration: float):
+    sc = loads(OPEN, str(REPO / "benchmarks" / "open-50.toml"))
+    return dataclasses.replace(sc, duration=duration)
+
+
+def slow_agent_scenario():
+    sc = load(str(REPO / "scenarios" / "slow-agent.toml"))
+    assert sc.sessions is not None
+    arrival = dataclasses.replace(sc.sessions.arrival, rate=50 / 3600)  # 100 sessions in 2 h
+    return dataclasses.replace(sc, sessions=dataclasses.replace(sc.sessions, arrival=arrival))
+
+
+def baseline(n: int = 20000) -> tuple[int, float]:
+    """(requests, wall s) for the model alone on the open-loop case's requests."""
+    sc = open_scenario(60.0)
+    cfg = EmulatorConfig.from_mapping(sc.emulator)
+    clock = VirtualClock()
+    model = EmulatorModel(cfg, clock=clock, rng=random.Random(1), region=sc.target.region)
+    wl = ArmWorkload(sc, sc.arms[0])
+    bodies = []
+    for i in range(n):
+        params = dict(wl.single(i, draw_sizes(sc, random.Random(i))).params)
+        bodies.append((params.pop("modelId"), params))
+    t0 = time.perf_counter()
+    for mid, body in bodies:
+        clock._t += 0.02  # 50/s
+        plan = model.begin(mid, body, stream=True)
+        model.finish(plan)
+    return n, time.perf_counter() - t0
+
+
+def run_case(sc, with_files: bool) -> tuple[int, float, float]:
+    """(attempts, wall s, scenario s) for one simulation of `sc`."""
+    cfg = EmulatorConfig.from_mapping(sc.emulator)
+    pricer = fast_pricer(sc)
+    if with_files:
+        tmp = tempfile.mkdtemp(prefix="bench-simulate-")
+        out = ResultsDir.create(tmp, sc.name, dt.datetime.now(dt.timezone.utc))
+        state = RunState(sc, VirtualClock(), out)
+    else:
+        out = None
+        state = ProbeState(sc, VirtualClock())
+    t0 = time.perf_counter()
+    simulate(state, pricer, cfg, signals=False)
+    wall = time.perf_counter() - t0
+    if out is not None:
+        out.close()
+    return state.metrics.snapshot().total.sent, wall, state.clock.now()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--open-duration", default="1h", help="scenario time of the open-loop case (default 1h)")
+    ap.add_argument("--with-files", action="store_true", help="write results directories (requests.jsonl ...)")
+    ap.add_argument("--profile", choices=["slow-agent", "open-50"], help="cProfile one case, print the top 30")
+    a = ap.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, as the target says
+    cases = {"slow-agent": slow_agent_scenario, "open-50": lambda: open_scenario(parse_duration(a.open_duration))}
+    if a.profile:
+        sc = cases[a.profile]()
+        prof = cProfile.Profile()
+        prof.enable()
+        n, wall, _ = run_case(sc, a.with_files)
+        prof.disable()
+        print(f"{a.profile}: {n} attempts in {wall:.2f} s under cProfile")
+        pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+        return 0
+
+    n, wall = baseline()
+    base = n / wall
+    print(f"python {sys.version.split()[0]}, files {'on' if a.with_files else 'off'}")
+    print(f"{'case':<12} {'attempts':>9} {'scenario s':>11} {'wall s':>8} {'req/wall s':>11} {'x baseline':>11}")
+    print(f"{'baseline':<12} {n:>9} {'-':>11} {wall:>8.2f} {base:>11,.0f} {1.0:>11.2f}")
+    for name, make in cases.items():
+        sc = make()
+        n, wall, scen = run_case(sc, a.with_files)
+        print(f"{name:<12} {n:>9} {scen:>11,.0f} {wall:>8.2f} {n / wall:>11,.0f} {n / wall / base:>11.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
