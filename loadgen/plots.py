@@ -308,6 +308,10 @@ def _x_numbers(raw: Sequence[Any]) -> tuple[list[float], list[str] | None, Calla
 
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
         return [float(v) for v in raw], None, lambda x: f"{x:.3g}"
+    try:  # numbers written as text ("5000", as a sweep's --set values arrive)
+        return [float(v) for v in raw], None, lambda x: f"{x:.3g}"
+    except (ValueError, TypeError):
+        pass
     for conv, fmt in ((parse_duration, lambda x: format_duration(round(x))), (parse_rate, format_rate)):
         try:
             return [conv(v) for v in raw], [str(v) for v in raw], fmt

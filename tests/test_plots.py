@@ -80,3 +80,11 @@ def test_write_plots_without_histograms_rebuilds_latency_from_requests(tmp_path)
         assert p.parent == tmp_path / "plots"
         _png(p)
     assert not list((tmp_path / "plots").glob(".*"))  # no temp files left behind
+
+
+def test_sweep_x_values_numbers_as_text_durations_and_categories():
+    assert plots._x_numbers(["5000", "1000"])[:2] == ([5000.0, 1000.0], None)
+    xs, labels, show = plots._x_numbers(["1m", "5m"])
+    assert (xs, labels, show(150)) == ([60.0, 300.0], ["1m", "5m"], "2m30s")
+    xs, labels, show = plots._x_numbers(["geo", "global", "geo"])
+    assert xs == [0.0, 1.0, 0.0] and show(0.5) == "between geo and global"
