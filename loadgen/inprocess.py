@@ -17,7 +17,8 @@ loadgen/emulator/server.py (which paces a Plan over HTTP) and loadgen/transport.
                        them; in a stream (stream_errors_in_band) an exception event
                        after HTTP 200, the code in HTTP spelling (ThrottlingException)
   mid-stream fault     after `after_deltas` deltas, at the last delivered delta's time
-  dropped connection   error "ConnectionError" at the time the server drops it
+  dropped connection   at the time the server drops it: Converse "ConnectionError",
+                       a stream "ClientPayloadError" (the code BedrockTransport records)
   timeout              an attempt whose outcome would come after start + timeout ends
                        there as status timeout, code ClientTimeout (as BedrockTransport's
                        fail_after); the timeout is enforced by arithmetic on the plan,
@@ -72,12 +73,14 @@ class InProcessTransport:
         try:
             out, at, delivered = _plan_outcome(plan, start, stream)
             if at > deadline:
-                # the caller gives up first: what it had seen by then, as a timeout
+                # the caller gives up first: what it had seen by then, as a timeout. A
+                # stream's headers (request id, Region) arrive at once; Converse's with the body.
                 ft = out.first_token if out.first_token is not None and out.first_token <= deadline else None
                 delivered = _tokens_by(plan, deadline - start) if stream else 0
                 out = Outcome(status="timeout", start=start, end=deadline, first_token=ft,
-                              error_code="ClientTimeout", message=f"no complete response within {timeout:g} s",
-                              region=plan.served_region, request_id=plan.request_id, http_status=200)
+                              error_code="ClientTimeout", message=f"no complete response within {timeout:g} s")
+                if stream:
+                    out.region, out.request_id, out.http_status = plan.served_region, plan.request_id, 200
                 at = deadline
             await clock.sleep_until(at)
             out.end = clock.now()
@@ -116,9 +119,15 @@ def _plan_outcome(plan: Plan, start: float, stream: bool) -> tuple[Outcome, floa
         out = Outcome(status="error", start=start, end=0.0, first_token=ttft if k > 0 else None,
                       region=plan.served_region, request_id=plan.request_id, http_status=200)
         if fault.kind == "reset":
-            out.error_code, out.message = "ConnectionError", "the connection was closed before the response ended"
-            if not stream:
-                out.first_token, out.http_status, out.request_id = None, None, None
+            if stream:
+                # what BedrockTransport records today: aiohttp's exception name leaks through
+                # its catch-all (a rename there to ConnectionError should be mirrored here)
+                out.error_code = "ClientPayloadError"
+                out.message = "Response payload is not completed (the connection was dropped mid-stream)"
+            else:
+                out.error_code = "ConnectionError"
+                out.message = "Connection was closed before we received a valid response"
+                out.first_token = out.http_status = out.request_id = out.region = None
         else:
             out.error_code = normalize_code(fault.code)
             out.message = fault.message[:300]

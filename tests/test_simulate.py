@@ -1,0 +1,222 @@
+"""`loadgen simulate` end to end, and its agreement with `loadgen run` against the emulator."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from loadgen.cli import main
+
+HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
+
+# Deterministic: constant gaps and sizes, no faults, latency without jitter (sigma 0),
+# one session at a time per arm, so `run` (warp clock, real HTTP) and `simulate`
+# (virtual clock, model in-process) see the same requests in the same order.
+AGREE = f"""
+name = "agree"
+seed = 9
+duration = "40m"
+
+[target]
+time_scale = 10
+
+[model]
+id = "{HAIKU}"
+max_tokens = 200
+stream = true
+
+[workload]
+kind = "agent"
+prefix_tokens = 5000
+turn_tokens = {{ dist = "constant", value = 150 }}
+output_tokens = {{ dist = "constant", value = 60 }}
+turns = {{ min = 4, max = 4 }}
+
+[sessions]
+arrival = {{ kind = "constant", rate = "3/h" }}
+think_time = {{ dist = "constant", value = "6m" }}
+
+[emulator]
+latency = {{ preset = "realistic", ttft_sigma = 0, tokens_per_s_sigma = 0 }}
+
+[[arms]]
+name = "ttl-5m"
+cache_ttl = "5m"
+profile = "geo"
+
+[[arms]]
+name = "ttl-1h"
+cache_ttl = "1h"
+profile = "geo"
+stream = false
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def only_dir(out: Path) -> Path:
+    dirs = [d for d in out.iterdir() if d.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def read(d: Path) -> tuple[dict, list[dict]]:
+    summary = json.loads((d / "summary.json").read_text())
+    lines = [json.loads(x) for x in (d / "requests.jsonl").read_text().splitlines() if x.strip()]
+    return summary, lines
+
+
+def test_simulate_writes_a_results_directory_like_run(tmp_path, capsys):
+    sc = write(tmp_path, "agree.toml", AGREE)
+    w0 = time.perf_counter()
+    assert main(["simulate", str(sc), "--out", str(tmp_path / "out")]) == 0
+    assert time.perf_counter() - w0 < 5
+    d = only_dir(tmp_path / "out")
+    summary, lines = read(d)
+    assert summary["clock"] == "virtual" and summary["target"] == "emulator"
+    assert (d / "scenario.toml").read_text() == sc.read_text()
+    assert (d / "summary.txt").exists() and list((d / "histograms").iterdir())
+    for name, arm in summary["arms"].items():
+        r = arm["requests"]
+        assert r["sent"] == r["ok"] + r["throttled"] + r["error"] + r["timeout"]
+        assert r["sent"] == sum(1 for x in lines if x["arm"] == name) == 8  # 2 sessions x 4 turns
+    # 6-minute gaps: the 5m cache is cold on nearly every turn (the second session starts
+    # 2 minutes after the first one's last turn, so its system prefix is still warm) ...
+    assert summary["arms"]["ttl-5m"]["cache"]["warm"] == 1
+    assert summary["arms"]["ttl-1h"]["cache"]["warm"] == 7  # ... the 1h cache warm after the first
+    assert summary["scenario_s"] > 30 * 60  # simulated, not slept
+    out = capsys.readouterr().out
+    assert "clock virtual" in out and "per wall second" in out
+
+
+@pytest.mark.slow
+def test_simulate_agrees_with_run_on_a_deterministic_scenario(tmp_path):
+    sc = write(tmp_path, "agree.toml", AGREE)
+    assert main(["run", str(sc), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert main(["simulate", str(sc), "--out", str(tmp_path / "sim"), "--quiet"]) == 0
+    run_sum, run_lines = read(only_dir(tmp_path / "run"))
+    sim_sum, sim_lines = read(only_dir(tmp_path / "sim"))
+
+    def key(x: dict) -> tuple:
+        return x["arm"], x["session"], x["turn"], x["attempt"]
+
+    run_by = {key(x): x for x in run_lines}
+    sim_by = {key(x): x for x in sim_lines}
+    assert run_by.keys() == sim_by.keys() and len(run_by) == 16
+    same = ("status", "cache_state", "input_tokens", "output_tokens", "cache_read", "cache_write",
+            "cache_write_5m", "cache_write_1h", "region", "model_id", "stop_reason")
+    for k, r in run_by.items():
+        s = sim_by[k]
+        assert {f: r.get(f) for f in same} == {f: s.get(f) for f in same}, k
+        assert r["cost_usd"] == pytest.approx(s["cost_usd"], rel=1e-12, abs=1e-15), k
+    for arm in ("ttl-5m", "ttl-1h"):
+        ra, sa = run_sum["arms"][arm], sim_sum["arms"][arm]
+        assert ra["cost_usd"]["total"] == pytest.approx(sa["cost_usd"]["total"], rel=1e-9)
+        assert ra["cache"] == sa["cache"]
+        assert ra["tokens"] == sa["tokens"]
+        for metric in ("ttft", "e2e"):
+            r_ms, s_ms = ra["latency_ms"][metric]["p50"], sa["latency_ms"][metric]["p50"]
+            # no jitter in the model; run adds its real HTTP time x time_scale (10)
+            assert s_ms <= r_ms + 5 and r_ms - s_ms <= 0.05 * s_ms + 100, (arm, metric, r_ms, s_ms)
+    # request by request; a run's first call per client also pays connection set-up
+    # (x10 in scenario time), which the p99 of 8 requests would be nothing but
+    firsts = {min((x for x in run_lines if x["arm"] == a), key=lambda x: x["start"])["turn"] for a in
+              ("ttl-5m", "ttl-1h")}
+    for k, r in run_by.items():
+        s = sim_by[k]
+        for field in ("first_token", "end"):
+            d = (r[field] - r["start"]) - (s[field] - s["start"])
+            assert -0.005 <= d <= (1.5 if k[2] in firsts and k[1] == 0 else 0.15), (k, field, d)
+
+
+FAULTS = f"""
+name = "faults"
+seed = 4
+duration = "6m"
+
+[target]
+time_scale = 20
+request_timeout = "{{timeout}}"
+
+[model]
+id = "us.{HAIKU}"
+max_tokens = 100
+stream = {{stream}}
+
+[workload]
+kind = "agent"
+prefix_tokens = 4200
+turn_tokens = {{{{ dist = "constant", value = 40 }}}}
+output_tokens = {{{{ dist = "constant", value = 40 }}}}
+turns = {{{{ min = 5, max = 5 }}}}
+
+[sessions]
+arrival = {{{{ kind = "constant", rate = "1/h" }}}}
+think_time = {{{{ dist = "constant", value = "20s" }}}}
+
+[retry]
+policy = "off"
+
+[emulator]
+latency = {{{{ preset = "realistic", ttft_sigma = 0, tokens_per_s_sigma = 0 }}}}
+
+[[arms]]
+name = "a"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stream,emulator,timeout,expect", [
+    ("true", 'faults = { error_rates = { ThrottlingException = 0.5 } }', "60s", {"throttled", "ok"}),
+    ("false", 'faults = { error_rates = { ServiceUnavailableException = 0.5 } }', "60s", {"error", "ok"}),
+    ("true", 'faults = { mid_stream_rate = 0.6, mid_stream_code = "throttlingException" }', "60s",
+     {"throttled", "ok"}),
+    ("true", 'faults = { mid_stream_rate = 0.5 }', "60s", {"error", "ok"}),
+    ("true", "", "700ms", {"timeout"}),
+    ("false", "quotas = { geo = { tpm = 9000 } }", "60s", {"throttled", "ok"}),
+    ("true", "faults = { connection_reset_rate = 0.5 }", "60s", {"error", "ok"}),
+    ("false", "faults = { connection_reset_rate = 0.5 }", "60s", {"error", "ok"}),
+])
+def test_simulate_reports_failures_as_run_does(tmp_path, stream, emulator, timeout, expect):
+    text = FAULTS.format(stream=stream, timeout=timeout)
+    text = text.replace("[emulator]\n", "[emulator]\n" + emulator + "\n")
+    sc = write(tmp_path, "faults.toml", text)
+    assert main(["run", str(sc), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert main(["simulate", str(sc), "--out", str(tmp_path / "sim"), "--quiet"]) == 0
+    _, run_lines = read(only_dir(tmp_path / "run"))
+    _, sim_lines = read(only_dir(tmp_path / "sim"))
+    # (a run's timeout knows the Region only if the stream's headers beat the timeout in
+    # real time x 20; in virtual time they always do, so region is compared where defined)
+    fields = ("status", "error_code", "region" if timeout == "60s" else "status", "output_tokens",
+              "cache_state")
+    run_seen = [tuple(x.get(f) for f in fields) for x in run_lines]
+    sim_seen = [tuple(x.get(f) for f in fields) for x in sim_lines]
+    assert sim_seen == run_seen
+    assert {x["status"] for x in sim_lines} == expect
+    for a, b in zip(run_lines, sim_lines):
+        assert (a["first_token"] is None) == (b["first_token"] is None)
+
+
+def test_simulate_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
+    sc = write(tmp_path, "agree.toml", AGREE)
+    assert main(["simulate", str(sc), "--out", str(tmp_path / "out"), "--duration", "soon"]) == 2
+    assert "--duration" in capsys.readouterr().err
+    assert main(["simulate", str(sc), "--out", str(tmp_path / "out"), "--arm", "nope"]) == 2
+    assert "no arm named nope" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_simulate_obeys_max_requests(tmp_path):
+    sc = write(tmp_path, "agree.toml", AGREE)
+    assert main(["simulate", str(sc), "--out", str(tmp_path / "out"), "--quiet", "--max-requests", "3"]) == 0
+    summary, lines = read(only_dir(tmp_path / "out"))
+    assert len({(x["arm"], x["session"], x["turn"]) for x in lines}) == 3
+    assert summary["stopped"] == "max-requests"
