@@ -321,8 +321,8 @@ def numeric(text: str) -> tuple[float, str] | None:
 
 
 def _fmt(x: float, kind: str) -> str:
-    if kind == "duration":
-        return format_duration(x)
+    if kind == "duration":  # an interpolated estimate: whole seconds say enough above a minute
+        return format_duration(round(x) if x >= 60 else round(x, 3))
     if kind == "rate":
         return f"{x:.4g}/s"
     return f"{x:.4g}"
