@@ -320,7 +320,8 @@ def quota_table(view: RunView) -> Table:
                  tuple(rows),
                  "peak TPM = input + cache write + output (summary.json); x burndown applies the output "
                  "factor Bedrock charges the quota (5 for Claude 4.x). Arms on the same model id share "
-                 "one quota: compare the all-arms row with it.")
+                 "one quota: compare the all-arms row with it. Throttling can start below 100 %: at the "
+                 "start of a request the quota holds all its input (cache reads too) + maxTokens.")
 
 
 def gap_table(arms: Mapping[str, Any]) -> Table:
