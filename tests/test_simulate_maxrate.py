@@ -1,0 +1,131 @@
+"""`loadgen simulate --find-max-rate`: the highest rate within the thresholds, and why not more."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from loadgen.cli import main
+from loadgen.maxrate import Trial, search, throttle_cause
+
+HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
+
+# No cache (prefix below the model's minimum), constant sizes: every request is charged
+# 1000 + 12 input + 50 output x 5 burndown = 1262 tokens once it ends (1112 reserved
+# at the start), so 60,000 TPM hold about 60000 / 60 / 1262 = 0.79 requests/s.
+SCENARIO = f"""
+name = "capacity"
+seed = 2
+duration = "3m"
+
+[model]
+id = "{HAIKU}"
+max_tokens = 100
+stream = false
+
+[workload]
+kind = "single"
+prefix_tokens = 1000
+question_tokens = 12
+output_tokens = 50
+
+[arrivals]
+kind = "constant"
+rate = "1/s"
+
+[emulator]
+latency = "fast"
+
+[emulator.quotas]
+{{quota}}
+
+[[arms]]
+name = "in-region"
+profile = "region"
+cache = false
+"""
+
+
+def write(tmp_path: Path, quota: str, extra: str = "") -> Path:
+    p = tmp_path / "capacity.toml"
+    p.write_text(textwrap.dedent(SCENARIO.format(quota=quota)) + extra)
+    return p
+
+
+def only_dir(out: Path) -> Path:
+    dirs = [d for d in out.iterdir() if d.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def test_tpm_quota_bounds_the_rate_and_is_named(tmp_path, capsys):
+    sc = write(tmp_path, "tpm = 60000")
+    assert main(["simulate", str(sc), "--find-max-rate", "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "throttle_rate < 1% (default" in out
+    parent = only_dir(tmp_path / "out")
+    doc = json.loads((parent / "maxrate.json").read_text())
+    arm = doc["arms"]["in-region"]
+    assert 0.6 <= arm["max_rate_per_s"] <= 0.8
+    assert arm["max_rate_per_s"] < arm["first_failing_rate_per_s"] <= arm["max_rate_per_s"] * 1.06
+    assert f"TPM quota of {HAIKU} in us-east-1" in arm["binding"]
+    assert "throttle_rate < 1%" in arm["binding"]
+    assert arm["at_max"]["throttle_pct"] < 1.0
+    assert doc["default_thresholds"] is True
+    # an ordinary results directory at the rate found
+    summary = json.loads((parent / "in-region" / "summary.json").read_text())
+    assert summary["clock"] == "virtual"
+    assert "TPM quota" in out and "in-region: max" in out
+
+
+def test_rpm_quota_and_scenario_thresholds(tmp_path):
+    sc = write(tmp_path, "tpm = 0\nrpm = 30", extra='\n[thresholds]\nall = ["throttle_rate < 2%"]\n')
+    assert main(["simulate", str(sc), "--find-max-rate", "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    doc = json.loads((only_dir(tmp_path / "out") / "maxrate.json").read_text())
+    arm = doc["arms"]["in-region"]
+    assert doc["thresholds"] == ["throttle_rate < 2%"] and doc["default_thresholds"] is False
+    assert 0.4 <= arm["max_rate_per_s"] <= 0.52
+    assert "RPM quota" in arm["binding"]
+
+
+def test_closed_loop_scenario_is_bad_input(tmp_path, capsys):
+    root = Path(__file__).resolve().parent.parent
+    assert main(["simulate", str(root / "scenarios" / "slow-agent.toml"), "--find-max-rate",
+                 "--out", str(tmp_path / "out")]) == 2
+    assert "open-loop" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("start", [0.01, 7.0, 400.0])
+def test_search_brackets_and_bisects_a_threshold(start):
+    limit = 7.3
+    seen: list[float] = []
+
+    def probe(rate: float) -> Trial:
+        seen.append(rate)
+        return Trial(rate, rate <= limit, 0, (), ())
+
+    good, bad, trials = search(probe, start, tolerance=0.02)
+    assert good is not None and bad is not None
+    assert good.rate <= limit < bad.rate <= good.rate * 1.02
+    assert len(trials) == len(seen) <= 24
+
+
+def test_search_reports_when_nothing_passes_or_nothing_fails():
+    good, bad, _ = search(lambda r: Trial(r, False, 0, (), ()), 1.0, lowest=0.25)
+    assert good is None and bad is not None and bad.rate == 0.25
+    good, bad, _ = search(lambda r: Trial(r, True, 0, (), ()), 1.0, highest=16)
+    assert bad is None and good is not None and good.rate == 16
+
+
+def test_throttle_causes_from_emulator_messages():
+    assert throttle_cause("Too many tokens, please wait before trying again.", "us-east-1", "m") == \
+        "TPM quota of m in us-east-1"
+    assert throttle_cause("Too many requests, please wait before trying again.", "eu-west-1", "m") == \
+        "RPM quota of m in eu-west-1"
+    msg = ("Too many tokens, please wait before trying again. (no capacity left for "
+           "anthropic.x in us-east-1, us-east-2, us-west-2)")
+    assert throttle_cause(msg, "us-east-2", "m") == "Region capacity (us-east-1, us-east-2, us-west-2)"
