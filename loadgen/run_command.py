@@ -202,10 +202,13 @@ def finish(state: RunState, *, quiet: bool = False, stop_reason: str | None = No
     state.out.write_text("summary.txt", table + "\n")
     print(table, flush=True)
     print(f"results: {state.out.path}", flush=True)
+    from loadgen.report import after_run
+
+    threshold_rc = after_run(state.out.path, summary, state.sc)  # plots, report.html, thresholds
     if reason == "interrupted":
         _err("interrupted: partial results written")
         return EXIT_INTERRUPTED
-    return EXIT_OK
+    return EXIT_THRESHOLD if threshold_rc else EXIT_OK
 
 
 async def _run_async(sc: Scenario, args: argparse.Namespace, out: ResultsDir, pricer, emulator_config) -> int:

@@ -271,3 +271,16 @@ def test_ctrl_c_leaves_a_readable_results_dir(tmp_path):
     assert summary["stopped"] == "interrupted"
     assert_accounted(summary, lines)
     assert len(lines) > 0
+
+
+def test_failing_threshold_exits_1_and_report_files_are_written(tmp_path, capsys):
+    text = FAST_SINGLE + '\n[thresholds]\nall = ["throttle_rate < 1%"]\n\n[thresholds.arms]\nplain = ["warm_ratio > 50%"]\n'
+    sc = write(tmp_path, "thr.toml", text.replace('duration = "20s"', 'duration = "5s"'))
+    out = tmp_path / "res"
+    assert main(["run", str(sc), "--out", str(out), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "FAIL" in captured.out + captured.err
+    assert "warm_ratio > 50%" in captured.out + captured.err
+    d = only_result_dir(out)
+    assert (d / "summary.json").exists() and (d / "report.html").exists()
+    assert list((d / "plots").glob("*.png"))
