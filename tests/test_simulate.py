@@ -97,7 +97,6 @@ def test_simulate_writes_a_results_directory_like_run(tmp_path, capsys):
     assert "clock virtual" in out and "per wall second" in out
 
 
-@pytest.mark.slow
 def test_simulate_agrees_with_run_on_a_deterministic_scenario(tmp_path):
     sc = write(tmp_path, "agree.toml", AGREE)
     assert main(["run", str(sc), "--out", str(tmp_path / "run"), "--quiet"]) == 0
@@ -173,7 +172,6 @@ name = "a"
 """
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("stream,emulator,timeout,expect", [
     ("true", 'faults = { error_rates = { ThrottlingException = 0.5 } }', "60s", {"throttled", "ok"}),
     ("false", 'faults = { error_rates = { ServiceUnavailableException = 0.5 } }', "60s", {"error", "ok"}),
