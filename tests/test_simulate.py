@@ -178,7 +178,7 @@ name = "a"
     ("true", 'faults = { mid_stream_rate = 0.6, mid_stream_code = "throttlingException" }', "60s",
      {"throttled", "ok"}),
     ("true", 'faults = { mid_stream_rate = 0.5 }', "60s", {"error", "ok"}),
-    ("true", "", "700ms", {"timeout"}),
+    ("true", "", "300ms", {"timeout"}),
     ("false", "quotas = { geo = { tpm = 9000 } }", "60s", {"throttled", "ok"}),
     ("true", "faults = { connection_reset_rate = 0.5 }", "60s", {"error", "ok"}),
     ("false", "faults = { connection_reset_rate = 0.5 }", "60s", {"error", "ok"}),
@@ -199,8 +199,11 @@ def test_simulate_reports_failures_as_run_does(tmp_path, stream, emulator, timeo
     sim_seen = [tuple(x.get(f) for f in fields) for x in sim_lines]
     assert sim_seen == run_seen
     assert {x["status"] for x in sim_lines} == expect
-    for a, b in zip(run_lines, sim_lines):
-        assert (a["first_token"] is None) == (b["first_token"] is None)
+    if timeout == "60s":  # near a timeout, what a run saw first depends on real time x 20
+        for a, b in zip(run_lines, sim_lines):
+            assert (a["first_token"] is None) == (b["first_token"] is None)
+    else:
+        assert all(b["first_token"] is None for b in sim_lines)  # ttft is 0.6 s
 
 
 def test_simulate_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
