@@ -18,7 +18,7 @@ loadgen/emulator/server.py (which paces a Plan over HTTP) and loadgen/transport.
                        after HTTP 200, the code in HTTP spelling (ThrottlingException)
   mid-stream fault     after `after_deltas` deltas, at the last delivered delta's time
   dropped connection   at the time the server drops it: Converse "ConnectionError",
-                       a stream "ClientPayloadError" (the code BedrockTransport records)
+                       a stream "ConnectionError" too (BedrockTransport's code for both)
   timeout              an attempt whose outcome would come after start + timeout ends
                        there as status timeout, code ClientTimeout (as BedrockTransport's
                        fail_after); the timeout is enforced by arithmetic on the plan,
@@ -119,13 +119,10 @@ def _plan_outcome(plan: Plan, start: float, stream: bool) -> tuple[Outcome, floa
         out = Outcome(status="error", start=start, end=0.0, first_token=ttft if k > 0 else None,
                       region=plan.served_region, request_id=plan.request_id, http_status=200)
         if fault.kind == "reset":
+            out.error_code = "ConnectionError"  # BedrockTransport's code for any dropped connection
             if stream:
-                # what BedrockTransport records today: aiohttp's exception name leaks through
-                # its catch-all (a rename there to ConnectionError should be mirrored here)
-                out.error_code = "ClientPayloadError"
                 out.message = "Response payload is not completed (the connection was dropped mid-stream)"
             else:
-                out.error_code = "ConnectionError"
                 out.message = "Connection was closed before we received a valid response"
                 out.first_token = out.http_status = out.request_id = out.region = None
         else:

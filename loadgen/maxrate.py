@@ -35,7 +35,7 @@ from loadgen import __version__, thresholds
 from loadgen.arrivals import OpenLoop
 from loadgen.clock import VirtualClock
 from loadgen.results import ResultsDir, safe_name
-from loadgen.run_command import EXIT_BAD_INPUT, EXIT_OK, RunState, _facts, finish, prepare
+from loadgen.run_command import EXIT_BAD_INPUT, EXIT_OK, RunState, run_facts, finish, prepare
 from loadgen.scenario import Scenario, Threshold
 from loadgen.units import format_rate
 
@@ -148,7 +148,7 @@ def _trial(sc: Scenario, rate: float, pricer: Any, cfg: Any, checks: Sequence[An
 
     state = ProbeState(at_rate(sc, rate), VirtualClock(), on_attempt=seen)
     simulate(state, pricer, cfg, signals=False)
-    summary = state.metrics.summary(_facts(state.sc, state.clock, state.wall0, None))
+    summary = state.metrics.summary(run_facts(state.sc, state.clock, state.wall0, None))
     results = thresholds.check(checks, summary)
     s = summary["arms"][arm.name]
     req = s["requests"]

@@ -195,7 +195,7 @@ def finish(state: RunState, *, quiet: bool = False, stop_reason: str | None = No
 
     runner = state.runner
     reason = stop_reason or (runner.stop_reason if runner else None)
-    summary = state.metrics.summary(_facts(state.sc, state.clock, state.wall0, reason))
+    summary = state.metrics.summary(run_facts(state.sc, state.clock, state.wall0, reason))
     state.out.write_histograms(state.metrics, scenario_s=state.clock.now(), wall_start=state.wall_start)
     state.out.write_summary(summary)
     table = summary_table(summary)
@@ -238,7 +238,7 @@ async def _run_async(sc: Scenario, args: argparse.Namespace, out: ResultsDir, pr
     return finish(state, quiet=args.quiet)
 
 
-def _facts(sc: Scenario, clock: Any, wall0: float, stop_reason: str | None) -> dict[str, Any]:
+def run_facts(sc: Scenario, clock: Any, wall0: float, stop_reason: str | None) -> dict[str, Any]:
     return {
         "loadgen_version": __version__, "scenario": sc.name, "target": sc.target.kind,
         "clock": clock.kind, "time_scale": clock.scale, "seed": sc.seed,

@@ -13,6 +13,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Protocol
 
+import aiohttp
 import anyio
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -162,7 +163,8 @@ class BedrockTransport:
             out.status = _status_for(out.error_code)
         except ReadTimeoutError as e:
             out.status, out.error_code, out.message = "timeout", "ReadTimeout", str(e)[:300]
-        except (EndpointConnectionError, ConnectionClosedError, ConnectionError, OSError) as e:
+        except (EndpointConnectionError, ConnectionClosedError, ConnectionError, OSError, aiohttp.ClientError) as e:
+            # aiohttp.ClientPayloadError is how a connection dropped mid-stream surfaces
             out.status, out.error_code, out.message = "error", "ConnectionError", str(e)[:300]
         except NoCredentialsError as e:
             raise TargetError(str(e)) from e

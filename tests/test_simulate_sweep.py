@@ -15,7 +15,7 @@ from loadgen.scenario import loads
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-CROSSOVER = HERE / "simulate_scenarios" / "ttl-crossover.toml"
+CROSSOVER = HERE.parent / "scenarios" / "ttl-crossover.toml"
 
 
 def only_dir(out: Path) -> Path:
