@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-from collections import deque
 from dataclasses import dataclass, replace
 
 from loadgen import arrivals as arr
@@ -28,6 +27,7 @@ from loadgen import pricing
 from loadgen.expectations import TTL_SECONDS
 from loadgen.models import lookup
 from loadgen.scenario import Arm, Scenario, ScenarioError, load
+from loadgen.series import rolling_peak
 from loadgen.units import format_duration, format_rate
 from loadgen.workload import draw_sizes
 
@@ -189,16 +189,8 @@ def _share(usage: dict[str, int]) -> float:
 
 
 def _peak(events: list[tuple[float, float]]) -> float:
-    """Largest sum of weights over any WINDOW_S window [t, t + WINDOW_S); events sorted by t."""
-    best = acc = 0.0
-    window: deque[tuple[float, float]] = deque()
-    for t, wgt in events:
-        window.append((t, wgt))
-        acc += wgt
-        while window[0][0] <= t - WINDOW_S:
-            acc -= window.popleft()[1]
-        best = max(best, acc)
-    return best
+    """Largest sum of weights over any WINDOW_S window [t, t + WINDOW_S)."""
+    return rolling_peak(events, WINDOW_S)
 
 
 def plan(scenario: Scenario) -> Plan:

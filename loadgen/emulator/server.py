@@ -70,19 +70,24 @@ def _not_a_participant() -> None:
         var.set(False)
 
 
-async def _converse(request: web.Request) -> web.StreamResponse:
+async def _begin(request: web.Request, *, stream: bool) -> tuple[EmulatorModel, Any, Plan | BedrockError]:
+    """The shared start of both handlers: parse the body, ask the model, wait an error's delay."""
     _not_a_participant()
     model: EmulatorModel = request.app[_MODEL_KEY]
     clock = request.app[_CLOCK_KEY]
     body = await _read_body(request)
     if body is None:
-        err = BedrockError(400, "ValidationException", "The request body is not valid JSON.",
-                           served_region=model.region)
-        return _error_response(err, str(uuid.uuid4()))
-    r = model.begin(request.match_info["modelId"], body, stream=False)
+        return model, clock, BedrockError(400, "ValidationException", "The request body is not valid JSON.",
+                                          served_region=model.region)
+    r = model.begin(request.match_info["modelId"], body, stream=stream)
+    if isinstance(r, BedrockError) and r.delay_s > 0:
+        await clock.sleep_until(clock.now() + r.delay_s)
+    return model, clock, r
+
+
+async def _converse(request: web.Request) -> web.StreamResponse:
+    model, clock, r = await _begin(request, stream=False)
     if isinstance(r, BedrockError):
-        if r.delay_s > 0:
-            await clock.sleep_until(clock.now() + r.delay_s)
         return _error_response(r, str(uuid.uuid4()))
     plan: Plan = r
     try:
@@ -98,18 +103,8 @@ async def _converse(request: web.Request) -> web.StreamResponse:
 
 
 async def _converse_stream(request: web.Request) -> web.StreamResponse:
-    _not_a_participant()
-    model: EmulatorModel = request.app[_MODEL_KEY]
-    clock = request.app[_CLOCK_KEY]
-    body = await _read_body(request)
-    if body is None:
-        err = BedrockError(400, "ValidationException", "The request body is not valid JSON.",
-                           served_region=model.region)
-        return _error_response(err, str(uuid.uuid4()))
-    r = model.begin(request.match_info["modelId"], body, stream=True)
+    model, clock, r = await _begin(request, stream=True)
     if isinstance(r, BedrockError):
-        if r.delay_s > 0:
-            await clock.sleep_until(clock.now() + r.delay_s)
         in_band = (model.config.stream_errors_in_band and r.stream_event_type is not None
                    and r.code != "ValidationException")
         if not in_band:
