@@ -1,0 +1,338 @@
+"""Generator overhead: requests/s through loadgen vs a bare aiobotocore loop (the ceiling).
+
+The emulator ("fast" latency, quotas off) runs in its own process on core 0; each case
+runs in a fresh process pinned to core 1, so the generator has one core to itself:
+
+  bare       N tasks each looping `await client.converse(**params)` on one aiobotocore
+             client configured as loadgen's transport is; the same request body
+             loadgen builds. This is the ceiling.
+  transport  N tasks looping loadgen's `BedrockTransport.call` (the timing and
+             outcome wrapper around the same client).
+  loadgen    the whole `loadgen run` path (`run_command.drive`: Runner, workload
+             builder, cache expectations, pricing, Metrics.record, requests.jsonl,
+             live progress) on a RealClock, open loop at 1.5 x the ceiling with
+             `max_in_flight = N`, stopped by `--max-requests` after about `--seconds`.
+
+Each of these runs twice more with botocore's User-Agent string memoised per feature
+set (`_common.install_ua_cache`) to measure that trim. Then the per-request cost of
+loadgen's own pieces is timed in-process and shown against the bare call's CPU time.
+
+    python benchmarks/bench_generator.py [--seconds 8] [--concurrency 32] [--profile]
+
+Loopback only; dummy credentials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
+
+
+# ---- child side ---------------------------------------------------------------------
+
+
+def _bench_scenario(url: str, a: argparse.Namespace, rate: float, duration_s: float):
+    return C.load_scenario(C.scenario_text(rate=rate, duration_s=duration_s, max_in_flight=a.concurrency,
+                                           stream=a.stream, prefix_tokens=a.prefix_tokens,
+                                           output_tokens=a.output_tokens), url)
+
+
+def _request_params(sc) -> dict:
+    """The Converse parameters loadgen builds for request 0 of the scenario's one arm."""
+    import random
+
+    from loadgen.workload import ArmWorkload, draw_sizes
+
+    return ArmWorkload(sc, sc.arms[0]).single(0, draw_sizes(sc, random.Random(0))).params
+
+
+async def _bare(url: str, a: argparse.Namespace) -> dict:
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+
+    sc = _bench_scenario(url, a, 1.0, 60)
+    params = _request_params(sc)
+    config = AioConfig(retries={"total_max_attempts": 1, "mode": "standard"},
+                       max_pool_connections=max(10, a.concurrency), read_timeout=300, connect_timeout=10,
+                       tcp_keepalive=True)
+    async with get_session().create_client("bedrock-runtime", region_name=C.REGION, endpoint_url=url,
+                                           config=config, aws_access_key_id="loadgen-emulator",
+                                           aws_secret_access_key="loadgen-emulator") as client:
+        deltas = 0
+
+        async def call() -> None:
+            nonlocal deltas
+            if a.stream:
+                resp = await client.converse_stream(**params)
+                async for event in resp["stream"]:
+                    if "contentBlockDelta" in event:
+                        deltas += 1
+            else:
+                await client.converse(**params)
+
+        res = await _loop(a, call)
+        res["deltas_per_req"] = deltas / (res["requests"] + 20)  # + the warm-up calls
+        return res
+
+
+async def _transport(url: str, a: argparse.Namespace) -> dict:
+    from loadgen.clock import RealClock
+    from loadgen.transport import BedrockTransport
+
+    sc = _bench_scenario(url, a, 1.0, 60)
+    params = _request_params(sc)
+    clock = RealClock()
+    async with BedrockTransport.open(clock, region=C.REGION, endpoint_url=url, max_connections=a.concurrency,
+                                     dummy_credentials=True) as t:
+        async def call() -> None:
+            out = await t.call(params, stream=a.stream, timeout=120.0)
+            if out.status != "ok":
+                raise RuntimeError(f"transport call failed: {out.error_code} {out.message}")
+        return await _loop(a, call)
+
+
+async def _loop(a: argparse.Namespace, call) -> dict:
+    """N workers calling `call` for a.seconds after a warm-up; requests/s and CPU per request."""
+    import anyio
+
+    for _ in range(20):  # warm-up: connections, caches, first-call imports
+        await call()
+    done = 0
+    stop = time.perf_counter() + a.seconds
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            await call()
+            done += 1
+
+    cpu0, t0 = C.cpu_seconds(), time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for _ in range(a.concurrency):
+            tg.start_soon(worker)
+    wall, cpu = time.perf_counter() - t0, C.cpu_seconds() - cpu0
+    return {"requests": done, "wall_s": wall, "cpu_s": cpu, "rps": done / wall, "cpu_us_per_req": cpu / done * 1e6}
+
+
+async def _loadgen(url: str, a: argparse.Namespace) -> dict:
+    """The `loadgen run` path, driven as run_command does it, against the emulator at url."""
+    import argparse as ap
+    import datetime as dt
+    import tempfile
+
+    from loadgen.clock import RealClock
+    from loadgen.run_command import RunState, _make_pricer, drive
+    from loadgen.results import ResultsDir
+    from loadgen.transport import BedrockTransport
+
+    rate = a.rate
+    total = int(a.rate / 1.5 * a.seconds)  # about `seconds` worth at the ceiling
+    sc = _bench_scenario(url, a, rate, total / rate * 4 + 60)
+    pricer = _make_pricer(sc)
+    with tempfile.TemporaryDirectory(prefix="loadgen-bench-") as d:
+        out = ResultsDir.create(d, sc.name, dt.datetime.now(dt.timezone.utc))
+        # warm-up on a throwaway state so the measured run starts with warm connections
+        clock = RealClock()
+        async with BedrockTransport.open(clock, region=C.REGION, endpoint_url=url,
+                                         max_connections=a.concurrency, dummy_credentials=True) as transport:
+            for _ in range(20):
+                await transport.call(_request_params(sc), stream=a.stream, timeout=120.0)
+            state = RunState(sc, clock, out)
+            args = ap.Namespace(max_requests=total, max_cost_usd=None, quiet=True)
+            prof = None
+            if a.profile:
+                import cProfile
+                prof = cProfile.Profile()
+                prof.enable()
+            cpu0, t0 = C.cpu_seconds(), time.perf_counter()
+            await drive(state, transport, pricer, args, signals=False)
+            wall, cpu = time.perf_counter() - t0, C.cpu_seconds() - cpu0
+            if prof is not None:
+                prof.disable()
+                _print_profile(prof, sys.stderr)
+        out.close()
+        snap = state.metrics.snapshot().total
+        lag = state.metrics.histogram("a", "schedule_lag")
+    if snap.ok != total:
+        raise RuntimeError(f"loadgen run: {snap.ok} of {total} requests ok (errors: {snap.sent - snap.ok})")
+    return {"requests": snap.ok, "wall_s": wall, "cpu_s": cpu, "rps": snap.ok / wall,
+            "cpu_us_per_req": cpu / snap.ok * 1e6, "lag_p50_ms": lag.get_value_at_percentile(50) / 1000}
+
+
+def _print_profile(prof, stream) -> None:
+    """Top functions by own time, and own time summed per package (where the CPU goes)."""
+    import pstats
+
+    st = pstats.Stats(prof, stream=stream)
+    by_pkg: dict[str, float] = {}
+    total = 0.0
+    for (file, _line, _fn), (_cc, _nc, tt, _ct, _callers) in st.stats.items():
+        total += tt
+        key = "other"
+        for pkg in ("loadgen", "botocore", "aiobotocore", "aiohttp", "anyio", "asyncio", "hdrh", "json",
+                    "multidict", "yarl", "urllib", "hmac", "hashlib", "email", "http"):
+            if f"/{pkg}/" in file or file.endswith(f"/{pkg}.py"):
+                key = pkg
+                break
+        if file.startswith("~"):
+            key = "builtins"
+        by_pkg[key] = by_pkg.get(key, 0.0) + tt
+    print("\nprofile (own time by package, % of profiled time):", file=stream)
+    for k, v in sorted(by_pkg.items(), key=lambda kv: -kv[1]):
+        print(f"  {k:12s} {100 * v / total:5.1f}%", file=stream)
+    print("\nloadgen functions by own time:", file=stream)
+    rows = [(tt, ct, nc, f"{file.split('/loadgen/')[-1]}:{fn}") for (file, _l, fn), (_cc, nc, tt, ct, _c)
+            in st.stats.items() if "/loadgen/" in file]
+    for tt, ct, nc, name in sorted(rows, reverse=True)[:20]:
+        print(f"  {100 * tt / total:5.2f}% own {100 * ct / total:5.1f}% cum  {nc:8d} calls  {name}", file=stream)
+    print("\ntop 25 by own time:", file=stream)
+    st.sort_stats("tottime").print_stats(25)
+
+
+def child(a: argparse.Namespace) -> None:
+    import anyio
+
+    C.pin(1)
+    if a.ua_cache:
+        C.install_ua_cache()
+    fn = {"bare": _bare, "transport": _transport, "loadgen": _loadgen}[a.child]
+    res = anyio.run(fn, a.url, a)
+    res["peak_rss_mb"] = C.peak_rss_mb()
+    C.emit(res)
+
+
+# ---- loadgen's own pieces, timed in-process -------------------------------------------
+
+
+def pieces(a: argparse.Namespace) -> dict[str, float]:
+    """Microseconds per call of each piece loadgen adds to a request (best of 5)."""
+    import datetime as dt
+    import random
+    import tempfile
+    import timeit
+
+    from loadgen.expectations import CacheExpectations
+    from loadgen.metrics import ArmInfo, Metrics
+    from loadgen.record import Attempt
+    from loadgen.results import ResultsDir, attempt_line
+    from loadgen.run_command import _make_pricer
+    from loadgen.workload import ArmWorkload, draw_sizes
+
+    C.pin(1)
+    sc = _bench_scenario("http://127.0.0.1:9", a, 1000.0, 60)
+    arm = sc.arms[0]
+    wl = ArmWorkload(sc, arm)
+    pricer = _make_pricer(sc)
+    exp = CacheExpectations(wl.info.cache_min_tokens)
+    metrics = Metrics([ArmInfo.from_arm(arm)])
+    usage = {"inputTokens": 90, "outputTokens": 16, "totalTokens": 106, "cacheReadInputTokens": 0,
+             "cacheWriteInputTokens": 0}
+    att = Attempt(arm="a", session=1, turn=0, attempt=1, intended=1.0, start=1.0001, first_token=1.002,
+                  end=1.002, status="ok", error_code=None, model_id=arm.model_id, profile=arm.profile,
+                  region="us-east-1", input_tokens=90, output_tokens=16, cost_usd=1e-4, wall_start=1.7e9,
+                  request_id="0f3c2a9e-5b7d-4d2b-9a51-1c7e3f9b2d11", stop_reason="end_turn")
+    req = wl.single(0, draw_sizes(sc, random.Random(0)))
+    costs = pricer(arm.model_id, usage, arm.cache_ttl)
+    i = iter(range(10**9))
+
+    def build() -> None:
+        n = next(i)
+        wl.single(n, draw_sizes(sc, random.Random(f"{sc.seed}:sizes:{n}")))
+
+    def seeded_rngs() -> None:  # the Random objects the runner seeds per request (sizes, retry)
+        n = next(i)
+        random.Random(f"{sc.seed}:sizes:{n}")
+        random.Random(f"{sc.seed}:retry:a:{n}:0")
+
+    with tempfile.TemporaryDirectory(prefix="loadgen-bench-") as d:
+        out = ResultsDir.create(d, "bench", dt.datetime.now(dt.timezone.utc))
+        cases = {
+            "build request (workload.single + draw_sizes)": build,
+            "  of which: 2 seeded random.Random(str)": seeded_rngs,
+            "cache prediction (predict + observe)": lambda: (exp.predict(req.checkpoints, 1.0),
+                                                             exp.observe(req.checkpoints, 1.0)),
+            "pricing (pricer per attempt)": lambda: pricer(arm.model_id, usage, arm.cache_ttl),
+            "Attempt(...) construction": lambda: Attempt(**att.__dict__),
+            "metrics.record": lambda: metrics.record(att, costs),
+            "requests.jsonl line (json)": lambda: attempt_line(att),
+            "requests.jsonl append (json + write)": lambda: out.append(att),
+        }
+        res = {}
+        for name, fn in cases.items():
+            n = 2000
+            best = min(timeit.repeat(fn, number=n, repeat=5)) / n
+            res[name] = best * 1e6
+        out.close()
+    return res
+
+
+# ---- parent -----------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=8.0, help="seconds per case (default 8)")
+    ap.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
+    ap.add_argument("--prefix-tokens", type=int, default=64, help="system prompt size (default 64: tiny bodies)")
+    ap.add_argument("--stream", action="store_true", help="converse_stream instead of converse")
+    ap.add_argument("--output-tokens", type=int, default=16, help="output tokens per response (default 16)")
+    ap.add_argument("--repeat", type=int, default=2, help="rounds of the cases (default 2)")
+    ap.add_argument("--profile", action="store_true", help="print a cProfile of the loadgen case to stderr")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--pieces", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
+    ap.add_argument("--rate", type=float, default=0.0, help=argparse.SUPPRESS)
+    ap.add_argument("--ua-cache", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        return child(a)
+    if a.pieces:
+        return C.emit(pieces(a))
+
+    common = ["--seconds", str(a.seconds), "--concurrency", str(a.concurrency),
+              "--prefix-tokens", str(a.prefix_tokens), "--output-tokens", str(a.output_tokens)] + \
+        (["--stream"] if a.stream else [])
+    print(f"cores: {C.cores()}; emulator on core 0, generator on core 1; {a.seconds:g} s per case, "
+          f"{a.concurrency} in flight, {'converse_stream' if a.stream else 'converse'}, "
+          f"{a.prefix_tokens}-token prefix")
+    rounds: dict[str, list[dict]] = {}
+    with C.emulator() as url:
+        for r in range(a.repeat):
+            for ua in (False, True):
+                tag = " +ua-cache" if ua else ""
+                extra = common + ["--url", url] + (["--ua-cache"] if ua else [])
+                bare = C.run_child(__file__, ["--child", "bare", *extra])
+                rounds.setdefault("bare" + tag, []).append(bare)
+                tr = C.run_child(__file__, ["--child", "transport", *extra])
+                rounds.setdefault("transport" + tag, []).append(tr)
+                prof = ["--profile"] if a.profile and r == 0 and not ua else []
+                lg = C.run_child(__file__, ["--child", "loadgen", *extra, "--rate", str(1.5 * bare["rps"]), *prof])
+                rounds.setdefault("loadgen" + tag, []).append(lg)
+                print(f"round {r + 1}{tag}: bare {bare['rps']:6.0f} req/s ({bare['cpu_us_per_req']:4.0f} us CPU/req)"
+                      f"  transport {tr['rps']:6.0f} ({tr['rps'] / bare['rps']:.3f} x bare)"
+                      f"  loadgen {lg['rps']:6.0f} ({lg['rps'] / bare['rps']:.3f} x bare,"
+                      f" {lg['cpu_us_per_req']:4.0f} us CPU/req)", flush=True)
+    def best(k: str) -> dict:
+        return max(rounds[k], key=lambda x: x["rps"])
+
+    base = best("bare")
+    print(f"\nbest of {a.repeat} rounds (baseline: bare aiobotocore loop, {base['rps']:.0f} req/s, "
+          f"{base['cpu_us_per_req']:.0f} us CPU per request):")
+    for k in ("bare", "transport", "loadgen", "bare +ua-cache", "transport +ua-cache", "loadgen +ua-cache"):
+        x = best(k)
+        print(f"  {k:22s} {x['rps']:7.0f} req/s  {x['rps'] / base['rps']:.3f} x baseline   "
+              f"{x['cpu_us_per_req']:5.0f} us CPU/req   peak RSS {x['peak_rss_mb']:.0f} MB")
+    pcs = C.run_child(__file__, ["--pieces", *common])
+    print(f"\nloadgen's own work per request (us, in-process, best of 5) vs the bare call's "
+          f"{base['cpu_us_per_req']:.0f} us CPU:")
+    for name, us in pcs.items():
+        print(f"  {name:46s} {us:7.1f} us  {100 * us / base['cpu_us_per_req']:5.1f} %")
+
+
+if __name__ == "__main__":
+    main()

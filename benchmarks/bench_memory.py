@@ -1,0 +1,197 @@
+"""Memory of `loadgen run`: RSS over run length, and RSS per request in flight.
+
+Emulator on core 0, each case a fresh generator process on core 1 (so its RSS is
+its own), driving `run_command.drive` on a RealClock as `loadgen run` does.
+
+  length     open loop at `--rate` (below saturation, so no backlog builds) until
+             `--requests`; RSS sampled every 10 % of the run. Baseline: RSS after
+             the first 10 %. Target (issue 5): flat, 100k requests within 200 MB.
+  in flight  the emulator answers after `--hold` seconds; open loop at N / hold
+             requests/s holds N requests in flight. RSS at N = 1000 minus RSS at
+             N = 10, per request, for loadgen and (baseline) for bare aiobotocore
+             calls held open the same way.
+  backlog    open loop far above capacity with max_in_flight = 32: requests wait
+             for a slot as spawned tasks; RSS per waiting request.
+
+    python benchmarks/bench_memory.py [--requests 100000] [--rate 700]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
+
+SLOW_EMULATOR = C.EMULATOR_CONFIG.replace('latency = "fast"', 'latency = { preset = "fast", ttft_s = %s }')
+
+
+# ---- child side ---------------------------------------------------------------------
+
+
+async def _drive(url: str, *, rate: float, requests: int, max_in_flight: int, samples: int = 10,
+                 sample_every_s: float | None = None) -> dict:
+    import argparse as ap
+    import datetime as dt
+    import tempfile
+
+    import anyio
+
+    from loadgen.clock import RealClock
+    from loadgen.results import ResultsDir
+    from loadgen.run_command import RunState, _make_pricer, drive
+    from loadgen.transport import BedrockTransport
+
+    sc = C.load_scenario(C.scenario_text(rate=rate, duration_s=requests / rate * 10 + 60,
+                                         max_in_flight=max_in_flight), url)
+    rss: list[tuple[int, float]] = []
+    with tempfile.TemporaryDirectory(prefix="loadgen-bench-") as d:
+        out = ResultsDir.create(d, sc.name, dt.datetime.now(dt.timezone.utc))
+        clock = RealClock()
+        state = RunState(sc, clock, out)
+        step = max(1, requests // samples)
+        sink = state.sink
+
+        def sampling_sink(a, costs) -> None:
+            sink(a, costs)
+            if out.attempts_written % step == 0:
+                rss.append((out.attempts_written, C.rss_mb()))
+
+        state.sink = sampling_sink  # type: ignore[method-assign]
+        peak_in_flight = 0
+        rss_before = C.rss_mb()
+        async with BedrockTransport.open(clock, region=C.REGION, endpoint_url=url, max_connections=max_in_flight,
+                                         dummy_credentials=True) as transport:
+            async def watch() -> None:
+                nonlocal peak_in_flight
+                while True:
+                    await anyio.sleep(sample_every_s or 0.25)
+                    r = state.runner
+                    if r is not None:
+                        peak_in_flight = max(peak_in_flight, r.in_flight)
+                        if sample_every_s:
+                            rss.append((r.in_flight, C.rss_mb()))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch)
+                await drive(state, transport, _make_pricer(sc),
+                            ap.Namespace(max_requests=requests, max_cost_usd=None, quiet=True), signals=False)
+                tg.cancel_scope.cancel()
+        out.close()
+        ok = state.metrics.snapshot().total.ok
+    return {"rss": rss, "ok": ok, "peak_in_flight": peak_in_flight, "peak_rss_mb": C.peak_rss_mb(),
+            "rss_before_mb": rss_before}
+
+
+async def _bare_held(url: str, n: int, hold: float) -> dict:
+    """n concurrent converse calls held open by the emulator; RSS while they wait."""
+    import anyio
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+
+    sc = C.load_scenario(C.scenario_text(rate=1, duration_s=60, max_in_flight=n), url)
+    import random
+
+    from loadgen.workload import ArmWorkload, draw_sizes
+    params = ArmWorkload(sc, sc.arms[0]).single(0, draw_sizes(sc, random.Random(0))).params
+    config = AioConfig(retries={"total_max_attempts": 1, "mode": "standard"}, max_pool_connections=max(10, n),
+                       read_timeout=300, connect_timeout=10, tcp_keepalive=True)
+    async with get_session().create_client("bedrock-runtime", region_name=C.REGION, endpoint_url=url,
+                                           config=config, aws_access_key_id="x", aws_secret_access_key="x") as client:
+        await client.converse(**params)
+        in_flight = 0
+        peak = 0.0
+
+        async def one() -> None:
+            nonlocal in_flight
+            in_flight += 1
+            await client.converse(**params)
+            in_flight -= 1
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(n):
+                tg.start_soon(one)
+            await anyio.sleep(hold * 0.7)
+            peak = C.rss_mb()
+            held = in_flight
+    return {"rss_mb": peak, "held": held}
+
+
+def child(a: argparse.Namespace) -> None:
+    import anyio
+
+    C.pin(1)
+    if a.child == "length":
+        res = anyio.run(lambda: _drive(a.url, rate=a.rate, requests=a.requests, max_in_flight=64))
+    elif a.child == "inflight":
+        # RSS while N are held: sample every 0.2 s; keep samples taken with >= 90 % of N in flight
+        res = anyio.run(lambda: _drive(a.url, rate=a.n / a.hold, requests=int(a.n / a.hold * a.hold * 3),
+                                       max_in_flight=a.n + 64, sample_every_s=0.2))
+        held = [r for n, r in res["rss"] if n >= 0.9 * a.n]
+        res = {"rss_mb": max(held) if held else None, "held": res["peak_in_flight"]}
+    elif a.child == "bare-held":
+        res = anyio.run(_bare_held, a.url, a.n, a.hold)
+    elif a.child == "backlog":
+        res = anyio.run(lambda: _drive(a.url, rate=a.rate, requests=a.requests, max_in_flight=32,
+                                       sample_every_s=0.1))
+    else:
+        raise SystemExit(f"unknown child {a.child}")
+    C.emit(res)
+
+
+# ---- parent -----------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=100_000, help="run length for the flatness case")
+    ap.add_argument("--rate", type=float, default=700.0, help="open-loop rate for the flatness case (req/s)")
+    ap.add_argument("--hold", type=float, default=2.0, help="emulator answer delay for the in-flight case, s")
+    ap.add_argument("--skip-length", action="store_true", help="only the in-flight and backlog cases")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, default=10, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        return child(a)
+    me = os.path.abspath(__file__)
+    print(f"cores: {C.cores()}; emulator on core 0, generator on core 1")
+    if not a.skip_length:
+        with C.emulator() as url:
+            t0 = time.monotonic()
+            r = C.run_child(me, ["--child", "length", "--url", url, "--requests", str(a.requests),
+                                 "--rate", str(a.rate)], timeout=a.requests / a.rate * 5 + 300)
+        base = r["rss"][0][1]
+        print(f"\nRSS over run length ({a.requests} requests at {a.rate:g}/s, {time.monotonic() - t0:.0f} s; "
+              f"baseline: RSS after {r['rss'][0][0]} requests = {base:.1f} MB):")
+        for n, mb in r["rss"]:
+            print(f"  {n:7d} requests  {mb:6.1f} MB  {mb / base:.3f} x baseline")
+        slope = (r["rss"][-1][1] - base) / max(1, r["rss"][-1][0] - r["rss"][0][0]) * 10_000
+        print(f"  growth {slope:+.2f} MB per 10k requests; peak RSS {r['peak_rss_mb']:.1f} MB (target: 200 MB at 100k)")
+
+    with C.emulator(config=SLOW_EMULATOR % a.hold) as url:
+        res = {}
+        for kind in ("bare-held", "inflight"):
+            for n in (10, 1000):
+                res[(kind, n)] = C.run_child(me, ["--child", kind, "--url", url, "--n", str(n), "--hold", str(a.hold)])
+    print(f"\nmemory per request in flight (emulator holds each answer {a.hold:g} s; RSS at 1000 minus RSS at 10):")
+    per = {}
+    for kind, name in (("bare-held", "bare aiobotocore (baseline)"), ("inflight", "loadgen run")):
+        lo, hi = res[(kind, 10)], res[(kind, 1000)]
+        per[kind] = (hi["rss_mb"] - lo["rss_mb"]) * 1024 / (hi["held"] - lo["held"])
+        print(f"  {name:28s} {lo['rss_mb']:6.1f} MB at {lo['held']}, {hi['rss_mb']:6.1f} MB at {hi['held']}: "
+              f"{per[kind]:5.1f} KB per request in flight")
+    print(f"  loadgen / baseline: {per['inflight'] / per['bare-held']:.2f} x")
+
+    with C.emulator() as url:
+        r = C.run_child(me, ["--child", "backlog", "--url", url, "--requests", "20000", "--rate", "20000"])
+    print(f"\nbacklog (open loop at 20000/s, max_in_flight 32, 20000 requests): RSS {r['rss_before_mb']:.1f} MB "
+          f"before the run (baseline), peak {r['peak_rss_mb']:.1f} MB ({r['peak_rss_mb'] / r['rss_before_mb']:.1f} x); "
+          f"about {(r['peak_rss_mb'] - r['rss_before_mb']) * 1024 / 20000:.1f} KB per request waiting for a slot")
+
+
+if __name__ == "__main__":
+    main()
