@@ -41,6 +41,10 @@ class Clock(Protocol):
     async def sleep(self, dt: float) -> None:
         """Sleep dt scenario seconds."""
 
+    def start(self) -> None:
+        """Re-zero scenario time: called when the runner starts, so set-up (client creation,
+        emulator start) does not make the first requests look late."""
+
     def enter(self) -> None:
         """Count a participant that is about to start (call before spawning its task)."""
 
@@ -62,6 +66,9 @@ class RealClock:
 
     def now(self) -> float:
         return self._mono() - self._t0
+
+    def start(self) -> None:
+        self._t0 = self._mono()
 
     async def sleep_until(self, t: float) -> None:
         delay = t - self.now()
@@ -103,6 +110,10 @@ class WarpClock:
 
     def now(self) -> float:
         return self._offset + self.scale * (self._mono() - self._t0)
+
+    def start(self) -> None:
+        self._t0 = self._mono()
+        self._offset = 0.0
 
     def jump_to(self, t: float) -> None:
         """Move scenario time forward to t (never back) and wake sleepers to re-check."""
@@ -208,6 +219,9 @@ class VirtualClock:
 
     def now(self) -> float:
         return self._t
+
+    def start(self) -> None:
+        pass  # virtual time only moves when the run makes it: nothing to re-zero
 
     def loop_factory(self) -> asyncio.AbstractEventLoop:
         """A new event loop running on this clock."""

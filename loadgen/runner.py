@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 import anyio
+import anyio.lowlevel
 
 from loadgen.arrivals import arrivals, offsets, sample, session_turns
 from loadgen.clock import Clock
@@ -103,6 +104,11 @@ class Runner:
         """Sleep on the clock until t; False if the run is stopping."""
         if self.stopping:
             return False
+        if t <= self.clock.now():
+            # behind schedule: still let the requests already launched run, so a
+            # saturated dispatcher cannot starve them
+            await anyio.lowlevel.checkpoint()
+            return not self.stopping
         with anyio.CancelScope() as cs:
             self._sleepers.add(cs)
             try:
@@ -114,6 +120,7 @@ class Runner:
     # -- main ------------------------------------------------------------------
 
     async def run(self) -> None:
+        self.clock.start()  # scenario time 0 is now, not when the client or emulator was set up
         self._slots = anyio.Semaphore(max(1, self.scenario.target.max_in_flight))
         async with anyio.create_task_group() as tg:
             self._tg = tg
@@ -149,7 +156,12 @@ class Runner:
                     req = self.workloads[arm.name].single(i, sizes)
                     if not self._admit(req):
                         break
-                    self._spawn(tg, self._request, arm, req, point.offset)
+                    # Take the in-flight slot here, not in the request task: a saturated
+                    # target then holds the dispatcher back (the wait is still recorded as
+                    # schedule lag) instead of piling up one waiting task per arrival.
+                    assert self._slots is not None
+                    await self._slots.acquire()
+                    self._spawn(tg, self._request, arm, req, point.offset, True)
                 if self.stopping:
                     break
 
@@ -206,16 +218,21 @@ class Runner:
         self.dispatched += 1
         return True
 
-    async def _request(self, arm: Arm, req: Request, intended: float) -> Outcome:
+    async def _request(self, arm: Arm, req: Request, intended: float, holding_slot: bool = False) -> Outcome:
+        """All attempts of one request. `holding_slot`: the caller already acquired the
+        in-flight slot for the first attempt (it is released here)."""
         sc = self.scenario
         policy = sc.retry
-        rng = random.Random(f"{sc.seed}:retry:{arm.name}:{req.session}:{req.turn}")
+        rng: random.Random | None = None  # for retry jitter; built only if a retry happens
         worst = self._worst_cost(req) if self.limits.max_cost_usd is not None else 0.0
         expect = self.expect[arm.name]
         attempt = 1
+        assert self._slots is not None
         while True:
-            assert self._slots is not None
-            async with self._slots:
+            if not holding_slot:
+                await self._slots.acquire()
+            holding_slot = False
+            try:
                 pred = expect.predict(req.checkpoints, self.clock.now())
                 self.in_flight += 1
                 self._reserved_cost += worst
@@ -233,6 +250,8 @@ class Runner:
                 finally:
                     self.in_flight -= 1
                     self._reserved_cost -= worst
+            finally:
+                self._slots.release()
             if out.status == "ok":
                 expect.observe(req.checkpoints, out.start)
             self._record(arm, req, intended, attempt, pred, wall_start, out)
@@ -242,6 +261,8 @@ class Runner:
                 or attempt >= policy.max_attempts or self.stopping
             ):
                 return out
+            if rng is None:
+                rng = random.Random(f"{sc.seed}:retry:{arm.name}:{req.session}:{req.turn}")
             if not await self._sleep_until(self.clock.now() + backoff(policy, attempt, rng)):
                 return out
             attempt += 1

@@ -140,13 +140,15 @@ class BedrockTransport:
         out = Outcome(status="error", start=clock.now(), end=0.0)
         try:
             # The timeout is in scenario seconds; on a warp clock real time runs `scale` slower.
-            with anyio.fail_after(timeout / clock.scale):
+            # (A bare deadline scope: anyio.fail_after adds a raise/catch we do not need.)
+            with anyio.CancelScope(deadline=anyio.current_time() + timeout / clock.scale) as scope:
                 if stream:
                     await self._stream(params, out)
                 else:
                     await self._converse(params, out)
-        except TimeoutError:
-            out.status, out.error_code, out.message = "timeout", "ClientTimeout", f"no complete response within {timeout:g} s"
+            if scope.cancelled_caught:
+                out.status, out.error_code = "timeout", "ClientTimeout"
+                out.message = f"no complete response within {timeout:g} s"
         except EventStreamError as e:
             err = e.response.get("Error", {})
             out.error_code = normalize_code(err.get("Code"))
