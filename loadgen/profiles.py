@@ -9,6 +9,7 @@ Destination lists are data (loadgen/data/profiles.toml) with their source.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Literal
 
@@ -43,6 +44,16 @@ def kind_of(model_id: str) -> ProfileKind:
 
 def base_id(model_id: str) -> str:
     return split(model_id)[2]
+
+
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d+$")
+
+
+def region_problem(region: str) -> str | None:
+    """Why `region` is not an AWS Region name (None if it looks like one, e.g. us-east-1)."""
+    if _REGION.match(region):
+        return None
+    return f"{region!r} is not an AWS Region name (expected something like \"us-east-1\" or \"eu-west-3\")"
 
 
 def geo_prefix_for_region(region: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import datetime as dt
 import random
 import signal
@@ -21,6 +22,7 @@ import anyio
 
 from loadgen import __version__
 from loadgen.clock import RealClock, WarpClock
+from loadgen.profiles import region_problem
 from loadgen.metrics import ArmInfo, Metrics
 from loadgen.record import Attempt
 from loadgen.results import ResultsDir
@@ -42,11 +44,14 @@ def apply_overrides(sc: Scenario, args: argparse.Namespace) -> Scenario:
     if args.target:
         target = dataclasses.replace(target, kind=args.target)
     if args.region:
+        problem = region_problem(args.region)
+        if problem:
+            raise ValueError(f"--region: {problem}")
         target = dataclasses.replace(target, region=args.region)
     if args.endpoint_url:
         target = dataclasses.replace(target, endpoint_url=args.endpoint_url)
     if args.time_scale is not None:
-        if not args.time_scale > 0:
+        if not (args.time_scale > 0 and math.isfinite(args.time_scale)):
             raise ValueError(f"--time-scale: expected a number > 0, got {args.time_scale}")
         target = dataclasses.replace(target, time_scale=args.time_scale)
     if target.kind == "aws" and args.time_scale not in (None, 1, 1.0):
@@ -137,14 +142,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     if isinstance(prepared, int):
         return prepared
     sc, pricer, emulator_config = prepared
-    if sc.target.kind == "aws" and not _confirm_aws(sc, args):
+    if sc.target.kind == "aws":
+        from loadgen.transport import have_credentials
+
+        if not have_credentials():
+            _err("loadgen run: target failed: no AWS credentials found (standard chain: environment, "
+                 "~/.aws, SSO, instance role); set them up or run against the emulator (the default target)")
+            return EXIT_TARGET
+        if not _confirm_aws(sc, args):
+            return EXIT_BAD_INPUT
+    out = open_results(args.out, sc)
+    if out is None:
         return EXIT_BAD_INPUT
-    out = ResultsDir.create(args.out, sc.name, dt.datetime.now(dt.timezone.utc))
-    out.write_scenario(sc.source)
     try:
         return anyio.run(_run_async, sc, args, out, pricer, emulator_config)
     finally:
         out.close()
+
+
+def open_results(parent: str, sc: Scenario) -> ResultsDir | None:
+    """A new results directory holding the scenario, or None (reported) if it cannot be made."""
+    try:
+        out = ResultsDir.create(parent, sc.name, dt.datetime.now(dt.timezone.utc))
+    except OSError as e:
+        _err(f"--out {parent}: cannot create a results directory there: {e.strerror or e}")
+        return None
+    out.write_scenario(sc.source)
+    return out
 
 
 def new_metrics(sc: Scenario) -> Metrics:

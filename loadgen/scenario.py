@@ -24,7 +24,7 @@ from loadgen import pricing, thresholds
 from loadgen._toml import toml
 from loadgen.arrivals import Dist, OpenLoop, Stage, TracePoint
 from loadgen.models import ModelInfo, UnknownModel, lookup
-from loadgen.profiles import KINDS, kind_of, split, with_profile
+from loadgen.profiles import KINDS, kind_of, split, with_profile, region_problem
 from loadgen.toml_lines import key_lines, line_of
 from loadgen.units import DURATION_HINT, RATE_HINT, format_duration, parse_duration, parse_rate
 
@@ -651,8 +651,9 @@ def _target(ctx: _Ctx, raw: Mapping[str, Any]) -> Target:
         ctx.err(p + ("time_scale",), "time_scale applies to the emulator target only; kind = \"aws\" "
                                      "always runs on the real clock (remove time_scale or set it to 1)")
     region = ctx.str_(t, p, "region", d.region)
-    if not region:
-        ctx.err(p + ("region",), 'expected a Region name like "us-east-1"')
+    problem = region_problem(region) if region else 'expected a Region name like "us-east-1"'
+    if problem:
+        ctx.err(p + ("region",), problem)
         region = d.region
     return Target(
         kind=kind, region=region, time_scale=scale,

@@ -32,7 +32,7 @@ import anyio
 from loadgen import __version__
 from loadgen.clock import VirtualClock
 from loadgen.results import ResultsDir, safe_name
-from loadgen.run_command import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, RunState, apply_overrides,
+from loadgen.run_command import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, RunState, apply_overrides, open_results,
                                  drive, finish, prepare)
 from loadgen.scenario import Scenario, ScenarioError
 
@@ -138,8 +138,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return prepared
     sc, _, emulator_config = prepared
     pricer = fast_pricer(sc)
-    out = ResultsDir.create(args.out, sc.name, dt.datetime.now(dt.timezone.utc))
-    out.write_scenario(sc.source)
+    out = open_results(args.out, sc)
+    if out is None:
+        return EXIT_BAD_INPUT
     state = RunState(sc, VirtualClock(), out)
     if not args.quiet:
         print(f"loadgen {__version__}: {sc.name} simulated in virtual time (emulator model in-process, "
@@ -149,9 +150,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         simulate(state, pricer, emulator_config, max_requests=args.max_requests)
     finally:
         out.close()
+    wall = time.monotonic() - state.wall0  # the simulation alone, before plots and report.html
     code = finish(state, quiet=args.quiet)
     if not args.quiet:
-        wall = time.monotonic() - state.wall0
         n = _sent(state)
         print(f"simulated {state.clock.now():,.0f} s of scenario time in {wall:.2f} s wall "
               f"({n} attempts, {n / wall if wall > 0 else 0:,.0f} per wall second)", flush=True)

@@ -92,6 +92,13 @@ def normalize_code(code: str | None) -> str | None:
     return code[:1].upper() + code[1:] if code else code
 
 
+def have_credentials() -> bool:
+    """Whether the standard AWS credential chain finds anything (nothing is sent)."""
+    import botocore.session
+
+    return botocore.session.Session().get_credentials() is not None
+
+
 class BedrockTransport:
     """aiobotocore `bedrock-runtime` client on a Clock. Use `async with BedrockTransport.open(...)`."""
 

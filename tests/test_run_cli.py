@@ -130,10 +130,18 @@ def test_bad_scenario_exits_2_and_writes_nothing(tmp_path, capsys):
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_bad_flag_value_exits_2(tmp_path):
+def test_bad_flag_value_exits_2(tmp_path, capsys):
     sc = write(tmp_path, "quick.toml", FAST_SINGLE)
     assert main(["run", str(sc), "--out", str(tmp_path / "r"), "--arm", "nope"]) == 2
     assert main(["run", str(sc), "--out", str(tmp_path / "r"), "--duration", "soon"]) == 2
+    assert main(["run", str(sc), "--out", str(tmp_path / "r"), "--time-scale", "inf"]) == 2
+    assert main(["run", str(sc), "--out", str(tmp_path / "r"), "--region", "mars-1"]) == 2
+    assert "--region" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    a_file = tmp_path / "file"
+    a_file.write_text("not a folder")
+    assert main(["run", str(sc), "--out", str(a_file), "--quiet"]) == 2
+    assert "--out" in capsys.readouterr().err
 
 
 THROTTLED = FAST_SINGLE.replace('rate = "1/s"', 'rate = "5/s"').replace(
@@ -238,6 +246,7 @@ def test_aws_without_credentials_exits_3(tmp_path):
                        capture_output=True, text=True, env=_env_without_aws(tmp_path), timeout=60)
     assert p.returncode == 3, p.stderr
     assert "credentials" in p.stderr
+    assert not (tmp_path / "res").exists()  # nothing written before the target was known to work
 
 
 def test_aws_without_yes_refuses_when_not_interactive(tmp_path):
