@@ -276,7 +276,7 @@ def render(p: Plan) -> str:
                  f"up to {sc.target.max_in_flight} in flight")
     if sc.sessions is not None:
         lines.append(f"  sessions: {p.traffic.replace('arrivals', 'session starts')}; "
-                     f"{w.turns_min}-{w.turns_max} turns; think time {_dist(sc.sessions.think_time, 's')}")
+                     f"{_turns(w.turns_min, w.turns_max)}; think time {_dist(sc.sessions.think_time, 's')}")
         lines.append(f"  workload: agent, prefix {w.prefix_tokens} tokens, turn "
                      f"{_dist(w.turn_tokens, 't') if w.turn_tokens else 0} tokens, output {_dist(w.output_tokens, 't')} tokens")
     else:
@@ -296,7 +296,7 @@ def render(p: Plan) -> str:
     rate = p.requests / sc.duration if sc.duration else 0.0
     sched = f"{p.requests} requests"
     if p.sessions is not None:
-        sched = f"{p.sessions} sessions, {sched} (turns start one think time apart; model latency not included)"
+        sched = f"{_plural(p.sessions, 'session')}, {sched} (turns start one think time apart; model latency not included)"
     lines.append(f"  schedule (seeded, the same for every arm): {sched}; "
                  f"mean {format_rate(rate) if rate else '0/s'}, peak {p.peak_rpm} requests/min")
     lines.append("")
@@ -352,3 +352,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 2
     print(text)
     return 0
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _turns(lo: int, hi: int) -> str:
+    return _plural(lo, "turn") if lo == hi else f"{lo}-{hi} turns"

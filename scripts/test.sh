@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Create .venv (if missing), install loadgen with its test extra, run the whole suite.
+# Create a fresh .venv, install loadgen with its test extra, run the whole suite.
+# (--clear: never trust what an earlier install left behind; pip's cache keeps it quick.)
 # pytest exits 5 when no test ran; that is a failure here, as is any other non-zero code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
+"$PY" -m venv --clear .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
 .venv/bin/python -m pytest -q "$@"
