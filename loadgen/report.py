@@ -119,6 +119,7 @@ class RunView:
     quotas: dict[str, "tuple[int, int] | None"]  # arm -> (tpm, rpm) in force; None = unknown
     peaks_burndown: dict[str, float]        # arm (and "*") -> peak quota tokens per 60 s, with burndown
     notes: tuple[str, ...] = ()             # problems worth telling (scenario could not be re-read ...)
+    attempts_read: bool = True              # False: requests.jsonl missing or unreadable (no peak TPM)
 
 
 def burndown_of(model_id: str) -> float:
@@ -203,14 +204,17 @@ def load_view(results_dir: str | Path, summary: Mapping[str, Any] | None = None,
     thresholds = tuple(scenario.thresholds) if scenario is not None else _raw_thresholds(path)
     try:
         attempts = tuple(load_attempts(path))
+        attempts_read = True
     except FileNotFoundError:
-        attempts = ()
-        notes.append(f"{path / REQUESTS_FILE}: missing; time series and gap plots are empty")
+        attempts, attempts_read = (), False
+        notes.append(f"{path / REQUESTS_FILE}: missing; time series and gap plots are empty, "
+                     "tpm thresholds cannot be measured")
     except ValueError as e:
-        attempts = ()
+        attempts, attempts_read = (), False
         notes.append(str(e))
     peaks = series.peak_quota_tpm(attempts, burndown_of) if attempts else {}
-    return RunView(path, summary, attempts, thresholds, quotas_for(summary, scenario), peaks, tuple(notes))
+    return RunView(path, summary, attempts, thresholds, quotas_for(summary, scenario), peaks, tuple(notes),
+                   attempts_read)
 
 
 def percentile_from_histograms(path: Path) -> Callable[[str, str, float], "float | None"]:
@@ -230,7 +234,9 @@ def percentile_from_histograms(path: Path) -> Callable[[str, str, float], "float
 def check_thresholds(view: RunView) -> list:
     from loadgen import thresholds
 
-    return thresholds.check(view.thresholds, view.summary, percentile=percentile_from_histograms(view.path))
+    # tpm is the same figure as the quota table's "peak TPM x burndown" column: one function.
+    return thresholds.check(view.thresholds, view.summary, percentile=percentile_from_histograms(view.path),
+                            peak_tpm=view.peaks_burndown if view.attempts_read else None)
 
 
 # ---- tables ------------------------------------------------------------------------

@@ -11,6 +11,13 @@ Pure: `parse` checks an expression (ValueError with a clear message), `evaluate`
 it with one arm of summary.json (DESIGN.md "What a result holds"). Values are held in
 the summary's own units: milliseconds for latencies, fractions for rates and ratios, USD
 for costs, per minute for rpm/tpm.
+
+rpm and tpm are the figures a Bedrock quota meets, so they are peaks, not averages:
+rpm is the arm's `rpm_peak` (attempts sent in the busiest 60 s of scenario time); tpm
+is the peak quota tokens in any 60 s: input + cache write + output x the model's
+burndown (5 for Claude 4.x), cache reads not counted. summary.json's `tpm_peak` has no
+burndown, so tpm comes from the attempts (`series.peak_quota_tpm`, the same figure as
+the report's "peak TPM x burndown" column), passed in as `peak_tpm`.
 """
 
 from __future__ import annotations
@@ -29,7 +36,6 @@ RATIOS = ("throttle_rate", "error_rate", "warm_ratio")
 COSTS = ("cost_per_1000", "cost_total")
 THROUGHPUTS = ("rpm", "tpm")
 SCALARS = RATIOS + COSTS + THROUGHPUTS
-TPM_TOKENS = ("input", "output", "cache_read", "cache_write")   # summary.json "tokens" keys tpm adds
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
@@ -124,8 +130,8 @@ _SCALAR_KEYS = {
     "warm_ratio": "cache.warm_ratio",
     "cost_per_1000": "cost_usd.per_1000",
     "cost_total": "cost_usd.total",
-    "rpm": "rpm (or requests.sent / scenario minutes)",
-    "tpm": "tpm (or token sum / scenario minutes)",
+    "rpm": "rpm_peak",
+    "tpm": "peak quota tokens per 60 s (input + cache write + output x burndown, from requests.jsonl)",
 }
 
 
@@ -134,11 +140,12 @@ def _stat_key(stat: str) -> str:
     return stat.replace(".", "")
 
 
-def measure(expr: ThresholdExpr, arm: Mapping[str, Any], *, scenario_s: float | None = None) -> float:
+def measure(expr: ThresholdExpr, arm: Mapping[str, Any], *, peak_tpm: float | None = None) -> float:
     """The figure `expr` talks about, from one summary.json arm dict; ValueError if it is absent.
 
-    rpm/tpm come from the arm's own "rpm"/"tpm" keys when present, else from its request
-    and token counts over `scenario_s` seconds (tokens: input + output + cache read + cache write).
+    rpm: the arm's `rpm_peak`. tpm: `peak_tpm`, the arm's peak quota tokens per 60 s with
+    burndown (`series.peak_quota_tpm`); summary.json alone cannot give it, so without
+    `peak_tpm` a tpm threshold has nothing to measure (ValueError).
     """
     try:
         if expr.stat is not None:
@@ -154,25 +161,21 @@ def measure(expr: ThresholdExpr, arm: Mapping[str, Any], *, scenario_s: float | 
             return float(arm["cost_usd"]["per_1000"])
         if expr.metric == "cost_total":
             return float(arm["cost_usd"]["total"])
-        if expr.metric in arm:
-            return float(arm[expr.metric])
-        if not scenario_s:
-            raise KeyError(expr.metric)
         if expr.metric == "rpm":
-            return req["sent"] / (scenario_s / 60)
-        tok = arm["tokens"]
-        # Named fields only: cache_write_5m / cache_write_1h split cache_write, so summing
-        # every value would count cache writes twice.
-        return sum(tok.get(k, 0) for k in TPM_TOKENS) / (scenario_s / 60)
+            return float(arm["rpm_peak"])
+        if peak_tpm is None:
+            raise KeyError("requests.jsonl")
+        return float(peak_tpm)
     except (KeyError, TypeError) as e:
         raise ValueError(f"threshold {expr.text!r}: the summary has no {expr.summary_key} "
                          f"(missing {e})") from None
 
 
 def evaluate(expr: ThresholdExpr, arm_summary: Mapping[str, Any], *,
-             scenario_s: float | None = None) -> tuple[bool, float]:
-    """(passed, measured) for one arm; measured is in the same units as expr.value."""
-    measured = measure(expr, arm_summary, scenario_s=scenario_s)
+             peak_tpm: float | None = None) -> tuple[bool, float]:
+    """(passed, measured) for one arm; measured is in the same units as expr.value.
+    `peak_tpm`: see `measure`."""
+    measured = measure(expr, arm_summary, peak_tpm=peak_tpm)
     return OPS[expr.op](measured, expr.value), measured
 
 
@@ -228,7 +231,8 @@ def format_value(expr: ThresholdExpr, v: float | None) -> str:
 
 
 def check(thresholds: Iterable[Any], summary: Mapping[str, Any], *,
-          percentile: PercentileFn | None = None) -> list[Result]:
+          percentile: PercentileFn | None = None,
+          peak_tpm: Mapping[str, float] | None = None) -> list[Result]:
     """Every threshold against every arm it names, in order.
 
     `thresholds`: objects with `expr` (text), `arm` (name or None for every arm) and
@@ -236,9 +240,12 @@ def check(thresholds: Iterable[Any], summary: Mapping[str, Any], *,
     include (`run --arm`) is SKIP. A figure with no data (no ok request, so no latency)
     is FAIL: a gate that cannot see must not pass. Results come grouped by arm (summary
     order), in file order within an arm.
+
+    `peak_tpm`: arm -> peak quota tokens per 60 s with burndown (`series.peak_quota_tpm`
+    over the run's attempts; an arm absent from it sent nothing, so 0). None: the
+    attempts are not at hand, and a tpm threshold FAILs saying so.
     """
     arms = summary.get("arms", {})
-    scenario_s = summary.get("scenario_s")
     out: list[Result] = []
     for t in thresholds:
         line = getattr(t, "line", 0)
@@ -254,13 +261,14 @@ def check(thresholds: Iterable[Any], summary: Mapping[str, Any], *,
             if arm is None:
                 out.append(Result(name, expr, SKIP, None, line, "arm not in this run"))
                 continue
-            out.append(_check_one(name, expr, arm, line, scenario_s, percentile))
+            tpm = None if peak_tpm is None else float(peak_tpm.get(name, 0.0))
+            out.append(_check_one(name, expr, arm, line, tpm, percentile))
     order = {name: i for i, name in enumerate(arms)}
     return sorted(out, key=lambda r: order.get(r.arm, len(order)))  # stable: grouped by arm, file order within
 
 
 def _check_one(name: str, expr: ThresholdExpr, arm: Mapping[str, Any], line: int,
-               scenario_s: float | None, percentile: PercentileFn | None) -> Result:
+               peak_tpm: float | None, percentile: PercentileFn | None) -> Result:
     if expr.stat is not None:
         lat = arm.get("latency_ms", {}).get(expr.metric, {})
         key = _stat_key(expr.stat)
@@ -273,7 +281,7 @@ def _check_one(name: str, expr: ThresholdExpr, arm: Mapping[str, Any], line: int
                 return Result(name, expr, FAIL, None, line, f"no histogram for {expr.metric}")
             return Result(name, expr, PASS if OPS[expr.op](v, expr.value) else FAIL, v, line)
     try:
-        passed, v = evaluate(expr, arm, scenario_s=scenario_s)
+        passed, v = evaluate(expr, arm, peak_tpm=peak_tpm)
     except ValueError as e:
         return Result(name, expr, FAIL, None, line, str(e))
     return Result(name, expr, PASS if passed else FAIL, v, line)

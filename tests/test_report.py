@@ -187,3 +187,18 @@ def test_a_copied_scenario_that_no_longer_validates_still_gives_its_thresholds(r
     assert any("thresholds read from its [thresholds] table" in n for n in view.notes)
     assert len(view.thresholds) == 5
     assert main(["report", str(d), "--no-plots"]) == 1
+
+
+def test_rpm_and_tpm_thresholds_measure_the_peaks_the_quota_table_shows(run_dir, tmp_path, capsys):
+    # rpm once was an average over the run (seed-reference: 4 requests "measured" 8 /min) and
+    # tpm a token sum with cache reads and no burndown; both must be the quota's figures.
+    d = _copy(run_dir, tmp_path, SCENARIO.replace('all = ["p99(ttft) < 60s", "throttle_rate < 1%"]',
+                                                  'all = ["rpm < 1000", "tpm < 1"]'))
+    assert main(["report", str(d), "--format", "json", "--no-plots"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    got = {(t["arm"], t["expr"]): t["measured"] for t in doc["thresholds"]}
+    for arm, a in doc["summary"]["arms"].items():
+        assert got[(arm, "rpm < 1000")] == a["rpm_peak"]
+        assert got[(arm, "tpm < 1")] == doc["tpm_peak_burndown"][arm]
+    # the cached arm reads ~5000 tokens per call: not in its quota peak
+    assert got[("cached", "tpm < 1")] < got[("nocache", "tpm < 1")]

@@ -12,6 +12,7 @@ ARM = {
     "cache": {"cold": 40, "warm": 150, "none": 0, "warm_ratio": 0.79},
     "tokens": {"input": 1000, "output": 2000, "cache_read": 3000, "cache_write": 4000},
     "cost_usd": {"total": 0.6, "per_1000": 3.0},
+    "rpm_peak": 100, "tpm_peak": 6000,
     "latency_ms": {"ttft": {"p50": 400, "p90": 900, "p99": 1800, "p999": 2500, "max": 3000},
                    "e2e": {"p99": 9000}},
 }
@@ -71,17 +72,25 @@ def test_evaluate_against_a_summary_arm(expr, passed, measured):
     assert got == pytest.approx(measured)
 
 
-def test_rpm_and_tpm_from_counts_over_the_run_time():
-    assert evaluate(parse("rpm >= 100"), ARM, scenario_s=60) == (True, 200)
-    assert evaluate(parse("tpm < 5000"), ARM, scenario_s=120) == (False, 5000)
-    assert evaluate(parse("rpm > 1"), {**ARM, "rpm": 0.5}) == (False, 0.5)
+def test_rpm_is_the_arms_peak_minute_not_an_average():
+    # seed-reference: 4 requests in 40 s were once "measured" as 8 /min (4 over 0.5 min)
+    assert evaluate(parse("rpm < 100"), {**ARM, "rpm_peak": 4}) == (True, 4)
+    assert evaluate(parse("rpm >= 100"), ARM) == (True, 100)
+
+
+def test_tpm_is_the_peak_quota_tokens_with_burndown_passed_in():
+    # summary.json's tpm_peak (6000, no burndown) and token sums (cache reads included)
+    # are not what the quota meets; the caller's peak quota TPM is.
+    assert evaluate(parse("tpm < 30000"), ARM, peak_tpm=21772.0) == (True, 21772.0)
 
 
 def test_a_missing_figure_is_a_clear_error():
     with pytest.raises(ValueError, match=r"the summary has no latency_ms\.ttft\.p95"):
         evaluate(parse("p95(ttft) < 1s"), ARM)
-    with pytest.raises(ValueError, match="the summary has no rpm"):
-        evaluate(parse("rpm > 1"), ARM)
+    with pytest.raises(ValueError, match="the summary has no rpm_peak"):
+        evaluate(parse("rpm > 1"), {k: v for k, v in ARM.items() if k != "rpm_peak"})
+    with pytest.raises(ValueError, match="from requests.jsonl"):
+        evaluate(parse("tpm < 1"), ARM)   # no peak_tpm: nothing to measure, not an average
 
 
 # ---- checking a run: thresholds.check / format_results ---------------------------------
@@ -102,10 +111,12 @@ def _summary(**arms):
     return {"scenario_s": 120.0, "arms": arms}
 
 
-def test_tpm_counts_cache_writes_once():
-    # cache_write_5m / _1h split cache_write: summing every value would give 14000/2 min
-    arm = {**ARM, "tokens": {**ARM["tokens"], "cache_write_5m": 3000, "cache_write_1h": 1000}}
-    assert evaluate(parse("tpm < 1"), arm, scenario_s=120) == (False, 5000)
+def test_check_takes_tpm_from_the_peak_quota_tokens_per_arm():
+    peaks = {"a": 21772.0, "*": 28472.0}       # arm "b" sent nothing: 0
+    res = check([T("tpm < 25000")], _summary(a=ARM, b=ARM), peak_tpm=peaks)
+    assert [(r.arm, r.status, r.measured) for r in res] == [("a", PASS, 21772.0), ("b", PASS, 0.0)]
+    (r,) = check([T("tpm < 25000")], _summary(a=ARM))   # attempts not at hand: FAIL, not a guess
+    assert r.status == FAIL and "requests.jsonl" in r.note
 
 
 def test_check_runs_all_arm_thresholds_on_every_arm_and_per_arm_ones_on_theirs():
@@ -133,10 +144,10 @@ def test_failing_line_says_what_was_measured_and_the_limit():
     ("cost_per_1000 < $5", "$3.00"),
     ("cost_total < $5", "$0.6000"),
     ("rpm < 1000", "100 /min"),
-    ("tpm < 1", "5,000 /min"),
+    ("tpm < 1", "21,772 /min"),
 ])
 def test_each_metric_kind_is_shown_in_its_unit(expr, shown):
-    (r,) = check([T(expr)], _summary(a=ARM))
+    (r,) = check([T(expr)], _summary(a=ARM), peak_tpm={"a": 21772.0})
     assert f"measured {shown}" in format_results([r])
 
 
