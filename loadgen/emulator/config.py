@@ -222,6 +222,24 @@ def _limit(t: Any, key: str, base: Limit) -> Limit:
                  rpm=_pos_int(t.get("rpm", base.rpm), f"{key}.rpm", allow_zero=True))
 
 
+def _scope_table(merged: Mapping, user: Any, scope: str) -> Any:
+    """The {tpm, rpm} table of one quota scope, with the precedence docs/emulator.md states:
+    the user's `quotas.<scope>.<key>`, else the user's top-level `quotas.<key>`, else the
+    shipped `quotas.<scope>.<key>`, else the shipped top-level `quotas.<key>`. Without the
+    second step a user's `tpm = 30000` would be silently beaten by the shipped geo/global
+    defaults for `us.`/`global.` ids."""
+    t = merged[scope]
+    if not isinstance(t, Mapping) or not isinstance(user, Mapping):
+        return t  # _limit/_check_keys report the bad type
+    own = user.get(scope)
+    own = own if isinstance(own, Mapping) else {}
+    out = dict(t)
+    for k in ("tpm", "rpm"):
+        if k in user and k not in own:
+            out[k] = user[k]
+    return out
+
+
 def _faults(t: Any) -> Faults:
     _check_keys(t, "faults", ("error_rates", "mid_stream_rate", "mid_stream_code", "slow_stream_rate",
                               "slow_stream_factor", "connection_reset_rate", "brownouts"))
@@ -277,7 +295,8 @@ def _build(table: Mapping) -> EmulatorConfig:
     q = _check_keys(t["quotas"], "quotas", ("tpm", "rpm", "window", "window_s", "region", "geo", "global", "models"))
     default = Limit(tpm=_pos_int(q["tpm"], "quotas.tpm", allow_zero=True),
                     rpm=_pos_int(q["rpm"], "quotas.rpm", allow_zero=True))
-    scopes = tuple((s, _limit(q[s], f"quotas.{s}", default)) for s in ("region", "geo", "global") if s in q)
+    scopes = tuple((s, _limit(_scope_table(q, table.get("quotas"), s), f"quotas.{s}", default))
+                   for s in ("region", "geo", "global") if s in q)
     models = q.get("models", {})
     _check_keys(models, "quotas.models", tuple(models) if isinstance(models, Mapping) else ())
     per_model = tuple((m, _limit(lim, f'quotas.models."{m}"', default)) for m, lim in models.items())
