@@ -399,10 +399,12 @@ def sweep_chart(sweep_rows: Sequence[Mapping[str, Any]], key: str, out_png: str 
 
 def write_plots(results_dir: str | Path, summary: Mapping[str, Any], attempts: Sequence[Mapping], *,
                 quotas: Mapping[str, tuple[int, int] | None] | None = None,
-                burndown: Callable[[str], float] = lambda model_id: 1.0) -> list[Path]:
+                burndown: Callable[[str], float] = lambda model_id: 1.0,
+                histograms: Mapping[str, Mapping[str, Any]] | None = None) -> list[Path]:
     """Write the four plots of one run into results_dir/plots/; returns their paths.
 
-    Latency comes from histograms/<arm>.<metric>.hlog when present, else from `attempts`.
+    Latency comes from `histograms` (arm -> metric -> HdrHistogram in us) when given,
+    else histograms/<arm>.<metric>.hlog when present, else from `attempts`.
     """
     from loadgen.results import HISTOGRAM_DIR, read_histogram, safe_name
 
@@ -414,7 +416,9 @@ def write_plots(results_dir: str | Path, summary: Mapping[str, Any], attempts: S
     for arm in arms:
         for m in LATENCY_METRICS:
             p = d / HISTOGRAM_DIR / f"{safe_name(arm)}.{m}.hlog"
-            if p.exists():
+            if histograms is not None:
+                hists.setdefault(arm, {})[m] = histograms.get(arm, {}).get(m)
+            elif p.exists():
                 hists.setdefault(arm, {})[m] = read_histogram(p)
             else:
                 rebuilt = rebuilt or histograms_from_attempts(attempts)

@@ -120,6 +120,8 @@ class RunView:
     peaks_burndown: dict[str, float]        # arm (and "*") -> peak quota tokens per 60 s, with burndown
     notes: tuple[str, ...] = ()             # problems worth telling (scenario could not be re-read ...)
     attempts_read: bool = True              # False: requests.jsonl missing or unreadable (no peak TPM)
+    histograms: "Mapping[str, Mapping[str, Any]] | None" = None  # arm -> metric -> HdrHistogram (us), in
+    #                                         memory when the summary was rebuilt; None: read histograms/
 
 
 def burndown_of(model_id: str) -> float:
@@ -191,17 +193,25 @@ def load_view(results_dir: str | Path, summary: Mapping[str, Any] | None = None,
     """Read a results directory (summary.json, requests.jsonl, scenario.toml) for reporting.
 
     `summary` / `scenario`: pass them when the caller has them (after a run), to skip
-    reading them back. FileNotFoundError when there is no summary.json.
+    reading them back. A directory with requests.jsonl but no summary.json (a run killed
+    before it finished) gets its summary rebuilt from the attempts (`loadgen.rebuild`),
+    marked `"stopped": "killed (rebuilt from requests.jsonl)"`; nothing is written for it.
+    FileNotFoundError when there is neither.
     """
     from loadgen import series
-    from loadgen.results import REQUESTS_FILE, load_attempts, load_summary
+    from loadgen.results import REQUESTS_FILE, SUMMARY_FILE, load_attempts, load_summary
 
     path = Path(results_dir)
-    summary = dict(summary) if summary is not None else load_summary(path)
     notes: list[str] = []
     if scenario is None:
         scenario, notes = _scenario_of(path)
     thresholds = tuple(scenario.thresholds) if scenario is not None else _raw_thresholds(path)
+    rebuild = summary is None and not (path / SUMMARY_FILE).exists() and (path / REQUESTS_FILE).exists()
+    if summary is None and not rebuild and not (path / SUMMARY_FILE).exists():
+        raise FileNotFoundError(f"{path}: no summary.json and no {REQUESTS_FILE}; expected a loadgen results "
+                                "directory (the folder `loadgen run` prints after \"results:\")")
+    if not rebuild:
+        summary = dict(summary) if summary is not None else load_summary(path)
     try:
         attempts = tuple(load_attempts(path))
         attempts_read = True
@@ -210,22 +220,39 @@ def load_view(results_dir: str | Path, summary: Mapping[str, Any] | None = None,
         notes.append(f"{path / REQUESTS_FILE}: missing; time series and gap plots are empty, "
                      "tpm thresholds cannot be measured")
     except ValueError as e:
+        if rebuild:
+            raise
         attempts, attempts_read = (), False
         notes.append(str(e))
+    histograms = None
+    if rebuild:
+        from loadgen.metrics import LATENCY_METRICS
+        from loadgen.rebuild import rebuild_summary
+
+        summary, metrics = rebuild_summary(attempts, scenario, results_dir=path)
+        histograms = {a: {m: metrics.histogram(a, m) for m in LATENCY_METRICS} for a in metrics.arm_names}
+        notes.insert(0, f"{path / SUMMARY_FILE}: missing, the run did not finish (killed?); summary rebuilt "
+                        f"from {len(attempts)} attempt(s) in {REQUESTS_FILE}, up to {summary['scenario_s']:.0f} s "
+                        "of scenario time. Not written to disk.")
     peaks = series.peak_quota_tpm(attempts, burndown_of) if attempts else {}
     return RunView(path, summary, attempts, thresholds, quotas_for(summary, scenario), peaks, tuple(notes),
-                   attempts_read)
+                   attempts_read, histograms)
 
 
-def percentile_from_histograms(path: Path) -> Callable[[str, str, float], "float | None"]:
-    """A thresholds.PercentileFn reading histograms/<arm>.<metric>.hlog (ms)."""
+def percentile_from_histograms(path: Path, in_memory: "Mapping[str, Mapping[str, Any]] | None" = None
+                               ) -> Callable[[str, str, float], "float | None"]:
+    """A thresholds.PercentileFn reading histograms/<arm>.<metric>.hlog (ms), or `in_memory`
+    (arm -> metric -> HdrHistogram in us) when given."""
     from loadgen.results import HISTOGRAM_DIR, read_histogram, safe_name
 
     def get(arm: str, metric: str, pct: float) -> float | None:
-        p = path / HISTOGRAM_DIR / f"{safe_name(arm)}.{metric}.hlog"
-        if not p.exists():
+        if in_memory is not None:
+            h = in_memory.get(arm, {}).get(metric)
+        else:
+            p = path / HISTOGRAM_DIR / f"{safe_name(arm)}.{metric}.hlog"
+            h = read_histogram(p) if p.exists() else None
+        if h is None:
             return None
-        h = read_histogram(p)
         return h.get_value_at_percentile(pct) / 1000.0 if h.get_total_count() else None
 
     return get
@@ -235,7 +262,7 @@ def check_thresholds(view: RunView) -> list:
     from loadgen import thresholds
 
     # tpm is the same figure as the quota table's "peak TPM x burndown" column: one function.
-    return thresholds.check(view.thresholds, view.summary, percentile=percentile_from_histograms(view.path),
+    return thresholds.check(view.thresholds, view.summary, percentile=percentile_from_histograms(view.path, view.histograms),
                             peak_tpm=view.peaks_burndown if view.attempts_read else None)
 
 
@@ -351,12 +378,14 @@ def report_text(view: RunView, results: Sequence[Any]) -> str:
     from loadgen.thresholds import format_results
 
     parts = [summary_table(view.summary)]
+    if view.summary.get("rebuilt"):
+        parts.insert(0, "REBUILT: " + view.notes[0])   # before any figure: this run did not finish
     parts += [t.text() for t in detail_tables(view)]
     if len(view.summary.get("arms", {})) > 1:
         parts.append("Arms compared with the first\n" + compare_text([compare(list(view.summary["arms"].items()))]))
     if results:
         parts.append("Thresholds\n" + format_results(results))
-    parts += list(view.notes)
+    parts += list(view.notes[1:] if view.summary.get("rebuilt") else view.notes)
     return "\n\n".join(parts)
 
 
@@ -366,6 +395,7 @@ def report_dict(view: RunView, results: Sequence[Any], plots: Sequence[Path] = (
     arms = view.summary.get("arms", {})
     return {
         "results_dir": str(view.path),
+        "rebuilt": bool(view.summary.get("rebuilt")),   # summary rebuilt from requests.jsonl (killed run)
         "summary": view.summary,
         "quota": {name: ({"tpm": q[0], "rpm": q[1]} if q is not None else None) for name, q in view.quotas.items()},
         "tpm_peak_burndown": view.peaks_burndown,
@@ -389,7 +419,7 @@ def write_artifacts(view: RunView, results: Sequence[Any]) -> tuple[list[Path], 
     written: list[Path] = []
     try:
         written = plots.write_plots(view.path, view.summary, view.attempts, quotas=view.quotas,
-                                    burndown=burndown_of)
+                                    burndown=burndown_of, histograms=view.histograms)
     except Exception as e:  # noqa: BLE001 - matplotlib errors are many; the tables still stand
         warnings.append(f"plots not written: {type(e).__name__}: {e}")
     html = None

@@ -202,3 +202,49 @@ def test_rpm_and_tpm_thresholds_measure_the_peaks_the_quota_table_shows(run_dir,
         assert got[(arm, "tpm < 1")] == doc["tpm_peak_burndown"][arm]
     # the cached arm reads ~5000 tokens per call: not in its quota peak
     assert got[("cached", "tpm < 1")] < got[("nocache", "tpm < 1")]
+
+
+def _killed_copy(run_dir: Path, tmp_path: Path) -> Path:
+    """What SIGKILL leaves: scenario.toml and requests.jsonl, its last line torn mid-write."""
+    d = tmp_path / run_dir.name
+    d.mkdir()
+    shutil.copy(run_dir / "scenario.toml", d)
+    shutil.copy(run_dir / "requests.jsonl", d)
+    with open(d / "requests.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"arm":"cached","session":99,"tu')
+    return d
+
+
+def test_a_killed_run_is_reported_from_requests_jsonl(run_dir, tmp_path):
+    d = _killed_copy(run_dir, tmp_path)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["report", str(d)]) == 0            # the scenario's thresholds still pass
+    out = buf.getvalue()
+    assert out.startswith("REBUILT: ") and "the run did not finish" in out
+    assert "stopped: killed (rebuilt from requests.jsonl)" in out
+    assert "cached   p95(e2e) < 60s" in out and "no histogram" not in out   # percentiles from memory
+    assert all((d / "plots" / name).stat().st_size > 10_000 for name in PLOTS)
+    assert (d / "report.html").exists()
+    assert not (d / "summary.json").exists()            # report never pretends the run finished
+    assert sorted(p.name for p in d.iterdir()) == ["plots", "report.html", "requests.jsonl", "scenario.toml"]
+
+
+def test_a_rebuilt_summary_has_the_figures_the_finished_run_wrote(run_dir, tmp_path, capsys):
+    d = _killed_copy(run_dir, tmp_path)
+    assert main(["report", str(d), "--format", "json", "--no-plots"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    got, want = doc["summary"], load_summary(run_dir)
+    assert doc["rebuilt"] is True and got["stopped"] == "killed (rebuilt from requests.jsonl)"
+    assert list(got["arms"]) == list(want["arms"])
+    for name, w in want["arms"].items():
+        g = got["arms"][name]
+        for key in ("requests", "cache", "tokens", "errors", "gap_buckets", "rpm_peak", "tpm_peak", "model_id",
+                    "cache_ttl"):
+            assert g[key] == w[key], (name, key)
+        for k, v in w["cost_usd"].items():               # buckets re-priced with the scenario's prices
+            assert g["cost_usd"][k] == pytest.approx(v, rel=1e-6, abs=1e-9), (name, k)
+        for m, lat in w["latency_ms"].items():           # 1 us rounding in requests.jsonl at most
+            assert g["latency_ms"][m]["count"] == lat["count"]
+            for k in ("p50", "p99", "max"):
+                assert g["latency_ms"][m][k] == pytest.approx(lat[k], rel=2e-3, abs=0.01), (name, m, k)
