@@ -69,14 +69,26 @@ def _percentile_label(x: float) -> str:
     return f"{p:.{max(0, round(math.log10(x)) - 2)}f}%" if x >= 10 else f"{p:.0f}%"
 
 
-def latency_spectrum(hists: Mapping[str, Mapping[str, Any]], out_png: Path,
-                     metrics: Sequence[str] = LATENCY_METRICS) -> Path:
-    """Latency against percentile, one line per arm, one panel per metric.
+def spectrum_points(h: Any, steps: int = 150) -> tuple[list[float], list[float]]:
+    """(x, milliseconds) along HdrHistogram's percentile axis, x = 1 / (1 - p), up to the max.
 
-    `hists`: arm -> metric -> HdrHistogram (values in microseconds). The x axis is
-    HdrHistogram's: 1 / (1 - p) on a log scale, so 90 %, 99 %, 99.9 % are evenly
-    spaced; each line stops at the last percentile its count can resolve (1 - 1/n).
+    A count of n resolves percentiles up to 1 - 1/n (x = n), which stops short of the
+    worst request (at n = 4 that is the 3rd value); the last point is the histogram's
+    max at the same x, so the line ends with a rise to the max rather than hiding it.
     """
+    n = h.get_total_count()
+    xs = [10 ** (i * math.log10(max(n, 2)) / steps) for i in range(steps + 1)]
+    pcts = [100.0 * (1.0 - 1.0 / x) for x in xs]
+    vals = h.get_percentile_to_value_dict(pcts)
+    return [*xs, xs[-1]], [*(vals[p] / 1000.0 for p in pcts), h.get_max_value() / 1000.0]
+
+
+def _fmt_ms(ms: float) -> str:
+    return f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.0f} ms"
+
+
+def latency_figure(hists: Mapping[str, Mapping[str, Any]], metrics: Sequence[str] = LATENCY_METRICS) -> Any:
+    """The latency_spectrum figure (matplotlib Figure), not saved."""
     fig, axes = _figure(11, 7.5, 2, 2)
     styles = _styles(list(hists))
     for ax, metric in zip(axes, metrics):
@@ -87,27 +99,45 @@ def latency_spectrum(hists: Mapping[str, Mapping[str, Any]], out_png: Path,
             if not n:
                 continue
             top = max(top, float(n))
-            xs = [10 ** (i * math.log10(max(n, 2)) / 150) for i in range(151)]
-            pcts = [100.0 * (1.0 - 1.0 / x) for x in xs]
-            vals = h.get_percentile_to_value_dict(pcts)
-            ax.plot(xs, [vals[p] / 1000.0 for p in pcts], label=f"{arm} (n={n})", drawstyle="steps-post",
-                    **styles[arm])
+            xs, ys = spectrum_points(h)
+            ax.plot(xs, ys, label=f"{arm} (n={n}, max {_fmt_ms(ys[-1])})", drawstyle="steps-post", **styles[arm])
+            # the worst request, marked where its line ends
+            ax.plot([xs[-1]], [ys[-1]], marker="^", markersize=7, color=styles[arm]["color"], linestyle="none")
         ax.set_xscale("log")
         ticks = [t for t in (1, 2, 10, 100, 1000, 10000, 100000, 1000000) if t <= top * 1.01]
         ax.set_xticks(ticks, [_percentile_label(t) for t in ticks])
         ax.minorticks_off()
-        ax.set_xlim(1, top)
+        ax.set_xlim(1, top * 1.5)   # room right of x = n, so the max marker is not on the frame
         ax.set_ylim(bottom=0)
         ax.set_title(_TITLES.get(metric, metric), fontsize=10)
-        ax.set_xlabel("percentile")
+        ax.set_xlabel("percentile (triangle: max)")
         ax.set_ylabel("ms")
         ax.grid(True, alpha=0.3)
         if ax.get_lines():
-            ax.legend(fontsize=8, loc="upper left")
+            _legend(ax, fontsize=8, loc="upper left")
         else:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
     fig.suptitle("Latency by percentile, per arm (HdrHistogram percentile spectrum)")
-    return _save(fig, out_png)
+    return fig
+
+
+def latency_spectrum(hists: Mapping[str, Mapping[str, Any]], out_png: Path,
+                     metrics: Sequence[str] = LATENCY_METRICS) -> Path:
+    """Latency against percentile, one line per arm, one panel per metric.
+
+    `hists`: arm -> metric -> HdrHistogram (values in microseconds). The x axis is
+    HdrHistogram's: 1 / (1 - p) on a log scale, so 90 %, 99 %, 99.9 % are evenly
+    spaced; each line runs to the last percentile its count can resolve (1 - 1/n),
+    then rises to the max, marked with a triangle and given in the legend.
+    """
+    return _save(latency_figure(hists, metrics), out_png)
+
+
+def _legend(ax: Any, **kw: Any) -> None:
+    """A legend only when something on `ax` has a label: matplotlib warns "No artists with
+    labels found to put in legend" otherwise (an empty run)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kw)
 
 
 def histograms_from_attempts(attempts: Iterable[Mapping]) -> dict[str, dict[str, Any]]:
@@ -421,7 +451,8 @@ def write_plots(results_dir: str | Path, summary: Mapping[str, Any], attempts: S
             elif p.exists():
                 hists.setdefault(arm, {})[m] = read_histogram(p)
             else:
-                rebuilt = rebuilt or histograms_from_attempts(attempts)
+                if rebuilt is None:  # only for a directory without its .hlog files (a killed run)
+                    rebuilt = histograms_from_attempts(attempts)
                 hists.setdefault(arm, {})[m] = rebuilt.get(arm, {}).get(m)
     written = [latency_spectrum(hists, out / LATENCY_PNG)]
     gap_pts = series.gap_points(attempts)

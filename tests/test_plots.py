@@ -88,3 +88,44 @@ def test_sweep_x_values_numbers_as_text_durations_and_categories():
     assert (xs, labels, show(150)) == ([60.0, 300.0], ["1m", "5m"], "2m30s")
     xs, labels, show = plots._x_numbers(["geo", "global", "geo"])
     assert xs == [0.0, 1.0, 0.0] and show(0.5) == "between geo and global"
+
+
+def _hist(values_ms):
+    from loadgen.metrics import new_histogram
+
+    h = new_histogram()
+    for v in values_ms:
+        h.record_value(int(v * 1000))
+    return h
+
+
+def test_the_latency_line_reaches_the_worst_request():
+    # slow-agent: TTFT max 2.52 s, yet the line stopped at p(1 - 1/n) ~ 1.5 s
+    h = _hist([800, 900, 1000, 1100, 1500, 2520])
+    xs, ys = plots.spectrum_points(h)
+    assert ys[-1] == pytest.approx(2520, rel=1e-3) and max(ys) == ys[-1]
+    assert xs[-1] == pytest.approx(6)          # at the last percentile n resolves
+    assert ys[-2] < 2000                        # which alone would hide the max
+    fig = plots.latency_figure({"a": {"ttft": h}}, metrics=("ttft",))
+    ax = fig.axes[0]
+    assert max(max(line.get_ydata()) for line in ax.get_lines()) == pytest.approx(2520, rel=1e-3)
+    assert ax.get_ylim()[1] >= 2520 and ax.get_xlim()[1] > xs[-1]   # the marker is inside the frame
+    assert "max 2.52 s" in ax.get_legend().get_texts()[0].get_text()
+
+
+def test_write_plots_prefers_the_hlog_files(tmp_path, monkeypatch):
+    from loadgen.metrics import ArmInfo, Metrics
+    from loadgen.record import Attempt
+    from loadgen.results import ResultsDir
+
+    m = Metrics([ArmInfo("a", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "geo", "5m")])
+    m.record(Attempt("a", 0, 0, 1, 0.0, 0.0, 0.4, 1.0, "ok", None, "m", "geo", None))
+    with ResultsDir(tmp_path) as out:
+        out.write_histograms(m, scenario_s=1.0)
+    monkeypatch.setattr(plots, "histograms_from_attempts",
+                        lambda attempts: pytest.fail("rebuilt from requests.jsonl although histograms/ exist"))
+    seen = {}
+    real = plots.latency_spectrum
+    monkeypatch.setattr(plots, "latency_spectrum", lambda hists, out: seen.update(hists) or real(hists, out))
+    plots.write_plots(tmp_path, {"scenario_s": 1.0, "arms": {"a": {"model_id": "m"}}}, [att("a", 0)])
+    assert seen["a"]["ttft"].get_total_count() == 1 and seen["a"]["e2e"].get_max_value() >= 999_000
