@@ -19,6 +19,7 @@ receives every attempt, `pricer(model_id, usage, cache_ttl)` prices it.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from dataclasses import dataclass, replace
@@ -80,6 +81,9 @@ class Runner:
         self._sleepers: set[anyio.CancelScope] = set()
         self._slots: anyio.Semaphore | None = None
         self._tg: Any = None
+        # open loop: request workers waiting for their next request (see _hand_off)
+        self._idle: list[asyncio.Future[Any]] = []
+        self._pool_closed = False
 
     # -- control ---------------------------------------------------------------
 
@@ -117,6 +121,20 @@ class Runner:
                 self._sleepers.discard(cs)
         return not self.stopping
 
+    async def _take_slot(self) -> None:
+        """Take an in-flight slot; wait (FIFO) only when none is free.
+
+        anyio's `Semaphore.acquire` yields to the event loop even when a slot is free
+        (a shielded cancel scope and one more loop turn per request); a free slot needs
+        no wait, and the run's next await is a cancellation point anyway.
+        """
+        slots = self._slots
+        assert slots is not None
+        try:
+            slots.acquire_nowait()
+        except anyio.WouldBlock:
+            await slots.acquire()
+
     # -- main ------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -131,6 +149,47 @@ class Runner:
                 tg.start_soon(self._open_loop, tg)
         self._tg = None
 
+    def _hand_off(self, tg: Any, arm: Arm, req: Request, intended: float) -> None:
+        """Start one open-loop request (its in-flight slot already taken) on an idle worker,
+        or on a new worker when none is idle.
+
+        A task per request costs anyio a task, a cancel scope and an event, and asyncio a
+        done callback; the workers are reused, so there are at most `max_in_flight` of
+        them (a worker holds a slot while busy). The request starts on the next loop
+        turn either way, in hand-off order, so the schedule of events is unchanged.
+        Raw asyncio futures: loadgen runs on anyio's asyncio backend only (aiobotocore,
+        VirtualClock), and anyio's cancel scopes cancel a task waiting on one.
+        """
+        self.clock.enter()  # counted before it starts: no idle jump can slip in between
+        job = (arm, req, intended)
+        idle = self._idle
+        while idle:
+            fut = idle.pop()
+            if not fut.done():  # a worker cancelled while idle (abort) leaves a done future
+                fut.set_result(job)
+                return
+        tg.start_soon(self._worker, job)
+
+    async def _worker(self, job: tuple[Arm, Request, float] | None) -> None:
+        loop = asyncio.get_running_loop()
+        clock = self.clock
+        while job is not None:
+            with clock.participant(entered=True):
+                await self._request(*job, True)
+            if self._pool_closed:
+                return
+            fut: asyncio.Future[Any] = loop.create_future()
+            self._idle.append(fut)
+            job = await fut
+
+    def _close_pool(self) -> None:
+        """No more open-loop requests: idle workers return, busy ones after their request."""
+        self._pool_closed = True
+        for fut in self._idle:
+            if not fut.done():
+                fut.set_result(None)
+        self._idle.clear()
+
     def _spawn(self, tg: Any, fn: Callable[..., Any], *args: Any) -> None:
         self.clock.enter()  # counted before it starts: no idle jump can slip in between
         tg.start_soon(self._as_participant, fn, *args)
@@ -144,26 +203,28 @@ class Runner:
             sc = self.scenario
             assert sc.arrivals is not None
             rng = random.Random(f"{sc.seed}:arrivals")
-            for i, point in enumerate(arrivals(sc.arrivals, sc.duration, rng)):
-                if not await self._sleep_until(point.offset):
-                    break
-                sizes = draw_sizes(sc, random.Random(f"{sc.seed}:sizes:{i}"))
-                if point.input_tokens is not None and sc.workload.question_tokens is not None:
-                    sizes = replace(sizes, question_tokens=max(1, point.input_tokens - sc.workload.prefix_tokens))
-                if point.output_tokens is not None:
-                    sizes = replace(sizes, output_tokens=point.output_tokens)
-                for arm in self.arms:
-                    req = self.workloads[arm.name].single(i, sizes)
-                    if not self._admit(req):
+            try:
+                for i, point in enumerate(arrivals(sc.arrivals, sc.duration, rng)):
+                    if not await self._sleep_until(point.offset):
                         break
-                    # Take the in-flight slot here, not in the request task: a saturated
-                    # target then holds the dispatcher back (the wait is still recorded as
-                    # schedule lag) instead of piling up one waiting task per arrival.
-                    assert self._slots is not None
-                    await self._slots.acquire()
-                    self._spawn(tg, self._request, arm, req, point.offset, True)
-                if self.stopping:
-                    break
+                    sizes = draw_sizes(sc, random.Random(f"{sc.seed}:sizes:{i}"))
+                    if point.input_tokens is not None and sc.workload.question_tokens is not None:
+                        sizes = replace(sizes, question_tokens=max(1, point.input_tokens - sc.workload.prefix_tokens))
+                    if point.output_tokens is not None:
+                        sizes = replace(sizes, output_tokens=point.output_tokens)
+                    for arm in self.arms:
+                        req = self.workloads[arm.name].single(i, sizes)
+                        if not self._admit(req):
+                            break
+                        # Take the in-flight slot here, not in the request: a saturated
+                        # target then holds the dispatcher back (the wait is still recorded
+                        # as schedule lag) instead of piling up one waiting request per arrival.
+                        await self._take_slot()
+                        self._hand_off(tg, arm, req, point.offset)
+                    if self.stopping:
+                        break
+            finally:
+                self._close_pool()
 
     async def _session_dispatcher(self, tg: Any) -> None:
         with self.clock.participant(entered=True):
@@ -230,7 +291,7 @@ class Runner:
         assert self._slots is not None
         while True:
             if not holding_slot:
-                await self._slots.acquire()
+                await self._take_slot()
             holding_slot = False
             try:
                 pred = expect.predict(req.checkpoints, self.clock.now())
