@@ -233,24 +233,40 @@ def run_label(path: Path, taken: set[str]) -> str:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from loadgen.results import load_summary
+    from loadgen.report import sweep_hint, validate_summary, write_stdout
+    from loadgen.results import SUMMARY_FILE, load_summary
 
     runs = []
+    dirs: list[str] = []
     taken: set[str] = set()
     for d in args.dirs:
+        p = Path(d)
+        if not p.is_dir():
+            # `compare results/*` also matches files (sweep.csv, a PNG): not runs, skip them
+            print(f"loadgen compare: skipping {d}: not a directory", file=sys.stderr)
+            continue
         try:
-            runs.append((run_label(Path(d).resolve(), taken), load_summary(d)))
+            if (p / "sweep.json").exists() and not (p / SUMMARY_FILE).exists():
+                raise ValueError(sweep_hint(p, "compare"))
+            summary = load_summary(p)
+            validate_summary(summary, str(p / SUMMARY_FILE))
         except (OSError, ValueError) as e:
             print(f"loadgen compare: {e}", file=sys.stderr)
             return EXIT_BAD_INPUT
+        runs.append((run_label(p.resolve(), taken), summary))
+        dirs.append(d)
+    if not runs:
+        print("loadgen compare: none of the arguments is a directory; expected loadgen results directories",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     groups = [g for g in groups_for(runs) if g]
     if not groups:
         print("loadgen compare: the results have no arms to compare", file=sys.stderr)
         return EXIT_BAD_INPUT
     comparisons = [compare(g) for g in groups]
     if args.format == "json":
-        print(json.dumps({"runs": [{"label": lab, "dir": str(d)} for (lab, _), d in zip(runs, args.dirs)],
-                          "comparisons": [c.to_dict() for c in comparisons]}, indent=2))
+        write_stdout(json.dumps({"runs": [{"label": lab, "dir": str(d)} for (lab, _), d in zip(runs, dirs)],
+                                 "comparisons": [c.to_dict() for c in comparisons]}, indent=2))
     else:
-        print(compare_text(comparisons))
+        write_stdout(compare_text(comparisons))
     return EXIT_OK

@@ -66,9 +66,9 @@ def format_table(headers: list[str], rows: list[list[str]], left: int = 1) -> st
 def summary_table(summary: Mapping[str, Any]) -> str:
     """The per-arm summary block, with a header line of run facts."""
     rows = [_row_values(name, arm) for name, arm in summary["arms"].items()]
-    facts = (f"{summary['scenario']}: target {summary['target']}, clock {summary['clock']}"
-             + (f" x{summary.get('time_scale', 1):g}" if summary.get("clock") == "warp" else "")
-             + f", {summary['scenario_s']:.0f} s scenario time in {summary['wall_s']:.1f} s wall"
+    facts = (f"{summary.get('scenario', '?')}: target {summary.get('target', '?')}, clock {summary.get('clock', '?')}"
+             + (f" x{summary.get('time_scale') or 1:g}" if summary.get("clock") == "warp" else "")
+             + f", {summary.get('scenario_s') or 0:.0f} s scenario time in {summary.get('wall_s') or 0:.1f} s wall"
              + (f", stopped: {summary['stopped']}" if summary.get("stopped") not in (None, "completed") else ""))
     lines = [facts, format_table(HEADERS, rows)]
     notes = []
@@ -189,6 +189,105 @@ def _raw_thresholds(path: Path) -> tuple[Any, ...]:
     return tuple(out)
 
 
+# ---- the shape of summary.json -----------------------------------------------------------
+#
+# summary.json is read by people's tools and may be edited or truncated by hand: anything
+# the report reads is checked first, so a malformed file is a clear error (exit 2), never
+# a traceback. docs/results-format.md is the contract.
+
+_NUMBER, _INT, _STR, _DICT, _LIST = "a number", "an integer", "a string", "an object", "a list"
+_ARM_SHAPE: dict[str, tuple[str, bool]] = {   # key -> (kind, required)
+    "requests": (_DICT, True), "cache": (_DICT, True), "tokens": (_DICT, True), "cost_usd": (_DICT, True),
+    "latency_ms": (_DICT, True), "errors": (_DICT, False), "gap_buckets": (_LIST, False),
+    "rpm_peak": (_NUMBER, False), "tpm_peak": (_NUMBER, False), "model_id": (_STR, False),
+    "cache_ttl": (_STR, False), "profile": (_STR, False),
+}
+_SUB_SHAPE: dict[str, dict[str, tuple[str, bool]]] = {
+    "requests": {k: (_INT, True) for k in ("sent", "ok", "throttled", "error", "timeout", "retries")},
+    "cache": {"cold": (_INT, True), "warm": (_INT, True), "none": (_INT, True), "warm_ratio": (_NUMBER, True),
+              "mismatch": (_DICT, False)},
+    "cost_usd": {"total": (_NUMBER, True), "per_1000": (_NUMBER, True),
+                 **{k: (_NUMBER, False) for k in ("input", "output", "cache_read", "cache_write")}},
+}
+_BUCKET_SHAPE = {"label": (_STR, True), "warm": (_INT, True), "cold": (_INT, True), "none": (_INT, False),
+                 "warm_ratio": (_NUMBER, True), "lo_s": (_NUMBER, True)}
+_TOP_SHAPE = {"arms": (_DICT, True), "scenario": (_STR, False), "target": (_STR, False), "clock": (_STR, False),
+              "scenario_s": (_NUMBER, False), "wall_s": (_NUMBER, False), "time_scale": (_NUMBER, False),
+              "rpm_peak": (_NUMBER, False), "tpm_peak": (_NUMBER, False), "stopped": (_STR, False)}
+
+
+def _is(kind: str, v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    return {_NUMBER: isinstance(v, (int, float)), _INT: isinstance(v, int), _STR: isinstance(v, str),
+            _DICT: isinstance(v, dict), _LIST: isinstance(v, list)}[kind]
+
+
+def _check_shape(obj: Mapping[str, Any], shape: Mapping[str, tuple[str, bool]], where: str) -> None:
+    for key, (kind, required) in shape.items():
+        if key not in obj:
+            if required:
+                raise ValueError(f"{where}{key} is missing; expected {kind}")
+            continue
+        v = obj[key]
+        if v is None and kind == _NUMBER and not required:
+            continue
+        if not _is(kind, v):
+            raise ValueError(f"{where}{key} is {json.dumps(v)[:40]}; expected {kind}")
+
+
+def validate_summary(summary: Any, source: str = "summary.json") -> None:
+    """ValueError naming the first key of `summary` (a summary.json dict) the report cannot
+    read: a missing required figure or a value of the wrong type."""
+    if not isinstance(summary, dict):
+        raise ValueError(f"{source}: expected a JSON object with \"arms\", got {type(summary).__name__}")
+    _check_shape(summary, _TOP_SHAPE, f"{source}: ")
+    for name, arm in summary["arms"].items():
+        where = f"{source}: arms.{name}"
+        if not isinstance(arm, dict):
+            raise ValueError(f"{where} is {json.dumps(arm)[:40]}; expected an object of figures")
+        _check_shape(arm, _ARM_SHAPE, where + ".")
+        for sub, shape in _SUB_SHAPE.items():
+            _check_shape(arm[sub], shape, f"{where}.{sub}.")
+        for k, v in arm["tokens"].items():
+            if not _is(_NUMBER, v):
+                raise ValueError(f"{where}.tokens.{k} is {json.dumps(v)[:40]}; expected a number")
+        for k, v in arm.get("errors", {}).items():
+            if not _is(_INT, v):
+                raise ValueError(f"{where}.errors.{k} is {json.dumps(v)[:40]}; expected an integer")
+        lat = arm["latency_ms"]
+        for metric in ("ttft", "e2e"):
+            if metric not in lat:
+                raise ValueError(f"{where}.latency_ms.{metric} is missing; expected an object of percentiles")
+        for metric, stats in lat.items():
+            if not isinstance(stats, dict):
+                raise ValueError(f"{where}.latency_ms.{metric} is {json.dumps(stats)[:40]}; expected an object")
+            for k, v in stats.items():
+                if v is not None and not _is(_NUMBER, v):
+                    raise ValueError(f"{where}.latency_ms.{metric}.{k} is {json.dumps(v)[:40]}; "
+                                     "expected a number of ms or null")
+        mm = arm["cache"].get("mismatch", {})
+        if not isinstance(mm, dict):
+            raise ValueError(f"{where}.cache.mismatch: expected an object")
+        _check_shape(mm, {"total": (_INT, False), "by_pair": (_DICT, False)}, f"{where}.cache.mismatch.")
+        for i, b in enumerate(arm.get("gap_buckets", [])):
+            if not isinstance(b, dict):
+                raise ValueError(f"{where}.gap_buckets[{i}] is {json.dumps(b)[:40]}; expected an object")
+            _check_shape(b, _BUCKET_SHAPE, f"{where}.gap_buckets[{i}].")
+            if b.get("hi_s") is not None and not _is(_NUMBER, b["hi_s"]):
+                raise ValueError(f"{where}.gap_buckets[{i}].hi_s: expected a number or null")
+
+
+def sweep_hint(path: Path, command: str) -> str:
+    """What to say when `command` is given a sweep's parent directory (sweep.json) instead of a run."""
+    points = sorted(p.name for p in path.iterdir() if (p / "summary.json").exists())
+    shown = ", ".join(points[:4]) + (f", ... ({len(points)} points)" if len(points) > 4 else "")
+    return (f"{path} is a sweep directory (sweep.json, sweep.csv): one results directory per point"
+            + (f" ({shown})" if points else "") + ". Report one point with `loadgen report "
+            + f"{path / (points[0] if points else 'NN-<point>')}`, or compare points with `loadgen compare "
+            + f"{path}/*/`; the sweep's own table is sweep.csv")
+
+
 def load_view(results_dir: str | Path, summary: Mapping[str, Any] | None = None, scenario: Any = None) -> RunView:
     """Read a results directory (summary.json, requests.jsonl, scenario.toml) for reporting.
 
@@ -202,6 +301,10 @@ def load_view(results_dir: str | Path, summary: Mapping[str, Any] | None = None,
     from loadgen.results import REQUESTS_FILE, SUMMARY_FILE, load_attempts, load_summary
 
     path = Path(results_dir)
+    if summary is None and (path / "sweep.json").exists() and not (path / SUMMARY_FILE).exists():
+        raise ValueError(sweep_hint(path, "report"))
+    if summary is None and not path.is_dir():
+        raise FileNotFoundError(f"{path}: not a directory; expected a loadgen results directory")
     notes: list[str] = []
     if scenario is None:
         scenario, notes = _scenario_of(path)
@@ -211,7 +314,10 @@ def load_view(results_dir: str | Path, summary: Mapping[str, Any] | None = None,
         raise FileNotFoundError(f"{path}: no summary.json and no {REQUESTS_FILE}; expected a loadgen results "
                                 "directory (the folder `loadgen run` prints after \"results:\")")
     if not rebuild:
-        summary = dict(summary) if summary is not None else load_summary(path)
+        if summary is None:
+            summary = load_summary(path)
+            validate_summary(summary, str(path / SUMMARY_FILE))
+        summary = dict(summary)
     try:
         attempts = tuple(load_attempts(path))
         attempts_read = True
@@ -364,7 +470,11 @@ def gap_table(arms: Mapping[str, Any]) -> Table:
     for i, lab in enumerate(labels):
         cells = []
         for n in names:
-            b = arms[n]["gap_buckets"][i]
+            bs = arms[n].get("gap_buckets") or []
+            if i >= len(bs):
+                cells.append("-")
+                continue
+            b = bs[i]
             k = b["warm"] + b["cold"]
             cells.append(f"{100 * b['warm_ratio']:.0f}% of {k}" if k else "-")
         rows.append((lab, *cells))
@@ -449,14 +559,26 @@ def after_run(results_dir: Path, summary: dict, scenario: Any) -> int:
     return EXIT_THRESHOLD if any(r.failed for r in results) else EXIT_OK
 
 
+def write_stdout(text: str) -> None:
+    """Print `text` (plus a newline); if the reader has gone (`loadgen report DIR | head`),
+    stop quietly: the rest of the output has nowhere to go."""
+    import os
+
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's flush at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     try:
         view = load_view(args.dir)
-    except FileNotFoundError as e:
+    except (ValueError, OSError) as e:   # FileNotFoundError included; messages name the path
         print(f"loadgen report: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (ValueError, OSError) as e:
-        print(f"loadgen report: {args.dir}: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     results = check_thresholds(view)
     written: list[Path] = []
@@ -466,9 +588,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         for w in warnings:
             print(f"warning: {w}", file=sys.stderr)
     if args.format == "json":
-        print(json.dumps(report_dict(view, results, written), indent=2, default=str))
+        write_stdout(json.dumps(report_dict(view, results, written), indent=2, default=str))
     else:
-        print(report_text(view, results))
-        if html is not None:
-            print(f"\nreport: {html}  plots: {view.path / 'plots'}")
+        write_stdout(report_text(view, results)
+                     + (f"\n\nreport: {html}  plots: {view.path / 'plots'}" if html is not None else ""))
     return EXIT_THRESHOLD if any(r.failed for r in results) else EXIT_OK

@@ -248,3 +248,59 @@ def test_a_rebuilt_summary_has_the_figures_the_finished_run_wrote(run_dir, tmp_p
             assert g["latency_ms"][m]["count"] == lat["count"]
             for k in ("p50", "p99", "max"):
                 assert g["latency_ms"][m][k] == pytest.approx(lat[k], rel=2e-3, abs=0.01), (name, m, k)
+
+
+_DROP = object()
+
+
+def _key_paths(obj, prefix=(), depth=3):
+    if depth == 0 or not isinstance(obj, dict):
+        return
+    for k, v in obj.items():
+        yield prefix + (k,)
+        yield from _key_paths(v, prefix + (k,), depth - 1)
+
+
+def _mutated(summary, path, bad):
+    import copy
+
+    s = copy.deepcopy(summary)
+    node = s
+    for k in path[:-1]:
+        node = node[k]
+    if bad is _DROP:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = bad
+    return s
+
+
+def test_every_damaged_summary_is_a_clear_error_or_a_full_report(run_dir):
+    # Delete or retype every key (down to arms.<arm>.<table>.<figure>): validate_summary
+    # names the key (report exits 2), or every renderer copes with what is left.
+    import dataclasses
+
+    from loadgen import html_report
+    from loadgen.compare import compare, groups_for
+    from loadgen.report import check_thresholds, detail_tables, report_dict, report_text, validate_summary
+
+    view = load_view(run_dir)
+    base = {**view.summary, "arms": {"cached": view.summary["arms"]["cached"]}}   # one arm is enough
+    rendered = rejected = 0
+    for path in _key_paths(base, depth=4):
+        for bad in (_DROP, 5, "x", None):
+            s = _mutated(base, path, bad)
+            try:
+                validate_summary(s)
+            except ValueError as e:
+                assert str(e).startswith("summary.json: ") and "expected" in str(e), (path, bad)
+                rejected += 1
+                continue
+            v = dataclasses.replace(view, summary=s)
+            results = check_thresholds(v)
+            report_text(v, results)
+            json.dumps(report_dict(v, results), default=str)
+            html_report.render(v, results, detail_tables(v), [])
+            [compare(g) for g in groups_for([("r", s)]) if g]
+            rendered += 1
+    assert rejected > 50 and rendered > 50

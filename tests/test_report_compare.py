@@ -95,3 +95,70 @@ def test_compare_cli_text_and_json(tmp_path, capsys):
 def test_compare_a_folder_without_summary_is_bad_input(tmp_path, capsys):
     assert main(["compare", str(tmp_path)]) == 2
     assert "no summary.json" in capsys.readouterr().err
+
+
+# ---- bad input is a clear error (exit 2), never a traceback ---------------------------
+
+
+@pytest.mark.parametrize("summary,fragment", [
+    ({"arms": 5}, "arms is 5; expected an object"),
+    ([1, 2], "expected a JSON object"),
+    ({"runs": {}}, "arms is missing"),
+    ({"arms": {"a": 5}}, "arms.a is 5; expected an object of figures"),
+    ({"arms": {"a": {**FIVE, "requests": {"sent": "10"}}}}, 'arms.a.requests.sent is "10"; expected an integer'),
+    ({"arms": {"a": {**FIVE, "latency_ms": {"ttft": 3, "e2e": {}}}}}, "arms.a.latency_ms.ttft is 3"),
+    ({"arms": {"a": {k: v for k, v in FIVE.items() if k != "cost_usd"}}}, "arms.a.cost_usd is missing"),
+])
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_a_malformed_summary_exits_2_naming_the_key(tmp_path, capsys, summary, fragment, command):
+    d = _write(tmp_path / "run", summary)
+    assert main([command, d, "--format", "json"] + (["--no-plots"] if command == "report" else [])) == 2
+    err = capsys.readouterr().err
+    assert f"loadgen {command}: " in err and "summary.json" in err and fragment in err
+
+
+def _sweep(tmp_path):
+    parent = tmp_path / "slow-agent-sweep-20261126T092653Z"
+    parent.mkdir()
+    (parent / "sweep.json").write_text("{}")
+    (parent / "sweep.csv").write_text("point,arm\n")
+    for name in ("01-median=1m", "02-median=5m"):
+        _write(parent / name, {"arms": {"ttl-5m": FIVE, "ttl-1h": HOUR}})
+    return parent
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_a_sweep_directory_says_how_to_report_a_point(tmp_path, capsys, command):
+    parent = _sweep(tmp_path)
+    assert main([command, str(parent)]) == 2
+    err = capsys.readouterr().err
+    assert "is a sweep directory" in err and "interrupted run" not in err
+    assert f"loadgen report {parent / '01-median=1m'}" in err and f"loadgen compare {parent}/*/" in err
+
+
+def test_compare_skips_files_a_glob_matched(tmp_path, capsys):
+    parent = _sweep(tmp_path)
+    (parent / "sweep-median.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    args = sorted(str(p) for p in parent.iterdir() if p.name != "sweep.json")   # like DIR/* without sweep.json
+    assert main(["compare", *args]) == 0
+    cap = capsys.readouterr()
+    assert "skipping" in cap.err and "sweep-median.png: not a directory" in cap.err and "sweep.csv" in cap.err
+    assert "01-median=1m/ttl-5m" in cap.out
+    assert main(["compare", str(parent / "sweep.csv")]) == 2
+    assert "none of the arguments is a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_a_closed_pipe_ends_quietly(tmp_path, command):
+    # `loadgen report DIR | head`: the reader goes away before loadgen writes
+    import subprocess
+    import sys
+
+    facts = {"scenario": "s", "target": "emulator", "clock": "virtual", "scenario_s": 60.0, "wall_s": 1.0}
+    d = _write(tmp_path / "run", {**facts, "arms": {"ttl-5m": FIVE, "ttl-1h": HOUR}})
+    p = subprocess.Popen([sys.executable, "-m", "loadgen", command, d] + (["--no-plots"] if command == "report" else []),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) in (0, 1)
+    assert "Traceback" not in err and "BrokenPipe" not in err
