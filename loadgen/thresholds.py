@@ -107,7 +107,10 @@ def _value(metric: str, text: str, expr: str) -> float:
             return parse_duration(text) * 1000.0
         if metric in RATIOS:
             if text.strip().endswith("%"):
-                return parse_percent(text)
+                x = parse_percent(text)
+                if not 0 <= x <= 1:  # a ratio of attempts: "150%" can never be measured
+                    raise ValueError(f"a {metric} lies between 0% and 100%")
+                return x
             x = float(text)
             if not 0 <= x <= 1:
                 raise ValueError(f'a fraction must be between 0 and 1; write a percent like "{x:g}%" instead')

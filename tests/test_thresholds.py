@@ -43,6 +43,9 @@ def test_parse(expr, metric, stat, op, value):
     ("ttft < 2s", "needs a statistic"),
     ("throttle_rat < 1%", "did you mean 'throttle_rate'?"),
     ("throttle_rate < 5", 'write a percent like "5%"'),
+    ("throttle_rate < 150%", "a throttle_rate lies between 0% and 100%"),
+    ("warm_ratio > -5%", "warm_ratio takes a percent"),
+    ("error_rate <= 100.5%", "between 0% and 100%"),
     ("p99(ttft) == 2s", "expected one of < <= > >="),
     ("p99(ttft)", "expected METRIC OP VALUE"),
     ("p100(ttft) < 1s", "between p0 and p100"),
@@ -176,3 +179,15 @@ def test_percentiles_the_summary_lacks_come_from_the_histograms():
 def test_an_unparsable_expression_fails_with_the_parse_message():
     (r,) = check([T("p99(ttfb) < 2s")], _summary(a=ARM))
     assert r.status == FAIL and "unknown latency 'ttfb'" in format_results([r])
+
+
+def test_validate_rejects_a_ratio_above_100_percent_with_file_line_and_key(tmp_path, capsys):
+    from loadgen.cli import main
+
+    sc = tmp_path / "s.toml"
+    sc.write_text('name = "x"\nduration = "1m"\n\n[model]\nid = "anthropic.claude-haiku-4-5-20251001-v1:0"\n\n'
+                  '[workload]\nkind = "single"\nprefix_tokens = 100\noutput_tokens = 10\n\n[arrivals]\nkind = "constant"\nrate = "1/s"\n\n'
+                  '[[arms]]\nname = "a"\n\n[thresholds]\nall = [\n  "p99(ttft) < 2s",\n  "throttle_rate < 150%",\n]\n')
+    assert main(["validate", str(sc)]) == 2
+    err = capsys.readouterr().err
+    assert f"{sc}:22: thresholds.all[1]" in err and "between 0% and 100%" in err
