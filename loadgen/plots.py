@@ -208,8 +208,7 @@ def cache_by_gap(points: Mapping[str, Sequence[tuple[float, bool]]], out_png: Pa
     ax.set_ylabel("warm ratio (cache read)")
     ax.grid(True, alpha=0.3)
     ax.set_title("Cache warm ratio against the gap since the previous call (ok calls; ticks: each call)")
-    if names:
-        ax.legend(fontsize=9, loc="lower left")
+    _legend(ax, fontsize=9, loc="lower left")
     return _save(fig, out_png)
 
 
@@ -238,8 +237,7 @@ def cumulative_cost(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.set_title("Cumulative cost over scenario time, per arm")
-    if curves:
-        ax.legend(fontsize=9, loc="upper left")
+    _legend(ax, fontsize=9, loc="upper left")
     return _save(fig, out_png)
 
 
@@ -307,8 +305,7 @@ def throughput(per_min: Mapping[str, series.MinuteSeries], out_png: Path, *,
             ax.text(0.99, 0.95, "\n".join(dict.fromkeys(notes)), transform=ax.transAxes, ha="right",
                     va="top", fontsize=9, color="red" if quota_idx == 0 else "black",
                     bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
-        if ax.get_lines():
-            ax.legend(fontsize=8, loc="upper left")
+        _legend(ax, fontsize=8, loc="upper left")
     axes[0].set_title("Requests, throttles and tokens per minute of scenario time, with the quota")
     axes[-1].set_xlabel("scenario time (minutes)")
     axes[-1].set_xlim(left=0)
@@ -414,7 +411,7 @@ def sweep_chart(sweep_rows: Sequence[Mapping[str, Any]], key: str, out_png: str 
     axes[0].set_ylabel("cost per 1000 ok requests (USD)")
     axes[0].set_title(f"Cost per 1000 requests against {key}, per arm")
     axes[0].set_ylim(bottom=0)
-    axes[0].legend(fontsize=9)
+    _legend(axes[0], fontsize=9)
     if has_warm:
         axes[1].set_ylabel("warm ratio (%)")
         axes[1].set_ylim(0, 105)

@@ -129,3 +129,12 @@ def test_write_plots_prefers_the_hlog_files(tmp_path, monkeypatch):
     monkeypatch.setattr(plots, "latency_spectrum", lambda hists, out: seen.update(hists) or real(hists, out))
     plots.write_plots(tmp_path, {"scenario_s": 1.0, "arms": {"a": {"model_id": "m"}}}, [att("a", 0)])
     assert seen["a"]["ttft"].get_total_count() == 1 and seen["a"]["e2e"].get_max_value() >= 999_000
+
+
+@pytest.mark.parametrize("arms", [{}, {"a": {"model_id": "m"}}])
+def test_an_empty_run_plots_without_legend_warnings(tmp_path, recwarn, caplog, arms):
+    # matplotlib said "No artists with labels found to put in legend" for empty runs
+    written = plots.write_plots(tmp_path, {"scenario_s": 0.0, "arms": arms}, [])
+    assert len(written) == 4
+    said = [str(w.message) for w in recwarn] + [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "legend" in m], said
