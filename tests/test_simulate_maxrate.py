@@ -129,3 +129,13 @@ def test_throttle_causes_from_emulator_messages():
     msg = ("Too many tokens, please wait before trying again. (no capacity left for "
            "anthropic.x in us-east-1, us-east-2, us-west-2)")
     assert throttle_cause(msg, "us-east-2", "m") == "Region capacity (us-east-1, us-east-2, us-west-2)"
+
+
+def test_tpm_threshold_is_the_peak_quota_tokens_with_burndown(tmp_path):
+    # no quota at all; the scenario's own `tpm` gate binds: 1262 quota tokens per request,
+    # so tpm < 30000 holds up to 30000 / 1262 = 23.8 requests per minute = 0.396/s
+    sc = write(tmp_path, "tpm = 0", extra='\n[thresholds]\nall = ["tpm < 30000"]\n')
+    assert main(["simulate", str(sc), "--find-max-rate", "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    arm = json.loads((only_dir(tmp_path / "out") / "maxrate.json").read_text())["arms"]["in-region"]
+    assert 0.33 <= arm["max_rate_per_s"] <= 0.4
+    assert "tpm < 30000" in arm["binding"]
