@@ -205,8 +205,24 @@ class EmulatorModel:
                 return b
         return None
 
+    def _queue_s(self, util: float) -> float:
+        """Extra ttft from queueing at Region utilisation `util` (seconds): 0 up to the
+        knee, then quadratic up to `queue_max_s` at 100 %."""
+        lat = self.config.latency
+        if util <= lat.queue_knee or lat.queue_knee >= 1.0:
+            return 0.0
+        return lat.queue_max_s * min(1.0, (util - lat.queue_knee) / (1.0 - lat.queue_knee)) ** 2
+
     def _route(self, mid: str, base: str, need: float, now: float) -> tuple[str, float] | BedrockError:
-        """(serving Region, its utilisation after this request) or a regional throttle."""
+        """(serving Region, its utilisation after this request) or a regional throttle.
+
+        ASSUMPTION (loadgen/data/emulator.toml, [routing]): the source Region serves while
+        it stays at or under `spill_at` of its capacity (shipped below the queueing knee, so
+        routing happens before the source Region's latency climbs); above that the request
+        goes to the first destination still under `spill_at`; when every destination is
+        over it, to the one with the least expected extra ttft (queueing + cross-Region
+        time). So a profile with more destination Regions holds more load before any
+        Region queues."""
         cap = self.config.region_capacity_tpm
         kind = profiles.kind_of(mid)
         regions = profiles.destination_regions(mid, self.region)
@@ -217,15 +233,24 @@ class EmulatorModel:
         if cap == 0:
             return regions[0], 0.0
         util = [(self._window(self._load, (base, r)).total(now) + need) / cap for r in regions]
+        spill_at = self.config.spill_at
         if self.config.prefer_source:
             for r, u in zip(regions, util):
-                if u <= self.config.spill_at:
+                if u <= spill_at:
                     return r, u
-        i = min(range(len(regions)), key=lambda j: util[j])
-        if util[i] > 1.0:
+        else:
+            i = min(range(len(regions)), key=lambda j: util[j])
+            if util[i] <= spill_at:
+                return regions[i], util[i]
+        open_ = [j for j in range(len(regions)) if util[j] <= 1.0]
+        if not open_:
+            i = min(range(len(regions)), key=lambda j: util[j])
             return error("ThrottlingException", "Too many tokens, please wait before trying again. "
                          f"(no capacity left for {base} in {', '.join(regions)})",
                          served_region=regions[i])
+        cross = self.config.latency.cross_region_s
+        i = min(open_, key=lambda j: (self._queue_s(util[j]) + (cross if regions[j] != self.region else 0.0),
+                                      util[j]))
         return regions[i], util[i]
 
     # -- the two calls ---------------------------------------------------------
@@ -320,8 +345,7 @@ class EmulatorModel:
         lat = cfg.latency
         ttft = self._lognormal(lat.ttft_s, lat.ttft_sigma)
         ttft += (usage_in + write) / 1000.0 * lat.prefill_s_per_1k + read / 1000.0 * lat.cache_read_s_per_1k
-        if util > lat.queue_knee and lat.queue_knee < 1.0:
-            ttft += lat.queue_max_s * min(1.0, (util - lat.queue_knee) / (1.0 - lat.queue_knee)) ** 2
+        ttft += self._queue_s(util)
         if served != self.region:
             ttft += lat.cross_region_s
         if brown is not None:
