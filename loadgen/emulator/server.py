@@ -85,6 +85,10 @@ async def _begin(request: web.Request, *, stream: bool) -> tuple[EmulatorModel, 
     return model, clock, r
 
 
+class _ClientGone(Exception):
+    """The client closed the connection (timeout, Ctrl-C) or a reset fault dropped it."""
+
+
 async def _converse(request: web.Request) -> web.StreamResponse:
     model, clock, r = await _begin(request, stream=False)
     if isinstance(r, BedrockError):
@@ -93,71 +97,99 @@ async def _converse(request: web.Request) -> web.StreamResponse:
     try:
         if plan.fault is not None and plan.fault.kind == "reset":
             await clock.sleep_until(plan.start + plan.ttft_s)
-            _drop_connection(request)
-            return web.Response(status=500)
+            return _dropped(request)
         await clock.sleep_until(plan.start + plan.duration_s)
         payload = json.dumps(plan.response_body(), separators=(",", ":")).encode()
         return web.Response(body=payload, headers=_headers(plan.request_id, plan.served_region, _JSON))
     finally:
+        # also when the handler is cancelled (server shut down mid-request): the quota
+        # charge must not stay at its reservation
         model.finish(plan)
+
+
+def _dropped(request: web.Request, resp: web.StreamResponse | None = None) -> web.StreamResponse:
+    """Drop the TCP connection (the reset fault) and give aiohttp something to finish: it
+    finds the transport closed and ends the request without logging (finish_response
+    treats a ConnectionError as the client having gone)."""
+    _drop_connection(request)
+    return resp if resp is not None else web.Response(status=500)
+
+
+async def _write(resp: web.StreamResponse, data: bytes) -> None:
+    """resp.write that turns a vanished client into _ClientGone. A load target sees clients
+    go away all the time (client timeouts, Ctrl-C): that is not a server error, and
+    aiohttp would log each one with a traceback ("Error handling request")."""
+    try:
+        await resp.write(data)
+    except ConnectionError as e:  # aiohttp's ClientConnectionResetError is one
+        raise _ClientGone() from e
 
 
 async def _converse_stream(request: web.Request) -> web.StreamResponse:
     model, clock, r = await _begin(request, stream=True)
-    if isinstance(r, BedrockError):
-        in_band = (model.config.stream_errors_in_band and r.stream_event_type is not None
-                   and r.code != "ValidationException")
-        if not in_band:
-            return _error_response(r, str(uuid.uuid4()))
-        resp = web.StreamResponse(status=200, headers=_headers(str(uuid.uuid4()), r.served_region, _EVENTSTREAM))
-        await resp.prepare(request)
-        await resp.write(eventstream.exception(r.stream_event_type, r.message))
-        await resp.write_eof()
-        return resp
-
-    plan: Plan = r
-    delivered = 0
+    resp = web.StreamResponse(status=200)
     try:
-        resp = web.StreamResponse(status=200, headers=_headers(plan.request_id, plan.served_region, _EVENTSTREAM))
-        await resp.prepare(request)
-        fault = plan.fault
-        deltas = plan.deltas()
-        # batch every event that is due at the same moment into one write
-        pending = [eventstream.event("messageStart", {"role": "assistant"})]
-        t_due = plan.start + plan.ttft_s
-        for i, (offset, text) in enumerate(deltas):
-            if fault is not None and i == fault.after_deltas:
-                break
-            t = plan.start + offset
-            if t > t_due and pending:
-                await clock.sleep_until(t_due)
-                await resp.write(b"".join(pending))
-                pending = []
-            t_due = max(t_due, t)
-            pending.append(eventstream.text_delta(text))
-            delivered = min(plan.usage.output_tokens, (i + 1) * plan.chunk_tokens)
-        await clock.sleep_until(t_due)
-        if fault is not None and fault.kind == "reset":
-            if pending:
-                await resp.write(b"".join(pending))
-            _drop_connection(request)
-            return resp
-        if fault is not None:
-            pending.append(eventstream.exception(fault.code, fault.message))
-            await resp.write(b"".join(pending))
+        if isinstance(r, BedrockError):
+            return await _stream_error(request, model, r, resp)
+        plan: Plan = r
+        delivered = 0
+        try:
+            resp.headers.update(_headers(plan.request_id, plan.served_region, _EVENTSTREAM))
+            await resp.prepare(request)
+            fault = plan.fault
+            deltas = plan.deltas()
+            # batch every event that is due at the same moment into one write
+            pending = [eventstream.event("messageStart", {"role": "assistant"})]
+            t_due = plan.start + plan.ttft_s
+            for i, (offset, text) in enumerate(deltas):
+                if fault is not None and i == fault.after_deltas:
+                    break
+                t = plan.start + offset
+                if t > t_due and pending:
+                    await clock.sleep_until(t_due)
+                    await _write(resp, b"".join(pending))
+                    pending = []
+                t_due = max(t_due, t)
+                pending.append(eventstream.text_delta(text))
+                delivered = min(plan.usage.output_tokens, (i + 1) * plan.chunk_tokens)
+            await clock.sleep_until(t_due)
+            if fault is not None and fault.kind == "reset":
+                if pending:
+                    await _write(resp, b"".join(pending))
+                return _dropped(request, resp)
+            if fault is not None:
+                pending.append(eventstream.exception(fault.code, fault.message))
+                await _write(resp, b"".join(pending))
+                await resp.write_eof()
+                return resp
+            await clock.sleep_until(plan.start + plan.duration_s)
+            pending.append(eventstream.event("contentBlockStop", {"contentBlockIndex": 0}))
+            pending.append(eventstream.event("messageStop", {"stopReason": plan.stop_reason}))
+            pending.append(eventstream.event("metadata", {"usage": plan.usage.to_wire(),
+                                                          "metrics": {"latencyMs": plan.latency_ms}}))
+            await _write(resp, b"".join(pending))
             await resp.write_eof()
+            delivered = plan.usage.output_tokens
             return resp
-        await clock.sleep_until(plan.start + plan.duration_s)
-        pending.append(eventstream.event("contentBlockStop", {"contentBlockIndex": 0}))
-        pending.append(eventstream.event("messageStop", {"stopReason": plan.stop_reason}))
-        pending.append(eventstream.event("metadata", {"usage": plan.usage.to_wire(),
-                                                      "metrics": {"latencyMs": plan.latency_ms}}))
-        await resp.write(b"".join(pending))
-        await resp.write_eof()
-        delivered = plan.usage.output_tokens
-        return resp
-    finally:
-        model.finish(plan, output_tokens=delivered)
+        finally:
+            # runs on a vanished client and on cancellation (server shut down) as well
+            model.finish(plan, output_tokens=delivered)
+    except (_ClientGone, ConnectionError):
+        # the client went away; nothing to send. aiohttp's finish_response ends it quietly.
+        return resp if resp.prepared else web.Response(status=499)
+
+
+async def _stream_error(request: web.Request, model: EmulatorModel, r: BedrockError,
+                        resp: web.StreamResponse) -> web.StreamResponse:
+    in_band = (model.config.stream_errors_in_band and r.stream_event_type is not None
+               and r.code != "ValidationException")
+    if not in_band:
+        return _error_response(r, str(uuid.uuid4()))
+    resp.headers.update(_headers(str(uuid.uuid4()), r.served_region, _EVENTSTREAM))
+    await resp.prepare(request)
+    await _write(resp, eventstream.exception(r.stream_event_type, r.message))
+    await resp.write_eof()
+    return resp
 
 
 async def _unknown(request: web.Request) -> web.Response:
