@@ -64,6 +64,11 @@ class _Prefix:
         if kind == "text":
             if not isinstance(val, str):
                 raise _Invalid(f"{where}.text: expected a string")
+            if not val:
+                # Bedrock's wording (seen in client issue trackers quoting the
+                # ValidationException), with its dotted path: messages.0.content.0
+                raise _Invalid(f"The text field in the ContentBlock object at {_dotted(where)} is blank. "
+                               "Add text to the text field, and try again.")
             raw = val.encode()
             self.tokens += count_tokens(val)
         else:
@@ -95,6 +100,29 @@ class _Prefix:
 
 class _Invalid(Exception):
     pass
+
+
+def _dotted(where: str) -> str:
+    """messages[0].content[1] -> messages.0.content.1 (how Bedrock names a block)."""
+    return re.sub(r"\[(\d+)\]", r".\1", where)
+
+
+def _unit_interval(ic: dict, key: str) -> None:
+    """temperature / topP: Converse's InferenceConfiguration shape allows 0..1 (botocore
+    service model: min 0, max 1); botocore checks only the minimum client-side, Bedrock
+    rejects both ends. Message format as Bedrock sends it (quoted from a live call in
+    stdapi-ai/stdapi.ai#224)."""
+    if key not in ic:
+        return
+    v = ic[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise _Invalid(f"inferenceConfig.{key}: expected a number between 0 and 1, got {v!r}")
+    if v > 1:
+        raise _Invalid(f"Value '{v}' at 'inferenceConfig.{key}' failed to satisfy constraint: "
+                       "Member must have value less than or equal to 1")
+    if v < 0:
+        raise _Invalid(f"Value '{v}' at 'inferenceConfig.{key}' failed to satisfy constraint: "
+                       "Member must have value greater than or equal to 0")
 
 
 def _short(x: Any) -> str:
@@ -169,6 +197,8 @@ def _parse(body: Any, info: ModelInfo, default_max_tokens: int) -> ParsedRequest
         raise _Invalid(f"The maximum tokens you requested exceeds the model limit of "
                        f"{info.max_output_tokens}. Try again with a maximum tokens value that is "
                        f"lower than {info.max_output_tokens}.")
+    _unit_interval(ic, "temperature")
+    _unit_interval(ic, "topP")
     stops = ic.get("stopSequences", [])
     if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
         raise _Invalid("inferenceConfig.stopSequences: expected a list of non-empty strings")
