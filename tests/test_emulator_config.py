@@ -62,8 +62,30 @@ def test_config_file_scenario_or_bare_table(tmp_path):
     assert load_config_file(str(bare)).quota_default.tpm == 77
     bad = tmp_path / "b.toml"
     bad.write_text('[emulator.quotas]\ntpm = -1\n')
-    with pytest.raises(ValueError, match=r"b\.toml: emulator\.quotas\.tpm"):
+    with pytest.raises(ValueError, match=r"b\.toml:2: emulator\.quotas\.tpm"):
         load_config_file(str(bad))
+
+
+@pytest.mark.parametrize("text, line, key", [
+    ('name = "x"\n\n[emulator]\nlatency = "fast"\n\n[emulator.quotas]\nrpm = 5\ntpm = -1\n',
+     8, "emulator.quotas.tpm: expected a non-negative integer, got -1"),
+    ('latency = "fast"\n[faults]\nbrownouts = [\n  { region = "us-east-1", start = "1m", end = "2m" },\n'
+     '  { region = "us-east-1", start = "10m", end = "soon" },\n]\n',
+     5, "emulator.faults.brownouts[1].end: expected a duration"),
+    ('latency = "fast"\n\n[quotas.models."us.anthropic.x"]\ntpm = -5\n',
+     4, 'emulator.quotas.models."us.anthropic.x".tpm: expected a non-negative integer'),
+    ('latency = "fast"\n\n\ncolour = 3\n', 4, "emulator.colour: unknown key"),
+    ('[emulator.latency]\npreset = "fast"\n\nqueue_knee = 2\n', 4, "emulator.latency.queue_knee: expected"),
+    ('latency = "fast"\nlatency = "x"\n', 2, "not valid TOML"),
+])
+def test_loadgen_emulator_bad_config_names_file_line_and_key(tmp_path, capsys, text, line, key):
+    from loadgen.cli import main
+
+    cfg = tmp_path / "e.toml"
+    cfg.write_text(text)
+    assert main(["emulator", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}:{line}: {key}" in err, err
 
 
 def test_loadgen_emulator_command_serves_and_stops_on_ctrl_c(tmp_path):

@@ -235,23 +235,74 @@ _SCENARIO_KEYS = ("name", "seed", "duration", "target", "model", "workload", "ar
 
 def load_config_file(path: str) -> EmulatorConfig:
     """EmulatorConfig from a scenario file (its [emulator] table) or a file holding only
-    that table. Raises ValueError naming the file and key."""
+    that table. Raises ValueError as `file:line: key: message` (the line of the key that
+    is wrong, found with loadgen.toml_lines as scenario errors are)."""
+    import re
+
     from loadgen._toml import toml
+    from loadgen.toml_lines import key_lines, line_of
 
     try:
-        with open(path, "rb") as f:
-            doc = toml.load(f)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
     except OSError as e:
         raise ValueError(f"{path}: cannot read the config file ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a UTF-8 text file ({e.reason})") from None
+    try:
+        doc = toml.loads(text)
     except toml.TOMLDecodeError as e:
-        raise ValueError(f"{path}: not valid TOML ({e})") from None
+        msg = str(e)
+        m = re.search(r"\s*\(at line (\d+), column (\d+)\)\s*$", msg)
+        if m:
+            raise ValueError(f"{path}:{m.group(1)}: not valid TOML: {msg[:m.start()]} (column {m.group(2)})") from None
+        raise ValueError(f"{path}:{text.count(chr(10)) + 1}: not valid TOML: {msg}") from None
     if "emulator" in doc:
         table: Mapping = doc["emulator"]
+        root: tuple = ("emulator",)
     elif any(k in doc for k in _SCENARIO_KEYS):
-        table = {}
+        table, root = {}, ()
     else:
-        table = doc
-    return EmulatorConfig.from_mapping(table, source=path)
+        table, root = doc, ()
+    try:
+        return EmulatorConfig.from_mapping(table)
+    except ValueError as e:
+        msg = str(e)
+        m = re.match(r"emulator\.(\S+?): (.*)$", msg, re.S)
+        if not m:
+            raise ValueError(f"{path}:{line_of(key_lines(text), root)}: {msg}") from None
+        line = line_of(key_lines(text), root + _key_path(table, m.group(1)))
+        raise ValueError(f"{path}:{line}: emulator.{m.group(1)}: {m.group(2)}") from None
+
+
+def _key_path(tbl: Any, dotted: str) -> tuple:
+    """`faults.brownouts[0].end` or `quotas.models."us.x".tpm` -> the path of keys and
+    array indexes into `tbl` (keys may hold dots, so parts are matched against the dict)."""
+    import re
+
+    parts: list = []
+    for quoted, bare, index in re.findall(r'"([^"]*)"|([^.\[\]"]+)|\[(\d+)\]', dotted):
+        parts.append(int(index) if index else (quoted or bare))
+    out: list = []
+    i = 0
+    while i < len(parts):
+        p = parts[i]
+        if isinstance(p, int) or not isinstance(tbl, Mapping):
+            out.append(p)
+            tbl = tbl[p] if isinstance(tbl, list) and isinstance(p, int) and p < len(tbl) else None
+            i += 1
+            continue
+        # the longest run of parts that joins into one key of this table (a key holding dots)
+        for j in range(len(parts), i, -1):
+            run = parts[i:j]
+            if all(isinstance(x, str) for x in run) and ".".join(run) in tbl:
+                key, i = ".".join(run), j
+                break
+        else:
+            key, i = p, i + 1
+        out.append(key)
+        tbl = tbl.get(key)
+    return tuple(out)
 
 
 def cmd_emulator(args: Any) -> int:
