@@ -204,15 +204,20 @@ class BedrockTransport:
         resp = await self._client.converse_stream(**params)
         self._meta(resp, out)
         parts: list[str] = []
-        async for event in resp["stream"]:
-            delta = event.get("contentBlockDelta")
-            if delta is not None:
-                if out.first_token is None:
-                    out.first_token = self._clock.now()
-                parts.append(delta.get("delta", {}).get("text", ""))
-            elif "messageStop" in event:
-                out.stop_reason = event["messageStop"].get("stopReason")
-            elif "metadata" in event:
-                out.usage = event["metadata"].get("usage", {})
+        try:
+            async for event in resp["stream"]:
+                delta = event.get("contentBlockDelta")
+                if delta is not None:
+                    if out.first_token is None:
+                        out.first_token = self._clock.now()
+                    parts.append(delta.get("delta", {}).get("text", ""))
+                elif "messageStop" in event:
+                    out.stop_reason = event["messageStop"].get("stopReason")
+                elif "metadata" in event:
+                    out.usage = event["metadata"].get("usage", {})
+        finally:
+            # a timeout or reset leaves the body unread: release the connection now
+            # (otherwise aiohttp warns "Unclosed connection" later)
+            resp["stream"].close()
         out.text = "".join(parts)
         out.status = "ok"
