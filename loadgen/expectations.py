@@ -86,5 +86,6 @@ def likely_cause(predicted: str, observed: str, *, profile: str) -> str:
             return "served from a Region where the prefix was not cached (cross-Region routing), or evicted early"
         return "evicted before its TTL, or the prefix bytes changed (volatile content above the checkpoint)"
     if predicted == "cold" and observed == "warm":
-        return "someone else (another run or client) cached the same prefix"
+        return ("an earlier attempt that failed or timed out on the client still wrote the cache, "
+                "or another client cached the same prefix")
     return "unexpected cache behaviour"

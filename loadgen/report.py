@@ -77,7 +77,8 @@ def summary_table(summary: Mapping[str, Any]) -> str:
         if mm.get("total"):
             notes.append(f"{name}: {mm['total']} request(s) where the cache state differed from loadgen's "
                          f"prediction ({', '.join(f'{k}: {v}' for k, v in mm.get('by_pair', {}).items())})"
-                         + (f"; likely: {mm['likely_cause']}" if mm.get("likely_cause") else ""))
+                         + "".join(f"; {pair}: likely {cause}" for pair, cause in mm.get("likely_cause", {}).items()
+                                   if cause))
     if notes:
         lines.append("\n".join(notes))
     return "\n".join(lines)

@@ -108,7 +108,10 @@ def test_warm_ratio_and_mismatches():
     c = arm_summary(m)["cache"]
     assert (c["cold"], c["warm"], c["none"]) == (2, 3, 1)  # ok attempts only
     assert c["warm_ratio"] == pytest.approx(0.6)
-    assert c["mismatch"] == {"total": 3, "by_pair": {"cold->warm": 1, "warm->cold": 1, "warm->none": 1}}
+    assert c["mismatch"]["total"] == 3
+    assert c["mismatch"]["by_pair"] == {"cold->warm": 1, "warm->cold": 1, "warm->none": 1}
+    assert set(c["mismatch"]["likely_cause"]) == {"cold->warm", "warm->cold", "warm->none"}
+    assert "below the model's minimum" in c["mismatch"]["likely_cause"]["warm->none"]
     assert m.snapshot().total.warm_ratio == pytest.approx(0.6)
 
 
@@ -274,3 +277,13 @@ def test_cost_split_accepts_the_pricing_breakdown():
     c = arm_summary(m)["cost_usd"]
     assert (c["total"], c["input"], c["output"], c["cache_write"]) == (0.75, 0.25, 0.5, 0.0)
     assert m.span_s() == 2.0  # the attempt ended at t=1.0: buckets 0 and 1
+
+
+def test_retries_do_not_count_as_schedule_lag():
+    m = one()
+    m.record(att(status="throttled", error_code="ThrottlingException", intended=0.0, start=0.001, end=0.05))
+    # the retry starts 3 s after the intended start: backoff, not generator lateness
+    m.record(att(attempt=2, intended=0.0, start=3.0, end=4.0))
+    lag = arm_summary(m)["latency_ms"]["schedule_lag"]
+    assert lag["count"] == 1 and lag["max"] < 2.0  # ms
+    assert arm_summary(m)["latency_ms"]["e2e"]["max"] == pytest.approx(4000, rel=1e-2)  # backoff is in e2e
