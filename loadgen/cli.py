@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--region", help="override [target] region")
     r.add_argument("--time-scale", type=float, help="warp clock scale (emulator target only)")
     r.add_argument("--duration", help="override the scenario duration, e.g. 10m")
-    r.add_argument("--max-requests", type=int, help="stop dispatch after this many requests (first attempts)")
+    r.add_argument("--max-requests", type=int, help="send at most this many requests per arm (first attempts; every arm gets the same ones)")
     r.add_argument("--max-cost-usd", type=float, help="stop dispatch when the running bill would cross this")
     r.add_argument("--arm", action="append", help="run only this arm (repeatable)")
     r.add_argument("--out", default="results", help="parent folder for the results directory (default: results)")
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--find-max-rate", action="store_true",
                    help="open-loop scenarios: the highest arrival rate per arm within the thresholds")
     s.add_argument("--duration", help="override the scenario duration, e.g. 10m")
-    s.add_argument("--max-requests", type=int, help="stop dispatch after this many requests (first attempts)")
+    s.add_argument("--max-requests", type=int, help="send at most this many requests per arm (first attempts; every arm gets the same ones)")
     s.add_argument("--arm", action="append", help="simulate only this arm (repeatable)")
     s.add_argument("--out", default="results", help="parent folder for results (default: results)")
     s.add_argument("--quiet", action="store_true", help="print only the summary")

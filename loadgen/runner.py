@@ -50,7 +50,7 @@ OVERDUE_YIELD_EVERY = 16
 
 @dataclass(frozen=True)
 class Limits:
-    max_requests: int | None = None    # first attempts, all arms together
+    max_requests: int | None = None    # first attempts per arm (arms stay comparable)
     max_cost_usd: float | None = None  # stop dispatch before the bill could cross this
     grace_s: float = 5.0               # wall seconds in-flight requests get after an interrupt
 
@@ -80,7 +80,8 @@ class Runner:
         self.expect = {a.name: CacheExpectations(self.workloads[a.name].info.cache_min_tokens) for a in self.arms}
         # live state, read by the progress display
         self.in_flight = 0
-        self.dispatched = 0          # first attempts started
+        self.dispatched = 0          # first attempts started, all arms
+        self._dispatched_by_arm = {a.name: 0 for a in self.arms}
         self.cost_usd = 0.0
         self.stop_reason: str | None = None
         self._reserved_cost = 0.0    # worst-case cost of requests in flight
@@ -277,18 +278,28 @@ class Runner:
         return float(self.pricer(req.model_id, usage, "1h")["total"])
 
     def _admit(self, req: Request) -> bool:
-        """Count a new request against the run's limits; False (and stop) when over."""
+        """Count a new request against the run's limits; False when over.
+
+        `max_requests` is per arm, so every arm gets the same first N requests of the
+        shared schedule; the run stops once every arm has had its N. The cost limit is
+        for the whole run and stops it at once.
+        """
         lim = self.limits
         if self.stopping:
             return False
-        if lim.max_requests is not None and self.dispatched >= lim.max_requests:
-            self.stop("max-requests")
+        by_arm = self._dispatched_by_arm
+        if lim.max_requests is not None and by_arm[req.arm] >= lim.max_requests:
+            if all(n >= lim.max_requests for n in by_arm.values()):
+                self.stop("max-requests")
             return False
         if lim.max_cost_usd is not None:
             if self.cost_usd + self._reserved_cost + self._worst_cost(req) > lim.max_cost_usd:
                 self.stop("max-cost")
                 return False
+        by_arm[req.arm] += 1
         self.dispatched += 1
+        if lim.max_requests is not None and all(n >= lim.max_requests for n in by_arm.values()):
+            self.stop("max-requests")  # nothing more to send; in-flight requests finish
         return True
 
     async def _request(self, arm: Arm, req: Request, intended: float, holding_slot: bool = False) -> Outcome:
