@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from loadgen import series
+from loadgen.metrics import LATENCY_METRICS
 
 PLOT_DIR = "plots"
 LATENCY_PNG, CACHE_PNG, COST_PNG, THROUGHPUT_PNG = "latency.png", "cache-by-gap.png", "cost.png", "throughput.png"
-LATENCY_METRICS = ("ttft", "e2e", "service", "schedule_lag")
 _TITLES = {"ttft": "time to first token (from intended start)", "e2e": "end to end (from intended start)",
            "service": "service time (from actual send)", "schedule_lag": "schedule lag (send - intended)"}
 # Finer than summary.json's gap buckets around the two TTLs, so the drop shows where it happens.
@@ -140,25 +140,15 @@ def _legend(ax: Any, **kw: Any) -> None:
         ax.legend(**kw)
 
 
-def histograms_from_attempts(attempts: Iterable[Mapping]) -> dict[str, dict[str, Any]]:
+def histograms_from_requests(attempts: Sequence[Mapping]) -> dict[str, dict[str, Any]]:
     """arm -> metric -> HdrHistogram (us) rebuilt from requests.jsonl, for a directory whose
-    histograms/ are missing. ttft/e2e/service hold ok attempts; schedule_lag holds all."""
-    from loadgen.metrics import new_histogram
+    histograms/ are missing: folded through `loadgen.metrics.Metrics` (via
+    `rebuild.rebuild_summary`), so the lines follow the runner's rules exactly (schedule
+    lag counts first attempts only). ValueError names a record that is not an attempt."""
+    from loadgen.rebuild import rebuild_summary
 
-    out: dict[str, dict[str, Any]] = {}
-    for a in attempts:
-        hs = out.setdefault(a["arm"], {m: new_histogram() for m in LATENCY_METRICS})
-        intended, start, end = a.get("intended"), a.get("start"), a.get("end")
-        if intended is not None and start is not None:
-            hs["schedule_lag"].record_value(max(1, int((start - intended) * 1e6)))
-        if a.get("status") != "ok" or intended is None or end is None:
-            continue
-        ft = a.get("first_token") if a.get("first_token") is not None else end
-        hs["ttft"].record_value(max(1, int((ft - intended) * 1e6)))
-        hs["e2e"].record_value(max(1, int((end - intended) * 1e6)))
-        if start is not None:
-            hs["service"].record_value(max(1, int((end - start) * 1e6)))
-    return out
+    _, metrics = rebuild_summary(attempts)
+    return {a: {m: metrics.histogram(a, m) for m in LATENCY_METRICS} for a in metrics.arm_names}
 
 
 # ---- cache warm ratio by gap -------------------------------------------------------
@@ -449,7 +439,7 @@ def write_plots(results_dir: str | Path, summary: Mapping[str, Any], attempts: S
                 hists.setdefault(arm, {})[m] = read_histogram(p)
             else:
                 if rebuilt is None:  # only for a directory without its .hlog files (a killed run)
-                    rebuilt = histograms_from_attempts(attempts)
+                    rebuilt = histograms_from_requests(attempts)
                 hists.setdefault(arm, {})[m] = rebuilt.get(arm, {}).get(m)
     written = [latency_spectrum(hists, out / LATENCY_PNG)]
     gap_pts = series.gap_points(attempts)

@@ -8,10 +8,13 @@ from loadgen import plots, series
 
 
 def att(arm, start, *, status="ok", gap=None, state="warm", cost=0.01, inp=0, out=100, read=0, write=0,
-        model="us.anthropic.claude-haiku-4-5-20251001-v1:0"):
-    return {"arm": arm, "intended": start, "start": start, "first_token": start + 0.4, "end": start + 1.0,
-            "status": status, "gap_s": gap, "cache_state": state, "cost_usd": cost, "model_id": model,
-            "input_tokens": inp, "output_tokens": out, "cache_read": read, "cache_write": write}
+        model="us.anthropic.claude-haiku-4-5-20251001-v1:0", attempt=1, intended=None):
+    """A requests.jsonl record (every Attempt field, as results.py writes them)."""
+    return {"arm": arm, "session": 0, "turn": 0, "attempt": attempt,
+            "intended": start if intended is None else intended, "start": start, "first_token": start + 0.4,
+            "end": start + 1.0, "status": status, "error_code": None if status == "ok" else "ThrottlingException",
+            "model_id": model, "profile": "geo", "region": None, "gap_s": gap, "cache_state": state,
+            "cost_usd": cost, "input_tokens": inp, "output_tokens": out, "cache_read": read, "cache_write": write}
 
 
 def test_quota_tokens_skip_cache_reads_and_apply_burndown():
@@ -82,6 +85,16 @@ def test_write_plots_without_histograms_rebuilds_latency_from_requests(tmp_path)
     assert not list((tmp_path / "plots").glob(".*"))  # no temp files left behind
 
 
+def test_rebuilt_histograms_follow_metrics_schedule_lag_counts_first_attempts_only():
+    # a throttled first try sent 0.5 s late, then its retry 10 s after the intended start:
+    # the retry's wait is backoff (the target's doing), not the scheduler falling behind
+    rows = [att("a", 0.5, intended=0.0, status="throttled"), att("a", 10.0, intended=0.0, attempt=2)]
+    h = plots.histograms_from_requests(rows)["a"]
+    assert h["schedule_lag"].get_total_count() == 1
+    assert h["schedule_lag"].get_max_value() == pytest.approx(500_000, rel=1e-3)
+    assert h["e2e"].get_total_count() == 1 and h["e2e"].get_max_value() == pytest.approx(11_000_000, rel=1e-3)
+
+
 def test_sweep_x_values_numbers_as_text_durations_and_categories():
     assert plots._x_numbers(["5000", "1000"])[:2] == ([5000.0, 1000.0], None)
     xs, labels, show = plots._x_numbers(["1m", "5m"])
@@ -122,7 +135,7 @@ def test_write_plots_prefers_the_hlog_files(tmp_path, monkeypatch):
     m.record(Attempt("a", 0, 0, 1, 0.0, 0.0, 0.4, 1.0, "ok", None, "m", "geo", None))
     with ResultsDir(tmp_path) as out:
         out.write_histograms(m, scenario_s=1.0)
-    monkeypatch.setattr(plots, "histograms_from_attempts",
+    monkeypatch.setattr(plots, "histograms_from_requests",
                         lambda attempts: pytest.fail("rebuilt from requests.jsonl although histograms/ exist"))
     seen = {}
     real = plots.latency_spectrum
