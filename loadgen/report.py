@@ -349,15 +349,22 @@ def load_view(results_dir: str | Path, summary: Mapping[str, Any] | None = None,
 def percentile_from_histograms(path: Path, in_memory: "Mapping[str, Mapping[str, Any]] | None" = None
                                ) -> Callable[[str, str, float], "float | None"]:
     """A thresholds.PercentileFn reading histograms/<arm>.<metric>.hlog (ms), or `in_memory`
-    (arm -> metric -> HdrHistogram in us) when given."""
+    (arm -> metric -> HdrHistogram in us) when given. Each file is read once: several
+    thresholds often ask the same histogram (p50 and p99 of ttft)."""
     from loadgen.results import HISTOGRAM_DIR, read_histogram, safe_name
 
-    def get(arm: str, metric: str, pct: float) -> float | None:
+    cache: dict[tuple[str, str], Any] = {}
+
+    def hist(arm: str, metric: str) -> Any:
         if in_memory is not None:
-            h = in_memory.get(arm, {}).get(metric)
-        else:
+            return in_memory.get(arm, {}).get(metric)
+        if (arm, metric) not in cache:
             p = path / HISTOGRAM_DIR / f"{safe_name(arm)}.{metric}.hlog"
-            h = read_histogram(p) if p.exists() else None
+            cache[arm, metric] = read_histogram(p) if p.exists() else None
+        return cache[arm, metric]
+
+    def get(arm: str, metric: str, pct: float) -> float | None:
+        h = hist(arm, metric)
         if h is None:
             return None
         return h.get_value_at_percentile(pct) / 1000.0 if h.get_total_count() else None

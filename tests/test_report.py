@@ -304,3 +304,25 @@ def test_every_damaged_summary_is_a_clear_error_or_a_full_report(run_dir):
             [compare(g) for g in groups_for([("r", s)]) if g]
             rendered += 1
     assert rejected > 50 and rendered > 50
+
+
+def test_percentile_lookups_read_each_hlog_once(tmp_path, monkeypatch):
+    from loadgen import results
+    from loadgen.metrics import ArmInfo, Metrics
+    from loadgen.record import Attempt
+    from loadgen.report import percentile_from_histograms
+
+    m = Metrics([ArmInfo("a", "m", "geo", "5m")])
+    for i in range(4):
+        m.record(Attempt("a", i, 0, 1, 0.0, 0.0, 0.1 * (i + 1), 1.0, "ok", None, "m", "geo", None))
+    with results.ResultsDir(tmp_path) as out:
+        out.write_histograms(m, scenario_s=1.0)
+    reads = []
+    real = results.read_histogram
+    monkeypatch.setattr(results, "read_histogram", lambda p: reads.append(p.name) or real(p))
+    get = percentile_from_histograms(tmp_path)
+    assert get("a", "ttft", 50.0) == pytest.approx(200, rel=1e-2)
+    assert get("a", "ttft", 100.0) == pytest.approx(400, rel=1e-2)
+    assert get("a", "e2e", 99.0) == pytest.approx(1000, rel=1e-2)
+    assert get("b", "ttft", 99.0) is None and get("b", "ttft", 50.0) is None
+    assert sorted(reads) == ["a.e2e.hlog", "a.ttft.hlog"]
