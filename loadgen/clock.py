@@ -7,9 +7,11 @@ started, read from a Clock. The kinds share one protocol:
   WarpClock    scenario time = offset + scale x real elapsed. When every participant
                task is asleep on the clock (so no request is in flight), the clock
                jumps forward to the earliest wake-up: idle gaps cost no wall time.
+  VirtualClock (loadgen simulate) an event loop whose time only moves when nothing
+               can run; see its class docstring.
 
 Participants are the tasks that drive load (session tasks, the open-loop
-dispatcher); they run inside `with clock.participant():`. A participant that is
+dispatcher and its request workers); they run inside `with clock.participant():`. A participant that is
 not sleeping on the clock is busy (sending, waiting for a response, waiting for an
 in-flight slot), and while any participant is busy time only flows. Sleeps by
 non-participants (the in-process emulator pacing its modelled latency, progress

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from loadgen.models import TTL_SECONDS
 from loadgen.workload import Checkpoint
-
-TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 
 
 @dataclass(frozen=True)
@@ -41,21 +40,18 @@ class CacheExpectations:
 
     def predict(self, checkpoints: tuple[Checkpoint, ...], now: float) -> Prediction:
         valid = self._valid(checkpoints)
-        gap, expected = None, 0
+        if not valid:
+            return Prediction("none", None, 0)
         for c in reversed(valid):  # longest prefix first
             last = self._last_use.get(c.key)
             if last is not None:
-                gap, expected = now - last, c.tokens
-                break
-        if not valid:
-            return Prediction("none", gap, expected)
-        # warm only if the longest prefix cached before is still alive (it is what a
-        # warm call reads); a shorter live prefix still means a big re-write: cold
-        if expected and self._expiry.get(_key_of(valid, expected), -1.0) >= now:
-            return Prediction("warm", gap, expected)
-        if not expected and any(self._expiry.get(c.key, -1.0) >= now for c in valid):
-            return Prediction("warm", gap, expected)
-        return Prediction("cold", gap, expected)
+                # warm only if the longest prefix cached before is still alive (it is what a
+                # warm call reads); a shorter live prefix still means a big re-write: cold
+                alive = self._expiry.get(c.key, -1.0) >= now
+                return Prediction("warm" if alive else "cold", now - last, c.tokens)
+        # never used before: only another arm's or session's entry could make it warm
+        alive = any(self._expiry.get(c.key, -1.0) >= now for c in valid)
+        return Prediction("warm" if alive else "cold", None, 0)
 
     def observe(self, checkpoints: tuple[Checkpoint, ...], now: float) -> None:
         """A call with these checkpoints succeeded at `now` (scenario s)."""
@@ -69,10 +65,6 @@ class CacheExpectations:
         for d in (self._expiry, self._last_use):
             for k in [k for k in d if k[:n] == key_prefix]:
                 del d[k]
-
-
-def _key_of(valid: list[Checkpoint], tokens: int) -> tuple:
-    return next(c.key for c in reversed(valid) if c.tokens == tokens)
 
 
 def likely_cause(predicted: str, observed: str, *, profile: str) -> str:

@@ -21,7 +21,7 @@ loadgen/emulator/server.py (which paces a Plan over HTTP) and loadgen/transport.
                        a stream "ConnectionError" too (BedrockTransport's code for both)
   timeout              an attempt whose outcome would come after start + timeout ends
                        there as status timeout, code ClientTimeout (as BedrockTransport's
-                       fail_after); the timeout is enforced by arithmetic on the plan,
+                       deadline scope); the timeout is enforced by arithmetic on the plan,
                        so it is exact on any clock
 
 One `clock.sleep_until` per attempt; `model.finish()` corrects the quota charge at the
@@ -39,7 +39,7 @@ from loadgen.clock import Clock
 from loadgen.emulator.errors import BedrockError
 from loadgen.emulator.model import EmulatorModel, Plan
 from loadgen.tokens import CHARS_PER_TOKEN
-from loadgen.transport import THROTTLE_CODES, Outcome, normalize_code
+from loadgen.transport import Outcome, normalize_code, status_for
 
 
 class InProcessTransport:
@@ -98,7 +98,7 @@ class InProcessTransport:
             await self._clock.sleep_until(at)
         in_band = stream and self._in_band and r.stream_event_type is not None and r.code != "ValidationException"
         code = normalize_code(r.code)
-        return Outcome(status="throttled" if code in THROTTLE_CODES else "error", start=start,
+        return Outcome(status=status_for(code), start=start,
                        end=self._clock.now(), error_code=code, message=r.message[:300],
                        region=r.served_region, request_id=self._error_id(),
                        http_status=200 if in_band else r.status)
@@ -128,8 +128,7 @@ def _plan_outcome(plan: Plan, start: float, stream: bool) -> tuple[Outcome, floa
         else:
             out.error_code = normalize_code(fault.code)
             out.message = fault.message[:300]
-            if out.error_code in THROTTLE_CODES:
-                out.status = "throttled"
+            out.status = status_for(out.error_code)
         return out, at, min(n, k * chunk)
     out = Outcome(status="ok", start=start, end=0.0, usage=plan.usage.to_wire(), region=plan.served_region,
                   request_id=plan.request_id, stop_reason=plan.stop_reason, text=plan.text, http_status=200)

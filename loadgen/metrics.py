@@ -1,6 +1,7 @@
 """Metrics: fold Attempts into per-arm histograms, counters and per-second buckets.
 
-The runner calls `Metrics.record(attempt, buckets)` once per completed HTTP attempt
+The run's sink (`run_command.RunState.sink`) calls `Metrics.record(attempt, buckets)`
+once per completed HTTP attempt
 (hot path: counters and HdrHistogram `record_value` only, no percentiles). The live
 display reads `snapshot()` and `recent()`; at the end `summary(run_facts)` builds
 the summary.json dict (keys are a contract, see DESIGN.md and docs/results-format.md).
@@ -9,10 +10,11 @@ Every figure is mergeable (`merge`), so a run split over worker processes sums t
 the same summary as one process: counters add, histograms `add()` exactly because
 every histogram in loadgen is built by `new_histogram()` with the same settings.
 
-Latencies come from `Attempt` properties: ttft and e2e from the *intended* start
-(no coordinated omission), service from the actual send, schedule lag = start -
-intended. ttft/e2e/service histograms hold ok attempts only (a throttle's 40 ms
-would flatter the latency); schedule_lag holds every attempt.
+Latencies are computed in `record` from the Attempt's times: ttft and e2e from the
+*intended* start (no coordinated omission), service from the actual send, schedule
+lag = start - intended. ttft/e2e/service histograms hold ok attempts only (a
+throttle's 40 ms would flatter the latency); schedule_lag holds first attempts only
+(a retry keeps its request's intended start; its backoff is in e2e, not lag).
 """
 
 from __future__ import annotations
@@ -185,9 +187,6 @@ class Metrics:
     @property
     def arm_names(self) -> tuple[str, ...]:
         return tuple(self._arms)
-
-    def arm_info(self, name: str) -> ArmInfo:
-        return self._arms[name].info
 
     def histogram(self, arm: str, metric: str) -> HdrHistogram:
         """The live histogram (microseconds) of `metric` in LATENCY_METRICS for `arm`."""

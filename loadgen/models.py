@@ -39,6 +39,10 @@ class ModelInfo:
 
 CATALOG_FILE = "models.toml"
 
+# Cache TTLs a cachePoint can ask for, in seconds (Bedrock prompt-caching docs: 5 minutes
+# by default, 1 hour where the model supports it); each use of an entry restarts it.
+TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+
 
 @lru_cache(maxsize=None)
 def catalog() -> dict[str, ModelInfo]:

@@ -24,8 +24,7 @@ from dataclasses import dataclass, replace
 
 from loadgen import arrivals as arr
 from loadgen import pricing
-from loadgen.expectations import TTL_SECONDS
-from loadgen.models import lookup
+from loadgen.models import TTL_SECONDS, lookup
 from loadgen.scenario import Arm, Scenario, ScenarioError, load
 from loadgen.series import rolling_peak
 from loadgen.units import format_duration, format_rate

@@ -45,26 +45,6 @@ class Attempt:
     stop_reason: str | None = None
     message: str | None = None        # error message, truncated
 
-    @property
-    def ttft(self) -> float | None:
-        """Time to first token from the intended start, seconds."""
-        return None if self.first_token is None else self.first_token - self.intended
-
-    @property
-    def e2e(self) -> float:
-        """End-to-end latency from the intended start, seconds."""
-        return self.end - self.intended
-
-    @property
-    def service(self) -> float:
-        """Service time from the actual send, seconds."""
-        return self.end - self.start
-
-    @property
-    def lag(self) -> float:
-        """Schedule lag: actual send minus intended start, seconds."""
-        return self.start - self.intended
-
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -30,14 +30,12 @@ from loadgen.clock import Clock
 
 SERVED_REGION_HEADER = "x-loadgen-served-region"
 
-# Bedrock error codes that mean "over quota, slow down" (HTTP 429).
-THROTTLE_CODES = frozenset({"ThrottlingException", "throttlingException"})
+# Bedrock error codes (HTTP spelling: in-stream codes are normalised first, see
+# normalize_code) that mean "over quota, slow down" (HTTP 429), and server-side failures.
+THROTTLE_CODES = frozenset({"ThrottlingException"})
 SERVER_ERROR_CODES = frozenset({
-    "InternalServerException", "internalServerException",
-    "ServiceUnavailableException", "serviceUnavailableException",
-    "ModelNotReadyException", "modelNotReadyException",
-    "ModelStreamErrorException", "modelStreamErrorException",
-    "ModelErrorException", "ModelTimeoutException",
+    "InternalServerException", "ServiceUnavailableException", "ModelNotReadyException",
+    "ModelStreamErrorException", "ModelErrorException", "ModelTimeoutException",
 })
 
 
@@ -82,7 +80,8 @@ class Transport(Protocol):
         """Send one Converse request; `timeout` in scenario seconds."""
 
 
-def _status_for(code: str | None) -> str:
+def status_for(code: str | None) -> str:
+    """The record status of a failed call with this (normalised) error code."""
     return "throttled" if code in THROTTLE_CODES else "error"
 
 
@@ -160,16 +159,13 @@ class BedrockTransport:
             err = e.response.get("Error", {})
             out.error_code = normalize_code(err.get("Code"))
             out.message = (err.get("Message") or str(e))[:300]
-            out.status = _status_for(out.error_code)
+            out.status = status_for(out.error_code)
         except ClientError as e:
             err = e.response.get("Error", {})
-            meta = e.response.get("ResponseMetadata", {})
+            self._meta(e.response, out)
             out.error_code = err.get("Code")
             out.message = (err.get("Message") or str(e))[:300]
-            out.http_status = meta.get("HTTPStatusCode")
-            out.request_id = meta.get("RequestId")
-            out.region = (meta.get("HTTPHeaders") or {}).get(SERVED_REGION_HEADER)
-            out.status = _status_for(out.error_code)
+            out.status = status_for(out.error_code)
         except ReadTimeoutError as e:
             out.status, out.error_code, out.message = "timeout", "ReadTimeout", str(e)[:300]
         except (EndpointConnectionError, ConnectionClosedError, ConnectionError, OSError, aiohttp.ClientError) as e:

@@ -84,7 +84,6 @@ class Request:
     checkpoints: tuple[Checkpoint, ...]
     input_tokens: int                # all input tokens (cached or not)
     max_tokens: int
-    output_tokens_hint: int
 
 
 def reply_instruction(tokens: int) -> str:
@@ -151,7 +150,6 @@ class ArmWorkload:
             arm=self.arm.name, session=index, turn=0, model_id=self.arm.model_id, stream=self.arm.stream,
             params=self._params(messages), checkpoints=self._system_checkpoint(),
             input_tokens=self.prefix_tokens + count_tokens(text), max_tokens=self.arm.max_tokens,
-            output_tokens_hint=sizes.output_tokens,
         )
 
 
@@ -194,7 +192,7 @@ class AgentSession:
         text = f"S{self.session}T{self.turn}: " + filler(t_rng, max(0, sizes.turn_tokens - count_tokens(instr) - 3))
         text += instr
         user_tokens = count_tokens(text)
-        messages = [_strip_cache_points(m) for m in self.messages]
+        messages = list(self.messages)  # history is stored without cache points; they are added per request
         checkpoints = list(wl._system_checkpoint())
         if arm.cache and self.last_checkpoint is not None:
             idx, cp = self.last_checkpoint
@@ -212,7 +210,6 @@ class AgentSession:
             arm=arm.name, session=self.session, turn=self.turn, model_id=arm.model_id, stream=arm.stream,
             params=wl._params(messages), checkpoints=tuple(checkpoints),
             input_tokens=wl.prefix_tokens + self.history_tokens + user_tokens, max_tokens=arm.max_tokens,
-            output_tokens_hint=sizes.output_tokens,
         )
         self._pending = (user_msg, user_tokens, new_cp)
         return req
@@ -228,10 +225,6 @@ class AgentSession:
         reply = reply or "(no reply)"
         self.messages.append({"role": "assistant", "content": [{"text": reply}]})
         self.history_tokens += user_tokens + count_tokens(reply)
-
-
-def _strip_cache_points(msg: dict[str, Any]) -> dict[str, Any]:
-    return {"role": msg["role"], "content": [b for b in msg["content"] if "cachePoint" not in b]}
 
 
 def _with_cache_point(msg: dict[str, Any], ttl: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+from loadgen.models import TTL_SECONDS  # noqa: F401  (re-exported for the emulator modules)
 
 
 class PromptCache:
