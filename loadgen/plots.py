@@ -310,93 +310,74 @@ def _steps(ys: Sequence[float]) -> tuple[list[int], list[float]]:
 # ---- sweeps ------------------------------------------------------------------------
 
 
-def _sweep_x(row: Mapping[str, Any], key: str) -> Any:
-    if key in row:
-        return row[key]
-    for v in row.values():
-        if isinstance(v, Mapping) and key in v:
-            return v[key]
-    raise KeyError(f"sweep row has no value for {key!r}: {dict(row)!r}")
+def _sweep_axes(rows: Sequence[Mapping[str, Any]], key: str) -> list[Any]:
+    """The sweep's axes (`sweep.Axis`), values as typed, in first-seen order.
 
+    `sweep.row` puts the axis columns first, before "point"; the other axes are needed
+    so series that differ in them are not joined into one line (nor compared as one).
+    """
+    from loadgen.sweep import Axis, split_key
 
-def _x_numbers(raw: Sequence[Any]) -> tuple[list[float], list[str] | None, Callable[[float], str]]:
-    """Numbers for the x axis, labels for strings ("5m", "20/s"), and how to print an x."""
-    from loadgen.units import format_duration, format_rate, parse_duration, parse_rate
-
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
-        return [float(v) for v in raw], None, lambda x: f"{x:.3g}"
-    try:  # numbers written as text ("5000", as a sweep's --set values arrive)
-        return [float(v) for v in raw], None, lambda x: f"{x:.3g}"
-    except (ValueError, TypeError):
-        pass
-    for conv, fmt in ((parse_duration, lambda x: format_duration(round(x))), (parse_rate, format_rate)):
-        try:
-            return [conv(v) for v in raw], [str(v) for v in raw], fmt
-        except (ValueError, TypeError):
-            pass
-    cats = list(dict.fromkeys(str(v) for v in raw))  # categorical, in first-seen order
-
-    def between(x: float) -> str:
-        i = min(int(x), len(cats) - 2)
-        return cats[i] if x == int(x) else f"between {cats[i]} and {cats[i + 1]}"
-
-    return [float(cats.index(str(v))) for v in raw], [str(v) for v in raw], between
-
-
-def crossovers(xs: Sequence[float], a: Sequence[float], b: Sequence[float]) -> list[float]:
-    """x values where two piecewise-linear curves over the same sorted xs cross."""
-    out = []
-    for i in range(1, len(xs)):
-        d0, d1 = a[i - 1] - b[i - 1], a[i] - b[i]
-        if d0 == 0 and i == 1:
-            out.append(xs[0])
-        if d1 == 0 or (d0 < 0 < d1) or (d1 < 0 < d0):
-            out.append(xs[i] if d1 == 0 else xs[i - 1] + (xs[i] - xs[i - 1]) * d0 / (d0 - d1))
-    return out
+    for r in rows:
+        if key not in r:
+            raise KeyError(f"sweep row has no value for {key!r}: {dict(r)!r}")
+    cols = list(rows[0]) if rows else [key]
+    keys = cols[:cols.index("point")] if "point" in cols else []
+    keys = keys if key in keys else [key]
+    return [Axis(k, split_key(k), tuple(dict.fromkeys(str(r.get(k)) for r in rows))) for k in keys]
 
 
 def sweep_chart(sweep_rows: Sequence[Mapping[str, Any]], key: str, out_png: str | Path) -> Path:
-    """Cost per 1000 ok requests (USD) against the swept scenario key, one line per arm.
+    """Cost per 1000 ok requests (USD) against the swept scenario key, one line per arm
+    (and per value of any other swept key).
 
-    `sweep_rows`: one mapping per (point, arm) with "arm", "cost_per_1000" and the
-    point's value for `key` (at row[key] or inside a nested mapping such as
-    row["point"][key]); numbers, durations ("5m") and rates ("20/s") are placed on a
-    numeric axis, anything else in order. Where arms cross, the crossing is marked.
-    A "warm_ratio" column, when present, is drawn in a second panel.
+    `sweep_rows`: sweep.csv rows (`loadgen.sweep.row`): the point's value for `key` at
+    row[key], "arm" and "cost_per_1000". Numbers, durations ("5m") and rates ("20/s")
+    are placed on a numeric axis (`sweep.numeric`), anything else in order. Crossings are
+    `sweep.crossovers`, the same ones (ties included) the sweep's text prints; none are
+    marked on a non-numeric axis, as none are printed. A "warm_ratio" column, when
+    present, is drawn in a second panel.
     """
-    by_arm: dict[str, list[tuple[float, str, Mapping]]] = {}
-    raw = [_sweep_x(r, key) for r in sweep_rows]
-    xs, labels, show = _x_numbers(raw)
-    for r, x, lab in zip(sweep_rows, xs, labels or [None] * len(xs)):
-        by_arm.setdefault(str(r["arm"]), []).append((x, lab, r))
+    from loadgen.sweep import crossovers, numeric
+
+    axes_ = _sweep_axes(sweep_rows, key)
+    axis = next(a for a in axes_ if a.key == key)
+    others = [a for a in axes_ if a is not axis]
+    nums = {v: numeric(v) for v in axis.values}
+    kinds = {n[1] for n in nums.values() if n is not None}
+    numeric_axis = bool(nums) and None not in nums.values() and len(kinds) == 1
+    pos = {v: nums[v][0] if numeric_axis else float(i) for i, v in enumerate(axis.values)}  # type: ignore[index]
+    by_line: dict[str, list[tuple[float, Mapping]]] = {}
+    for r in sweep_rows:
+        fixed = ", ".join(f"{a.short}={r.get(a.key)}" for a in others)
+        label = f"{r['arm']} ({fixed})" if fixed else str(r["arm"])
+        by_line.setdefault(label, []).append((pos[str(r[key])], r))
     has_warm = any("warm_ratio" in r for r in sweep_rows)
     fig, axes = _figure(10, 7 if has_warm else 4.5, 2 if has_warm else 1, 1, sharex=True)
-    colors = _colors(list(by_arm))
-    curves = {}
-    for arm, pts in by_arm.items():
+    colors = _colors(list(by_line))
+    for label, pts in by_line.items():
         pts.sort(key=lambda p: p[0])
-        px, py = [p[0] for p in pts], [float(p[2]["cost_per_1000"]) for p in pts]
-        curves[arm] = (px, py)
-        axes[0].plot(px, py, "o-", color=colors[arm], label=arm)
+        pts = [p for p in pts if p[1].get("cost_per_1000") is not None]
+        px = [x for x, _ in pts]
+        axes[0].plot(px, [float(r["cost_per_1000"]) for _, r in pts], "o-", color=colors[label], label=label)
         if has_warm:
-            axes[1].plot(px, [float(p[2].get("warm_ratio", math.nan)) * 100 for p in pts], "o-",
-                         color=colors[arm], label=arm)
-    names = list(curves)
-    for other in names[1:]:
-        (ax_, ay), (bx, by) = curves[names[0]], curves[other]
-        if ax_ == bx:
-            for cx in crossovers(ax_, ay, by):
-                axes[0].axvline(cx, color="gray", linestyle=":", linewidth=1)
-                axes[0].annotate(f" crossover {names[0]} / {other}\n {key} ~ {show(cx)}", (cx, 0.97),
-                                 xycoords=("data", "axes fraction"), ha="left", va="top", fontsize=8)
-    categorical = labels is not None and show(0.5).startswith("between")
-    positive = [x for x in xs if x > 0]
-    if not categorical and positive and len(positive) == len(xs) and max(xs) / min(xs) > 10:
+            axes[1].plot(px, [float(r.get("warm_ratio") if r.get("warm_ratio") is not None else math.nan) * 100
+                              for _, r in pts], "o-", color=colors[label], label=label)
+    for c in crossovers(sweep_rows, axes_) if numeric_axis else ():
+        if c.key != key:
+            continue
+        est = numeric(c.estimate)
+        cx = est[0] if est is not None else (pos[c.between[0]] + pos[c.between[1]]) / 2
+        at = f" ({', '.join(f'{k}={v}' for k, v in c.fixed)})" if c.fixed else ""
+        axes[0].axvline(cx, color="gray", linestyle=":", linewidth=1)
+        axes[0].annotate(f" crossover {c.cheaper_below} / {c.cheaper_above}{at}\n {key} ~ {c.estimate}", (cx, 0.97),
+                         xycoords=("data", "axes fraction"), ha="left", va="top", fontsize=8)
+    xs = list(pos.values())
+    if numeric_axis and xs and min(xs) > 0 and max(xs) / min(xs) > 10:
         for ax in axes:
             ax.set_xscale("log")
-    if labels is not None:
-        ticks = dict(zip(xs, labels))
-        axes[-1].set_xticks(list(ticks), list(ticks.values()))
+    if not numeric_axis or kinds != {"number"}:
+        axes[-1].set_xticks(xs, list(pos))   # the values as typed: "5m", "20/s", "geo"
         axes[-1].minorticks_off()
     axes[0].set_ylabel("cost per 1000 ok requests (USD)")
     axes[0].set_title(f"Cost per 1000 requests against {key}, per arm")

@@ -50,26 +50,70 @@ def test_cumulative_cost_runs_in_time_order():
     assert ts == (1.0, 11.0) and ys == (1.0, 3.0)
 
 
-def test_crossovers_interpolate_where_arms_swap_order():
-    assert plots.crossovers([0, 10], [1.0, 3.0], [2.0, 2.0]) == [5.0]
-    assert plots.crossovers([0, 1, 2], [1, 1, 1], [2, 2, 2]) == []
-
-
 def _png(p):
     data = p.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
     return data
 
 
-def test_sweep_chart_over_durations_and_numbers(tmp_path):
-    rows = [{"point": {"think_time.median": m}, "arm": arm, "cost_per_1000": c, "warm_ratio": w}
-            for m, c5, c1, w5 in (("1m", 2.0, 2.6, 0.95), ("5m", 4.0, 3.2, 0.5), ("20m", 6.0, 4.0, 0.05))
-            for arm, c, w in (("ttl-5m", c5, w5), ("ttl-1h", c1, 0.9))]
-    _png(plots.sweep_chart(rows, "think_time.median", tmp_path / "sweep.png"))
-    nums = [{"prefix_tokens": n, "arm": "a", "cost_per_1000": n / 1000} for n in (1000, 4000, 16000)]
-    _png(plots.sweep_chart(nums, "prefix_tokens", tmp_path / "nums.png"))
+def _sweep_rows(values, costs_by_arm, key="sessions.think_time.median", warm=None):
+    """sweep.csv rows as loadgen.sweep.row makes them: axis columns first, then "point"."""
+    return [{key: v, "point": i, "arm": arm, "cost_per_1000": costs[i],
+             **({"warm_ratio": warm[arm][i]} if warm else {})}
+            for i, v in enumerate(values) for arm, costs in costs_by_arm.items()]
+
+
+def _chart(monkeypatch, rows, key, out):
+    """(the saved Figure, path) of plots.sweep_chart."""
+    figs, real = [], plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, p: figs.append(fig) or real(fig, p))
+    return figs[0] if _png(plots.sweep_chart(rows, key, out)) else None
+
+
+def _marks(fig):
+    return [t.get_text() for t in fig.axes[0].texts if "crossover" in t.get_text()]
+
+
+def test_sweep_chart_over_durations_and_numbers(tmp_path, monkeypatch):
+    rows = _sweep_rows(["1m", "5m", "20m"], {"ttl-5m": [2.0, 4.0, 6.0], "ttl-1h": [2.6, 3.2, 4.0]},
+                       warm={"ttl-5m": [0.95, 0.5, 0.05], "ttl-1h": [0.9] * 3})
+    fig = _chart(monkeypatch, rows, "sessions.think_time.median", tmp_path / "sweep.png")
+    assert _marks(fig) == [" crossover ttl-5m / ttl-1h\n sessions.think_time.median ~ 2m43s"]
+    assert [t.get_text() for t in fig.axes[-1].get_xticklabels()] == ["1m", "5m", "20m"]
+    nums = _sweep_rows(["1000", "4000", "16000"], {"a": [1.0, 4.0, 16.0]}, key="prefix_tokens")
+    fig = _chart(monkeypatch, nums, "prefix_tokens", tmp_path / "nums.png")
+    assert fig.axes[0].get_xscale() == "log" and not _marks(fig)
     with pytest.raises(KeyError, match="no value for 'rate'"):
         plots.sweep_chart(nums, "rate", tmp_path / "x.png")
+
+
+def test_sweep_chart_marks_the_crossovers_the_sweep_text_prints(tmp_path, monkeypatch):
+    from loadgen import sweep
+
+    # at 5m the arms are within sweep's 0.5 % tie: no crossing between 1m and 5m or 5m
+    # and 20m on its own, one between 1m and 20m (the text's; the chart must agree)
+    key = "sessions.think_time.median"
+    rows = _sweep_rows(["1m", "5m", "20m"], {"a": [2.0, 3.0, 4.0], "b": [2.5, 3.005, 3.5]})
+    (c,) = sweep.crossovers(rows, sweep.parse_axes([f"{key}=1m,5m,20m"]))
+    assert c.between == ("1m", "20m")
+    fig = _chart(monkeypatch, rows, key, tmp_path / "tie.png")
+    assert _marks(fig) == [f" crossover a / b\n {key} ~ {c.estimate}"]
+    # a non-numeric axis: values in order, no crossing marked (the text prints none)
+    cats = _sweep_rows(["geo", "global"], {"a": [1.0, 3.0], "b": [2.0, 2.0]}, key="arms.profile")
+    fig = _chart(monkeypatch, cats, "arms.profile", tmp_path / "cats.png")
+    assert not _marks(fig) and [t.get_text() for t in fig.axes[-1].get_xticklabels()] == ["geo", "global"]
+
+
+def test_sweep_chart_keeps_other_swept_keys_apart(tmp_path, monkeypatch):
+    rows = [{"arrivals.rate": r, "sessions.think_time.median": m, "point": i, "arm": "a", "cost_per_1000": c}
+            for i, (r, m, c) in enumerate([("1/s", "1m", 1.0), ("1/s", "5m", 2.0),
+                                          ("2/s", "1m", 3.0), ("2/s", "5m", 1.5)])]
+    fig = _chart(monkeypatch, rows, "sessions.think_time.median", tmp_path / "two.png")
+    assert sorted(ln.get_label() for ln in fig.axes[0].get_lines() if not ln.get_label().startswith("_")) == [
+        "a (rate=1/s)", "a (rate=2/s)"]
+    # rate 1/s is cheaper below ~4m12s: the same series and the same crossing the text names
+    assert _marks(fig) == [" crossover arrivals.rate=1/s / arrivals.rate=2/s (arm=a)\n"
+                           " sessions.think_time.median ~ 4m12s"]
 
 
 def test_write_plots_without_histograms_rebuilds_latency_from_requests(tmp_path):
@@ -93,14 +137,6 @@ def test_rebuilt_histograms_follow_metrics_schedule_lag_counts_first_attempts_on
     assert h["schedule_lag"].get_total_count() == 1
     assert h["schedule_lag"].get_max_value() == pytest.approx(500_000, rel=1e-3)
     assert h["e2e"].get_total_count() == 1 and h["e2e"].get_max_value() == pytest.approx(11_000_000, rel=1e-3)
-
-
-def test_sweep_x_values_numbers_as_text_durations_and_categories():
-    assert plots._x_numbers(["5000", "1000"])[:2] == ([5000.0, 1000.0], None)
-    xs, labels, show = plots._x_numbers(["1m", "5m"])
-    assert (xs, labels, show(150)) == ([60.0, 300.0], ["1m", "5m"], "2m30s")
-    xs, labels, show = plots._x_numbers(["geo", "global", "geo"])
-    assert xs == [0.0, 1.0, 0.0] and show(0.5) == "between geo and global"
 
 
 def _hist(values_ms):
