@@ -121,11 +121,11 @@ def gap_points(attempts: Iterable[Mapping]) -> dict[str, list[tuple[float, bool]
 def warm_ratio_bins(points: Sequence[tuple[float, bool]], edges_s: Sequence[float]
                     ) -> list[tuple[float, float, int, float]]:
     """(lo_s, hi_s, n, warm ratio) per non-empty bin `lo <= gap < hi`; the last edge is open."""
+    from loadgen.metrics import gap_bucket_index  # summary.json's bucketing rule, any edges
+
     bins = [[0, 0] for _ in edges_s]
     for gap, warm in points:
-        i = 0
-        while i + 1 < len(edges_s) and gap >= edges_s[i + 1]:
-            i += 1
+        i = gap_bucket_index(gap, edges_s)
         bins[i][0] += 1
         bins[i][1] += warm
     out = []

@@ -43,6 +43,9 @@ def test_gap_points_keep_ok_calls_after_a_gap_that_hit_or_missed():
     assert series.gap_points(rows) == {"a": [(100.0, True), (400.0, False)]}
     assert series.warm_ratio_bins([(100, True), (110, False), (400, False)], (0, 300)) == [
         (0, 300, 2, 0.5), (300, float("inf"), 1, 0.0)]
+    # on an edge goes up, as summary.json's gap buckets do; a negative gap (rounding) to the first
+    assert series.warm_ratio_bins([(-0.001, True), (300, True), (600, False)], (0, 300, 600)) == [
+        (0, 300, 1, 1.0), (300, 600, 1, 1.0), (600, float("inf"), 1, 0.0)]
 
 
 def test_cumulative_cost_runs_in_time_order():
