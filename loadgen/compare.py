@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from loadgen.series import format_ms
+
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
 
@@ -157,7 +159,7 @@ def fmt_value(kind: str, v: float | None) -> str:
     if kind == "usd":
         return f"${v:.4f}" if abs(v) < 10 else f"${v:,.2f}"
     if kind == "ms":
-        return f"{v / 1000:.2f}s" if abs(v) >= 1000 else f"{v:.0f}ms"
+        return format_ms(v, sep="")
     return f"{v:,.0f}"
 
 

@@ -83,10 +83,6 @@ def spectrum_points(h: Any, steps: int = 150) -> tuple[list[float], list[float]]
     return [*xs, xs[-1]], [*(vals[p] / 1000.0 for p in pcts), h.get_max_value() / 1000.0]
 
 
-def _fmt_ms(ms: float) -> str:
-    return f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.0f} ms"
-
-
 def latency_figure(hists: Mapping[str, Mapping[str, Any]], metrics: Sequence[str] = LATENCY_METRICS) -> Any:
     """The latency_spectrum figure (matplotlib Figure), not saved."""
     fig, axes = _figure(11, 7.5, 2, 2)
@@ -100,7 +96,7 @@ def latency_figure(hists: Mapping[str, Mapping[str, Any]], metrics: Sequence[str
                 continue
             top = max(top, float(n))
             xs, ys = spectrum_points(h)
-            ax.plot(xs, ys, label=f"{arm} (n={n}, max {_fmt_ms(ys[-1])})", drawstyle="steps-post", **styles[arm])
+            ax.plot(xs, ys, label=f"{arm} (n={n}, max {series.format_ms(ys[-1])})", drawstyle="steps-post", **styles[arm])
             # the worst request, marked where its line ends
             ax.plot([xs[-1]], [ys[-1]], marker="^", markersize=7, color=styles[arm]["color"], linestyle="none")
         ax.set_xscale("log")

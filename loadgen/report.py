@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from loadgen.series import format_ms
+
 
 def _ms(v: float | None) -> str:
-    if v is None:
-        return "-"
-    return f"{v / 1000:.2f}s" if v >= 1000 else f"{v:.0f}ms"
+    """A table cell: "850ms", "1.62s", "-" for no data."""
+    return "-" if v is None else format_ms(v, sep="")
 
 
 def _pct(num: float, den: float) -> str:

@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
+from loadgen.series import format_ms
 from loadgen.units import parse_duration, parse_percent, parse_usd
 
 LATENCIES = ("ttft", "e2e", "service", "schedule_lag")
@@ -225,7 +226,7 @@ def format_value(expr: ThresholdExpr, v: float | None) -> str:
     if v is None:
         return "no data"
     if expr.stat is not None:
-        return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.0f} ms"
+        return format_ms(v)
     if expr.metric in RATIOS:
         return f"{100 * v:.2f} %"
     if expr.metric in COSTS:

@@ -190,3 +190,14 @@ def test_an_empty_run_plots_without_legend_warnings(tmp_path, recwarn, caplog, a
     assert len(written) == 4
     said = [str(w.message) for w in recwarn] + [r.getMessage() for r in caplog.records]
     assert not [m for m in said if "legend" in m], said
+
+
+def test_one_millisecond_format_for_prose_and_table_cells():
+    from loadgen.compare import fmt_value
+    from loadgen.report import _ms
+    from loadgen.thresholds import format_value, parse
+
+    assert [series.format_ms(v) for v in (849.6, 999.4, 1000, 1618)] == ["850 ms", "999 ms", "1.00 s", "1.62 s"]
+    assert series.format_ms(1618, sep="") == _ms(1618) == fmt_value("ms", 1618) == "1.62s"
+    assert _ms(850) == fmt_value("ms", 850) == "850ms" and _ms(None) == fmt_value("ms", None) == "-"
+    assert format_value(parse("p99(ttft) < 2s"), 1618) == "1.62 s"
