@@ -127,14 +127,14 @@ async def _loadgen(url: str, a: argparse.Namespace) -> dict:
     import tempfile
 
     from loadgen.clock import RealClock
-    from loadgen.run_command import RunState, _make_pricer, drive
+    from loadgen.run_command import RunState, make_pricer, drive
     from loadgen.results import ResultsDir
     from loadgen.transport import BedrockTransport
 
     rate = a.rate
     total = int(a.rate / 1.5 * a.seconds)  # about `seconds` worth at the ceiling
     sc = _bench_scenario(url, a, rate, total / rate * 4 + 60)
-    pricer = _make_pricer(sc)
+    pricer = make_pricer(sc)
     with tempfile.TemporaryDirectory(prefix="loadgen-bench-") as d:
         out = ResultsDir.create(d, sc.name, dt.datetime.now(dt.timezone.utc))
         # warm-up on a throwaway state so the measured run starts with warm connections
@@ -221,14 +221,14 @@ def pieces(a: argparse.Namespace) -> dict[str, float]:
     from loadgen.metrics import ArmInfo, Metrics
     from loadgen.record import Attempt
     from loadgen.results import ResultsDir, attempt_line
-    from loadgen.run_command import _make_pricer
+    from loadgen.run_command import make_pricer
     from loadgen.workload import ArmWorkload, draw_sizes
 
     C.pin(1)
     sc = _bench_scenario("http://127.0.0.1:9", a, 1000.0, 60)
     arm = sc.arms[0]
     wl = ArmWorkload(sc, arm)
-    pricer = _make_pricer(sc)
+    pricer = make_pricer(sc)
     exp = CacheExpectations(wl.info.cache_min_tokens)
     metrics = Metrics([ArmInfo.from_arm(arm)])
     usage = {"inputTokens": 90, "outputTokens": 16, "totalTokens": 106, "cacheReadInputTokens": 0,
@@ -286,7 +286,7 @@ def _runner_alone(a: argparse.Namespace, n: int = 20000) -> float:
 
     from loadgen.clock import RealClock
     from loadgen.results import ResultsDir
-    from loadgen.run_command import RunState, _make_pricer, drive
+    from loadgen.run_command import RunState, make_pricer, drive
     from loadgen.transport import Outcome
 
     usage = {"inputTokens": 90, "outputTokens": 16, "totalTokens": 106, "cacheReadInputTokens": 0,
@@ -313,7 +313,7 @@ def _runner_alone(a: argparse.Namespace, n: int = 20000) -> float:
             state = RunState(sc, clock, out)
             args = ap.Namespace(max_requests=n, max_cost_usd=None, quiet=True)
             cpu0 = C.cpu_seconds()
-            anyio.run(lambda: drive(state, Instant(clock), _make_pricer(sc), args, signals=False))
+            anyio.run(lambda: drive(state, Instant(clock), make_pricer(sc), args, signals=False))
             best = min(best, (C.cpu_seconds() - cpu0) / n * 1e6)
             out.close()
     return best

@@ -42,7 +42,7 @@ async def _drive(url: str, *, rate: float, requests: int, max_in_flight: int, sa
 
     from loadgen.clock import RealClock
     from loadgen.results import ResultsDir
-    from loadgen.run_command import RunState, _make_pricer, drive
+    from loadgen.run_command import RunState, make_pricer, drive
     from loadgen.transport import BedrockTransport
 
     sc = C.load_scenario(C.scenario_text(rate=rate, duration_s=requests / rate * 10 + 60,
@@ -77,7 +77,7 @@ async def _drive(url: str, *, rate: float, requests: int, max_in_flight: int, sa
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(watch)
-                await drive(state, transport, _make_pricer(sc),
+                await drive(state, transport, make_pricer(sc),
                             ap.Namespace(max_requests=requests, max_cost_usd=None, quiet=True), signals=False)
                 tg.cancel_scope.cancel()
         out.close()

@@ -39,7 +39,8 @@ from loadgen.emulator.model import EmulatorModel  # noqa: E402
 from loadgen.results import ResultsDir  # noqa: E402
 from loadgen.run_command import RunState  # noqa: E402
 from loadgen.scenario import load, loads  # noqa: E402
-from loadgen.simulate import ProbeState, fast_pricer, simulate  # noqa: E402
+from loadgen.run_command import make_pricer  # noqa: E402
+from loadgen.simulate import ProbeState, simulate  # noqa: E402
 from loadgen.units import parse_duration  # noqa: E402
 from loadgen.workload import ArmWorkload, draw_sizes  # noqa: E402
 
@@ -106,7 +107,7 @@ def baseline(n: int = 20000) -> tuple[int, float]:
 def run_case(sc, with_files: bool) -> tuple[int, float, float]:
     """(attempts, wall s, scenario s) for one simulation of `sc`."""
     cfg = EmulatorConfig.from_mapping(sc.emulator)
-    pricer = fast_pricer(sc)
+    pricer = make_pricer(sc)
     if with_files:
         tmp = tempfile.mkdtemp(prefix="bench-simulate-")
         out = ResultsDir.create(tmp, sc.name, dt.datetime.now(dt.timezone.utc))

@@ -180,9 +180,9 @@ def cmd_find_max_rate(args: argparse.Namespace) -> int:
     if isinstance(prepared, int):
         return prepared
     sc, _, cfg = prepared
-    from loadgen.simulate import fast_pricer
+    from loadgen.run_command import make_pricer
 
-    pricer = fast_pricer(sc)
+    pricer = make_pricer(sc)
     if sc.arrivals is None:
         _err(f"loadgen simulate --find-max-rate: {sc.path} drives closed-loop [sessions]; the search "
              "needs an open-loop scenario with [arrivals] (an arrival rate to raise)")

@@ -196,7 +196,7 @@ def plan(scenario: Scenario) -> Plan:
     """The dry plan of a parsed scenario (pure: no clock, no network; seeded by the scenario)."""
     sc = scenario
     reqs, sessions = schedule(sc)
-    table = pricing.default_table().with_overrides(sc.pricing)
+    table = pricing.table_for(sc.pricing)
     arms = []
     for arm in sc.arms:
         info = lookup(arm.model_id)

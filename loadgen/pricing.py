@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from loadgen import data
 from loadgen.profiles import KINDS, base_id, kind_of
@@ -296,8 +296,10 @@ def breakdown(model_id: str, usage: Mapping[str, Any], *, cache_ttl: str = "5m",
     if cache_ttl not in TTLS:
         raise PricingError(f"cache_ttl must be one of {', '.join(TTLS)}, got {cache_ttl!r}")
     table = prices if prices is not None else default_table()
-    row = table.price(model_id)
-    fam = table.family_of(model_id)
+    return _breakdown(table.price(model_id), table.family_of(model_id), usage, cache_ttl, batch)
+
+
+def _breakdown(row: Any, fam: Any, usage: Mapping[str, Any], cache_ttl: str, batch: bool) -> Breakdown:
     scale = fam.batch if batch else 1.0
     p_in = row.input_per_mtok * scale / PER
     p_out = row.output_per_mtok * scale / PER
@@ -308,6 +310,29 @@ def breakdown(model_id: str, usage: Mapping[str, Any], *, cache_ttl: str = "5m",
         cache_read=_tokens(usage, "cacheReadInputTokens") * fam.cache_read * p_in,
         cache_write=write * p_in,
     )
+
+
+def table_for(overrides: Iterable[Any] = ()) -> PriceTable:
+    """The catalog with a scenario's `[pricing]` overrides applied (the catalog itself if none)."""
+    overrides = tuple(overrides)
+    return default_table().with_overrides(overrides) if overrides else default_table()
+
+
+def pricer(table: PriceTable) -> Callable[[str, Mapping[str, Any], str], dict[str, float]]:
+    """`price(model_id, usage, cache_ttl) -> {input, output, cache_read, cache_write, total}`
+    in USD, as breakdown() computes it. It runs once per attempt, so the catalog row and
+    family are looked up once per model id, not per call."""
+    rows: dict[str, tuple[Any, Any]] = {}
+
+    def price(model_id: str, usage: Mapping[str, Any], cache_ttl: str) -> dict[str, float]:
+        rf = rows.get(model_id)
+        if rf is None:
+            rf = rows[model_id] = (table.price(model_id), table.family_of(model_id))
+        if cache_ttl not in TTLS:
+            raise PricingError(f"cache_ttl must be one of {', '.join(TTLS)}, got {cache_ttl!r}")
+        return vars(_breakdown(rf[0], rf[1], usage, cache_ttl, False))
+
+    return price
 
 
 def cost(model_id: str, usage: Mapping[str, Any], *, cache_ttl: str = "5m",

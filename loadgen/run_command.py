@@ -75,15 +75,11 @@ def apply_overrides(sc: Scenario, args: argparse.Namespace) -> Scenario:
     return sc
 
 
-def _make_pricer(sc: Scenario):
-    from loadgen.pricing import breakdown, default_table
+def make_pricer(sc: Scenario):
+    """The run's pricer: catalog prices with the scenario's overrides, USD by bucket."""
+    from loadgen import pricing
 
-    table = default_table().with_overrides(sc.pricing) if sc.pricing else default_table()
-
-    def pricer(model_id: str, usage: Mapping[str, Any], cache_ttl: str) -> dict[str, float]:
-        return vars(breakdown(model_id, usage, cache_ttl=cache_ttl, prices=table))  # flat dataclass: vars is asdict, cheaper
-
-    return pricer
+    return pricing.pricer(pricing.table_for(sc.pricing))
 
 
 def _confirm_aws(sc: Scenario, args: argparse.Namespace) -> bool:
@@ -130,7 +126,7 @@ def prepare(args: argparse.Namespace, command: str = "run") -> tuple[Scenario, A
             _err(str(e))
             return EXIT_BAD_INPUT
     try:
-        pricer = _make_pricer(sc)
+        pricer = make_pricer(sc)
     except Exception as e:  # an unknown model in the price catalog is bad input, not a $0 run
         _err(f"loadgen {command}: {e}")
         return EXIT_BAD_INPUT

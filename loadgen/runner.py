@@ -34,7 +34,7 @@ from loadgen.expectations import CacheExpectations, Prediction
 from loadgen.record import Attempt, observed_cache_state
 from loadgen.scenario import Arm, Scenario
 from loadgen.transport import Outcome, Transport
-from loadgen.workload import AgentSession, ArmWorkload, Request, Sizes, draw_sizes
+from loadgen.workload import AgentSession, ArmWorkload, Request, draw_sizes
 
 Pricer = Callable[[str, Mapping[str, Any], str], Mapping[str, float]]
 Sink = Callable[[Attempt, Mapping[str, float]], None]

@@ -957,7 +957,7 @@ def _check_prices(ctx: _Ctx, arms: tuple[Arm, ...], overrides: tuple[PriceOverri
                   from_table: bool) -> None:
     """Every arm must be priceable, or its bill would be wrong (never silently $0)."""
     try:
-        table = pricing.default_table().with_overrides(overrides)
+        table = pricing.table_for(overrides)
     except pricing.PricingError as e:
         ctx.err(("pricing",), str(e))
         return

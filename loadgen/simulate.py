@@ -32,8 +32,8 @@ import anyio
 from loadgen import __version__
 from loadgen.clock import VirtualClock
 from loadgen.results import ResultsDir, safe_name
-from loadgen.run_command import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, RunState, apply_overrides, open_results,
-                                 drive, finish, prepare)
+from loadgen.run_command import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, RunState, apply_overrides,
+                                 drive, finish, make_pricer, open_results, prepare)
 from loadgen.scenario import Scenario, ScenarioError
 
 # `loadgen run` flags simulate does not take; apply_overrides reads them all.
@@ -97,24 +97,6 @@ def _emulator_config(sc: Scenario) -> Any:
     return EmulatorConfig.from_mapping(sc.emulator, source=sc.path)
 
 
-def fast_pricer(sc: Scenario) -> Callable[[str, Any, str], dict[str, float]]:
-    """run_command's pricer (same prices, same buckets), without dataclasses.asdict per call:
-    in a simulation pricing every attempt is a hot path."""
-    from loadgen.pricing import breakdown, default_table
-
-    table = default_table().with_overrides(sc.pricing) if sc.pricing else default_table()
-
-    def pricer(model_id: str, usage: Any, cache_ttl: str) -> dict[str, float]:
-        b = breakdown(model_id, usage, cache_ttl=cache_ttl, prices=table)
-        return {"input": b.input, "output": b.output, "cache_read": b.cache_read,
-                "cache_write": b.cache_write, "total": b.total}
-
-    return pricer
-
-
-_pricer = fast_pricer
-
-
 def _sent(state: RunState) -> int:
     return sum(s.get("requests", {}).get("sent", 0)
                for s in state.metrics.summary({}).get("arms", {}).values())
@@ -137,7 +119,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if isinstance(prepared, int):
         return prepared
     sc, _, emulator_config = prepared
-    pricer = fast_pricer(sc)
+    pricer = make_pricer(sc)
     out = open_results(args.out, sc)
     if out is None:
         return EXIT_BAD_INPUT
@@ -222,7 +204,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         _err(f"loadgen simulate: {e}")
         return EXIT_BAD_INPUT
     try:
-        configs = [(_pricer(sc), _emulator_config(sc)) for _, sc, _ in runs]
+        configs = [(make_pricer(sc), _emulator_config(sc)) for _, sc, _ in runs]
     except Exception as e:  # an emulator key or price row the parser let through
         _err(f"loadgen simulate: {e}")
         return EXIT_BAD_INPUT

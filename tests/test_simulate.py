@@ -133,7 +133,9 @@ def test_simulate_agrees_with_run_on_a_deterministic_scenario(tmp_path):
         s = sim_by[k]
         for field in ("first_token", "end"):
             d = (r[field] - r["start"]) - (s[field] - s["start"])
-            assert -0.005 <= d <= (1.5 if k[2] in firsts and k[1] == 0 else 0.15), (k, field, d)
+            # run's real HTTP time is magnified x10 on the warp clock: 0.5 s of scenario time is
+            # 50 ms of real time, room for a busy 2-core CI machine without hiding a model change
+            assert -0.005 <= d <= (1.5 if k[2] in firsts and k[1] == 0 else 0.5), (k, field, d)
 
 
 FAULTS = f"""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from loadgen.models import TTL_SECONDS  # noqa: F401  (re-exported for the emulator modules)
 
 
 class PromptCache:

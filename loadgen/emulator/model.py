@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadgen import profiles
-from loadgen.emulator.cache import TTL_SECONDS, PromptCache
+from loadgen.emulator.cache import PromptCache
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.errors import BedrockError, error, validation
-from loadgen.emulator.request import ParsedRequest, parse
+from loadgen.emulator.request import parse
 from loadgen.emulator.window import Charge, Window
-from loadgen.models import ModelInfo, UnknownModel, lookup
+from loadgen.models import TTL_SECONDS, ModelInfo, UnknownModel, lookup
 from loadgen.tokens import CHARS_PER_TOKEN
 
 __all__ = ["EmulatorModel", "Plan", "Usage", "StreamFault", "BedrockError", "resolve_model_id"]

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from loadgen.emulator.cache import TTL_SECONDS
+from loadgen.models import TTL_SECONDS
 from loadgen.emulator.errors import BedrockError, validation
 from loadgen.models import ModelInfo
 from loadgen.tokens import count_tokens

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from loadgen.emulator import eventstream
 from loadgen.emulator.config import EmulatorConfig
-from loadgen.emulator.errors import BedrockError, validation
+from loadgen.emulator.errors import BedrockError
 from loadgen.emulator.model import EmulatorModel, Plan
 
 SERVED_REGION_HEADER = "x-loadgen-served-region"
