@@ -285,4 +285,6 @@ def _table(found: Sequence[Found], sc: Scenario, cfg: Any) -> str:
 
 
 def _ms(x: Any) -> str:
-    return "-" if x is None else (f"{x / 1000:.2f} s" if x >= 1000 else f"{x:.0f} ms")
+    from loadgen.series import format_ms
+
+    return "-" if x is None else format_ms(x)

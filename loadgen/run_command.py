@@ -181,6 +181,7 @@ class RunState:
         self.runner: Runner | None = None
         self.wall0 = time.monotonic()
         self.wall_start = time.time()
+        self.summary: dict[str, Any] | None = None  # summary.json's dict, once finish() wrote it
 
     def sink(self, a: Attempt, costs: Mapping[str, float]) -> None:
         self.out.append(a)
@@ -217,6 +218,7 @@ def finish(state: RunState, *, quiet: bool = False, stop_reason: str | None = No
     summary = state.metrics.summary(run_facts(state.sc, state.clock, state.wall0, reason))
     behind = behind_schedule(summary, state.clock.scale)
     summary["behind_schedule"] = bool(behind)
+    state.summary = summary
     state.out.write_histograms(state.metrics, scenario_s=state.clock.now(), wall_start=state.wall_start)
     state.out.write_summary(summary)
     table = summary_table(summary)

@@ -97,11 +97,6 @@ def _emulator_config(sc: Scenario) -> Any:
     return EmulatorConfig.from_mapping(sc.emulator, source=sc.path)
 
 
-def _sent(state: RunState) -> int:
-    return sum(s.get("requests", {}).get("sent", 0)
-               for s in state.metrics.summary({}).get("arms", {}).values())
-
-
 # --------------------------------------------------------------------------- the command
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -135,7 +130,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     wall = time.monotonic() - state.wall0  # the simulation alone, before plots and report.html
     code = finish(state, quiet=args.quiet)
     if not args.quiet:
-        n = _sent(state)
+        n = state.metrics.snapshot().total.sent
         print(f"simulated {state.clock.now():,.0f} s of scenario time in {wall:.2f} s wall "
               f"({n} attempts, {n / wall if wall > 0 else 0:,.0f} per wall second)", flush=True)
     return code
@@ -232,7 +227,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             out.close()
         with contextlib.redirect_stdout(io.StringIO()):  # one table per point would drown the sweep
             code = finish(state, quiet=True)
-        summary = json.loads((path / "summary.json").read_text())
+        summary = state.summary
+        assert summary is not None
         for arm, s in summary["arms"].items():
             rows.append(sweep.row(p, axes, arm, s, str(path.relative_to(parent))))
         if not args.quiet:
