@@ -18,17 +18,16 @@ and replies are cut at max_tokens as the model would.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from loadgen import arrivals as arr
 from loadgen import pricing
+from loadgen import schedule as schedule_of
 from loadgen.models import TTL_SECONDS, lookup
 from loadgen.scenario import Arm, Scenario, ScenarioError, load
 from loadgen.series import rolling_peak
 from loadgen.units import format_duration, format_rate
-from loadgen.workload import draw_sizes
 
 WINDOW_S = 60.0  # Bedrock quotas are per minute
 
@@ -96,30 +95,23 @@ def schedule(sc: Scenario) -> tuple[list[DryRequest], int | None]:
     w = sc.workload
     out: list[DryRequest] = []
     if sc.arrivals is not None:
-        rng = random.Random(f"{sc.seed}:arrivals")  # the runner's seed strings (runner.py)
-        for i, point in enumerate(arr.arrivals(sc.arrivals, sc.duration, rng)):
-            sizes = draw_sizes(sc, random.Random(f"{sc.seed}:sizes:{i}"))
-            if point.input_tokens is not None and w.question_tokens is not None:
-                sizes = replace(sizes, question_tokens=max(1, point.input_tokens - w.prefix_tokens))
-            if point.output_tokens is not None:
-                sizes = replace(sizes, output_tokens=point.output_tokens)
-            out.append(DryRequest(point.offset, i, 0, sizes.question_tokens, 0, 0, sizes.output_tokens))
+        for i, offset, sizes in schedule_of.open_loop(sc):  # exactly the runner's draws
+            out.append(DryRequest(offset, i, 0, sizes.question_tokens, 0, 0, sizes.output_tokens))
         return out, None
-    assert sc.sessions is not None
-    starts = list(arr.offsets(sc.sessions.arrival, sc.duration, random.Random(f"{sc.seed}:sessions")))
+    starts = list(schedule_of.session_starts(sc))
     for index, start in enumerate(starts):
-        rng = random.Random(f"{sc.seed}:session:{index}")
-        turns = arr.session_turns(rng, w.turns_min, w.turns_max)
+        draws = schedule_of.SessionDraws(sc, index)
         t, history, prev = start, 0, 0
-        for turn in range(turns):
+        for turn in range(draws.turns):
             if t >= sc.duration:
                 break
-            sizes = draw_sizes(sc, rng)
+            sizes = draws.sizes()
             out.append(DryRequest(t, index, turn, sizes.turn_tokens, history, prev, sizes.output_tokens))
             prev = w.prefix_tokens + history + sizes.turn_tokens
             # the reply joins the history, cut at maxTokens ([model]; arms overriding it differ a little)
             history += sizes.turn_tokens + min(sizes.output_tokens, sc.model.max_tokens)
-            t += arr.sample(sc.sessions.think_time, rng)
+            # turns start one think time apart: model latency is not known before a run
+            t += draws.think_time()
     out.sort(key=lambda r: r.t)
     return out, len(starts)
 

@@ -22,19 +22,19 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import anyio
 import anyio.lowlevel
 
-from loadgen.arrivals import arrivals, offsets, sample, session_turns
+from loadgen import schedule
 from loadgen.clock import Clock
 from loadgen.expectations import CacheExpectations, Prediction
 from loadgen.record import Attempt, observed_cache_state
 from loadgen.scenario import Arm, Scenario
 from loadgen.transport import Outcome, Transport
-from loadgen.workload import AgentSession, ArmWorkload, Request, draw_sizes
+from loadgen.workload import AgentSession, ArmWorkload, Request
 
 Pricer = Callable[[str, Mapping[str, Any], str], Mapping[str, float]]
 Sink = Callable[[Attempt, Mapping[str, float]], None]
@@ -213,18 +213,10 @@ class Runner:
 
     async def _open_loop(self, tg: Any) -> None:
         with self.clock.participant(entered=True):
-            sc = self.scenario
-            assert sc.arrivals is not None
-            rng = random.Random(f"{sc.seed}:arrivals")
             try:
-                for i, point in enumerate(arrivals(sc.arrivals, sc.duration, rng)):
-                    if not await self._sleep_until(point.offset):
+                for i, offset, sizes in schedule.open_loop(self.scenario):
+                    if not await self._sleep_until(offset):
                         break
-                    sizes = draw_sizes(sc, random.Random(f"{sc.seed}:sizes:{i}"))
-                    if point.input_tokens is not None and sc.workload.question_tokens is not None:
-                        sizes = replace(sizes, question_tokens=max(1, point.input_tokens - sc.workload.prefix_tokens))
-                    if point.output_tokens is not None:
-                        sizes = replace(sizes, output_tokens=point.output_tokens)
                     for arm in self.arms:
                         req = self.workloads[arm.name].single(i, sizes)
                         if not self._admit(req):
@@ -233,7 +225,7 @@ class Runner:
                         # target then holds the dispatcher back (the wait is still recorded
                         # as schedule lag) instead of piling up one waiting request per arrival.
                         await self._take_slot()
-                        self._hand_off(tg, arm, req, point.offset)
+                        self._hand_off(tg, arm, req, offset)
                     if self.stopping:
                         break
             finally:
@@ -241,33 +233,26 @@ class Runner:
 
     async def _session_dispatcher(self, tg: Any) -> None:
         with self.clock.participant(entered=True):
-            sc = self.scenario
-            assert sc.sessions is not None
-            rng = random.Random(f"{sc.seed}:sessions")
-            for i, start in enumerate(offsets(sc.sessions.arrival, sc.duration, rng)):
+            for i, start in enumerate(schedule.session_starts(self.scenario)):
                 if not await self._sleep_until(start):
                     break
                 for arm in self.arms:
                     self._spawn(tg, self._session, arm, i, start)
 
     async def _session(self, arm: Arm, index: int, start: float) -> None:
-        sc = self.scenario
-        assert sc.sessions is not None
-        rng = random.Random(f"{sc.seed}:session:{index}")  # same draws for every arm
-        turns = session_turns(rng, sc.workload.turns_min, sc.workload.turns_max)
+        draws = schedule.SessionDraws(self.scenario, index)  # the same draws for every arm
         session = AgentSession(self.workloads[arm.name], index)
         intended = start
         try:
-            for _ in range(turns):
-                if intended >= sc.duration or not await self._sleep_until(intended):
+            for _ in range(draws.turns):
+                if intended >= self.scenario.duration or not await self._sleep_until(intended):
                     break
-                sizes = draw_sizes(sc, rng)
-                req = session.next_request(sizes)
+                req = session.next_request(draws.sizes())
                 if not self._admit(req):
                     break
                 out = await self._request(arm, req, intended)
                 session.complete(out.status == "ok", out.text)
-                intended = self.clock.now() + sample(sc.sessions.think_time, rng)
+                intended = self.clock.now() + draws.think_time()
         finally:
             self.expect[arm.name].forget_session(("session", arm.name, index))
 
