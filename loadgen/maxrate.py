@@ -96,6 +96,23 @@ def at_rate(sc: Scenario, rate: float) -> Scenario:
     return dataclasses.replace(sc, arrivals=OpenLoop(kind="poisson", rate=rate))
 
 
+def scenario_text_at(sc: Scenario, rate: float) -> str:
+    """TOML of the one-arm scenario `sc` at `rate` requests/s, as `at_rate` runs it."""
+    from loadgen import sweep
+    from loadgen._toml import toml
+
+    doc = toml.loads(sc.source)
+    arrivals = doc.get("arrivals") or {}
+    if arrivals.get("kind") not in ("constant", "poisson"):
+        arrivals = {"kind": "poisson"}
+    doc["arrivals"] = {**arrivals, "rate": f"{rate!r}/s"}
+    if "arms" in doc:
+        names = {a.name for a in sc.arms}
+        doc["arms"] = [a for a in doc["arms"] if a.get("name") in names]
+    return sweep.dumps(doc, header=f"loadgen simulate --find-max-rate: {sc.path} with arm "
+                                   f"{', '.join(a.name for a in sc.arms)} at {rate:g} requests/s")
+
+
 def search(probe: Callable[[float], Trial], start: float, *, tolerance: float = 0.05,
            max_trials: int = 24, lowest: float = 1 / 3600, highest: float = 5000.0) -> tuple[Trial | None, Trial | None, list[Trial]]:
     """(highest passing trial, lowest failing trial, all trials) for a monotone-ish probe.
@@ -251,7 +268,7 @@ def _results_at(path: Path, sc: Scenario, rate: float, pricer: Any, cfg: Any) ->
     path.mkdir(parents=True)
     out = ResultsDir(path)
     run = at_rate(sc, rate)
-    out.write_scenario(sc.source)
+    out.write_scenario(scenario_text_at(sc, rate))  # what this directory ran, not the input file
     state = RunState(run, VirtualClock(), out)
     try:
         simulate(state, pricer, cfg, signals=False)

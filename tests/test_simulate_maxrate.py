@@ -139,3 +139,15 @@ def test_tpm_threshold_is_the_peak_quota_tokens_with_burndown(tmp_path):
     arm = json.loads((only_dir(tmp_path / "out") / "maxrate.json").read_text())["arms"]["in-region"]
     assert 0.33 <= arm["max_rate_per_s"] <= 0.4
     assert "tpm < 30000" in arm["binding"]
+
+
+def test_results_at_the_max_rate_hold_the_scenario_they_ran(tmp_path):
+    from loadgen.scenario import loads
+
+    sc = write(tmp_path, "tpm = 60000")
+    assert main(["simulate", str(sc), "--find-max-rate", "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    parent = only_dir(tmp_path / "out")
+    rate = json.loads((parent / "maxrate.json").read_text())["arms"]["in-region"]["max_rate_per_s"]
+    ran = loads((parent / "in-region" / "scenario.toml").read_text())
+    assert ran.arrivals.rate == pytest.approx(rate)
+    assert [a.name for a in ran.arms] == ["in-region"]
