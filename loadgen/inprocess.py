@@ -96,7 +96,7 @@ class InProcessTransport:
                            message=f"no complete response within {deadline - start:g} s")
         if r.delay_s > 0:
             await self._clock.sleep_until(at)
-        in_band = stream and self._in_band and r.stream_event_type is not None and r.code != "ValidationException"
+        in_band = stream and r.in_band(self._in_band)
         code = normalize_code(r.code)
         return Outcome(status=status_for(code), start=start,
                        end=self._clock.now(), error_code=code, message=r.message[:300],

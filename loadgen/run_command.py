@@ -168,8 +168,7 @@ def open_results(parent: str, sc: Scenario) -> ResultsDir | None:
 
 
 def new_metrics(sc: Scenario) -> Metrics:
-    return Metrics([ArmInfo(name=a.name, model_id=a.model_id, profile=a.profile, cache_ttl=a.cache_ttl,
-                            cache=a.cache) for a in sc.arms])
+    return Metrics([ArmInfo.from_arm(a) for a in sc.arms])
 
 
 class RunState:

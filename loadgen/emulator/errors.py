@@ -25,6 +25,15 @@ class BedrockError:
         name = self.code[0].lower() + self.code[1:]
         return name if name in _STREAM_MEMBERS else None
 
+    def in_band(self, stream_errors_in_band: bool) -> bool:
+        """Whether a ConverseStream call gets this error as an exception event after HTTP 200.
+
+        Request validation happens before a stream opens, so a ValidationException is
+        always an HTTP 400, although the stream shape has a validationException event
+        (which Bedrock uses for problems found mid-stream)."""
+        return (stream_errors_in_band and self.stream_event_type is not None
+                and self.code != "ValidationException")
+
 
 _STREAM_MEMBERS = ("internalServerException", "modelStreamErrorException", "validationException",
                    "throttlingException", "serviceUnavailableException")

@@ -181,9 +181,7 @@ async def _converse_stream(request: web.Request) -> web.StreamResponse:
 
 async def _stream_error(request: web.Request, model: EmulatorModel, r: BedrockError,
                         resp: web.StreamResponse) -> web.StreamResponse:
-    in_band = (model.config.stream_errors_in_band and r.stream_event_type is not None
-               and r.code != "ValidationException")
-    if not in_band:
+    if not r.in_band(model.config.stream_errors_in_band):
         return _error_response(r, str(uuid.uuid4()))
     resp.headers.update(_headers(str(uuid.uuid4()), r.served_region, _EVENTSTREAM))
     await resp.prepare(request)
