@@ -25,7 +25,7 @@ from loadgen._toml import toml
 from loadgen.arrivals import Dist, OpenLoop, Stage, TracePoint
 from loadgen.models import ModelInfo, UnknownModel, lookup
 from loadgen.profiles import KINDS, kind_of, split, with_profile, region_problem
-from loadgen.toml_lines import key_lines, line_of
+from loadgen.toml_lines import key_lines, line_of, syntax_error
 from loadgen.units import DURATION_HINT, RATE_HINT, format_duration, parse_duration, parse_rate
 
 
@@ -1038,14 +1038,7 @@ def loads(text: str, path: str = "<scenario>") -> Scenario:
     try:
         raw = toml.loads(text)
     except toml.TOMLDecodeError as e:
-        msg = str(e)
-        m = re.search(r"\s*\(at line (\d+), column (\d+)\)\s*$", msg)
-        if m:
-            raise ScenarioError([f"{path}:{m.group(1)}: TOML syntax error: {msg[:m.start()]} "
-                                 f"(column {m.group(2)})"]) from None
-        m = re.search(r"\s*\(at end of document\)\s*$", msg)
-        end = text.count("\n") + 1
-        raise ScenarioError([f"{path}:{end}: TOML syntax error: {msg[:m.start()] if m else msg}"]) from None
+        raise ScenarioError([syntax_error(path, text, e)]) from None
     ctx = _Ctx(path, key_lines(text))
     scenario = _build(ctx, raw, text)
     if ctx.problems:

@@ -21,6 +21,17 @@ Path = tuple  # tuple[str | int, ...]
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
 
 
+def syntax_error(path: str, text: str, e: Exception) -> str:
+    """`path:line: TOML syntax error: message (column c)` from tomllib's TOMLDecodeError,
+    whose message ends in "(at line L, column C)" or "(at end of document)"."""
+    msg = str(e)
+    m = re.search(r"\s*\(at line (\d+), column (\d+)\)\s*$", msg)
+    if m:
+        return f"{path}:{m.group(1)}: TOML syntax error: {msg[:m.start()]} (column {m.group(2)})"
+    m = re.search(r"\s*\(at end of document\)\s*$", msg)
+    return f"{path}:{text.count(chr(10)) + 1}: TOML syntax error: {msg[:m.start()] if m else msg}"
+
+
 def key_lines(text: str) -> dict[Path, int]:
     """Line (1-based) of every key, table header and array element in `text`."""
     scan = _Scanner(text)

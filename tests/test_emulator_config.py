@@ -76,7 +76,7 @@ def test_config_file_scenario_or_bare_table(tmp_path):
      4, 'emulator.quotas.models."us.anthropic.x".tpm: expected a non-negative integer'),
     ('latency = "fast"\n\n\ncolour = 3\n', 4, "emulator.colour: unknown key"),
     ('[emulator.latency]\npreset = "fast"\n\nqueue_knee = 2\n', 4, "emulator.latency.queue_knee: expected"),
-    ('latency = "fast"\nlatency = "x"\n', 2, "not valid TOML"),
+    ('latency = "fast"\nlatency = "x"\n', 2, "TOML syntax error"),
 ])
 def test_loadgen_emulator_bad_config_names_file_line_and_key(tmp_path, capsys, text, line, key):
     from loadgen.cli import main

@@ -238,7 +238,7 @@ def load_config_file(path: str) -> EmulatorConfig:
     import re
 
     from loadgen._toml import toml
-    from loadgen.toml_lines import key_lines, line_of
+    from loadgen.toml_lines import key_lines, line_of, syntax_error
 
     try:
         with open(path, encoding="utf-8") as f:
@@ -250,11 +250,7 @@ def load_config_file(path: str) -> EmulatorConfig:
     try:
         doc = toml.loads(text)
     except toml.TOMLDecodeError as e:
-        msg = str(e)
-        m = re.search(r"\s*\(at line (\d+), column (\d+)\)\s*$", msg)
-        if m:
-            raise ValueError(f"{path}:{m.group(1)}: not valid TOML: {msg[:m.start()]} (column {m.group(2)})") from None
-        raise ValueError(f"{path}:{text.count(chr(10)) + 1}: not valid TOML: {msg}") from None
+        raise ValueError(syntax_error(path, text, e)) from None
     if "emulator" in doc:
         table: Mapping = doc["emulator"]
         root: tuple = ("emulator",)
