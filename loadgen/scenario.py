@@ -362,13 +362,9 @@ def _dist(ctx: _Ctx, value: object, path: tuple, unit: str) -> Dist | None:
                    else "\"30s\" or { dist = \"lognormal\", median = \"3m\", p90 = \"15m\" }")
         ctx.err(path, f"expected {example}, got {_kind(value)} {value!r}")
         return None
-    kind = ctx.str_(value, path, "dist", choices=tuple(DIST_FIELDS))
+    kind = _kind_of(ctx, value, path, "dist", DIST_FIELDS)
     if kind is None:
         return None
-    allowed = ("dist",) + DIST_FIELDS[kind]
-    others = {k: f"not used by dist = \"{kind}\" (it takes: {', '.join(DIST_FIELDS[kind])})"
-              for fields in DIST_FIELDS.values() for k in fields if k not in allowed}
-    ctx.keys(value, path, allowed, others)
 
     def field_(key: str, *, zero_ok: bool = False) -> float | None:
         v = value.get(key, _MISSING)
@@ -503,6 +499,19 @@ def _looks_numeric(s: str) -> bool:
         return False
 
 
+def _kind_of(ctx: _Ctx, value: dict, path: tuple, key: str, fields: Mapping[str, tuple[str, ...]]) -> str | None:
+    """The table's kind (`dist` or `kind`), with its keys checked against that kind's fields;
+    a field of another kind gets a message saying which fields this kind takes."""
+    kind = ctx.str_(value, path, key, choices=tuple(fields))
+    if kind is None:
+        return None
+    allowed = (key,) + fields[kind]
+    others = {k: f"not used by {key} = \"{kind}\" (it takes: {', '.join(fields[kind])})"
+              for fs in fields.values() for k in fs if k not in allowed}
+    ctx.keys(value, path, allowed, others)
+    return kind
+
+
 # --------------------------------------------------------------------------- arrival processes
 
 def _process(ctx: _Ctx, value: object, path: tuple, *, header: bool) -> OpenLoop | None:
@@ -511,13 +520,9 @@ def _process(ctx: _Ctx, value: object, path: tuple, *, header: bool) -> OpenLoop
         ctx.err(path, f"expected {'a table' if header else 'an inline table'} like "
                       f'{{ kind = "poisson", rate = "20/s" }}, got {_kind(value)} {value!r}')
         return None
-    kind = ctx.str_(value, path, "kind", choices=tuple(PROCESS_FIELDS))
+    kind = _kind_of(ctx, value, path, "kind", PROCESS_FIELDS)
     if kind is None:
         return None
-    allowed = ("kind",) + PROCESS_FIELDS[kind]
-    others = {k: f"not used by kind = \"{kind}\" (it takes: {', '.join(PROCESS_FIELDS[kind])})"
-              for fields in PROCESS_FIELDS.values() for k in fields if k not in allowed}
-    ctx.keys(value, path, allowed, others)
     if kind in ("constant", "poisson"):
         rate = ctx.rate(value, path, "rate")
         return None if rate is None else OpenLoop(kind, rate=rate)
