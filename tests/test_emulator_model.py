@@ -9,20 +9,7 @@ from loadgen.emulator.errors import BedrockError
 from loadgen.emulator.model import EmulatorModel, Plan
 from loadgen.tokens import count_tokens
 
-HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
-US_HAIKU = "us." + HAIKU
-SONNET37 = "anthropic.claude-3-7-sonnet-20250219-v1:0"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep_until(self, t: float) -> None:
-        return None
+from emulator_fakes import HAIKU, SONNET37, US_HAIKU, FakeClock  # noqa: E402
 
 
 def make(table=None, seed=1, region="us-east-1"):

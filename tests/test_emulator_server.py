@@ -18,22 +18,7 @@ from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.model import EmulatorModel
 from loadgen.emulator.server import SERVED_REGION_HEADER, serve
 
-HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
-US_HAIKU = "us." + HAIKU
-SONNET37 = "anthropic.claude-3-7-sonnet-20250219-v1:0"
-
-
-class FakeClock:
-    """Scenario time moves only when a test says so; server sleeps return at once."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep_until(self, t: float) -> None:
-        return None
+from emulator_fakes import HAIKU, SONNET37, US_HAIKU, FakeClock  # noqa: E402
 
 
 @contextlib.asynccontextmanager
