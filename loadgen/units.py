@@ -32,16 +32,23 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def parse_duration(value: object) -> float:
-    """Seconds (>= 0) from "250ms", "6s", "1.5h", "2h30m"; ValueError otherwise."""
+def _unit_text(value: object, hint: str, unit: str, what: str) -> str:
+    """The stripped text of a value that must be a non-negative number with a unit
+    (`unit` is the example suffix, `what` the plural noun); ValueError otherwise."""
     if _is_number(value):
-        raise ValueError(f"expected {DURATION_HINT}; got the bare number {value!r}: add a unit, "
-                         f'e.g. "{_fmt_num(value)}s"')
+        raise ValueError(f"expected {hint}; got the bare number {value!r}: add a unit, "
+                         f'e.g. "{_fmt_num(value)}{unit}"')
     if not isinstance(value, str):
-        raise ValueError(f"expected {DURATION_HINT}, got {_type_name(value)}")
+        raise ValueError(f"expected {hint}, got {_type_name(value)}")
     text = value.strip()
     if text.startswith("-"):
-        raise ValueError(f"expected {DURATION_HINT}; got {value!r}: durations cannot be negative")
+        raise ValueError(f"expected {hint}; got {value!r}: {what} cannot be negative")
+    return text
+
+
+def parse_duration(value: object) -> float:
+    """Seconds (>= 0) from "250ms", "6s", "1.5h", "2h30m"; ValueError otherwise."""
+    text = _unit_text(value, DURATION_HINT, "s", "durations")
     pos, total, parts = 0, 0.0, 0
     while pos < len(text):
         m = _PART.match(text, pos)
@@ -58,13 +65,7 @@ def parse_duration(value: object) -> float:
 
 def parse_rate(value: object) -> float:
     """Events per second (>= 0) from "20/s", "12/m", "12/min", "12/h"; ValueError otherwise."""
-    if _is_number(value):
-        raise ValueError(f"expected {RATE_HINT}; got the bare number {value!r}: add a unit, "
-                         f'e.g. "{_fmt_num(value)}/s"')
-    if not isinstance(value, str):
-        raise ValueError(f"expected {RATE_HINT}, got {_type_name(value)}")
-    if value.strip().startswith("-"):
-        raise ValueError(f"expected {RATE_HINT}; got {value!r}: rates cannot be negative")
+    _unit_text(value, RATE_HINT, "/s", "rates")
     m = _RATE.fullmatch(value)
     if not m:
         raise ValueError(f"expected {RATE_HINT}, got {value!r}")
