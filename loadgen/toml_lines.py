@@ -92,13 +92,7 @@ class _Scanner:
         t, i = self.t, self.i
         for quote in ('"""', "'''"):
             if t.startswith(quote, i):
-                j = i + 3
-                while True:
-                    j = t.index(quote, j)
-                    if quote == '"""' and _escaped(t, j):
-                        j += 1
-                        continue
-                    break
+                j = _closing(t, quote, i + 3)
                 # a closing delimiter may be followed by up to two more quotes that belong to the text
                 end = j + 3
                 while t.startswith(quote[0], end) and end - (j + 3) < 2:
@@ -106,13 +100,7 @@ class _Scanner:
                 self.i = end
                 return t[i + 3:end - 3]
         q = t[i]
-        j = i + 1
-        while True:
-            j = t.index(q, j)
-            if q == '"' and _escaped(t, j):
-                j += 1
-                continue
-            break
+        j = _closing(t, q, i + 1)
         self.i = j + 1
         raw = t[i:j + 1]
         if q == '"':
@@ -227,6 +215,17 @@ class _Scanner:
         else:
             m = re.compile(r"[^,\]}\n#]*").match(self.t, self.i)
             self.i = m.end()
+
+
+def _closing(t: str, delim: str, j: int) -> int:
+    """Index of the delimiter that closes a string whose text starts at j: basic strings
+    (double quotes) skip backslash-escaped quotes, literal strings (single) have none."""
+    while True:
+        j = t.index(delim, j)
+        if delim[0] == '"' and _escaped(t, j):
+            j += 1
+            continue
+        return j
 
 
 def _escaped(t: str, j: int) -> bool:
