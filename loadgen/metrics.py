@@ -12,9 +12,17 @@ every histogram in loadgen is built by `new_histogram()` with the same settings.
 
 Latencies are computed in `record` from the Attempt's times: ttft and e2e from the
 *intended* start (no coordinated omission), service from the actual send, schedule
-lag = start - intended. ttft/e2e/service histograms hold ok attempts only (a
-throttle's 40 ms would flatter the latency); schedule_lag holds first attempts only
-(a retry keeps its request's intended start; its backoff is in e2e, not lag).
+lag = start - intended. Every attempt is timed, as vegeta and k6 do: ttft_all,
+e2e_all and service_all hold every attempt, a failed one at the time it failed (a
+timeout at its deadline, which the transport sets as `end`; an attempt that failed
+before its first token has its failure time as ttft: the wait for a token that never
+came). ttft/e2e/service keep ok attempts only (summary.json keys older than the
+all-attempt ones; each latency summary carries `failed` beside `count`, so the
+attempts they leave out are never out of sight). schedule_lag holds first attempts
+only (a retry keeps its request's intended start; its backoff is in e2e, not lag).
+
+Times are rounded to the microsecond before use, as requests.jsonl stores them, so a
+summary rebuilt from requests.jsonl (`loadgen.rebuild`) has exactly the same figures.
 """
 
 from __future__ import annotations
@@ -36,7 +44,9 @@ HIST_UNIT = "us"
 HIST_LOWEST_US = 1
 HIST_HIGHEST_US = 24 * 3600 * 1_000_000  # 24 h: a stuck stream still lands in range
 HIST_SIGFIGS = 3
-LATENCY_METRICS = ("ttft", "e2e", "service", "schedule_lag")
+OK_ONLY_METRICS = ("ttft", "e2e", "service")           # ok attempts only (the original keys)
+ALL_ATTEMPTS = {m: f"{m}_all" for m in OK_ONLY_METRICS}   # the same latency over every attempt
+LATENCY_METRICS = (*OK_ONLY_METRICS, "schedule_lag", *ALL_ATTEMPTS.values())
 PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9))
 COST_BUCKETS = ("input", "output", "cache_read", "cache_write")
 TOKEN_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_5m", "cache_write_1h")
@@ -147,7 +157,8 @@ class _Arm:
     """Mutable per-arm accumulators (internal; use Metrics)."""
 
     __slots__ = (
-        "info", "ttft", "e2e", "service", "schedule_lag", "status", "errors", "retries",
+        "info", "ttft", "e2e", "service", "schedule_lag", "ttft_all", "e2e_all", "service_all",
+        "status", "errors", "retries", "first_failed",
         "cache", "mismatch", "tokens", "cost_total", "cost", "gaps", "seconds", "clamped",
     )
 
@@ -157,9 +168,13 @@ class _Arm:
         self.e2e = new_histogram()
         self.service = new_histogram()
         self.schedule_lag = new_histogram()
+        self.ttft_all = new_histogram()
+        self.e2e_all = new_histogram()
+        self.service_all = new_histogram()
         self.status = dict.fromkeys(STATUSES, 0)
         self.errors: dict[str, int] = {}
         self.retries = 0
+        self.first_failed = 0  # first attempts that failed (they are in schedule_lag)
         self.cache = dict.fromkeys(CACHE_STATES, 0)
         self.mismatch: dict[tuple[str, str], int] = {}
         self.tokens = [0] * len(TOKEN_FIELDS)  # in TOKEN_FIELDS order (a list: hot path)
@@ -168,7 +183,7 @@ class _Arm:
         # gaps[i] = {"warm": n, "cold": n, "none": n} for ok attempts whose gap_s fell in bucket i
         self.gaps = [dict.fromkeys(CACHE_STATES, 0) for _ in GAP_EDGES_S]
         self.seconds: dict[int, list[int]] = {}
-        self.clamped = 0  # latency values outside 0..24 h, recorded at the edge
+        self.clamped = 0  # attempts' latency values outside 0..24 h, recorded at the edge
 
     def hist(self, metric: str) -> HdrHistogram:
         return getattr(self, metric)
@@ -215,7 +230,10 @@ class Metrics:
         if a.attempt > 1:
             s.retries += 1
 
-        intended, start, end = a.intended, a.start, a.end
+        # Rounded to the microsecond as requests.jsonl stores them (round() is idempotent),
+        # so figures rebuilt from the file are exactly the ones written at the end of the run.
+        intended, start, end = round(a.intended, 6), round(a.start, 6), round(a.end, 6)
+        ok = status == "ok"
         # Schedule lag is the generator's lateness, so only first attempts count: a retry
         # keeps the request's intended start, and its earlier attempts and backoff are
         # the target's doing (they are in the retry's e2e latency instead).
@@ -227,6 +245,8 @@ class Metrics:
                 lag = min(max(lag, 0), HIST_HIGHEST_US)
                 s.clamped += 1
             s.schedule_lag.record_value(lag)
+            if not ok:
+                s.first_failed += 1
 
         # `sent` lands in the second the attempt was sent; its outcome and tokens in
         # the second it ended (when Bedrock charges the tokens).
@@ -242,21 +262,31 @@ class Metrics:
             row = sec[k] = [0] * _NCOLS
         row[_STATUS_COL[status]] += 1
 
-        if status == "ok":
-            e2e = int((end - intended) * 1e6 + 0.5)
-            svc = int((end - start) * 1e6 + 0.5)
-            if not (0 <= e2e <= HIST_HIGHEST_US and 0 <= svc <= HIST_HIGHEST_US):
-                e2e = min(max(e2e, 0), HIST_HIGHEST_US)
-                svc = min(max(svc, 0), HIST_HIGHEST_US)
+        # Every attempt is timed (failures too: a timeout at its deadline, which is `end`),
+        # so no percentile over *_all can let a failure vanish.
+        e2e = int((end - intended) * 1e6 + 0.5)
+        svc = int((end - start) * 1e6 + 0.5)
+        if not (0 <= e2e <= HIST_HIGHEST_US and 0 <= svc <= HIST_HIGHEST_US):
+            e2e = min(max(e2e, 0), HIST_HIGHEST_US)
+            svc = min(max(svc, 0), HIST_HIGHEST_US)
+            s.clamped += 1
+        s.e2e_all.record_value(e2e)
+        s.service_all.record_value(svc)
+        ft = a.first_token
+        if ft is not None or not ok:
+            # a failure before any token: the client waited until it failed for a first
+            # token that never came, so that wait is its time to first token
+            t = int(((round(ft, 6) if ft is not None else end) - intended) * 1e6 + 0.5)
+            if not 0 <= t <= HIST_HIGHEST_US:
+                t = min(max(t, 0), HIST_HIGHEST_US)
                 s.clamped += 1
+            s.ttft_all.record_value(t)
+            if ok:
+                s.ttft.record_value(t)
+
+        if ok:
             s.e2e.record_value(e2e)
             s.service.record_value(svc)
-            ft = a.first_token
-            if ft is not None:
-                t = int((ft - intended) * 1e6 + 0.5)
-                if not 0 <= t <= HIST_HIGHEST_US:
-                    t = min(max(t, 0), HIST_HIGHEST_US)
-                s.ttft.record_value(t)
             obs = a.cache_state
             s.cache[obs] += 1
             pred = a.cache_predicted
@@ -284,7 +314,7 @@ class Metrics:
         row[_CREAD] += cr
         row[_CWRITE] += cw
 
-        s.cost_total += a.cost_usd
+        s.cost_total += round(a.cost_usd, 9)  # as requests.jsonl stores it: the summary is the file's sum
         if buckets:
             c = s.cost
             if not hasattr(buckets, "items"):
@@ -383,6 +413,7 @@ class Metrics:
                     for i in range(_NCOLS):
                         mine[i] += row[i]
             s.retries += o.retries
+            s.first_failed += o.first_failed
             s.cost_total += o.cost_total
             s.clamped += o.clamped
         return self
@@ -462,18 +493,22 @@ def _mean_us(h: HdrHistogram) -> float:
     return total / n
 
 
-def latency_summary(h: HdrHistogram) -> dict:
-    """p50/p90/p99/p999/max/mean in milliseconds (None when empty) and count."""
+def latency_summary(h: HdrHistogram, failed: int | None = None) -> dict:
+    """p50/p90/p99/p999/max/mean in milliseconds (None when empty) and count; with
+    `failed` (failed attempts the figures include, or for an ok-only histogram leave
+    out) that too."""
     n = h.get_total_count()
     if n == 0:
         d: dict = {k: None for k, _ in PERCENTILES}
         d.update(max=None, mean=None, count=0)
-        return d
-    vals = h.get_percentile_to_value_dict([p for _, p in PERCENTILES])
-    d = {k: round(vals[p] / 1000.0, 3) for k, p in PERCENTILES}
-    d["max"] = round(h.get_max_value() / 1000.0, 3)
-    d["mean"] = round(_mean_us(h) / 1000.0, 3)
-    d["count"] = n
+    else:
+        vals = h.get_percentile_to_value_dict([p for _, p in PERCENTILES])
+        d = {k: round(vals[p] / 1000.0, 3) for k, p in PERCENTILES}
+        d["max"] = round(h.get_max_value() / 1000.0, 3)
+        d["mean"] = round(_mean_us(h) / 1000.0, 3)
+        d["count"] = n
+    if failed is not None:
+        d["failed"] = failed
     return d
 
 
@@ -518,7 +553,10 @@ def _arm_summary(s: _Arm) -> dict:
             "per_1000": round(s.cost_total / ok * 1000.0, 9) if ok else 0.0,
             **{k: round(v, 9) for k, v in s.cost.items()},
         },
-        "latency_ms": {m: latency_summary(s.hist(m)) for m in LATENCY_METRICS},
+        # `failed` beside every latency: failed attempts left out of ttft/e2e/service
+        # (ok only), included in *_all and (first attempts) in schedule_lag
+        "latency_ms": {m: latency_summary(s.hist(m), s.first_failed if m == "schedule_lag" else sent - ok)
+                       for m in LATENCY_METRICS},
         "latency_clamped": s.clamped,
         "rpm_peak": rpm_peak,
         "tpm_peak": tpm_peak,

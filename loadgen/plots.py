@@ -4,7 +4,8 @@ matplotlib's object API (Figure + Agg canvas) is used, never pyplot: no display,
 global backend switch, and the import (~0.5 s) happens only when a plot is drawn.
 
 Files, in DIR/plots/:
-  latency.png       latency percentile spectrum per arm (HdrHistogram's log percentile axis)
+  latency.png       latency percentile spectrum per arm (HdrHistogram's log percentile axis),
+                    every attempt, failed ones counted in the legend
   cache-by-gap.png  cache warm ratio against the gap since the previous call, 5m and 1h marked
   cost.png          cumulative cost over scenario time per arm
   throughput.png    requests, throttles and quota tokens per minute, with the quota when known
@@ -18,10 +19,11 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from loadgen import series
-from loadgen.metrics import LATENCY_METRICS
+from loadgen.metrics import ALL_ATTEMPTS, LATENCY_METRICS
 
 PLOT_DIR = "plots"
 LATENCY_PNG, CACHE_PNG, COST_PNG, THROUGHPUT_PNG = "latency.png", "cache-by-gap.png", "cost.png", "throughput.png"
+PANELS = ("ttft", "e2e", "service", "schedule_lag")   # latency.png's four panels
 _TITLES = {"ttft": "time to first token (from intended start)", "e2e": "end to end (from intended start)",
            "service": "service time (from actual send)", "schedule_lag": "schedule lag (send - intended)"}
 # Finer than summary.json's gap buckets around the two TTLs, so the drop shows where it happens.
@@ -83,22 +85,37 @@ def spectrum_points(h: Any, steps: int = 150) -> tuple[list[float], list[float]]
     return [*xs, xs[-1]], [*(vals[p] / 1000.0 for p in pcts), h.get_max_value() / 1000.0]
 
 
-def latency_figure(hists: Mapping[str, Mapping[str, Any]], metrics: Sequence[str] = LATENCY_METRICS) -> Any:
-    """The latency_spectrum figure (matplotlib Figure), not saved."""
+def latency_figure(hists: Mapping[str, Mapping[str, Any]], metrics: Sequence[str] = PANELS) -> Any:
+    """The latency_spectrum figure (matplotlib Figure), not saved.
+
+    A ttft / e2e / service panel draws every attempt (`<metric>_all`, failed ones at the
+    time they failed) when that histogram is given, with the failed count in the legend,
+    and the ok-only line dotted beside it when some failed; else the ok-only line alone.
+    """
     fig, axes = _figure(11, 7.5, 2, 2)
     styles = _styles(list(hists))
     for ax, metric in zip(axes, metrics):
         top = 10.0
         for arm, per_metric in hists.items():
-            h = per_metric.get(metric)
+            h_ok = per_metric.get(metric)
+            h_all = per_metric.get(ALL_ATTEMPTS[metric]) if metric in ALL_ATTEMPTS else None
+            h = h_all if h_all is not None else h_ok
             n = h.get_total_count() if h is not None else 0
             if not n:
                 continue
             top = max(top, float(n))
+            n_ok = h_ok.get_total_count() if h_ok is not None else 0
+            failed = n - n_ok if h_all is not None else 0
             xs, ys = spectrum_points(h)
-            ax.plot(xs, ys, label=f"{arm} (n={n}, max {series.format_ms(ys[-1])})", drawstyle="steps-post", **styles[arm])
+            what = f"n={n}, {failed} failed" if failed else f"n={n}"
+            ax.plot(xs, ys, label=f"{arm} ({what}, max {series.format_ms(ys[-1])})", drawstyle="steps-post",
+                    **styles[arm])
             # the worst request, marked where its line ends
             ax.plot([xs[-1]], [ys[-1]], marker="^", markersize=7, color=styles[arm]["color"], linestyle="none")
+            if failed and n_ok:
+                oxs, oys = spectrum_points(h_ok)
+                ax.plot(oxs, oys, label=f"{arm}, ok only (n={n_ok})", drawstyle="steps-post",
+                        color=styles[arm]["color"], linestyle=":", linewidth=1.0)
         ax.set_xscale("log")
         ticks = [t for t in (1, 2, 10, 100, 1000, 10000, 100000, 1000000) if t <= top * 1.01]
         ax.set_xticks(ticks, [_percentile_label(t) for t in ticks])
@@ -113,12 +130,12 @@ def latency_figure(hists: Mapping[str, Mapping[str, Any]], metrics: Sequence[str
             _legend(ax, fontsize=8, loc="upper left")
         else:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
-    fig.suptitle("Latency by percentile, per arm (HdrHistogram percentile spectrum)")
+    fig.suptitle("Latency by percentile, per arm, every attempt (failed ones at the time they failed)")
     return fig
 
 
 def latency_spectrum(hists: Mapping[str, Mapping[str, Any]], out_png: Path,
-                     metrics: Sequence[str] = LATENCY_METRICS) -> Path:
+                     metrics: Sequence[str] = PANELS) -> Path:
     """Latency against percentile, one line per arm, one panel per metric.
 
     `hists`: arm -> metric -> HdrHistogram (values in microseconds). The x axis is

@@ -1,7 +1,8 @@
 """Threshold expressions: "p99(ttft) < 2s", "throttle_rate < 1%", "cost_per_1000 <= $3".
 
 Grammar: METRIC OP VALUE
-  METRIC  pNN(L) | max(L) | mean(L)    L = ttft | e2e | service | schedule_lag; NN = 50, 90, 99, 99.9 ...
+  METRIC  pNN(L) | max(L) | mean(L)    L = ttft | e2e | service | schedule_lag
+                                       | ttft_ok | e2e_ok | service_ok; NN = 50, 90, 99, 99.9 ...
           | throttle_rate | error_rate | warm_ratio | cost_per_1000 | cost_total | rpm | tpm
   OP      <  <=  >  >=
   VALUE   latency: a duration ("2s", "800ms"); rate/ratio: a percent ("1%") or a fraction (0.01);
@@ -11,6 +12,13 @@ Pure: `parse` checks an expression (ValueError with a clear message), `evaluate`
 it with one arm of summary.json (DESIGN.md "What a result holds"). Values are held in
 the summary's own units: milliseconds for latencies, fractions for rates and ratios, USD
 for costs, per minute for rpm/tpm.
+
+Latency gates count every attempt, as vegeta's and k6's do: ttft, e2e and service are
+measured over all attempts (summary.json `latency_ms.<L>_all`), a failed one at the time
+it failed (a timeout at its deadline), so `p99(e2e) < 2s` fails when more than 1 % of
+attempts time out at a 60 s deadline. A fast failure (a 40 ms throttle) counts at its
+40 ms, so gate failures themselves with throttle_rate / error_rate. ttft_ok, e2e_ok and
+service_ok are the ok-only figures (`latency_ms.ttft` ...), for a gate on answers alone.
 
 rpm and tpm are the figures a Bedrock quota meets, so they are peaks, not averages:
 rpm is the arm's `rpm_peak` (attempts sent in the busiest 60 s of scenario time); tpm
@@ -32,7 +40,12 @@ from typing import Any, Callable, Iterable, Mapping
 from loadgen.series import format_ms
 from loadgen.units import parse_duration, parse_percent, parse_usd
 
-LATENCIES = ("ttft", "e2e", "service", "schedule_lag")
+LATENCIES = ("ttft", "e2e", "service", "schedule_lag", "ttft_ok", "e2e_ok", "service_ok")
+# summary.json latency_ms keys over every attempt (metrics.ALL_ATTEMPTS; this module sits
+# below metrics: scenario.py imports it to check expressions)
+ALL_ATTEMPTS = {"ttft": "ttft_all", "e2e": "e2e_all", "service": "service_all"}
+# threshold latency -> summary.json latency_ms key: the plain names count every attempt
+LATENCY_KEYS = {**ALL_ATTEMPTS, "schedule_lag": "schedule_lag", **{f"{m}_ok": m for m in ALL_ATTEMPTS}}
 RATIOS = ("throttle_rate", "error_rate", "warm_ratio")
 COSTS = ("cost_per_1000", "cost_total")
 THROUGHPUTS = ("rpm", "tpm")
@@ -64,7 +77,7 @@ class ThresholdExpr:
         """Where the figure lives in summary.json, e.g. "latency_ms.ttft.p999"."""
         if self.stat is None:
             return _SCALAR_KEYS[self.metric]
-        return f"latency_ms.{self.metric}.{_stat_key(self.stat)}"
+        return f"latency_ms.{LATENCY_KEYS[self.metric]}.{_stat_key(self.stat)}"
 
 
 def parse(expr: str) -> ThresholdExpr:
@@ -153,7 +166,7 @@ def measure(expr: ThresholdExpr, arm: Mapping[str, Any], *, peak_tpm: float | No
     """
     try:
         if expr.stat is not None:
-            return float(arm["latency_ms"][expr.metric][_stat_key(expr.stat)])
+            return float(_latency(arm, expr)[_stat_key(expr.stat)])
         req = arm.get("requests", {})
         if expr.metric == "throttle_rate":
             return req["throttled"] / req["sent"] if req["sent"] else 0.0
@@ -173,6 +186,53 @@ def measure(expr: ThresholdExpr, arm: Mapping[str, Any], *, peak_tpm: float | No
     except (KeyError, TypeError) as e:
         raise ValueError(f"threshold {expr.text!r}: the summary has no {expr.summary_key} "
                          f"(missing {e})") from None
+
+
+def latency_over_all(arm: Mapping[str, Any], metric: str) -> "Mapping[str, Any] | None":
+    """summary.json's figures of `metric` (ttft, e2e, service) over every attempt, failed
+    ones included, from one arm's dict: `latency_ms.<metric>_all`. A summary written
+    before those keys existed gives the ok-only figures when no attempt failed (they are
+    then the same); None when attempts failed and only ok-only figures are there."""
+    lat = arm.get("latency_ms") or {}
+    if metric not in ALL_ATTEMPTS:
+        return lat.get(metric)
+    block = lat.get(ALL_ATTEMPTS[metric])
+    if block is not None:
+        return block
+    req = arm.get("requests") or {}
+    if req.get("sent") is not None and req.get("sent") == req.get("ok"):
+        return lat.get(metric)
+    return None
+
+
+def _latency_key(arm: Mapping[str, Any], expr: ThresholdExpr) -> str:
+    """The latency_ms key (and histogram name) `expr` reads; KeyError when the summary lacks it,
+    ValueError when only ok-only figures are there and attempts failed."""
+    key = LATENCY_KEYS[expr.metric]
+    lat = arm["latency_ms"]
+    if key in lat or key == expr.metric:
+        return key
+    if latency_over_all(arm, expr.metric) is not None:  # an older summary, no failures: ok-only = all
+        return expr.metric
+    req = arm.get("requests") or {}
+    raise ValueError(f"threshold {expr.text!r}: the summary has no latency_ms.{key} (written by a loadgen "
+                     f"that left failed attempts out of latency) and {req.get('sent', 0) - req.get('ok', 0)} "
+                     f"attempt(s) failed; {expr.stat}({expr.metric}_ok) reads the ok-only figure")
+
+
+def _latency(arm: Mapping[str, Any], expr: ThresholdExpr) -> Mapping[str, Any]:
+    """The latency_ms block `expr` reads; KeyError / ValueError as `_latency_key`."""
+    return arm["latency_ms"][_latency_key(arm, expr)]
+
+
+def _failures_note(expr: ThresholdExpr, lat: Mapping[str, Any]) -> str:
+    """The failed attempts beside a latency verdict, so they are never out of sight."""
+    failed = lat.get("failed")
+    if not failed:
+        return ""
+    if expr.metric.endswith("_ok"):
+        return f"ok attempts only: {failed} failed attempt(s) left out"
+    return f"{failed} of {lat.get('count')} attempts failed, each counted at the time it failed"
 
 
 def evaluate(expr: ThresholdExpr, arm_summary: Mapping[str, Any], *,
@@ -201,7 +261,8 @@ class Result:
     status: str               # PASS | FAIL | SKIP
     measured: float | None    # in expr.value's units; None when there was nothing to measure
     line: int = 0             # line in scenario.toml (0: unknown)
-    note: str = ""            # why there is no measurement, when there is none
+    note: str = ""            # why there is no measurement, when there is none; else the failed
+    #                           attempts beside a latency figure ("" when none failed)
 
     @property
     def failed(self) -> bool:
@@ -273,22 +334,29 @@ def check(thresholds: Iterable[Any], summary: Mapping[str, Any], *,
 
 def _check_one(name: str, expr: ThresholdExpr, arm: Mapping[str, Any], line: int,
                peak_tpm: float | None, percentile: PercentileFn | None) -> Result:
+    note = ""
     if expr.stat is not None:
-        lat = arm.get("latency_ms", {}).get(expr.metric, {})
-        key = _stat_key(expr.stat)
-        if lat.get("count") == 0:
-            what = "attempts" if expr.metric == "schedule_lag" else "ok requests"
-            return Result(name, expr, FAIL, None, line, f"no {what} to measure")
-        if key not in lat and expr.stat.startswith("p") and percentile is not None:
-            v = percentile(name, expr.metric, float(expr.stat[1:]))
-            if v is None:
-                return Result(name, expr, FAIL, None, line, f"no histogram for {expr.metric}")
-            return Result(name, expr, PASS if OPS[expr.op](v, expr.value) else FAIL, v, line)
+        try:
+            hist = _latency_key(arm, expr)
+            lat = arm["latency_ms"][hist]
+        except (KeyError, TypeError, AttributeError, ValueError):
+            lat = None  # evaluate() below says what is missing
+        if isinstance(lat, Mapping):
+            key = _stat_key(expr.stat)
+            note = _failures_note(expr, lat)
+            if lat.get("count") == 0:
+                what = "ok requests" if expr.metric.endswith("_ok") else "attempts"
+                return Result(name, expr, FAIL, None, line, f"no {what} to measure")
+            if key not in lat and expr.stat.startswith("p") and percentile is not None:
+                v = percentile(name, hist, float(expr.stat[1:]))
+                if v is None:
+                    return Result(name, expr, FAIL, None, line, f"no histogram for {hist}")
+                return Result(name, expr, PASS if OPS[expr.op](v, expr.value) else FAIL, v, line, note)
     try:
         passed, v = evaluate(expr, arm, peak_tpm=peak_tpm)
     except ValueError as e:
         return Result(name, expr, FAIL, None, line, str(e))
-    return Result(name, expr, PASS if passed else FAIL, v, line)
+    return Result(name, expr, PASS if passed else FAIL, v, line, note)
 
 
 def format_results(results: Iterable[Result]) -> str:
@@ -303,5 +371,7 @@ def format_results(results: Iterable[Result]) -> str:
         tail = f"measured {format_value(r.expr, r.measured)}" if r.measured is not None else r.note
         if r.measured is not None and r.status == FAIL:
             tail += f" (limit {r.expr.op} {format_value(r.expr, r.expr.value)})"
+        if r.measured is not None and r.note:
+            tail += f"; {r.note}"
         lines.append(f"{r.arm.ljust(wa)}  {r.expr.text.ljust(we)}  {r.status}  {tail}")
     return "\n".join(lines)

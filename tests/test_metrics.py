@@ -287,3 +287,48 @@ def test_retries_do_not_count_as_schedule_lag():
     lag = arm_summary(m)["latency_ms"]["schedule_lag"]
     assert lag["count"] == 1 and lag["max"] < 2.0  # ms
     assert arm_summary(m)["latency_ms"]["e2e"]["max"] == pytest.approx(4000, rel=1e-2)  # backoff is in e2e
+
+
+# ---- every attempt is timed: failures never vanish from latency ----------------------------
+
+
+def test_every_attempt_is_timed_failed_ones_at_the_time_they_failed():
+    m = one()
+    m.record(att(end=2.0))                                                       # ok, ttft 0.5 s
+    m.record(att(status="throttled", error_code="ThrottlingException", end=0.04))  # fast failure
+    m.record(att(status="timeout", end=60.0))                                    # at its deadline
+    m.record(att(status="error", error_code="ModelStreamErrorException", first_token=0.3, end=5.0))  # mid-stream
+    lat = arm_summary(m)["latency_ms"]
+    # the ok-only keys keep their meaning, and say what they leave out
+    assert (lat["e2e"]["count"], lat["e2e"]["failed"]) == (1, 3)
+    assert (lat["ttft"]["count"], lat["ttft"]["failed"]) == (1, 3)
+    # every attempt: the timeout at its 60 s deadline, the throttle at 40 ms
+    assert (lat["e2e_all"]["count"], lat["e2e_all"]["failed"]) == (4, 3)
+    assert lat["e2e_all"]["max"] == pytest.approx(60_000, rel=1e-3)
+    assert lat["service_all"]["count"] == 4
+    # ttft: a failure before any token counts its wait (the timeout: 60 s); the mid-stream
+    # error had its first token at 0.3 s
+    assert lat["ttft_all"]["count"] == 4 and lat["ttft_all"]["max"] == pytest.approx(60_000, rel=1e-3)
+    assert lat["ttft_all"]["p50"] == pytest.approx(300, rel=1e-3)
+    assert (lat["schedule_lag"]["count"], lat["schedule_lag"]["failed"]) == (4, 3)
+
+
+def test_a_ttft_clamped_at_the_histogram_edge_is_counted():
+    m = one()
+    # a first token stamped before the intended start (clock trouble): pinned at 0 and counted
+    m.record(att(intended=10.0, start=10.0, first_token=9.0, end=11.0))
+    s = arm_summary(m)
+    assert s["latency_ms"]["ttft"]["count"] == 1 and s["latency_ms"]["ttft"]["max"] == 0
+    assert s["latency_clamped"] == 1
+
+
+def test_merged_parts_keep_every_failure_in_the_all_attempt_figures():
+    data = random_attempts(500, seed=11)
+    a, b = Metrics([ARM, ARM_1H]), Metrics([ARM, ARM_1H])
+    for i, (att_, split) in enumerate(data):
+        (a if i % 3 else b).record(att_, split)
+    s = a.merge(b).summary(RUN_FACTS)
+    for arm in s["arms"].values():
+        req, lat = arm["requests"], arm["latency_ms"]
+        assert lat["e2e_all"]["count"] == lat["service_all"]["count"] == req["sent"]
+        assert lat["e2e_all"]["failed"] == lat["e2e"]["failed"] == req["sent"] - req["ok"] > 0

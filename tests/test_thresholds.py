@@ -13,9 +13,14 @@ ARM = {
     "tokens": {"input": 1000, "output": 2000, "cache_read": 3000, "cache_write": 4000},
     "cost_usd": {"total": 0.6, "per_1000": 3.0},
     "rpm_peak": 100, "tpm_peak": 6000,
-    "latency_ms": {"ttft": {"p50": 400, "p90": 900, "p99": 1800, "p999": 2500, "max": 3000},
-                   "e2e": {"p99": 9000}},
+    # ttft / e2e: ok attempts only; *_all: every attempt, the 10 failed ones included
+    "latency_ms": {"ttft": {"p50": 350, "p90": 700, "p99": 1200, "p999": 1500, "max": 1600, "count": 190,
+                            "failed": 10},
+                   "ttft_all": {"p50": 400, "p90": 900, "p99": 1800, "p999": 2500, "max": 3000, "count": 200,
+                                "failed": 10},
+                   "e2e": {"p99": 7000}, "e2e_all": {"p99": 9000}},
 }
+FAILED_NOTE = "10 of 200 attempts failed, each counted at the time it failed"
 
 
 @pytest.mark.parametrize("expr,metric,stat,op,value", [
@@ -63,6 +68,8 @@ def test_parse_errors_say_what_was_expected(expr, fragment):
     ("p99.9(ttft) < 2s", False, 2500),
     ("max(ttft) <= 3s", True, 3000),
     ("p99(e2e) < 8s", False, 9000),
+    ("p99(e2e_ok) < 8s", True, 7000),
+    ("p99.9(ttft_ok) < 2s", True, 1500),
     ("throttle_rate < 1%", False, 0.03),
     ("error_rate <= 2%", True, 0.02),
     ("warm_ratio > 80%", False, 0.79),
@@ -88,7 +95,7 @@ def test_tpm_is_the_peak_quota_tokens_with_burndown_passed_in():
 
 
 def test_a_missing_figure_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"the summary has no latency_ms\.ttft\.p95"):
+    with pytest.raises(ValueError, match=r"the summary has no latency_ms\.ttft_all\.p95"):
         evaluate(parse("p95(ttft) < 1s"), ARM)
     with pytest.raises(ValueError, match="the summary has no rpm_peak"):
         evaluate(parse("rpm > 1"), {k: v for k, v in ARM.items() if k != "rpm_peak"})
@@ -123,7 +130,7 @@ def test_check_takes_tpm_from_the_peak_quota_tokens_per_arm():
 
 
 def test_check_runs_all_arm_thresholds_on_every_arm_and_per_arm_ones_on_theirs():
-    slow = {**ARM, "latency_ms": {**ARM["latency_ms"], "ttft": {**ARM["latency_ms"]["ttft"], "p99": 2600}}}
+    slow = {**ARM, "latency_ms": {**ARM["latency_ms"], "ttft_all": {**ARM["latency_ms"]["ttft_all"], "p99": 2600}}}
     res = check([T("p99(ttft) < 2s", line=3), T("warm_ratio > 70%", arm="b", line=5)], _summary(a=ARM, b=slow))
     assert [(r.arm, r.expr.text, r.status) for r in res] == [
         ("a", "p99(ttft) < 2s", PASS),
@@ -135,9 +142,12 @@ def test_check_runs_all_arm_thresholds_on_every_arm_and_per_arm_ones_on_theirs()
 
 def test_failing_line_says_what_was_measured_and_the_limit():
     res = check([T("p99(ttft) < 1.5s", arm="ttl-5m")], _summary(**{"ttl-5m": ARM}))
-    assert format_results(res) == "ttl-5m  p99(ttft) < 1.5s  FAIL  measured 1.80 s (limit < 1.50 s)"
+    assert format_results(res) == f"ttl-5m  p99(ttft) < 1.5s  FAIL  measured 1.80 s (limit < 1.50 s); {FAILED_NOTE}"
     res = check([T("p99(ttft) < 2s")], _summary(**{"ttl-5m": ARM}))
-    assert format_results(res) == "ttl-5m  p99(ttft) < 2s  PASS  measured 1.80 s"
+    assert format_results(res) == f"ttl-5m  p99(ttft) < 2s  PASS  measured 1.80 s; {FAILED_NOTE}"
+    res = check([T("p99(ttft_ok) < 2s")], _summary(**{"ttl-5m": ARM}))
+    assert format_results(res) == ("ttl-5m  p99(ttft_ok) < 2s  PASS  measured 1.20 s; "
+                                   "ok attempts only: 10 failed attempt(s) left out")
 
 
 @pytest.mark.parametrize("expr,shown", [
@@ -155,11 +165,13 @@ def test_each_metric_kind_is_shown_in_its_unit(expr, shown):
 
 
 def test_no_data_fails_and_an_arm_left_out_of_the_run_is_skipped():
-    empty = {**ARM, "latency_ms": {"ttft": {"p50": None, "p99": None, "count": 0}}}
-    res = check([T("p99(ttft) < 2s"), T("rpm > 1", arm="gone")], _summary(a=empty))
-    assert [(r.arm, r.status) for r in res] == [("a", FAIL), ("gone", SKIP)]
+    nothing = {"p50": None, "p99": None, "count": 0}
+    empty = {**ARM, "latency_ms": {"ttft": nothing, "ttft_all": nothing}}
+    res = check([T("p99(ttft) < 2s"), T("p99(ttft_ok) < 2s"), T("rpm > 1", arm="gone")], _summary(a=empty))
+    assert [(r.arm, r.status) for r in res] == [("a", FAIL), ("a", FAIL), ("gone", SKIP)]
     text = format_results(res)
-    assert "a     p99(ttft) < 2s  FAIL  no ok requests to measure" in text
+    assert "a     p99(ttft) < 2s     FAIL  no attempts to measure" in text
+    assert "a     p99(ttft_ok) < 2s  FAIL  no ok requests to measure" in text
     assert "SKIP  arm not in this run" in text
 
 
@@ -171,9 +183,9 @@ def test_percentiles_the_summary_lacks_come_from_the_histograms():
         return 950.0
 
     (r,) = check([T("p95(e2e) < 1s")], _summary(a=ARM), percentile=pct)
-    assert (r.status, r.measured, seen) == (PASS, 950.0, [("a", "e2e", 95.0)])
+    assert (r.status, r.measured, seen) == (PASS, 950.0, [("a", "e2e_all", 95.0)])  # every attempt's histogram
     (r,) = check([T("p95(e2e) < 1s")], _summary(a=ARM))  # no histograms: a clear failure
-    assert r.status == FAIL and "latency_ms.e2e.p95" in r.note
+    assert r.status == FAIL and "latency_ms.e2e_all.p95" in r.note
 
 
 def test_an_unparsable_expression_fails_with_the_parse_message():
@@ -191,3 +203,39 @@ def test_validate_rejects_a_ratio_above_100_percent_with_file_line_and_key(tmp_p
     assert main(["validate", str(sc)]) == 2
     err = capsys.readouterr().err
     assert f"{sc}:22: thresholds.all[1]" in err and "between 0% and 100%" in err
+
+
+def test_twenty_percent_timeouts_fail_p99_e2e_which_the_ok_only_figure_passes():
+    # 80 answers in ~1 s, 20 attempts timed out at a 60 s deadline: p99(e2e) < 5s once
+    # passed, measured over the 80 answers alone
+    from loadgen.metrics import ArmInfo, Metrics
+    from loadgen.record import Attempt
+
+    m = Metrics([ArmInfo("a", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "geo", "5m")])
+    for i in range(100):
+        t = 10.0 * i
+        timed_out = i % 5 == 0
+        m.record(Attempt("a", i, 0, 1, t, t, None if timed_out else t + 0.4, t + (60.0 if timed_out else 1.0 + i / 1000),
+                         "timeout" if timed_out else "ok", "ClientTimeout" if timed_out else None, "m", "geo", None))
+    summary = m.summary({})
+    assert summary["arms"]["a"]["latency_ms"]["e2e"]["p99"] < 5000          # the ok-only figure: fine
+    (new,) = check([T("p99(e2e) < 5s")], summary)
+    assert new.status == FAIL and new.measured == pytest.approx(60_000, rel=1e-3)
+    assert "20 of 100 attempts failed" in format_results([new])
+    (old,) = check([T("p99(e2e_ok) < 5s")], summary)                         # the ok-only gate, by name
+    assert old.status == PASS
+    (ttft,) = check([T("p99(ttft) < 5s")], summary)   # no first token before the deadline: 60 s
+    assert ttft.status == FAIL
+
+
+def test_a_summary_without_all_attempt_figures_is_read_only_when_nothing_failed():
+    # summary.json written before loadgen timed failed attempts: latency_ms.e2e is ok-only
+    clean = {**ARM, "requests": {**ARM["requests"], "ok": 200, "throttled": 0, "error": 0, "timeout": 0},
+             "latency_ms": {"e2e": {"p99": 900, "count": 200}}}
+    (r,) = check([T("p99(e2e) < 1s")], _summary(a=clean))
+    assert (r.status, r.measured) == (PASS, 900)          # all attempts ok: the same figure
+    failed = {**ARM, "latency_ms": {"e2e": {"p99": 900, "count": 190}}}
+    (r,) = check([T("p99(e2e) < 1s")], _summary(a=failed))
+    assert r.status == FAIL and "10 attempt(s) failed" in r.note and "p99(e2e_ok)" in r.note
+    (r,) = check([T("p99(e2e_ok) < 1s")], _summary(a=failed))
+    assert r.status == PASS
