@@ -7,8 +7,17 @@ percentage points for ratios (a warm ratio going from 70 % to 99 % is "+29 pts",
 
   one results directory      its arms, against the first arm
   several directories        the same-named arms across runs, labelled run/arm,
-                             each against the first run that has it; when no arm
-                             name is shared, every run/arm against the first
+                             each against the first run that has it; an arm only
+                             one run has stands alone (never against another arm)
+  no arm name shared         runs of one scenario (`run --arm a`, `run --arm b`):
+                             every run/arm against the first, as one run's arms;
+                             runs of different scenarios: nothing corresponds, and
+                             `cmd_compare` refuses (exit 2) rather than pit unrelated
+                             arms against each other
+
+Directories from different scenarios (summary.json `scenario`) are said plainly
+(`scenario_note`) before any figure. A results directory without summary.json (a
+killed run) is rebuilt from requests.jsonl by the same path `loadgen report` uses.
 """
 
 from __future__ import annotations
@@ -34,7 +43,15 @@ class Metric:
 
 
 def _lat(metric: str, stat: str) -> Callable[[Mapping[str, Any]], "float | None"]:
+    """One figure of latency_ms.<metric> as summary.json has it (ttft, e2e, service: ok only)."""
     return lambda arm: arm.get("latency_ms", {}).get(metric, {}).get(stat)
+
+
+def _lat_all(metric: str, stat: str) -> Callable[[Mapping[str, Any]], "float | None"]:
+    """One figure of `metric` over every attempt, failed ones included (as thresholds read it)."""
+    from loadgen.thresholds import latency_over_all
+
+    return lambda arm: (latency_over_all(arm, metric) or {}).get(stat)
 
 
 def _req(k: str) -> Callable[[Mapping[str, Any]], "float | None"]:
@@ -46,6 +63,11 @@ def _rate(*keys: str) -> Callable[[Mapping[str, Any]], "float | None"]:
         r = arm.get("requests", {})
         return sum(r.get(k, 0) for k in keys) / r["sent"] if r.get("sent") else 0.0
     return f
+
+
+def _failed(req: Mapping[str, Any]) -> float | None:
+    sent, ok = req.get("sent"), req.get("ok")
+    return sent - ok if isinstance(sent, int) and isinstance(ok, int) else None
 
 
 METRICS: tuple[Metric, ...] = (
@@ -63,11 +85,18 @@ METRICS: tuple[Metric, ...] = (
     Metric("cost_cache_read", "  cache read", "usd", lambda a: a.get("cost_usd", {}).get("cache_read")),
     Metric("cost_input", "  input", "usd", lambda a: a.get("cost_usd", {}).get("input")),
     Metric("cost_output", "  output", "usd", lambda a: a.get("cost_usd", {}).get("output")),
-    Metric("ttft_p50", "ttft p50", "ms", _lat("ttft", "p50")),
-    Metric("ttft_p99", "ttft p99", "ms", _lat("ttft", "p99")),
-    Metric("e2e_p50", "e2e p50", "ms", _lat("e2e", "p50")),
-    Metric("e2e_p99", "e2e p99", "ms", _lat("e2e", "p99")),
-    Metric("service_p99", "service p99", "ms", _lat("service", "p99")),
+    # latency over every attempt (failed ones at the time they failed), with the failures
+    # beside it; then the ok-only figures under their original keys
+    Metric("failed", "failed attempts", "count", lambda a: _failed(a.get("requests", {}))),
+    Metric("ttft_all_p50", "ttft p50", "ms", _lat_all("ttft", "p50")),
+    Metric("ttft_all_p99", "ttft p99", "ms", _lat_all("ttft", "p99")),
+    Metric("e2e_all_p50", "e2e p50", "ms", _lat_all("e2e", "p50")),
+    Metric("e2e_all_p99", "e2e p99", "ms", _lat_all("e2e", "p99")),
+    Metric("ttft_p50", "ttft p50 (ok only)", "ms", _lat("ttft", "p50")),
+    Metric("ttft_p99", "ttft p99 (ok only)", "ms", _lat("ttft", "p99")),
+    Metric("e2e_p50", "e2e p50 (ok only)", "ms", _lat("e2e", "p50")),
+    Metric("e2e_p99", "e2e p99 (ok only)", "ms", _lat("e2e", "p99")),
+    Metric("service_p99", "service p99 (ok only)", "ms", _lat("service", "p99")),
     Metric("schedule_lag_p99", "schedule lag p99", "ms", _lat("schedule_lag", "p99")),
     Metric("rpm_peak", "peak RPM", "per_minute", lambda a: a.get("rpm_peak")),
     Metric("tpm_peak", "peak TPM", "per_minute", lambda a: a.get("tpm_peak")),
@@ -136,7 +165,8 @@ def _num(v: Any) -> float | None:
 
 
 def groups_for(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[list[tuple[str, Mapping[str, Any]]]]:
-    """What to compare: see the module docstring. `runs`: (run label, summary.json)."""
+    """What to compare: see the module docstring. `runs`: (run label, summary.json).
+    Empty when the runs share no arm name and come from different scenarios."""
     if len(runs) == 1:
         return [[(name, arm) for name, arm in runs[0][1].get("arms", {}).items()]]
     names: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
@@ -145,7 +175,37 @@ def groups_for(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[list[tuple
             names.setdefault(name, []).append((f"{run}/{name}", arm))
     if any(len(v) > 1 for v in names.values()):
         return list(names.values())
+    if len(scenarios_of(runs)) > 1:
+        return []
     return [[col for cols in names.values() for col in cols]]
+
+
+def scenarios_of(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, list[str]]:
+    """scenario name -> labels of the runs of it, in order (summary.json `scenario`; "?" when absent)."""
+    out: dict[str, list[str]] = {}
+    for run, summary in runs:
+        out.setdefault(str(summary.get("scenario") or "?"), []).append(run)
+    return out
+
+
+def scenario_note(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    """"" when every run comes from one scenario; else a line saying which run is which
+    and how arms are paired."""
+    by = scenarios_of(runs)
+    if len(by) < 2:
+        return ""
+    which = "; ".join(f"{name}: {', '.join(labels)}" for name, labels in by.items())
+    return (f"these results come from {len(by)} different scenarios ({which}); only arms of the same name are "
+            "compared, and their figures differ by scenario as well as by arm")
+
+
+def unrelated_message(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    """Why runs of different scenarios with no arm name in common are not compared."""
+    arms = "; ".join(f"{run} ({summary.get('scenario') or '?'}): {', '.join(summary.get('arms', {})) or 'no arms'}"
+                     for run, summary in runs)
+    return ("nothing to compare: the directories come from different scenarios and share no arm name "
+            f"({arms}). compare pairs arms by name across runs; to compare arms of different names, put them "
+            "in one scenario as [[arms]] and compare that run")
 
 
 # ---- formatting --------------------------------------------------------------------
@@ -183,7 +243,7 @@ def headline(c: Comparison) -> list[str]:
     for lab in c.labels[1:]:
         parts = []
         for key, name in (("cost_per_1000", "cost per 1000"), ("warm_ratio", "warm ratio"),
-                          ("ttft_p99", "ttft p99"), ("e2e_p99", "e2e p99"),
+                          ("ttft_all_p99", "ttft p99"), ("e2e_all_p99", "e2e p99"),
                           ("throttle_rate", "throttled"), ("error_rate", "errors")):
             d = c.deltas[key][lab]
             if key in ("throttle_rate", "error_rate") and not (c.values[key][lab] or c.values[key][c.baseline]):
@@ -235,11 +295,11 @@ def run_label(path: Path, taken: set[str]) -> str:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from loadgen.report import sweep_hint, validate_summary, write_stdout
-    from loadgen.results import SUMMARY_FILE, load_summary
+    from loadgen.report import read_summary, write_stdout
 
     runs = []
     dirs: list[str] = []
+    notes: list[str] = []
     taken: set[str] = set()
     for d in args.dirs:
         p = Path(d)
@@ -248,27 +308,34 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"loadgen compare: skipping {d}: not a directory", file=sys.stderr)
             continue
         try:
-            if (p / "sweep.json").exists() and not (p / SUMMARY_FILE).exists():
-                raise ValueError(sweep_hint(p, "compare"))
-            summary = load_summary(p)
-            validate_summary(summary, str(p / SUMMARY_FILE))
+            summary, note = read_summary(p, "compare")  # a killed run: rebuilt, as `report` does
         except (OSError, ValueError) as e:
             print(f"loadgen compare: {e}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        runs.append((run_label(p.resolve(), taken), summary))
+        label = run_label(p.resolve(), taken)
+        runs.append((label, summary))
         dirs.append(d)
+        if note:
+            notes.append(f"REBUILT {label}: {note}")
     if not runs:
         print("loadgen compare: none of the arguments is a directory; expected loadgen results directories",
               file=sys.stderr)
         return EXIT_BAD_INPUT
     groups = [g for g in groups_for(runs) if g]
     if not groups:
-        print("loadgen compare: the results have no arms to compare", file=sys.stderr)
+        msg = unrelated_message(runs) if len(scenarios_of(runs)) > 1 and any(s.get("arms") for _, s in runs) \
+            else "the results have no arms to compare"
+        print(f"loadgen compare: {msg}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    mixed = scenario_note(runs)
+    if mixed:
+        notes.insert(0, f"note: {mixed}")
     comparisons = [compare(g) for g in groups]
     if args.format == "json":
-        write_stdout(json.dumps({"runs": [{"label": lab, "dir": str(d)} for (lab, _), d in zip(runs, dirs)],
+        write_stdout(json.dumps({"runs": [{"label": lab, "dir": str(d), "scenario": s.get("scenario"),
+                                           "rebuilt": bool(s.get("rebuilt"))} for (lab, s), d in zip(runs, dirs)],
+                                 "notes": notes,
                                  "comparisons": [c.to_dict() for c in comparisons]}, indent=2))
     else:
-        write_stdout(compare_text(comparisons))
+        write_stdout("\n".join([*notes, ""] if notes else []) + compare_text(comparisons))
     return EXIT_OK

@@ -32,7 +32,8 @@ figcaption{color:#57606a;font-size:.9em}
 
 CAPTIONS = {
     "latency.png": "Latency by percentile per arm, on HdrHistogram's log percentile axis (x = 1/(1-p)): "
-                   "90 %, 99 %, 99.9 % are evenly spaced.",
+                   "90 %, 99 %, 99.9 % are evenly spaced. Every attempt is drawn, failed ones at the time "
+                   "they failed (the legend counts them); a dotted line is the same arm's ok attempts alone.",
     "cache-by-gap.png": "Cache warm ratio against the gap since the previous call on the same prefix; "
                         "dashed lines at the 5-minute and 1-hour TTLs; ticks above 100 % / below 0 % are "
                         "individual warm / cold calls.",
@@ -72,7 +73,7 @@ def render(view: Any, results: Sequence[Any], tables: Sequence[Any], plots: Sequ
     """The page as a string. `view`: report.RunView; `results`: thresholds.Result list;
     `tables`: report.Table list (per-arm detail); `plots`: PNG files to embed."""
     from loadgen.compare import compare, headline, table_rows
-    from loadgen.report import HEADERS, _row_values
+    from loadgen.report import HEADERS, _row_values, failure_notes
     from loadgen.thresholds import format_value
 
     s = view.summary
@@ -80,6 +81,7 @@ def render(view: Any, results: Sequence[Any], tables: Sequence[Any], plots: Sequ
     title = f"loadgen report: {s.get('scenario', '?')}"
     facts = (f"{s.get('target', '?')} target, clock {s.get('clock', '?')}"
              + (f" x{s.get('time_scale') or 1:g}" if s.get("clock") == "warp" else "")
+             + (" (per scenario.toml)" if s.get("clock_source") == "scenario.toml" else "")
              + f", seed {s.get('seed', '?')}, {float(s.get('scenario_s') or 0):.0f} s scenario time in "
              + f"{float(s.get('wall_s') or 0):.1f} s wall, loadgen {s.get('loadgen_version', '?')}"
              + (f", stopped: {s['stopped']}" if s.get("stopped") not in (None, "completed") else ""))
@@ -95,6 +97,7 @@ def render(view: Any, results: Sequence[Any], tables: Sequence[Any], plots: Sequ
                    f'{failed} of {len(results)} failed</span></p>' if failed else
                    f'<p class="headline">thresholds: <span class="pass">all {len(results)} passed</span></p>')
     top.append(table_html("", HEADERS, [_row_values(n, a) for n, a in arms.items()]))
+    top += [f'<p class="note fail">{_e(line)}</p>' for line in failure_notes(s)]  # failures beside latency
     sections.append(("summary", "Summary", "".join(top)))
 
     if results:

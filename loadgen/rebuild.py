@@ -3,8 +3,16 @@
 requests.jsonl is line-buffered (results.py), so after SIGKILL every completed attempt
 is on disk while summary.json and histograms/ are not. Folding those records through
 the same `loadgen.metrics.Metrics` the runner uses gives the same figures a finished
-run would have written for those attempts. The run facts say plainly that the run did
-not finish (`stopped`); `report` prints it and never writes summary.json for it.
+run would have written for those attempts (Metrics rounds times to the microsecond as
+requests.jsonl stores them, so latency figures are identical). The run facts say plainly
+that the run did not finish (`stopped`); `report` prints it and never writes
+summary.json for it; `compare` reads the same rebuilt summary.
+
+The clock comes from the copied scenario.toml (the exact input) by the rule `loadgen
+run` applies: `aws` runs on the real clock, the built-in emulator on the warp clock at
+`[target] time_scale`. What the directory cannot tell is kept out of it: flags that
+overrode the file (`--target`, `--time-scale`) are not recorded, and a killed `simulate`
+ran on the virtual clock; `clock_source` says where the figure came from.
 """
 
 from __future__ import annotations
@@ -83,7 +91,7 @@ def rebuild_summary(records: Sequence[Mapping[str, Any]], scenario: Any = None, 
         "loadgen_version": _version(),
         "scenario": getattr(scenario, "name", None) or Path(results_dir).name or "?",
         "target": scenario.target.kind if scenario is not None else "unknown",
-        "clock": "unknown",   # the run's flags are not in the results directory
+        **_clock_facts(scenario),
         "seed": getattr(scenario, "seed", None),
         # the last send minus the first: the run's own wall time is lost with it
         "wall_s": round(max(walls) - min(walls), 3) if walls else 0.0,
@@ -94,6 +102,19 @@ def rebuild_summary(records: Sequence[Mapping[str, Any]], scenario: Any = None, 
         "rebuilt": True,
     }
     return metrics.summary(facts), metrics
+
+
+def _clock_facts(scenario: Any) -> dict[str, Any]:
+    """`clock`, `time_scale` and `clock_source` for a run of `scenario` (None: unknown),
+    by the rule run_command applies when it picks the clock."""
+    if scenario is None:
+        return {"clock": "unknown", "clock_source": "unknown: scenario.toml could not be read"}
+    target = scenario.target
+    if target.kind == "aws":
+        kind, scale = "real", 1.0
+    else:
+        kind, scale = "warp", float(target.time_scale)
+    return {"clock": kind, "time_scale": scale, "clock_source": "scenario.toml"}
 
 
 def _version() -> str:

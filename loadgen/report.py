@@ -28,11 +28,16 @@ def _pct(num: float, den: float) -> str:
 
 
 def _row_values(name: str, arm: Mapping[str, Any]) -> list[str]:
+    from loadgen.thresholds import latency_over_all
+
     req = arm["requests"]
     cache = arm["cache"]
-    lat = arm["latency_ms"]
     cost = arm["cost_usd"]
     warm_den = cache["warm"] + cache["cold"]
+    # latency over every attempt (failed ones at the time they failed), as the thresholds
+    # measure it; "-" for a summary that has only ok-only figures while attempts failed
+    ttft = latency_over_all(arm, "ttft") or {}
+    e2e = latency_over_all(arm, "e2e") or {}
     return [
         name,
         str(req["sent"]),
@@ -42,10 +47,10 @@ def _row_values(name: str, arm: Mapping[str, Any]) -> list[str]:
         str(req["retries"]),
         _pct(cache["warm"], warm_den),
         str(cache["cold"]),
-        _ms(lat["ttft"].get("p50")),
-        _ms(lat["ttft"].get("p99")),
-        _ms(lat["e2e"].get("p50")),
-        _ms(lat["e2e"].get("p99")),
+        _ms(ttft.get("p50")),
+        _ms(ttft.get("p99")),
+        _ms(e2e.get("p50")),
+        _ms(e2e.get("p99")),
         f"${cost['total']:.4f}",
         f"${cost['per_1000']:.2f}",
     ]
@@ -53,6 +58,24 @@ def _row_values(name: str, arm: Mapping[str, Any]) -> list[str]:
 
 HEADERS = ["arm", "sent", "ok", "throttled", "err+to", "retries", "warm", "cold",
            "ttft p50", "ttft p99", "e2e p50", "e2e p99", "cost", "per 1000"]
+
+
+def failure_notes(summary: Mapping[str, Any]) -> list[str]:
+    """One line per arm whose attempts did not all succeed, read beside the table's latency:
+    how many failed, how, and the ok-only figures (the table's latency counts every attempt)."""
+    notes = []
+    for name, arm in summary["arms"].items():
+        req = arm["requests"]
+        failed = req["sent"] - req["ok"]
+        if failed <= 0:
+            continue
+        how = ", ".join(f"{req[k]} {k}" for k in ("throttled", "error", "timeout") if req.get(k))
+        lat = arm.get("latency_ms", {})
+        ok_ttft, ok_e2e = lat.get("ttft") or {}, lat.get("e2e") or {}
+        notes.append(f"{name}: {failed} of {req['sent']} attempts failed ({how}); the latency above counts them at "
+                     f"the time they failed (a timeout at its deadline); ok only: ttft p50 {_ms(ok_ttft.get('p50'))} "
+                     f"p99 {_ms(ok_ttft.get('p99'))}, e2e p50 {_ms(ok_e2e.get('p50'))} p99 {_ms(ok_e2e.get('p99'))}")
+    return notes
 
 
 def format_table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
@@ -69,10 +92,11 @@ def summary_table(summary: Mapping[str, Any]) -> str:
     rows = [_row_values(name, arm) for name, arm in summary["arms"].items()]
     facts = (f"{summary.get('scenario', '?')}: target {summary.get('target', '?')}, clock {summary.get('clock', '?')}"
              + (f" x{summary.get('time_scale') or 1:g}" if summary.get("clock") == "warp" else "")
+             + (" (per scenario.toml)" if summary.get("clock_source") == "scenario.toml" else "")
              + f", {summary.get('scenario_s') or 0:.0f} s scenario time in {summary.get('wall_s') or 0:.1f} s wall"
              + (f", stopped: {summary['stopped']}" if summary.get("stopped") not in (None, "completed") else ""))
     lines = [facts, format_table(HEADERS, rows)]
-    notes = []
+    notes = failure_notes(summary)
     for name, arm in summary["arms"].items():
         mm = arm["cache"].get("mismatch", {})
         if mm.get("total"):
@@ -290,6 +314,54 @@ def sweep_hint(path: Path, command: str) -> str:
             + f"{path}/*/`; the sweep's own table is sweep.csv")
 
 
+def _needs_rebuild(path: Path, command: str) -> bool:
+    """True for a killed run (requests.jsonl, no summary.json), False for a finished one;
+    ValueError for a sweep's parent, FileNotFoundError for anything else."""
+    from loadgen.results import REQUESTS_FILE, SUMMARY_FILE
+
+    if (path / "sweep.json").exists() and not (path / SUMMARY_FILE).exists():
+        raise ValueError(sweep_hint(path, command))
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: not a directory; expected a loadgen results directory")
+    if (path / SUMMARY_FILE).exists():
+        return False
+    if (path / REQUESTS_FILE).exists():
+        return True
+    raise FileNotFoundError(f"{path}: no summary.json and no {REQUESTS_FILE}; expected a loadgen results "
+                            "directory (the folder `loadgen run` prints after \"results:\")")
+
+
+def _rebuilt(path: Path, attempts: Sequence[Mapping[str, Any]], scenario: Any) -> tuple[dict, dict, str]:
+    """A killed run's summary from its attempts: (summary, arm -> metric -> HdrHistogram, the note saying so)."""
+    from loadgen.metrics import LATENCY_METRICS
+    from loadgen.rebuild import rebuild_summary
+    from loadgen.results import REQUESTS_FILE, SUMMARY_FILE
+
+    summary, metrics = rebuild_summary(attempts, scenario, results_dir=path)
+    histograms = {a: {m: metrics.histogram(a, m) for m in LATENCY_METRICS} for a in metrics.arm_names}
+    note = (f"{path / SUMMARY_FILE}: missing, the run did not finish (killed?); summary rebuilt from "
+            f"{len(attempts)} attempt(s) in {REQUESTS_FILE}, up to {summary['scenario_s']:.0f} s of scenario time. "
+            "Not written to disk.")
+    return summary, histograms, note
+
+
+def read_summary(results_dir: str | Path, command: str = "compare") -> tuple[dict, str]:
+    """(summary, note) of a results directory: summary.json checked by `validate_summary`
+    (note ""), or for a killed run the summary `load_view` rebuilds from requests.jsonl
+    (the same path, so `report` and `compare` agree), and the note saying so. Reads
+    requests.jsonl only for a killed run. ValueError / OSError name the path."""
+    from loadgen.results import SUMMARY_FILE, load_attempts, load_summary
+
+    path = Path(results_dir)
+    if not _needs_rebuild(path, command):
+        summary = load_summary(path)
+        validate_summary(summary, str(path / SUMMARY_FILE))
+        return summary, ""
+    scenario, _ = _scenario_of(path)
+    summary, _, note = _rebuilt(path, tuple(load_attempts(path)), scenario)
+    return summary, note
+
+
 def load_view(results_dir: str | Path, summary: Mapping[str, Any] | None = None, scenario: Any = None) -> RunView:
     """Read a results directory (summary.json, requests.jsonl, scenario.toml) for reporting.
 
@@ -303,22 +375,15 @@ def load_view(results_dir: str | Path, summary: Mapping[str, Any] | None = None,
     from loadgen.results import REQUESTS_FILE, SUMMARY_FILE, load_attempts, load_summary
 
     path = Path(results_dir)
-    if summary is None and (path / "sweep.json").exists() and not (path / SUMMARY_FILE).exists():
-        raise ValueError(sweep_hint(path, "report"))
-    if summary is None and not path.is_dir():
-        raise FileNotFoundError(f"{path}: not a directory; expected a loadgen results directory")
+    rebuild = summary is None and _needs_rebuild(path, "report")
     notes: list[str] = []
     if scenario is None:
         scenario, notes = _scenario_of(path)
     thresholds = tuple(scenario.thresholds) if scenario is not None else _raw_thresholds(path)
-    rebuild = summary is None and not (path / SUMMARY_FILE).exists() and (path / REQUESTS_FILE).exists()
-    if summary is None and not rebuild and not (path / SUMMARY_FILE).exists():
-        raise FileNotFoundError(f"{path}: no summary.json and no {REQUESTS_FILE}; expected a loadgen results "
-                                "directory (the folder `loadgen run` prints after \"results:\")")
+    if summary is None and not rebuild:
+        summary = load_summary(path)
+        validate_summary(summary, str(path / SUMMARY_FILE))
     if not rebuild:
-        if summary is None:
-            summary = load_summary(path)
-            validate_summary(summary, str(path / SUMMARY_FILE))
         summary = dict(summary)
     try:
         attempts = tuple(load_attempts(path))
@@ -334,14 +399,8 @@ def load_view(results_dir: str | Path, summary: Mapping[str, Any] | None = None,
         notes.append(str(e))
     histograms = None
     if rebuild:
-        from loadgen.metrics import LATENCY_METRICS
-        from loadgen.rebuild import rebuild_summary
-
-        summary, metrics = rebuild_summary(attempts, scenario, results_dir=path)
-        histograms = {a: {m: metrics.histogram(a, m) for m in LATENCY_METRICS} for a in metrics.arm_names}
-        notes.insert(0, f"{path / SUMMARY_FILE}: missing, the run did not finish (killed?); summary rebuilt "
-                        f"from {len(attempts)} attempt(s) in {REQUESTS_FILE}, up to {summary['scenario_s']:.0f} s "
-                        "of scenario time. Not written to disk.")
+        summary, histograms, note = _rebuilt(path, attempts, scenario)
+        notes.insert(0, note)
     peaks = series.peak_quota_tpm(attempts, burndown_of) if attempts else {}
     return RunView(path, summary, attempts, thresholds, quotas_for(summary, scenario), peaks, tuple(notes),
                    attempts_read, histograms)
@@ -432,12 +491,20 @@ def detail_tables(view: RunView) -> list[Table]:
     tables.append(Table("Cost (USD)", ("arm", "input", "output", "cache write", "cache read", "total",
                                        "per 1000 ok"), tuple(rows)))
     rows = []
+    order = ("ttft", "ttft_all", "e2e", "e2e_all", "service", "service_all", "schedule_lag")
     for name, a in arms.items():
-        for metric, lat in a.get("latency_ms", {}).items():
-            rows.append((name, metric, *(_ms(lat.get(k)) for k, _ in LAT_STATS), _int(lat.get("count"))))
-    tables.append(Table("Latency", ("arm", "metric", *(lab for _, lab in LAT_STATS), "n"), tuple(rows),
+        lats = a.get("latency_ms", {})
+        for metric in sorted(lats, key=lambda m: order.index(m) if m in order else len(order)):
+            lat = lats[metric]
+            rows.append((name, metric, *(_ms(lat.get(k)) for k, _ in LAT_STATS), _int(lat.get("count")),
+                         _int(lat.get("failed"))))
+    tables.append(Table("Latency", ("arm", "metric", *(lab for _, lab in LAT_STATS), "n", "failed"), tuple(rows),
                         "ttft and e2e from the intended start (no coordinated omission); service from the "
-                        "actual send; schedule lag = send - intended. ttft/e2e/service: ok attempts only.",
+                        "actual send; schedule lag = send - intended. ttft/e2e/service: ok attempts only, "
+                        "`failed` = the failed attempts they leave out. ttft_all/e2e_all/service_all: every "
+                        "attempt, `failed` of them counted at the time they failed (a timeout at its deadline; "
+                        "a failure before any token at that time as its ttft); these are what the headline "
+                        "table and the thresholds read. schedule_lag: first attempts, failed ones included.",
                         left=2))
     tables.append(quota_table(view))
     tables.append(gap_table(arms))

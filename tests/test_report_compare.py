@@ -65,10 +65,12 @@ def test_one_run_compares_its_arms_several_runs_compare_same_named_arms():
     assert [[lab for lab, _ in g] for g in groups_for([("r1", s1)])] == [["ttl-5m", "ttl-1h"]]
     assert [[lab for lab, _ in g] for g in groups_for([("r1", s1), ("r2", s2)])] == [
         ["r1/ttl-5m", "r2/ttl-5m"], ["r1/ttl-1h", "r2/ttl-1h"]]
-    # no shared arm name: every run/arm against the first
-    s3 = {"arms": {"global": HOUR}}
-    assert [[lab for lab, _ in g] for g in groups_for([("r1", {"arms": {"geo": FIVE}}), ("r3", s3)])] == [
-        ["r1/geo", "r3/global"]]
+    # no shared arm name, one scenario (`run --arm geo`, `run --arm global`): as one run's arms
+    s3 = {"scenario": "s", "arms": {"global": HOUR}}
+    assert [[lab for lab, _ in g] for g in groups_for([("r1", {"scenario": "s", "arms": {"geo": FIVE}}),
+                                                       ("r3", s3)])] == [["r1/geo", "r3/global"]]
+    # ... from different scenarios: nothing corresponds, no arm is pitted against another
+    assert groups_for([("r1", {"scenario": "other", "arms": {"geo": FIVE}}), ("r3", s3)]) == []
 
 
 def _write(d, summary):
