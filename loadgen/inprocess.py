@@ -101,7 +101,7 @@ class InProcessTransport:
         return Outcome(status=status_for(code), start=start,
                        end=self._clock.now(), error_code=code, message=r.message[:300],
                        region=r.served_region, request_id=self._error_id(),
-                       http_status=200 if in_band else r.status)
+                       http_status=200 if in_band else r.status, quota=r.quota or None)
 
 
 def _plan_outcome(plan: Plan, start: float, stream: bool) -> tuple[Outcome, float, int]:

@@ -7,10 +7,10 @@ or halves from the scenario's own rate until one rate passes and one fails, then
 bisects (geometrically) until they are within `tolerance` of each other.
 
 The binding constraint is read from the lowest failing trial: which thresholds
-failed, and what throttled, classified from the emulator's ThrottlingException
-messages: "Too many requests" is the RPM quota and "Too many tokens" the TPM quota
-of the model id as called in the caller's Region; "no capacity left ... in <Regions>"
-is the Regions' own capacity (the profile had nowhere to spill).
+failed, and what throttled, from the limit each throttled attempt names in its
+`quota` field (the emulator's x-loadgen-quota: `rpm` / `tpm` quota of the model id as
+called in the caller's Region, or `capacity` of the listed Regions, when the profile
+had nowhere to spill). A throttle without it (an injected fault) is shown by its message.
 
 Trials run with the scenario's arrival kind when it has one rate (constant,
 poisson); other shapes (stages, bursts, trace) are replaced by a Poisson process at
@@ -23,7 +23,6 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
-import re
 import sys
 import time
 from collections import Counter
@@ -75,16 +74,15 @@ class Found:
         return "; ".join(parts) or "unknown"
 
 
-def throttle_cause(message: str | None, region: str | None, model_id: str) -> str:
-    """Which limit a ThrottlingException message names (see the module doc)."""
+def throttle_cause(quota: str | None, message: str | None, model_id: str) -> str:
+    """Which limit a throttled attempt hit, from its `quota` field (see the module doc);
+    without one (AWS sends none, nor do injected faults), its message."""
+    kind, _, regions = (quota or "").partition(" ")
+    if kind == "capacity":
+        return f"Region capacity ({regions.replace(',', ', ')})"
+    if kind in ("rpm", "tpm"):
+        return f"{kind.upper()} quota of {model_id} in {regions or '?'}"
     msg = message or ""
-    m = re.search(r"no capacity left for \S+ in ([^)]*)\)", msg)
-    if m:
-        return f"Region capacity ({m.group(1)})"
-    if msg.startswith("Too many requests"):
-        return f"RPM quota of {model_id} in {region or '?'}"
-    if msg.startswith("Too many tokens"):
-        return f"TPM quota of {model_id} in {region or '?'}"
     return f"throttling ({msg[:60] or 'no message'})"
 
 
@@ -164,7 +162,7 @@ def _trial(sc: Scenario, rate: float, pricer: Any, cfg: Any, checks: Sequence[An
 
     def seen(a: Any) -> None:
         if a.status == "throttled":
-            causes[throttle_cause(a.message, a.region, arm.model_id)] += 1
+            causes[throttle_cause(a.quota, a.message, arm.model_id)] += 1
         if wants_tpm:
             quota_events.append({"arm": a.arm, "model_id": a.model_id, "start": a.start, "end": a.end,
                                  "input_tokens": a.input_tokens, "cache_write": a.cache_write,

@@ -44,6 +44,7 @@ class Attempt:
     request_id: str | None = None
     stop_reason: str | None = None
     message: str | None = None        # error message, truncated
+    quota: str | None = None          # throttles by loadgen's emulator: the limit, "tpm us-east-1" (docs/results-format.md)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

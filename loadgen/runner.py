@@ -354,6 +354,7 @@ class Runner:
             cache_state=observed_cache_state(read, write, pred.expected_read) if out.status == "ok" else "none",
             cache_predicted=pred.state, gap_s=pred.gap_s, cost_usd=costs["total"], wall_start=wall_start,
             request_id=out.request_id, stop_reason=out.stop_reason, message=out.message,
+            quota=out.quota,
         )
         self.sink(a, costs)
 

@@ -28,7 +28,12 @@ from botocore.exceptions import (
 
 from loadgen.clock import Clock
 
+# Headers only loadgen's emulator sends (names as in loadgen/emulator/server.py; a test
+# pins them equal). Bedrock sends none of them, so against AWS nothing below changes.
 SERVED_REGION_HEADER = "x-loadgen-served-region"
+QUOTA_HEADER = "x-loadgen-quota"
+MODELLED_FIRST_TOKEN_HEADER = "x-loadgen-modelled-first-token-s"
+MODELLED_END_HEADER = "x-loadgen-modelled-end-s"
 
 # Bedrock error codes (HTTP spelling: in-stream codes are normalised first, see
 # normalize_code) that mean "over quota, slow down" (HTTP 429), and server-side failures.
@@ -59,6 +64,11 @@ class Outcome:
     stop_reason: str | None = None
     text: str = ""
     http_status: int | None = None
+    quota: str | None = None         # the emulator's x-loadgen-quota on a throttle ("tpm us-east-1")
+    # the emulator's modelled offsets (scenario s after the start) of the first content
+    # delta and the end, from its x-loadgen-modelled-* headers; None elsewhere
+    modelled_first_token: float | None = None
+    modelled_end: float | None = None
 
     @property
     def retryable_kind(self) -> str | None:
@@ -96,6 +106,42 @@ def have_credentials() -> bool:
     import botocore.session
 
     return botocore.session.Session().get_credentials() is not None
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def unwarp(out: Outcome, scale: float) -> None:
+    """Make a warp-clock outcome's first token and end independent of the warp factor.
+
+    On a warp clock scenario time runs `scale` x real time, so the real transport
+    overhead of an attempt (HTTP, event loop, parsing: a few ms) would appear `scale`
+    times over in its latency. The emulator says when, in modelled scenario time, it
+    sent each thing (MODELLED_* headers); the server spent modelled/scale real seconds
+    on it, so the real overhead is wall - modelled/scale, and the latency reported is
+    modelled + overhead, the overhead counted once (unscaled), as a real-clock client
+    would see it. Wall elapsed = scenario elapsed / scale: while a call is in flight
+    its task is busy, so the warp clock does not jump (loadgen/clock.py).
+
+    An event seen before its modelled time could have passed was not the one modelled
+    (say, the connection dropped early): it keeps its clock time. A timeout keeps its
+    deadline (timeouts are enforced on the warp clock). Outcomes without the headers
+    (AWS, other endpoints) are left alone. Times in scenario seconds.
+    """
+    def fix(t: float, modelled: float) -> float:
+        overhead = (t - out.start) / scale - modelled / scale  # real seconds
+        return out.start + modelled + overhead if overhead >= 0 else t
+
+    if out.first_token is not None and out.modelled_first_token is not None:
+        out.first_token = fix(out.first_token, out.modelled_first_token)
+    if out.status != "timeout" and out.modelled_end is not None:
+        out.end = fix(out.end, out.modelled_end)
+    if out.first_token is not None and out.first_token > out.end:
+        out.first_token = out.end
 
 
 class BedrockTransport:
@@ -178,13 +224,19 @@ class BedrockTransport:
                 raise
             out.status, out.error_code, out.message = "error", type(e).__name__, str(e)[:300]
         out.end = clock.now()
+        if clock.scale != 1.0:
+            unwarp(out, clock.scale)
         return out
 
     def _meta(self, resp: dict[str, Any], out: Outcome) -> None:
         meta = resp.get("ResponseMetadata", {})
         out.request_id = meta.get("RequestId")
         out.http_status = meta.get("HTTPStatusCode")
-        out.region = (meta.get("HTTPHeaders") or {}).get(SERVED_REGION_HEADER)
+        headers = meta.get("HTTPHeaders") or {}
+        out.region = headers.get(SERVED_REGION_HEADER)
+        out.quota = headers.get(QUOTA_HEADER)
+        out.modelled_first_token = _seconds(headers.get(MODELLED_FIRST_TOKEN_HEADER))
+        out.modelled_end = _seconds(headers.get(MODELLED_END_HEADER))
 
     async def _converse(self, params: dict[str, Any], out: Outcome) -> None:
         resp = await self._client.converse(**params)

@@ -196,11 +196,17 @@ def test_simulate_reports_failures_as_run_does(tmp_path, stream, emulator, timeo
     # (a run's timeout knows the Region only if the stream's headers beat the timeout in
     # real time x 20; in virtual time they always do, so region is compared where defined)
     fields = ("status", "error_code", "region" if timeout == "60s" else "status", "output_tokens",
-              "cache_state")
+              "cache_state", "quota")
     run_seen = [tuple(x.get(f) for f in fields) for x in run_lines]
     sim_seen = [tuple(x.get(f) for f in fields) for x in sim_lines]
     assert sim_seen == run_seen
     assert {x["status"] for x in sim_lines} == expect
+    # a quota throttle names its limit (over HTTP: the x-loadgen-quota header); other
+    # throttles (injected faults) and other statuses name none
+    quota = {x["quota"] for x in run_lines if x["status"] == "throttled"}
+    assert quota == ({"tpm us-east-1"} if "tpm = 9000" in emulator else set() if "throttled" not in expect
+                     else {None}), quota
+    assert all(x["quota"] is None for x in run_lines if x["status"] != "throttled")
     if timeout == "60s":  # near a timeout, what a run saw first depends on real time x 20
         for a, b in zip(run_lines, sim_lines):
             assert (a["first_token"] is None) == (b["first_token"] is None)

@@ -121,14 +121,31 @@ def test_search_reports_when_nothing_passes_or_nothing_fails():
     assert bad is None and good is not None and good.rate == 16
 
 
-def test_throttle_causes_from_emulator_messages():
-    assert throttle_cause("Too many tokens, please wait before trying again.", "us-east-1", "m") == \
-        "TPM quota of m in us-east-1"
-    assert throttle_cause("Too many requests, please wait before trying again.", "eu-west-1", "m") == \
-        "RPM quota of m in eu-west-1"
-    msg = ("Too many tokens, please wait before trying again. (no capacity left for "
-           "anthropic.x in us-east-1, us-east-2, us-west-2)")
-    assert throttle_cause(msg, "us-east-2", "m") == "Region capacity (us-east-1, us-east-2, us-west-2)"
+def test_throttle_causes_come_from_the_quota_field_not_the_message():
+    assert throttle_cause("tpm us-east-1", "Too many tokens, please wait.", "m") == "TPM quota of m in us-east-1"
+    assert throttle_cause("rpm eu-west-1", "any words at all", "m") == "RPM quota of m in eu-west-1"
+    assert throttle_cause("capacity us-east-1,us-east-2,us-west-2", None, "m") == \
+        "Region capacity (us-east-1, us-east-2, us-west-2)"
+    # AWS sends no quota header: the message is all there is, shown as it came
+    assert throttle_cause(None, "Too many tokens, please wait before trying again.", "m") == \
+        "throttling (Too many tokens, please wait before trying again.)"
+    assert throttle_cause(None, None, "m") == "throttling (no message)"
+
+
+def test_binding_limit_does_not_depend_on_the_throttle_message_wording(tmp_path, monkeypatch):
+    # reword every emulator throttle: the binding limit is still named from the structured cause
+    from loadgen.emulator import model as emulator_model
+
+    real_error = emulator_model.error
+
+    def reworded(code, message, **kw):
+        return real_error(code, "Rate exceeded." if code == "ThrottlingException" else message, **kw)
+
+    monkeypatch.setattr(emulator_model, "error", reworded)
+    sc = write(tmp_path, "tpm = 60000")
+    assert main(["simulate", str(sc), "--find-max-rate", "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    arm = json.loads((only_dir(tmp_path / "out") / "maxrate.json").read_text())["arms"]["in-region"]
+    assert f"TPM quota of {HAIKU} in us-east-1" in arm["binding"], arm["binding"]
 
 
 def test_tpm_threshold_is_the_peak_quota_tokens_with_burndown(tmp_path):

@@ -28,7 +28,7 @@ from typing import Any
 from loadgen import profiles
 from loadgen.emulator.cache import PromptCache
 from loadgen.emulator.config import EmulatorConfig
-from loadgen.emulator.errors import BedrockError, error, validation
+from loadgen.emulator.errors import BedrockError, error, quota_value, validation
 from loadgen.emulator.request import parse
 from loadgen.emulator.window import Charge, Window
 from loadgen.models import TTL_SECONDS, ModelInfo, UnknownModel, lookup
@@ -247,7 +247,7 @@ class EmulatorModel:
             i = min(range(len(regions)), key=lambda j: util[j])
             return error("ThrottlingException", "Too many tokens, please wait before trying again. "
                          f"(no capacity left for {base} in {', '.join(regions)})",
-                         served_region=regions[i])
+                         served_region=regions[i], quota=quota_value("capacity", regions))
         cross = self.config.latency.cross_region_s
         i = min(open_, key=lambda j: (self._queue_s(util[j]) + (cross if regions[j] != self.region else 0.0),
                                       util[j]))
@@ -283,11 +283,11 @@ class EmulatorModel:
             rw = self._window(self._rpm, qkey)
             if rw.total(now) + 1 > limit.rpm:
                 return error("ThrottlingException", "Too many requests, please wait before trying again.",
-                             served_region=self.region)
+                             served_region=self.region, quota=quota_value("rpm", (self.region,)))
         tw = self._window(self._tpm, qkey) if limit.tpm else None
         if tw is not None and tw.total(now) + reserve > limit.tpm:
             return error("ThrottlingException", "Too many tokens, please wait before trying again.",
-                         served_region=self.region)
+                         served_region=self.region, quota=quota_value("tpm", (self.region,)))
 
         routed = self._route(mid, info.base_id, reserve, now)
         if isinstance(routed, BedrockError):

@@ -6,7 +6,15 @@
 The shell only translates: EmulatorModel decides everything (loadgen.emulator.model),
 and this module paces the Plan on the injected clock with `await clock.sleep_until(t)`,
 so under a WarpClock the modelled latency passes in scenario time. Every response
-carries `x-amzn-RequestId` and `x-loadgen-served-region`.
+carries `x-amzn-RequestId` and `x-loadgen-served-region`; a throttle by one of the
+emulator's limits names it in `x-loadgen-quota` (see errors.QUOTA_KINDS).
+
+Every response that has headers also says when, in modelled scenario seconds after the
+request start, its first content delta and its end leave the server (MODELLED_* below:
+the time a client with zero transport overhead would see them). A client on a warp
+clock uses them to keep its latency free of the warp factor: modelled time plus the real
+overhead it measured, unscaled (loadgen/transport.py). A stream's headers go out before
+its body, so the times are computed from the write schedule before the first write.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import random
 import signal
 import sys
 import uuid
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Mapping
 
 from aiohttp import web
@@ -28,6 +37,13 @@ from loadgen.emulator.errors import BedrockError
 from loadgen.emulator.model import EmulatorModel, Plan
 
 SERVED_REGION_HEADER = "x-loadgen-served-region"
+QUOTA_HEADER = "x-loadgen-quota"
+MODELLED_FIRST_TOKEN_HEADER = "x-loadgen-modelled-first-token-s"
+MODELLED_END_HEADER = "x-loadgen-modelled-end-s"
+# How long `loadgen emulator` (and run's in-process emulator) waits on shutdown for
+# requests in flight before cancelling them: a load target is stopped mid-load on
+# purpose, and a modelled stream can last minutes (aiohttp's default wait is 60 s).
+SHUTDOWN_GRACE_S = 0.5
 _ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
 _JSON = "application/json"
 _EVENTSTREAM = "application/vnd.amazon.eventstream"
@@ -36,12 +52,26 @@ _MODEL_KEY = web.AppKey("model", EmulatorModel)
 _CLOCK_KEY = web.AppKey("clock", object)
 
 
-def _headers(request_id: str, region: str, content_type: str) -> dict[str, str]:
-    return {"x-amzn-RequestId": request_id, SERVED_REGION_HEADER: region, "Content-Type": content_type}
+def _headers(request_id: str, region: str, content_type: str, *, end_s: float | None = None,
+             first_token_s: float | None = None) -> dict[str, str]:
+    """Response headers; end_s / first_token_s: modelled offsets (scenario s after the start)."""
+    h = {"x-amzn-RequestId": request_id, SERVED_REGION_HEADER: region, "Content-Type": content_type}
+    if end_s is not None:
+        h[MODELLED_END_HEADER] = repr(float(end_s))
+    if first_token_s is not None:
+        h[MODELLED_FIRST_TOKEN_HEADER] = repr(float(first_token_s))
+    return h
+
+
+def _error_headers(err: BedrockError, request_id: str, content_type: str) -> dict[str, str]:
+    h = _headers(request_id, err.served_region, content_type, end_s=err.delay_s)
+    if err.quota:
+        h[QUOTA_HEADER] = err.quota
+    return h
 
 
 def _error_response(err: BedrockError, request_id: str) -> web.Response:
-    h = _headers(request_id, err.served_region, _JSON)
+    h = _error_headers(err, request_id, _JSON)
     h["x-amzn-ErrorType"] = err.code + _ERROR_TYPE_SUFFIX
     return web.Response(status=err.status, body=json.dumps({"message": err.message}).encode(), headers=h)
 
@@ -100,7 +130,9 @@ async def _converse(request: web.Request) -> web.StreamResponse:
             return _dropped(request)
         await clock.sleep_until(plan.start + plan.duration_s)
         payload = json.dumps(plan.response_body(), separators=(",", ":")).encode()
-        return web.Response(body=payload, headers=_headers(plan.request_id, plan.served_region, _JSON))
+        return web.Response(body=payload, headers=_headers(plan.request_id, plan.served_region, _JSON,
+                                                           end_s=plan.duration_s,
+                                                           first_token_s=plan.duration_s))
     finally:
         # also when the handler is cancelled (server shut down mid-request): the quota
         # charge must not stay at its reservation
@@ -125,6 +157,60 @@ async def _write(resp: web.StreamResponse, data: bytes) -> None:
         raise _ClientGone() from e
 
 
+@dataclass(frozen=True)
+class _Write:
+    """One write of a stream body: `offset` scenario s after the start; `tokens`: output
+    tokens delivered once it is out (what the quota is charged if the stream stops there)."""
+
+    offset: float
+    data: bytes
+    tokens: int
+    has_delta: bool
+
+
+def stream_schedule(plan: Plan) -> tuple[list[_Write], float, bool]:
+    """The body of a ConverseStream response to `plan`: (writes in order, offset of the
+    response's end, whether the connection is dropped there rather than closed cleanly).
+
+    Every event due at the same moment goes into one write. The first delta leaves at
+    ttft; later ones as their first token is generated; a stream with a single delta
+    sends it with the final events at duration_s. A mid-stream fault ends the body
+    after `after_deltas` deltas, at the time the last of them was due (ttft if none):
+    an exception event, or a dropped connection.
+    """
+    fault = plan.fault
+    writes: list[_Write] = []
+    pending = [eventstream.event("messageStart", {"role": "assistant"})]
+    has_delta = False
+    delivered = 0
+    t_due = plan.ttft_s
+    for i, (offset, text) in enumerate(plan.deltas()):
+        if fault is not None and i == fault.after_deltas:
+            break
+        if offset > t_due and pending:
+            writes.append(_Write(t_due, b"".join(pending), delivered, has_delta))
+            pending, has_delta = [], False
+        t_due = max(t_due, offset)
+        pending.append(eventstream.text_delta(text))
+        has_delta = True
+        delivered = min(plan.usage.output_tokens, (i + 1) * plan.chunk_tokens)
+    if fault is not None and fault.kind == "reset":
+        if pending:
+            writes.append(_Write(t_due, b"".join(pending), delivered, has_delta))
+        return writes, t_due, True
+    if fault is not None:
+        pending.append(eventstream.exception(fault.code, fault.message))
+        writes.append(_Write(t_due, b"".join(pending), delivered, has_delta))
+        return writes, t_due, False
+    end = max(t_due, plan.duration_s)
+    pending.append(eventstream.event("contentBlockStop", {"contentBlockIndex": 0}))
+    pending.append(eventstream.event("messageStop", {"stopReason": plan.stop_reason}))
+    pending.append(eventstream.event("metadata", {"usage": plan.usage.to_wire(),
+                                                  "metrics": {"latencyMs": plan.latency_ms}}))
+    writes.append(_Write(end, b"".join(pending), plan.usage.output_tokens, has_delta))
+    return writes, end, False
+
+
 async def _converse_stream(request: web.Request) -> web.StreamResponse:
     model, clock, r = await _begin(request, stream=True)
     resp = web.StreamResponse(status=200)
@@ -134,42 +220,20 @@ async def _converse_stream(request: web.Request) -> web.StreamResponse:
         plan: Plan = r
         delivered = 0
         try:
-            resp.headers.update(_headers(plan.request_id, plan.served_region, _EVENTSTREAM))
+            writes, end, drop = stream_schedule(plan)
+            first = next((w.offset for w in writes if w.has_delta), None)
+            resp.headers.update(_headers(plan.request_id, plan.served_region, _EVENTSTREAM,
+                                         end_s=end, first_token_s=first))
             await resp.prepare(request)
-            fault = plan.fault
-            deltas = plan.deltas()
-            # batch every event that is due at the same moment into one write
-            pending = [eventstream.event("messageStart", {"role": "assistant"})]
-            t_due = plan.start + plan.ttft_s
-            for i, (offset, text) in enumerate(deltas):
-                if fault is not None and i == fault.after_deltas:
-                    break
-                t = plan.start + offset
-                if t > t_due and pending:
-                    await clock.sleep_until(t_due)
-                    await _write(resp, b"".join(pending))
-                    pending = []
-                t_due = max(t_due, t)
-                pending.append(eventstream.text_delta(text))
-                delivered = min(plan.usage.output_tokens, (i + 1) * plan.chunk_tokens)
-            await clock.sleep_until(t_due)
-            if fault is not None and fault.kind == "reset":
-                if pending:
-                    await _write(resp, b"".join(pending))
+            for w in writes:
+                # counted before the sleep, as the model generated them by then
+                delivered = w.tokens
+                await clock.sleep_until(plan.start + w.offset)
+                await _write(resp, w.data)
+            await clock.sleep_until(plan.start + end)
+            if drop:
                 return _dropped(request, resp)
-            if fault is not None:
-                pending.append(eventstream.exception(fault.code, fault.message))
-                await _write(resp, b"".join(pending))
-                await resp.write_eof()
-                return resp
-            await clock.sleep_until(plan.start + plan.duration_s)
-            pending.append(eventstream.event("contentBlockStop", {"contentBlockIndex": 0}))
-            pending.append(eventstream.event("messageStop", {"stopReason": plan.stop_reason}))
-            pending.append(eventstream.event("metadata", {"usage": plan.usage.to_wire(),
-                                                          "metrics": {"latencyMs": plan.latency_ms}}))
-            await _write(resp, b"".join(pending))
             await resp.write_eof()
-            delivered = plan.usage.output_tokens
             return resp
         finally:
             # runs on a vanished client and on cancellation (server shut down) as well
@@ -183,7 +247,7 @@ async def _stream_error(request: web.Request, model: EmulatorModel, r: BedrockEr
                         resp: web.StreamResponse) -> web.StreamResponse:
     if not r.in_band(model.config.stream_errors_in_band):
         return _error_response(r, str(uuid.uuid4()))
-    resp.headers.update(_headers(str(uuid.uuid4()), r.served_region, _EVENTSTREAM))
+    resp.headers.update(_error_headers(r, str(uuid.uuid4()), _EVENTSTREAM))
     await resp.prepare(request)
     await _write(resp, eventstream.exception(r.stream_event_type, r.message))
     await resp.write_eof()
@@ -211,9 +275,15 @@ def build_app(model: EmulatorModel, clock: Any) -> web.Application:
 
 
 @contextlib.asynccontextmanager
-async def serve(model: EmulatorModel, clock: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """Run the emulator in the current event loop; yields its URL (http://HOST:PORT)."""
-    runner = web.AppRunner(build_app(model, clock), access_log=None, handle_signals=False)
+async def serve(model: EmulatorModel, clock: Any, host: str = "127.0.0.1", port: int = 0,
+                on_stop: Any = None) -> AsyncIterator[str]:
+    """Run the emulator in the current event loop; yields its URL (http://HOST:PORT).
+
+    On exit, requests still in flight get SHUTDOWN_GRACE_S (wall seconds) to finish and
+    are then cancelled, their connections closed; `on_stop(n)` is called first with the
+    number of connections still open."""
+    runner = web.AppRunner(build_app(model, clock), access_log=None, handle_signals=False,
+                           shutdown_timeout=SHUTDOWN_GRACE_S)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, backlog=1024)
@@ -222,6 +292,8 @@ async def serve(model: EmulatorModel, clock: Any, host: str = "127.0.0.1", port:
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         yield f"http://{shown}:{bound[1]}"
     finally:
+        if on_stop is not None:
+            on_stop(len(runner.server.connections) if runner.server is not None else 0)
         await runner.cleanup()
 
 
@@ -300,7 +372,8 @@ def _key_path(tbl: Any, dotted: str) -> tuple:
 
 
 def cmd_emulator(args: Any) -> int:
-    """`loadgen emulator`: serve until Ctrl-C (exit 0); bad config exits 2, a port that
+    """`loadgen emulator`: serve until Ctrl-C or SIGTERM (exit 0, within about a second:
+    open streams are closed after SHUTDOWN_GRACE_S); bad config exits 2, a port that
     cannot be bound exits 3."""
     from loadgen.clock import RealClock
 
@@ -312,6 +385,10 @@ def cmd_emulator(args: Any) -> int:
     clock = RealClock()
     model = EmulatorModel(config, clock=clock, rng=random.Random(args.seed), region=args.region)
 
+    def stopping(n: int) -> None:
+        print("loadgen emulator: stopping" + (f", closing {n} open connection(s)" if n else ""),
+              file=sys.stderr, flush=True)
+
     async def main() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -319,7 +396,7 @@ def cmd_emulator(args: Any) -> int:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         try:
-            async with serve(model, clock, host=args.host, port=args.port) as url:
+            async with serve(model, clock, host=args.host, port=args.port, on_stop=stopping) as url:
                 print(f"loadgen emulator listening on {url}", flush=True)
                 print(f"  Region {args.region}, latency {config.latency_name}, seed {args.seed}; "
                       "Ctrl-C stops", file=sys.stderr, flush=True)
