@@ -32,6 +32,7 @@ class ModelInfo:
     output_burndown: float
     geo_profiles: tuple[str, ...]
     global_profile: bool
+    context_window: int = 200_000   # tokens, input + output, per request
 
     def supports_ttl(self, ttl: str) -> bool:
         return ttl in self.cache_ttls
@@ -60,6 +61,7 @@ def catalog() -> dict[str, ModelInfo]:
             output_burndown=float(t["output_burndown"]),
             geo_profiles=tuple(t["geo_profiles"]),
             global_profile=bool(t["global_profile"]),
+            context_window=int(t["context_window"]),
         )
     return out
 

@@ -47,8 +47,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def safe_name(name: str) -> str:
-    """`name` reduced to letters, digits, '.', '_' and '-' (safe as a file name)."""
-    s = _UNSAFE.sub("_", name).strip("._")
+    """`name` reduced to ASCII letters, digits, '.', '_' and '-' (safe as a file name): never
+    starting with '-' (a directory `--x-2026...` would read as an option to every shell tool)
+    and at most 100 characters (file names stop at 255 bytes; suffixes follow)."""
+    s = _UNSAFE.sub("_", name).strip("._").lstrip("-")[:100]
     return s or "run"
 
 

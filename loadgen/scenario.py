@@ -25,7 +25,7 @@ from loadgen._toml import toml
 from loadgen.arrivals import Dist, OpenLoop, Stage, TracePoint
 from loadgen.models import ModelInfo, UnknownModel, lookup
 from loadgen.profiles import KINDS, kind_of, split, with_profile, region_problem
-from loadgen.toml_lines import key_lines, line_of, syntax_error
+from loadgen.toml_lines import deep_line, key_lines, line_of, nesting_depth, syntax_error
 from loadgen.units import DURATION_HINT, RATE_HINT, format_duration, parse_duration, parse_rate
 
 
@@ -168,8 +168,24 @@ PROCESS_FIELDS = {
     "trace": ("file", "time_scale"),
 }
 
-# An arm name becomes part of file names and cache keys: keep it plain.
-_ARM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# Arm and scenario names become parts of file and directory names (results/<name>-<time>/,
+# histograms/<arm>.<metric>.hlog) and of cache keys: keep them plain ASCII, starting with
+# a letter or digit (a leading '-' would read as an option to every shell tool), and short
+# (file names stop at 255 bytes on common file systems; the timestamp suffix needs ~20).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+NAME_MAX_CHARS = 100
+NAME_RULE = "ASCII letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+# Tables and arrays inside each other: the deepest a valid scenario goes is about 4
+# (thresholds.arms.<arm>[i], emulator tables); far deeper input is an accident or an attack
+# and would exhaust Python's recursion limit in the parser.
+MAX_NESTING = 16
+
+# The warp clock's fastest useful speed. asyncio waits in epoll_wait, which counts whole
+# milliseconds (CPython Lib/selectors.py rounds a timeout up to 1 ms), and one loopback HTTP
+# round trip takes about as long; at x1000 that millisecond is a full second of scenario
+# time, already above the emulator's median modelled TTFT (0.6 s, loadgen/data/emulator.toml).
+MAX_TIME_SCALE = 1000.0
 
 
 def _dotted(path: tuple) -> str:
@@ -206,7 +222,7 @@ class _Ctx:
         return line_of(self.lines, path)
 
     def where(self, path: tuple) -> str:
-        return f"{self.path}:{self.line(path)}: {_dotted(path)}"
+        return f"{self.path}:{self.line(path)}" + (f": {_dotted(path)}" if path else "")
 
     def err(self, path: tuple, msg: str) -> None:
         self.problems.append((self.line(path), f"{self.where(path)}: {msg}"))
@@ -652,6 +668,10 @@ def _target(ctx: _Ctx, raw: Mapping[str, Any]) -> Target:
     d = Target()
     kind = ctx.str_(t, p, "kind", d.kind, choices=("emulator", "aws"))
     scale = ctx.num(t, p, "time_scale", d.time_scale, low=0, low_open=True)
+    problem = time_scale_problem(scale) if scale is not None else None
+    if problem:
+        ctx.err(p + ("time_scale",), problem)
+        scale = d.time_scale
     if kind == "aws" and scale != 1.0:
         ctx.err(p + ("time_scale",), "time_scale applies to the emulator target only; kind = \"aws\" "
                                      "always runs on the real clock (remove time_scale or set it to 1)")
@@ -666,6 +686,15 @@ def _target(ctx: _Ctx, raw: Mapping[str, Any]) -> Target:
         max_in_flight=ctx.int_(t, p, "max_in_flight", d.max_in_flight, minimum=1),
         request_timeout=ctx.duration(t, p, "request_timeout", d.request_timeout),
     )
+
+
+def time_scale_problem(scale: float) -> str | None:
+    """Why a warp-clock scale cannot give meaningful figures, or None (shared with --time-scale)."""
+    if scale > MAX_TIME_SCALE:
+        return (f"expected at most {MAX_TIME_SCALE:g}, got {scale:g}: the event loop times sleeps to ~1 ms "
+                f"of real time, which at x{scale:g} is {scale / 1000:g} s of scenario time, so every modelled "
+                f"latency (and the request timeout) would drown in clock granularity and transport overhead")
+    return None
 
 
 def _lookup_model(ctx: _Ctx, path: tuple, model_id: str) -> ModelInfo | None:
@@ -846,8 +875,8 @@ def _arms(ctx: _Ctx, raw: Mapping[str, Any], model: Model, info: ModelInfo | Non
         if p:
             ctx.keys(a, p, ARM_KEYS)
             name = ctx.str_(a, p, "name", what='a name like "ttl-5m"')
-            if name is not None and not _ARM_NAME.fullmatch(name):
-                ctx.err(p + ("name",), f"expected letters, digits, '.', '_' or '-' (it names files), got {name!r}")
+            if name is not None and not _name_ok(ctx, p + ("name",), name):
+                name = None
             if name in seen:
                 ctx.err(p + ("name",), f"duplicate arm name {name!r} (first used on line {seen[name]})")
             elif name is not None:
@@ -890,6 +919,23 @@ def _arms(ctx: _Ctx, raw: Mapping[str, Any], model: Model, info: ModelInfo | Non
             service_tier=ctx.str_(a, p, "service_tier", None, choices=SERVICE_TIERS) if p else None,
         ))
     return tuple(arms)
+
+
+def _name_ok(ctx: _Ctx, path: tuple, name: str) -> bool:
+    """A scenario or arm name names files and directories: NAME_RULE, at most NAME_MAX_CHARS."""
+    if not name:
+        ctx.err(path, f"expected a non-empty name ({NAME_RULE})")
+        return False
+    if len(name) > NAME_MAX_CHARS:
+        ctx.err(path, f"expected at most {NAME_MAX_CHARS} characters (it names files and directories), "
+                      f"got {len(name)}: {name[:20]!r}...")
+        return False
+    if not _NAME.fullmatch(name):
+        bad = next((c for c in name if not re.fullmatch(r"[A-Za-z0-9._-]", c)), name[0])
+        ctx.err(path, f"expected {NAME_RULE} (it names files and directories), got {name!r} "
+                      f"(not allowed: {bad!r}{' at the start' if re.fullmatch(r'[._-]', bad) else ''})")
+        return False
+    return True
 
 
 def _thresholds(ctx: _Ctx, raw: Mapping[str, Any], arm_names: list[str]) -> tuple[Threshold, ...]:
@@ -974,6 +1020,21 @@ def _check_prices(ctx: _Ctx, arms: tuple[Arm, ...], overrides: tuple[PriceOverri
             ctx.err(("arms", i) if from_table else ("model", "id"), str(e))
 
 
+def _check_context(ctx: _Ctx, workload: Workload, arms: tuple[Arm, ...]) -> None:
+    """A prefix longer than the model's context window fails every request (Bedrock answers
+    ValidationException): refuse it here rather than run to 100 % failure."""
+    for arm in arms:
+        try:
+            info = lookup(arm.model_id)
+        except UnknownModel:
+            continue
+        if workload.prefix_tokens > info.context_window:
+            ctx.err(("workload", "prefix_tokens"),
+                    f"{workload.prefix_tokens} tokens is above {info.name}'s context window of "
+                    f"{info.context_window} tokens (arm {arm.name!r}): every request would be refused")
+            return
+
+
 def _cache_warnings(ctx: _Ctx, workload: Workload, arms: tuple[Arm, ...]) -> None:
     for arm in arms:
         if not arm.cache:
@@ -1031,11 +1092,26 @@ def load(path: str) -> Scenario:
     scenario file's folder.
     """
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as e:
         raise ScenarioError([f"{path}: cannot read scenario file: {e.strerror or e}"]) from None
-    return loads(text, path)
+    return loads(decode(data, path), path)
+
+
+def decode(data: bytes, path: str) -> str:
+    """The text of a scenario file: TOML is UTF-8 (toml.io, "Spec"); anything else is a
+    ScenarioError naming the file and the line of the first bad byte."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ScenarioError([f"{path}:1: not a UTF-8 text file: it starts with a UTF-16 byte-order mark; "
+                             "TOML files must be UTF-8 (save it again as UTF-8)"])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        what = ("a binary file (it holds NUL bytes)" if b"\x00" in data
+                else f"not UTF-8 text (byte 0x{data[e.start]:02x})")
+        raise ScenarioError([f"{path}:{line}: {what}; TOML scenario files must be UTF-8 text"]) from None
 
 
 def loads(text: str, path: str = "<scenario>") -> Scenario:
@@ -1044,6 +1120,11 @@ def loads(text: str, path: str = "<scenario>") -> Scenario:
         raw = toml.loads(text)
     except toml.TOMLDecodeError as e:
         raise ScenarioError([syntax_error(path, text, e)]) from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raw = None
+    if raw is None or nesting_depth(raw) > MAX_NESTING:
+        raise ScenarioError([f"{path}:{deep_line(text, MAX_NESTING)}: tables and arrays nested more than "
+                             f"{MAX_NESTING} deep; a scenario needs at most a few levels"])
     ctx = _Ctx(path, key_lines(text))
     scenario = _build(ctx, raw, text)
     if ctx.problems:
@@ -1054,10 +1135,12 @@ def loads(text: str, path: str = "<scenario>") -> Scenario:
 
 def _build(ctx: _Ctx, raw: Mapping[str, Any], text: str) -> Scenario | None:
     ctx.keys(raw, (), TOP_KEYS)
-    stem = os.path.splitext(os.path.basename(ctx.path))[0] or "scenario"
+    # without a name key, the file's stem names the run, made plain (it is not the user's typing)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.splitext(os.path.basename(ctx.path))[0])
+    stem = stem.lstrip("._-")[:NAME_MAX_CHARS] or "scenario"
     name = ctx.str_(raw, (), "name", stem)
-    if not name:
-        ctx.err(("name",), "expected a non-empty name")
+    if name is not None and not _name_ok(ctx, ("name",), name):
+        name = stem
     seed = ctx.int_(raw, (), "seed", 0)
     duration = ctx.duration(raw, (), "duration")
     description = ctx.str_(raw, (), "description", "")
@@ -1074,7 +1157,7 @@ def _build(ctx: _Ctx, raw: Mapping[str, Any], text: str) -> Scenario | None:
         ctx.err(("sessions",), "a scenario has either [arrivals] (open loop, single-turn requests) or "
                                "[sessions] (closed-loop agent sessions), not both")
     elif not has_a and not has_s:
-        ctx.err(("workload",) if "workload" in raw else (), "missing the traffic shape: add [arrivals] "
+        ctx.err(("workload",) if "workload" in raw else ("arrivals",), "missing the traffic shape: add [arrivals] "
                 "(open loop, kind = \"single\") or [sessions] (agent sessions, kind = \"agent\")")
     elif workload is not None:
         if workload.kind == "single" and has_s:
@@ -1093,6 +1176,7 @@ def _build(ctx: _Ctx, raw: Mapping[str, Any], text: str) -> Scenario | None:
     emulator = ctx.table(raw, (), "emulator") or {}
     _check_emulator(ctx, emulator)
     if workload is not None and arms:
+        _check_context(ctx, workload, arms)
         _cache_warnings(ctx, workload, arms)
     if ctx.problems:
         return None

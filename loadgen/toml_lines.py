@@ -32,6 +32,55 @@ def syntax_error(path: str, text: str, e: Exception) -> str:
     return f"{path}:{text.count(chr(10)) + 1}: TOML syntax error: {msg[:m.start()] if m else msg}"
 
 
+def nesting_depth(obj: object) -> int:
+    """How deep tables (dicts) and arrays (lists) sit inside each other; 0 for a scalar.
+    Iterative, so a pathological document cannot exhaust the recursion limit here."""
+    deepest, stack = 0, [(obj, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            v = list(v.values())
+        if isinstance(v, list):
+            deepest = max(deepest, d + 1)
+            stack.extend((x, d + 1) for x in v)
+    return deepest
+
+
+def deep_line(text: str, limit: int) -> int:
+    """Line (1-based) where `[`/`{` nesting first passes `limit` (strings and comments are
+    skipped roughly), else the line of the deepest dotted header; 1 if neither is found."""
+    depth, line, i, n = 0, 1, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+        elif c == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        elif c in "\"'":
+            j = text.find(c, i + 1)
+            while c == '"' and j > 0 and _escaped(text, j):
+                j = text.find(c, j + 1)
+            if j < 0:
+                break
+            line += text.count("\n", i, j)
+            i = j
+        elif c in "[{":
+            depth += 1
+            if depth > limit:
+                return line
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        i += 1
+    best, best_line = 0, 1
+    for no, ln in enumerate(text.splitlines(), 1):
+        m = re.match(r"\s*\[\[?([^\]]*)\]", ln)
+        if m and m.group(1).count(".") > best:
+            best, best_line = m.group(1).count("."), no
+    return best_line
+
+
 def key_lines(text: str) -> dict[Path, int]:
     """Line (1-based) of every key, table header and array element in `text`."""
     scan = _Scanner(text)
@@ -148,6 +197,8 @@ class _Scanner:
                 for k in [k for k in self._aot_count if len(k) > len(name) and k[:len(name)] == name]:
                     del self._aot_count[k]
                 table = self._resolve(name) + (n,)
+                for k in range(1, len(name)):
+                    self.mark(self._resolve(name[:k]), line)
                 self.mark(table[:-1], line)
                 self.mark(table, line)
                 self.skip_line()
@@ -156,6 +207,9 @@ class _Scanner:
                 name = self.key()
                 self.i = self.t.index("]", self.i) + 1
                 table = self._resolve(name)
+                # `[foo.bar]` also creates `foo` here (unless an earlier line did)
+                for n in range(1, len(name)):
+                    self.mark(self._resolve(name[:n]), line)
                 self.mark(table, line)
                 self.skip_line()
             else:

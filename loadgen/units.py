@@ -60,6 +60,8 @@ def parse_duration(value: object) -> float:
         if re.fullmatch(rf"\s*{_NUM}\s*", text):
             raise ValueError(f"expected {DURATION_HINT}; got {value!r}: add a unit, e.g. \"{text}s\"")
         raise ValueError(f"expected {DURATION_HINT}, got {value!r}")
+    if not math.isfinite(total):
+        raise ValueError(f"expected {DURATION_HINT}; got {value!r}, which is too large to count")
     return total
 
 
@@ -73,7 +75,10 @@ def parse_rate(value: object) -> float:
     if unit not in RATE_UNITS:
         raise ValueError(f"expected {RATE_HINT}; unknown time unit {unit!r} in {value!r} "
                          f"(use s, m/min or h)")
-    return float(m.group(1)) / RATE_UNITS[unit]
+    rate = float(m.group(1)) / RATE_UNITS[unit]
+    if not math.isfinite(rate):
+        raise ValueError(f"expected {RATE_HINT}; got {value!r}, which is too large to count")
+    return rate
 
 
 def parse_percent(value: object) -> float:
