@@ -7,6 +7,7 @@ Exit codes: 0 ok; 1 a threshold failed; 2 bad input (scenario, flags);
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from loadgen import __version__
@@ -18,6 +19,39 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 already; keep the message short
         self.print_usage(sys.stderr)
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _duration_flag(text: str) -> str:
+    """--duration: a duration longer than zero (a zero-length run sends nothing and "passes")."""
+    from loadgen.units import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be longer than zero, got {text!r}")
+    return text
+
+
+def _time_scale_flag(text: str) -> float:
+    """--time-scale: the same bounds as [target] time_scale."""
+    from loadgen.scenario import time_scale_problem
+
+    try:
+        scale = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not scale > 0 or scale != scale or scale == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    problem = time_scale_problem(scale)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return scale
+
+
+_HUGE_HELP = ("plan, simulate or run a schedule above the limit of 10 million requests per arm "
+              "(refused by default: usually a unit slip)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,14 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", choices=["emulator", "aws"], help="override [target] kind")
     r.add_argument("--endpoint-url", help="send to this bedrock-runtime endpoint (e.g. a `loadgen emulator`)")
     r.add_argument("--region", help="override [target] region")
-    r.add_argument("--time-scale", type=float, help="warp clock scale (emulator target only)")
-    r.add_argument("--duration", help="override the scenario duration, e.g. 10m")
+    r.add_argument("--time-scale", type=_time_scale_flag, help="warp clock scale (emulator target only; at most 1000)")
+    r.add_argument("--duration", type=_duration_flag, help="override the scenario duration, e.g. 10m")
     r.add_argument("--max-requests", type=int, help="send at most this many requests per arm (first attempts; every arm gets the same ones)")
     r.add_argument("--max-cost-usd", type=float, help="stop dispatch when the running bill would cross this")
     r.add_argument("--arm", action="append", help="run only this arm (repeatable)")
     r.add_argument("--out", default="results", help="parent folder for the results directory (default: results)")
     r.add_argument("--yes", action="store_true", help="do not ask for confirmation before sending to AWS")
     r.add_argument("--quiet", action="store_true", help="no live progress")
+    r.add_argument("--allow-huge", action="store_true", help=_HUGE_HELP)
     r.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("simulate", help="run a scenario in virtual time against the in-process emulator model",
@@ -58,15 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "e.g. sessions.think_time.median=1m,6m,20m or arms.cache_ttl=5m,1h")
     s.add_argument("--find-max-rate", action="store_true",
                    help="open-loop scenarios: the highest arrival rate per arm within the thresholds")
-    s.add_argument("--duration", help="override the scenario duration, e.g. 10m")
+    s.add_argument("--duration", type=_duration_flag, help="override the scenario duration, e.g. 10m")
     s.add_argument("--max-requests", type=int, help="send at most this many requests per arm (first attempts; every arm gets the same ones)")
     s.add_argument("--arm", action="append", help="simulate only this arm (repeatable)")
     s.add_argument("--out", default="results", help="parent folder for results (default: results)")
     s.add_argument("--quiet", action="store_true", help="print only the summary")
+    s.add_argument("--allow-huge", action="store_true", help=_HUGE_HELP)
     s.set_defaults(func=_cmd_simulate)
 
     v = sub.add_parser("validate", help="parse and check a scenario, print its plan; sends nothing")
     v.add_argument("scenario")
+    v.add_argument("--allow-huge", action="store_true", help=_HUGE_HELP)
     v.set_defaults(func=_cmd_validate)
 
     e = sub.add_parser("emulator", help="serve the Bedrock emulator on 127.0.0.1 for any Bedrock client")
@@ -140,13 +177,64 @@ def _cmd_pricing(args: argparse.Namespace) -> int:
     return cmd_pricing(args)
 
 
+class _PipeGuard:
+    """stdout that survives its reader going away (`loadgen validate f.toml | head -1`).
+
+    Like other command-line tools, a closed pipe ends the output, not the command: the
+    first BrokenPipeError points fd 1 at /dev/null (so the interpreter's final flush cannot
+    raise either) and later output is dropped; the command finishes and keeps its exit code,
+    so a run still writes its results.
+    """
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def _closed(self) -> None:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass  # not a real file descriptor (e.g. captured in tests): dropping is enough
+        self._stream = open(os.devnull, "w")
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._closed()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._closed()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
+    stdout = sys.stdout
+    if stdout is not None and not isinstance(stdout, _PipeGuard):
+        sys.stdout = _PipeGuard(stdout)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    finally:
+        if isinstance(sys.stdout, _PipeGuard) and sys.stdout is not stdout:
+            guard, sys.stdout = sys.stdout, stdout
+            if guard._stream is not stdout:  # the pipe closed: the original must not flush into it again
+                try:
+                    stdout.flush()
+                except BrokenPipeError:
+                    pass

@@ -18,6 +18,7 @@ and replies are cut at max_tokens as the model would.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from dataclasses import dataclass
 
@@ -30,6 +31,11 @@ from loadgen.series import rolling_peak
 from loadgen.units import format_duration, format_rate
 
 WINDOW_S = 60.0  # Bedrock quotas are per minute
+
+# Drawing the schedule costs ~40 us a request (a seeded generator per request, as the runner
+# draws them), so above this many requests per arm the plan is estimated from a thinned
+# sample of about this size (schedule.thinned): validate stays near a second at any size.
+EXACT_PLAN_MAX = 20_000
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,7 @@ class Plan:
     peak_rpm: int
     arms: tuple[ArmPlan, ...]
     prices_note: str
+    sample: float = 1.0             # share of the schedule drawn; < 1: figures estimated from a thinned sample
 
 
 # --------------------------------------------------------------------------- schedule
@@ -179,15 +186,48 @@ def _share(usage: dict[str, int]) -> float:
     return r / (r + w) if r + w else 0.0
 
 
-def _peak(events: list[tuple[float, float]]) -> float:
-    """Largest sum of weights over any WINDOW_S window [t, t + WINDOW_S)."""
-    return rolling_peak(events, WINDOW_S)
-
-
 def plan(scenario: Scenario) -> Plan:
-    """The dry plan of a parsed scenario (pure: no clock, no network; seeded by the scenario)."""
-    sc = scenario
+    """The dry plan of a parsed scenario (pure: no clock, no network; seeded by the scenario).
+
+    Up to EXACT_PLAN_MAX requests per arm it draws the very schedule the runner sends.
+    Above that it draws a thinned copy holding a share f of the arrivals (same shape in
+    time), scales request, token and cost totals up to the full count, and reads peaks over
+    windows of 60/f seconds, which hold one real minute's expected arrivals (so bursts
+    shorter than that window are averaged; cache gaps in the sample are 1/f times longer,
+    which matters only when the full schedule's mean gap nears the TTL).
+    """
+    n = schedule_of.expected_requests(scenario)
+    process = scenario.arrivals if scenario.arrivals is not None else scenario.sessions.arrival  # type: ignore[union-attr]
+    if n <= EXACT_PLAN_MAX or process.kind == "trace":
+        return _plan(scenario, scenario, 1.0)
+    f = EXACT_PLAN_MAX / n
+    if scenario.arrivals is not None:
+        thin = dataclasses.replace(scenario, arrivals=schedule_of.thinned(scenario.arrivals, f))
+    else:
+        assert scenario.sessions is not None
+        thin = dataclasses.replace(scenario, sessions=dataclasses.replace(
+            scenario.sessions, arrival=schedule_of.thinned(scenario.sessions.arrival, f)))
+    return _plan(scenario, thin, f)
+
+
+def _plan(scenario: Scenario, drawn: Scenario, f: float) -> Plan:
+    """The plan of `scenario` from the schedule of `drawn` (itself, or a thinned copy holding
+    a share `f` of its arrivals)."""
+    sc = drawn
     reqs, sessions = schedule(sc)
+    window = WINDOW_S / f
+    if f < 1:
+        full = (schedule_of.expected_requests(scenario) if scenario.arrivals is not None
+                else len(reqs) / f)
+        scale = full / len(reqs) if reqs else 0.0
+        sessions = round(sessions / f) if sessions is not None else None
+    else:
+        full, scale = float(len(reqs)), 1.0
+
+    def _peak(events: list[tuple[float, float]]) -> float:
+        """Largest sum of weights over any window [t, t + window)."""
+        return rolling_peak(events, window)
+
     table = pricing.table_for(sc.pricing)
     arms = []
     for arm in sc.arms:
@@ -212,9 +252,10 @@ def plan(scenario: Scenario) -> Plan:
             n_in += total
             n_out += output
             reserved.append((r.t, total + arm.max_tokens))  # reserved at start: input + maxTokens
-        cost = {c: pricing.cost(arm.model_id, tot[c], cache_ttl=arm.cache_ttl, prices=table) for c in cases}
+        cost = {c: pricing.cost(arm.model_id, tot[c], cache_ttl=arm.cache_ttl, prices=table) * scale
+                for c in cases}
         arms.append(ArmPlan(
-            arm=arm, requests=len(reqs), input_tokens=n_in, output_tokens=n_out,
+            arm=arm, requests=round(full), input_tokens=round(n_in * scale), output_tokens=round(n_out * scale),
             cache_effective=arm.cache and sc.workload.prefix_tokens >= info.cache_min_tokens,
             peak_rpm=int(_peak([(r.t, 1.0) for r in reqs])),
             peak_tpm_reserved=round(_peak(reserved)),
@@ -225,12 +266,14 @@ def plan(scenario: Scenario) -> Plan:
             expected_warm_ratio=warm_n / len(reqs) if reqs else 0.0,
             expected_read_share=_share(tot["expected"]),
         ))
-    traffic = arr.describe(sc.arrivals if sc.arrivals is not None else sc.sessions.arrival)  # type: ignore[union-attr]
+    traffic = arr.describe(scenario.arrivals if scenario.arrivals is not None
+                           else scenario.sessions.arrival)  # type: ignore[union-attr]
     n_over = len(sc.pricing)
     note = f"prices: catalog as of {table.as_of}" + (
         f", {n_over} override{'s' if n_over != 1 else ''} from the scenario" if n_over else "")
-    return Plan(scenario=sc, traffic=traffic, sessions=sessions, requests=len(reqs),
-                peak_rpm=int(_peak([(r.t, 1.0) for r in reqs])), arms=tuple(arms), prices_note=note)
+    return Plan(scenario=scenario, traffic=traffic, sessions=sessions, requests=round(full),
+                peak_rpm=int(_peak([(r.t, 1.0) for r in reqs])), arms=tuple(arms), prices_note=note,
+                sample=f)
 
 
 # --------------------------------------------------------------------------- text
@@ -290,6 +333,10 @@ def render(p: Plan) -> str:
         sched = f"{_plural(p.sessions, 'session')}, {sched} (turns start one think time apart; model latency not included)"
     lines.append(f"  schedule (seeded, the same for every arm): {sched}; "
                  f"mean {format_rate(rate) if rate else '0/s'}, peak {p.peak_rpm} requests/min")
+    if p.sample < 1:
+        lines.append(f"  estimated: above {EXACT_PLAN_MAX:,} requests the plan draws a thinned sample "
+                     f"(1 request in {1 / p.sample:,.0f}, same shape in time) and scales it up; peaks are "
+                     f"averaged over windows holding one minute's expected arrivals")
     lines.append("")
     for a in p.arms:
         arm = a.arm
@@ -333,6 +380,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         n = len(e.problems)
         print(f"{args.scenario}: {n} problem{'s' if n != 1 else ''}; nothing was sent", file=sys.stderr)
+        return 2
+    problem = schedule_of.size_problem(sc, allow_huge=getattr(args, "allow_huge", False))
+    if problem:
+        print(problem, file=sys.stderr)
+        print(f"{args.scenario}: 1 problem; nothing was sent", file=sys.stderr)
         return 2
     for w in sc.warnings:
         print(f"warning: {w}", file=sys.stderr)

@@ -72,6 +72,11 @@ def apply_overrides(sc: Scenario, args: argparse.Namespace) -> Scenario:
         raise ValueError("--max-requests: expected a positive integer")
     if args.max_cost_usd is not None and not args.max_cost_usd > 0:
         raise ValueError("--max-cost-usd: expected a positive amount in USD")
+    from loadgen.schedule import size_problem
+
+    problem = size_problem(sc, allow_huge=getattr(args, "allow_huge", False))
+    if problem:
+        raise ValueError(problem)
     return sc
 
 

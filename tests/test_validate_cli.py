@@ -163,3 +163,190 @@ def test_outputs_are_cut_at_max_tokens(tmp_path):
     p.write_text(src.replace("output_tokens = 80", "output_tokens = 5000"))
     base = _arm(plan(load(str(p))), "baseline")
     assert base.output_tokens == 4 * 300   # max_tokens = 300 in that scenario
+
+
+# --------------------------------------------------------------------------- bad input through the CLI
+#
+# Each case: exit 2, one message naming the file (and line and key where there is one),
+# nothing on stdout, no traceback, no results directory.
+
+STEADY = open(os.path.join(ROOT, "scenarios", "steady-chat.toml")).read()
+
+
+def _variant(tmp_path, old: str, new: str, name: str = "s.toml") -> str:
+    assert old in STEADY
+    p = tmp_path / name
+    p.write_text(STEADY.replace(old, new, 1))
+    return str(p)
+
+
+def _refused(argv, capsys) -> str:
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("data, fragment", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", ":1: a binary file (it holds NUL bytes)"),
+    (STEADY.encode("utf-16"), ":1: not a UTF-8 text file: it starts with a UTF-16 byte-order mark"),
+    (STEADY.replace("Open-loop", "Caf\xe9").encode("latin-1"), ":7: not UTF-8 text (byte 0xe9)"),
+])
+def test_files_that_are_not_utf8_text_are_refused_with_their_line(tmp_path, capsys, data, fragment):
+    p = tmp_path / "s.toml"
+    p.write_bytes(data)
+    err = _refused(["validate", str(p)], capsys)
+    assert err.startswith(f"{p}{fragment}")
+
+
+@pytest.mark.parametrize("text", [
+    "x = " + "{a=" * 5000 + "1" + "}" * 5000,     # inline tables: RecursionError in tomllib
+    "x = " + "[" * 5000 + "]" * 5000,             # arrays: the same
+    "[" + ".".join(["a"] * 5000) + "]",             # a header 5000 tables deep: parses, too deep to walk
+    "\n\nx = " + "[" * 40 + "]" * 40,             # deep enough to refuse, shallow enough to parse
+])
+def test_nesting_bombs_are_refused_not_a_recursion_error(tmp_path, capsys, text):
+    p = tmp_path / "s.toml"
+    p.write_text(text + "\n")
+    err = _refused(["validate", str(p)], capsys)
+    line = 3 if text.startswith("\n") else 1
+    assert err.startswith(f"{p}:{line}: tables and arrays nested more than 16 deep")
+
+
+def test_a_closed_stdout_ends_output_quietly():
+    # the reader goes away before loadgen writes its plan: `loadgen validate f | true`
+    path = os.path.join(ROOT, "scenarios", "slow-agent.toml")
+    p = subprocess.Popen([sys.executable, "-m", "loadgen", "validate", path], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, cwd=ROOT)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 0
+    assert "Traceback" not in err and "BrokenPipe" not in err and err == ""
+
+
+def test_a_closed_stdout_in_process_keeps_the_exit_code(monkeypatch):
+    class Closed:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", Closed())
+    assert main(["validate", os.path.join(ROOT, "scenarios", "steady-chat.toml")]) == 0
+
+
+@pytest.mark.parametrize("old, new, key", [
+    ('rate = "5/s"', 'rate = "1000000000000/s"', "about 120,000,000,000,000 requests per arm"),
+    ('duration = "2m"', 'duration = "876000h"', "about 15,768,000,000 requests per arm"),
+    ('rate = "5/s"', 'rate = "' + "9" * 400 + '/s"', "arrivals.rate: "),   # overflows a float
+])
+def test_absurd_plans_are_refused_at_once(tmp_path, capsys, old, new, key):
+    import time
+
+    path = _variant(tmp_path, old, new)
+    t0 = time.monotonic()
+    err = _refused(["validate", path], capsys)
+    assert time.monotonic() - t0 < 2.0   # counted from the process, not drawn
+    assert key in err and err.startswith(path + ":")
+    if "requests per arm" in key:
+        assert err.startswith(f"{path}:6: duration: ") and "--allow-huge" in err
+
+
+def test_absurd_plans_are_refused_by_run_and_simulate_before_anything_is_written(tmp_path, capsys):
+    path = _variant(tmp_path, 'duration = "2m"', 'duration = "876000h"')
+    out = tmp_path / "results"
+    for cmd in ("run", "simulate"):
+        err = _refused([cmd, path, "--out", str(out)], capsys)
+        assert f"{path}:6: duration: about 15,768,000,000 requests per arm" in err
+    # the flag override is counted too
+    err = _refused(["simulate", os.path.join(ROOT, "scenarios", "steady-chat.toml"), "--duration", "876000h",
+                    "--out", str(out)], capsys)
+    assert "is above the limit of 10,000,000" in err
+    assert not out.exists()
+
+
+def test_a_day_at_50_per_second_validates_in_seconds_and_allow_huge_plans_past_the_limit(tmp_path, capsys):
+    import time
+
+    day = _variant(tmp_path, 'duration = "2m"', 'duration = "24h"')
+    text = open(day).read().replace('rate = "5/s"', 'rate = "50/s"')
+    open(day, "w").write(text)
+    t0 = time.monotonic()
+    assert main(["validate", day]) == 0
+    took = time.monotonic() - t0
+    out = capsys.readouterr().out
+    assert "4320000 requests" in out and "estimated: above 20,000 requests" in out
+    assert took < 8.0, took   # drew every request before: > 2 minutes and ~16 MB/s of memory
+    # 10x the limit, planned anyway on request
+    week = open(day, "w").write(text.replace('duration = "24h"', 'duration = "2400h"'))
+    assert week and main(["validate", day]) == 2
+    capsys.readouterr()
+    assert main(["validate", day, "--allow-huge"]) == 0
+    assert "432000000 requests" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["run", "S", "--duration", "0s"], "argument --duration: must be longer than zero, got '0s'"),
+    (["simulate", "S", "--duration", "0ms"], "argument --duration: must be longer than zero"),
+    (["run", "S", "--duration", "10"], "argument --duration: expected a duration string"),
+    (["run", "S", "--time-scale", "1e9"], "argument --time-scale: expected at most 1000, got 1e+09"),
+    (["run", "S", "--time-scale", "nan"], "argument --time-scale: expected a number > 0"),
+])
+def test_nonsense_flags_are_refused_naming_the_flag(tmp_path, capsys, argv, fragment):
+    argv = [os.path.join(ROOT, "scenarios", "steady-chat.toml") if a == "S" else a for a in argv]
+    with pytest.raises(SystemExit) as e:
+        main(argv + ["--out", str(tmp_path / "r")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("old, new, line_key, fragment", [
+    ("prefix_tokens = 5000 ", "prefix_tokens = 10000000 ", "20: workload.prefix_tokens",
+     "10000000 tokens is above Claude Haiku 4.5's context window of 200000 tokens"),
+    ("max_in_flight = 128", "max_in_flight = 128\ntime_scale = 1e9", "12: target.time_scale",
+     "expected at most 1000, got 1e+09"),
+])
+def test_plans_that_can_only_fail_are_refused_at_validation(tmp_path, capsys, old, new, line_key, fragment):
+    path = _variant(tmp_path, old, new)
+    err = _refused(["validate", path], capsys)
+    assert err.startswith(f"{path}:{line_key}: {fragment}")
+
+
+def test_a_dotted_table_header_is_reported_on_its_own_line(tmp_path, capsys):
+    p = tmp_path / "s.toml"
+    p.write_text(STEADY + "\n\n[foo.bar]\nx = 1\n")
+    line = (STEADY + "\n\n").count("\n") + 1
+    err = _refused(["validate", str(p)], capsys)
+    assert err.startswith(f"{p}:{line}: foo: unknown key")
+
+
+def test_an_empty_file_names_a_key_on_every_line(tmp_path, capsys):
+    p = tmp_path / "empty.toml"
+    p.write_text("")
+    err = _refused(["validate", str(p)], capsys).splitlines()
+    assert all(not ln.startswith(f"{p}:1: : ") for ln in err)
+    assert f"{p}:1: arrivals: missing the traffic shape" in "\n".join(err)
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("café-chat", "expected ASCII letters, digits, '.', '_' or '-', starting with a letter or digit"),
+    ("-", "(not allowed: '-' at the start)"),
+    ("--20261202T110853Z", "(not allowed: '-' at the start)"),
+    ("a" * 100_000, "expected at most 100 characters (it names files and directories), got 100000"),
+])
+def test_scenario_names_that_make_bad_directory_names_blame_the_name_key(tmp_path, capsys, name, fragment):
+    path = _variant(tmp_path, 'name = "steady-chat"', f'name = "{name}"')
+    for argv in (["validate", path], ["simulate", path, "--out", str(tmp_path / "r")]):
+        err = _refused(argv, capsys)
+        assert err.startswith(f"{path}:4: name: ") and fragment in err
+        assert "--out" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_arm_names_say_ascii(tmp_path, capsys):
+    path = _variant(tmp_path, 'name = "geo"', 'name = "géo"')
+    err = _refused(["validate", path], capsys)
+    assert ": arms[1].name: expected ASCII letters" in err
