@@ -5,7 +5,6 @@ Golden figures come from the issue and DESIGN.md; they must hold to the shown pr
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
 import math
@@ -53,7 +52,9 @@ def test_design_reference_run_with_illustrative_override():
     Usage used here: each call sends a 5024-token cached prefix plus a 12-token question
     and gets 80 output tokens (320 output tokens over the 4 calls: the "~300 output").
     Baseline (no cache): 4 x (5036 input, 80 output) = $0.021744 (~$0.0218, $5.44/1000).
-    Cached: call 1 writes 5024 (+12 input), calls 2-4 read 5024 (+12 input) = $0.0094322.
+    Cached: call 1 writes 5024 (+12 input), calls 2-4 read 5024 (+12 input) = $0.0094352:
+    (12 + 5024 x 1.25 + 80 x 5) + 3 x (12 + 5024 x 0.10 + 80 x 5) = 6692 + 3 x 914.4 = 9435.2
+    millionths of a dollar.
     (At 300 output tokens *per call* the baseline would be $0.0261, so the figures imply
     ~300 in all.)
     """
@@ -67,6 +68,8 @@ def test_design_reference_run_with_illustrative_override():
     cached_usd = sum(cost(mid, u, prices=table) for u in cached)
     assert base_usd == pytest.approx(0.0218, rel=0.01)
     assert cached_usd == pytest.approx(0.0094, rel=0.01)
+    assert base_usd == pytest.approx(0.021744, rel=1e-12)   # 4 x (5036 x 1 + 80 x 5) / 1e6
+    assert cached_usd == pytest.approx(0.0094352, rel=1e-12)
     assert base_usd / 4 * 1000 == pytest.approx(5.45, rel=0.01)
     assert cached_usd / 4 * 1000 == pytest.approx(2.35, rel=0.01)
     # the override changed the us. row only: global and in-Region keep catalog prices
@@ -105,7 +108,9 @@ def test_breakdown_buckets_add_up_and_merge():
     assert b.cache_read == pytest.approx(1000 * 3 * 0.1 / 1e6)
     assert b.cache_write == pytest.approx(2000 * 3 * 1.25 / 1e6)
     assert b.total == pytest.approx(b.input + b.output + b.cache_read + b.cache_write)
-    assert b.total == cost(f"global.{SONNET}", u)
+    # by hand, global Sonnet 4.5 at $3 / $15: 100 x 3 + 50 x 15 + 1000 x 0.3 + 2000 x 3.75 = 8850 per 1e6
+    assert b.total == pytest.approx(0.00885, rel=1e-12)
+    assert cost(f"global.{SONNET}", u) == pytest.approx(0.00885, rel=1e-12)
     assert (b + b).total == pytest.approx(2 * b.total)
     assert set(b.as_dict()) == {"total", "input", "output", "cache_read", "cache_write"}
     assert (Breakdown() + b) == b
@@ -287,30 +292,6 @@ def test_pricing_command_prints_the_catalog(capsys):
     assert len([ln for ln in out.splitlines() if ln.startswith(SONNET37)]) == 2  # no global row
 
 
-def test_pricing_command_reports_a_bad_scenario_and_exits_2(tmp_path, capsys, monkeypatch):
-    from loadgen import scenario
-
-    def bad_load(path):
-        raise scenario.ScenarioError([f"{path}:3: pricing: expected a list of tables"])
-
-    monkeypatch.setattr(scenario, "load", bad_load)
-    assert pricing.cmd_pricing(argparse.Namespace(scenario="s.toml")) == 2
-    assert "s.toml:3: pricing: expected a list of tables" in capsys.readouterr().err
-
-
-def test_pricing_command_applies_scenario_overrides_via_stub(capsys, monkeypatch):
-    from loadgen import scenario
-
-    class Sc:
-        pricing = (PriceOverride(f"us.{HAIKU}", 1.0, 5.0),)
-
-    monkeypatch.setattr(scenario, "load", lambda path: Sc)
-    assert pricing.cmd_pricing(argparse.Namespace(scenario="s.toml")) == 0
-    out = capsys.readouterr().out
-    geo = next(ln for ln in out.splitlines() if ln.startswith(HAIKU) and " geo " in ln)
-    assert "1.00" in geo and "override" in geo and "scenario override" in out
-
-
 SCENARIO = """\
 name = "ref"
 seed = 1
@@ -341,14 +322,22 @@ output_per_mtok = 5.0
 
 
 def test_pricing_command_with_a_real_scenario_file(tmp_path, capsys):
-    """DESIGN.md's scenario shape with a [[pricing]] override; xfails until scenario.load exists."""
+    """DESIGN.md's scenario shape with a [[pricing]] override: the us. row changes, no other."""
     path = tmp_path / "ref.toml"
     path.write_text(SCENARIO)
-    try:
-        rc = cli.main(["pricing", "--scenario", str(path)])
-    except NotImplementedError:
-        pytest.xfail("loadgen.scenario.load is not implemented yet")
+    rc = cli.main(["pricing", "--scenario", str(path)])
     out, err = capsys.readouterr()
     assert rc == 0, err
     geo = next(ln for ln in out.splitlines() if ln.startswith(HAIKU) and " geo " in ln)
-    assert "1.00" in geo and "override" in geo
+    assert "1.00" in geo and "override" in geo and "scenario override" in out
+    glob_ = next(ln for ln in out.splitlines() if ln.startswith(HAIKU) and " global " in ln)
+    assert "override" not in glob_
+
+
+def test_pricing_command_reports_a_bad_scenario_file_and_exits_2(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text(SCENARIO.replace("input_per_mtok = 1.0", "input_per_mtok = -1.0"))
+    assert cli.main(["pricing", "--scenario", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert f"{path}:24: pricing[0].input_per_mtok: expected a number >= 0, got -1.0" in err
+    assert out == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -156,24 +157,53 @@ def test_load_summary_of_an_unfinished_run_says_so(tmp_path):
         load_summary(r.path)
 
 
-def test_no_credentials_reach_the_results(tmp_path, monkeypatch):
-    # even with credentials in the environment, only what we were given is written
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-    m = Metrics(ARMS)
-    with ResultsDir.create(tmp_path, "s", NOW) as r:
-        r.write_scenario(SCENARIO)
-        for i in range(20):
-            a = att(i)
-            r.append(a)
-            m.record(a)
-        r.write_histograms(m, scenario_s=10.0)
-        r.write_summary(m.summary({"scenario": "s", "target": "aws"}))
-        r.write_text("summary.txt", "report\n")
-    blob = b"".join(p.read_bytes() for p in r.path.rglob("*") if p.is_file()).lower()
-    assert b"aws_secret_access_key" not in blob and b"aws_access_key_id" not in blob
-    assert not re.search(rb"a[ks]ia[0-9a-z]{16}", blob)
-    assert b"wjalrxutnfemi" not in blob
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "AKIAZZFAKEKEYID00042",
+    "AWS_SECRET_ACCESS_KEY": "fakeSecretKeyZZ+9bQwE1xWvU7pK3nLmT5rYs0",
+    "AWS_SESSION_TOKEN": "FakeSessionTokenZZ0123456789abcdefXYZ",
+}
+
+
+def test_credentials_in_the_environment_reach_no_result_file_and_no_output(tmp_path):
+    """A real `loadgen run` (emulator target, real aiobotocore client) with credentials in the
+    environment: botocore reads them (they sign every request), and none may land in the
+    results directory or on stdout/stderr."""
+    scenario = tmp_path / "creds.toml"
+    scenario.write_text(textwrap.dedent("""\
+        name = "creds"
+        duration = "3s"
+        [target]
+        time_scale = 1
+        [model]
+        id = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+        max_tokens = 16
+        [workload]
+        kind = "single"
+        prefix_tokens = 5024
+        question_tokens = 12
+        output_tokens = 8
+        [arrivals]
+        kind = "constant"
+        rate = "2/s"
+        [emulator]
+        latency = "fast"
+    """))
+    env = {**os.environ, **FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1"}
+    out = tmp_path / "results"
+    p = subprocess.run([sys.executable, "-m", "loadgen", "run", str(scenario), "--out", str(out), "--quiet"],
+                       capture_output=True, env=env, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert p.returncode == 0, p.stderr.decode()
+    (run,) = [d for d in out.iterdir() if d.is_dir()]
+    files = [f for f in run.rglob("*") if f.is_file()]
+    assert {f.name for f in files} >= {"requests.jsonl", "summary.json", "scenario.toml"}
+    assert json.loads((run / "summary.json").read_text())["arms"]["default"]["requests"]["ok"] == 6
+    blobs = {str(f): f.read_bytes() for f in files}
+    blobs["stdout"], blobs["stderr"] = p.stdout, p.stderr
+    for where, blob in blobs.items():
+        for name, value in FAKE_CREDENTIALS.items():
+            assert value.encode() not in blob, f"{name} leaked into {where}"
+            # and not a fragment long enough to identify it either
+            assert value[4:16].encode() not in blob, f"part of {name} leaked into {where}"
 
 
 def test_histogram_interval_defaults_to_the_span_of_the_attempts(tmp_path):
