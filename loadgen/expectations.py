@@ -11,15 +11,46 @@ Rules (Bedrock's documented behaviour):
 - a checkpoint whose prefix is below the model's minimum tokens is ignored;
 - a request is warm if any of its checkpoints' prefixes is alive, cold if it has
   a valid checkpoint but none alive, none without a valid checkpoint;
-- after a successful call every valid checkpoint's entry lives `ttl` from then.
+- a written prefix becomes readable only once the response of the request that
+  wrote it has begun: "For concurrent requests, note that a cache entry only becomes
+  available after the first response begins. If you need cache hits for parallel
+  requests, wait for the first response before sending subsequent requests."
+  (Anthropic, Prompt caching, https://docs.claude.com/en/docs/build-with-claude/prompt-caching;
+  Bedrock serves the same Claude models and we assume the same rule there);
+- an entry lives `ttl` from the start of the request that wrote or last read it
+  (same page: "The lifetime is measured from the start of the request that writes or
+  reads the cache entry").
+
+What the client knows, and when (every fact is applied at the scenario time the
+client learns it, so the model is the same on any clock):
+- a ConverseStream attempt's response began when its first contentBlockDelta
+  arrived (`Write.began`); from then its prefixes are readable for certain;
+- a Converse (non-streaming) attempt's response began somewhere between its send
+  and its reply: the client only knows it at the reply;
+- an attempt that failed before anything arrived (other than a throttle, which is
+  refused before the prompt is processed) may or may not have written: from its
+  send its prefixes are *possibly* alive, until its TTL;
+- an attempt in flight whose response has not begun yet may make its prefixes
+  readable at any moment.
+A request sent while its deciding prefix is only possibly alive is a *race*: the
+prediction stays the best guess (cold), `Prediction.race` is set, and a warm
+observation then is not a mismatch (metrics count it under `cache.race`). So is a
+request predicted cold whose own response began only after another response with
+the same prefix had begun (`Write.finished`): the client cannot see whether the
+service received it before or after that moment.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import heapq
+import math
+from dataclasses import dataclass, replace
+from typing import Any
 
 from loadgen.models import TTL_SECONDS
 from loadgen.workload import Checkpoint
+
+_NEVER = -math.inf
 
 
 @dataclass(frozen=True)
@@ -27,44 +58,192 @@ class Prediction:
     state: str            # warm | cold | none
     gap_s: float | None   # scenario s since the previous use of the longest key used before
     expected_read: int = 0  # tokens of the longest prefix cached before (what a warm call reads)
+    race: bool = False    # the deciding prefix was possibly but not certainly alive: either state may come
+    read: int = 0         # tokens of the longest prefix certainly alive now (what this call should read)
+
+
+class _Entry:
+    """What the client knows about one cache key (scenario seconds)."""
+
+    __slots__ = ("ready", "expires", "last_use", "maybe_until", "in_flight", "begun")
+
+    def __init__(self) -> None:
+        self.ready = math.inf          # readable for certain from here ...
+        self.expires = _NEVER          # ... until here
+        self.last_use: float | None = None  # send time of the latest attempt known to have used it
+        self.maybe_until = _NEVER      # possibly alive until here (attempts whose fate is unknown)
+        self.in_flight = 0             # attempts sent with this key that have not ended
+        self.begun = 0                 # responses known to have begun with this key (a counter)
+
+
+class Write:
+    """One attempt's effect on the cache model: made by `CacheExpectations.sent`.
+
+    Call `began(t)` when the response began (the first content delta arrived, or the
+    Converse reply), `finished(status, end)` once the attempt is over. `began` may be
+    called ahead of time with a future `t` (a transport that knows its timing in
+    advance); the fact is applied only when the model is asked about time `t` or later.
+    """
+
+    __slots__ = ("_ex", "_keys", "start", "_began", "_seen", "_overtaken")
+
+    def __init__(self, ex: "CacheExpectations", keys: list[tuple[tuple, float]], start: float) -> None:
+        self._ex = ex
+        self._keys = keys      # (key, ttl_s) of the valid checkpoints
+        self.start = start
+        self._began = False
+        self._seen = [ex._entries[k].begun for k, _ in keys]  # Entry.begun at the send
+        self._overtaken = False  # another response with one of its prefixes began before its own
+
+    def began(self, t: float) -> None:
+        if self._began:
+            return
+        self._began = True
+        ex = self._ex
+        ex._seq += 1
+        heapq.heappush(ex._known, (t, ex._seq, self))
+
+    def finished(self, status: str, end: float, pred: Prediction) -> Prediction:
+        """The attempt ended (`status`, at `end`): returns `pred`, marked as a race when
+        another response with one of its prefixes began while this one was in flight
+        before its own began. The client cannot tell whether this request reached the
+        service before or after that (network and client delays), so either state may come."""
+        ex = self._ex
+        if not self._began and status == "ok":
+            self.began(end)  # a reply with no content delta: it began by the time it ended
+        ex._apply_until(end)
+        overtaken = self._overtaken
+        for (key, ttl), seen in zip(self._keys, self._seen):
+            e = ex._entries.get(key)
+            if e is None:
+                continue
+            e.in_flight -= 1
+            if not self._began:
+                overtaken = overtaken or e.begun > seen
+                if status != "throttled":
+                    # refused with an error, cut off or timed out before anything arrived: the
+                    # prompt may have been processed (and cached) all the same
+                    e.maybe_until = max(e.maybe_until, self.start + ttl)
+        if overtaken and pred.state == "cold" and not pred.race:
+            return replace(pred, race=True)
+        return pred
+
+    def _apply(self) -> None:
+        """The response began: every valid prefix is readable from now, alive `ttl` from the send."""
+        start = self.start
+        entries = self._ex._entries
+        for (key, ttl), seen in zip(self._keys, self._seen):
+            e = entries.get(key)
+            if e is None:
+                continue  # the session was forgotten meanwhile
+            if e.begun > seen:
+                self._overtaken = True
+            e.begun += 1
+            if e.expires > start:
+                # a hit (refresh) or a second write of an entry still in flight: it stays,
+                # readable from the earliest response that began
+                e.expires = max(e.expires, start + ttl)
+            else:
+                e.expires = start + ttl
+                e.ready = math.inf
+            e.ready = min(e.ready, self._ex._now)
+            if e.last_use is None or start > e.last_use:
+                e.last_use = start
 
 
 class CacheExpectations:
     def __init__(self, min_tokens: int) -> None:
         self.min_tokens = min_tokens
-        self._expiry: dict[tuple, float] = {}
-        self._last_use: dict[tuple, float] = {}
+        self._entries: dict[tuple, _Entry] = {}
+        self._known: list[tuple[float, int, Write]] = []  # (t, seq, write): responses begun at t
+        self._seq = 0
+        self._now = _NEVER
 
     def _valid(self, checkpoints: tuple[Checkpoint, ...]) -> list[Checkpoint]:
         return [c for c in checkpoints if c.tokens >= self.min_tokens]
+
+    def _apply_until(self, now: float) -> None:
+        known = self._known
+        while known and known[0][0] <= now:
+            t, _, w = heapq.heappop(known)
+            self._now = t
+            w._apply()
 
     def predict(self, checkpoints: tuple[Checkpoint, ...], now: float) -> Prediction:
         valid = self._valid(checkpoints)
         if not valid:
             return Prediction("none", None, 0)
-        for c in reversed(valid):  # longest prefix first
-            last = self._last_use.get(c.key)
-            if last is not None:
+        self._apply_until(now)
+        entries = self._entries
+        read = 0
+        for c in reversed(valid):  # the longest prefix alive for certain is what the call reads
+            e = entries.get(c.key)
+            if e is not None and e.ready <= now < e.expires:
+                read = c.tokens
+                break
+        for i in range(len(valid) - 1, -1, -1):  # longest prefix first
+            e = entries.get(valid[i].key)
+            if e is not None and e.last_use is not None:
                 # warm only if the longest prefix cached before is still alive (it is what a
                 # warm call reads); a shorter live prefix still means a big re-write: cold
-                alive = self._expiry.get(c.key, -1.0) >= now
-                return Prediction("warm" if alive else "cold", now - last, c.tokens)
-        # never used before: only another arm's or session's entry could make it warm
-        alive = any(self._expiry.get(c.key, -1.0) >= now for c in valid)
-        return Prediction("warm" if alive else "cold", None, 0)
+                if e.ready <= now < e.expires:
+                    return Prediction("warm", now - e.last_use, valid[i].tokens, False, read)
+                return Prediction("cold", now - e.last_use, valid[i].tokens, _racing(entries, valid[i:], now), read)
+        # never used before: only a write in flight (or of unknown fate) could make it warm
+        return Prediction("cold", None, 0, _racing(entries, valid, now), read)
+
+    def sent(self, checkpoints: tuple[Checkpoint, ...], start: float) -> Write:
+        """An attempt with these checkpoints was sent at `start` (scenario s)."""
+        keys = []
+        for c in self._valid(checkpoints):
+            e = self._entries.get(c.key)
+            if e is None:
+                e = self._entries[c.key] = _Entry()
+            e.in_flight += 1
+            keys.append((c.key, TTL_SECONDS.get(c.ttl, 300.0)))
+        return Write(self, keys, start)
 
     def observe(self, checkpoints: tuple[Checkpoint, ...], now: float) -> None:
-        """A call with these checkpoints succeeded at `now` (scenario s)."""
+        """A call with these checkpoints was sent at `now` and its response began at once."""
+        w = self.sent(checkpoints, now)
+        w.began(now)
+        w.finished("ok", now, Prediction("none", None))
+
+    def usage_estimate(self, checkpoints: tuple[Checkpoint, ...], input_tokens: int, read: int) -> dict[str, Any]:
+        """The input side of a Converse `usage` (wire keys) as this model expects Bedrock to
+        report it: `read` tokens (Prediction.read) read from the cache, every longer valid
+        checkpoint's prefix written at its TTL, the rest uncached. The same split as the
+        emulator's (loadgen/emulator/model.py)."""
+        details: dict[str, int] = {}
+        prev = read
         for c in self._valid(checkpoints):
-            self._expiry[c.key] = now + TTL_SECONDS.get(c.ttl, 300.0)
-            self._last_use[c.key] = now
+            if c.tokens > prev:
+                details[c.ttl] = details.get(c.ttl, 0) + c.tokens - prev
+                prev = c.tokens
+        write = prev - read
+        usage: dict[str, Any] = {"inputTokens": max(0, input_tokens - read - write),
+                                 "cacheReadInputTokens": read, "cacheWriteInputTokens": write}
+        if details:
+            usage["cacheDetails"] = [{"ttl": t, "inputTokens": n}
+                                     for t, n in sorted(details.items(), key=lambda kv: -TTL_SECONDS[kv[0]])]
+        return usage
 
     def forget_session(self, key_prefix: tuple) -> None:
         """Drop a finished session's keys (bounded memory over long runs)."""
         n = len(key_prefix)
-        for d in (self._expiry, self._last_use):
-            for k in [k for k in d if k[:n] == key_prefix]:
-                del d[k]
+        d = self._entries
+        for k in [k for k in d if k[:n] == key_prefix]:
+            del d[k]
+
+
+def _racing(entries: dict[tuple, _Entry], checkpoints: list[Checkpoint], now: float) -> bool:
+    """Whether a write whose outcome the client does not know yet could make one of these
+    prefixes alive now (an attempt in flight, or one that failed before a reply)."""
+    for c in checkpoints:
+        e = entries.get(c.key)
+        if e is not None and (e.in_flight > 0 or e.maybe_until > now):
+            return True
+    return False
 
 
 def likely_cause(predicted: str, observed: str, *, profile: str) -> str:
@@ -78,6 +257,8 @@ def likely_cause(predicted: str, observed: str, *, profile: str) -> str:
             return "served from a Region where the prefix was not cached (cross-Region routing), or evicted early"
         return "evicted before its TTL, or the prefix bytes changed (volatile content above the checkpoint)"
     if predicted == "cold" and observed == "warm":
-        return ("an earlier attempt that failed or timed out on the client still wrote the cache, "
-                "or another client cached the same prefix")
+        # races with this run's own writes (in flight, or failed before a reply) are not
+        # counted as mismatches, so what is left came from outside loadgen's view
+        return ("another client (or an earlier run) cached the same prefix, or the service kept "
+                "the entry a little past the TTL loadgen counts from each send")
     return "unexpected cache behaviour"

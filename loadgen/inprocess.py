@@ -25,7 +25,9 @@ loadgen/emulator/server.py (which paces a Plan over HTTP) and loadgen/transport.
                        so it is exact on any clock
 
 One `clock.sleep_until` per attempt; `model.finish()` corrects the quota charge at the
-end, as the server does, with the output tokens actually delivered.
+end, as the server does, with the output tokens actually delivered. The plan fixes the
+first-token time in advance, so `on_first_token` is called before the sleep with that
+(future) time: the runner's cache model applies it only from then on.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ from typing import Any
 from loadgen.clock import Clock
 from loadgen.emulator.errors import BedrockError
 from loadgen.emulator.model import EmulatorModel, Plan
-from loadgen.tokens import CHARS_PER_TOKEN
-from loadgen.transport import Outcome, normalize_code, status_for
+from loadgen.tokens import CHARS_PER_TOKEN, count_tokens
+from loadgen.transport import FirstToken, Outcome, normalize_code, status_for
 
 
 class InProcessTransport:
@@ -59,7 +61,8 @@ class InProcessTransport:
     def _error_id(self) -> str:
         return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
 
-    async def call(self, params: dict[str, Any], *, stream: bool, timeout: float) -> Outcome:
+    async def call(self, params: dict[str, Any], *, stream: bool, timeout: float,
+                   on_first_token: FirstToken | None = None) -> Outcome:
         clock = self._clock
         start = clock.now()
         body = dict(params)
@@ -81,7 +84,10 @@ class InProcessTransport:
                               error_code="ClientTimeout", message=f"no complete response within {timeout:g} s")
                 if stream:
                     out.region, out.request_id, out.http_status = plan.served_region, plan.request_id, 200
+                    out.delivered_tokens = _delivered_by(plan, deadline - start)
                 at = deadline
+            if out.first_token is not None and on_first_token is not None:
+                on_first_token(out.first_token)
             await clock.sleep_until(at)
             out.end = clock.now()
             return out
@@ -129,15 +135,25 @@ def _plan_outcome(plan: Plan, start: float, stream: bool) -> tuple[Outcome, floa
             out.error_code = normalize_code(fault.code)
             out.message = fault.message[:300]
             out.status = status_for(out.error_code)
+        out.delivered_tokens = min(n, k * chunk)
         return out, at, min(n, k * chunk)
     out = Outcome(status="ok", start=start, end=0.0, usage=plan.usage.to_wire(), region=plan.served_region,
-                  request_id=plan.request_id, stop_reason=plan.stop_reason, text=plan.text, http_status=200)
+                  request_id=plan.request_id, stop_reason=plan.stop_reason, text=plan.text, http_status=200,
+                  delivered_tokens=n if stream else 0)
     if stream:
         n_deltas = -(-len(plan.text) // (chunk * CHARS_PER_TOKEN))
         out.first_token = ttft if n_deltas >= 2 and tps > 0 else (done if n_deltas else None)
     else:
         out.first_token = done
     return out, done, n
+
+
+def _delivered_by(plan: Plan, offset: float) -> int:
+    """Output tokens in the deltas a stream client holds `offset` seconds after the start.
+    The server writes each delta at its time except the last, which leaves with the final
+    events at the end (see the module doc), so a stream cut short never holds the last."""
+    deltas = plan.deltas()
+    return sum(count_tokens(text) for t, text in deltas[:-1] if t <= offset)
 
 
 def _tokens_by(plan: Plan, offset: float) -> int:

@@ -160,6 +160,7 @@ class _Arm:
         "info", "ttft", "e2e", "service", "schedule_lag", "ttft_all", "e2e_all", "service_all",
         "status", "errors", "retries", "first_failed",
         "cache", "mismatch", "tokens", "cost_total", "cost", "gaps", "seconds", "clamped",
+        "partial",
     )
 
     def __init__(self, info: ArmInfo) -> None:
@@ -184,6 +185,8 @@ class _Arm:
         self.gaps = [dict.fromkeys(CACHE_STATES, 0) for _ in GAP_EDGES_S]
         self.seconds: dict[int, list[int]] = {}
         self.clamped = 0  # attempts' latency values outside 0..24 h, recorded at the edge
+        # cache races (not mismatches) and failed attempts billed on estimated usage (record.py)
+        self.partial = {"cache_race": 0, "usage_estimated": 0, "cost_estimated": 0.0}
 
     def hist(self, metric: str) -> HdrHistogram:
         return getattr(self, metric)
@@ -290,7 +293,9 @@ class Metrics:
             obs = a.cache_state
             s.cache[obs] += 1
             pred = a.cache_predicted
-            if pred != obs:
+            if a.cache_race:
+                s.partial["cache_race"] += 1
+            if pred != obs and not (a.cache_race and obs == "warm"):
                 pair = (pred, obs)
                 s.mismatch[pair] = s.mismatch.get(pair, 0) + 1
             gap = a.gap_s
@@ -315,6 +320,9 @@ class Metrics:
         row[_CWRITE] += cw
 
         s.cost_total += round(a.cost_usd, 9)  # as requests.jsonl stores it: the summary is the file's sum
+        if a.usage_estimated:
+            s.partial["usage_estimated"] += 1
+            s.partial["cost_estimated"] += round(a.cost_usd, 9)
         if buckets:
             c = s.cost
             if not hasattr(buckets, "items"):
@@ -401,6 +409,7 @@ class Metrics:
             _add_counts(s.errors, o.errors)
             _add_counts(s.cache, o.cache)
             _add_counts(s.mismatch, o.mismatch)
+            _add_counts(s.partial, o.partial)
             s.tokens = [x + y for x, y in zip(s.tokens, o.tokens)]
             _add_counts(s.cost, o.cost)
             for sg, og in zip(s.gaps, o.gaps):
@@ -539,6 +548,7 @@ def _arm_summary(s: _Arm) -> dict:
         "cache": {
             "cold": cold, "warm": warm, "none": s.cache["none"],
             "warm_ratio": round(warm / (warm + cold), 4) if warm + cold else 0.0,
+            "race": s.partial["cache_race"],
             "mismatch": {
                 "total": sum(s.mismatch.values()),
                 "by_pair": {f"{p}->{o}": n for (p, o), n in sorted(s.mismatch.items())},
@@ -553,6 +563,9 @@ def _arm_summary(s: _Arm) -> dict:
             "per_1000": round(s.cost_total / ok * 1000.0, 9) if ok else 0.0,
             **{k: round(v, 9) for k, v in s.cost.items()},
         },
+        # failed attempts billed on usage loadgen estimated (included in tokens and cost_usd)
+        "usage_estimated": {"attempts": s.partial["usage_estimated"],
+                            "cost_usd": round(s.partial["cost_estimated"], 9)},
         # `failed` beside every latency: failed attempts left out of ttft/e2e/service
         # (ok only), included in *_all and (first attempts) in schedule_lag
         "latency_ms": {m: latency_summary(s.hist(m), s.first_failed if m == "schedule_lag" else sent - ok)

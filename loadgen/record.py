@@ -38,8 +38,15 @@ class Attempt:
     cache_write_1h: int = 0
     cache_state: str = "none"         # observed: cold (write, no read), warm (read), none
     cache_predicted: str = "none"     # the client-side model's prediction before sending
+    # the prediction could go either way: a write of the same prefix was in flight, or failed
+    # before a reply, when this was sent (a warm observation then is not a mismatch)
+    cache_race: bool = False
     gap_s: float | None = None        # scenario s since the previous use of this cache key
     cost_usd: float = 0.0
+    # True: a failed attempt whose response had begun (first_token set). Bedrock sends no usage
+    # then; output_tokens counts the delivered deltas (measured), the input/cache split is
+    # loadgen's estimate from its cache model, and cost_usd prices both (docs/emulator.md)
+    usage_estimated: bool = False
     wall_start: float = 0.0           # Unix time (s) at send, for correlating with logs
     request_id: str | None = None
     stop_reason: str | None = None

@@ -307,8 +307,10 @@ class Runner:
                 self._reserved_cost += worst
                 wall_start = self.wall()
                 start = self.clock.now()
+                write = expect.sent(req.checkpoints, start)
                 try:
-                    out = await self.transport.call(req.params, stream=req.stream, timeout=sc.target.request_timeout)
+                    out = await self.transport.call(req.params, stream=req.stream, timeout=sc.target.request_timeout,
+                                                    on_first_token=write.began)
                 except BaseException:
                     # cancelled (Ctrl-C past the grace period): still one attempt to account for
                     now = self.clock.now()
@@ -321,8 +323,7 @@ class Runner:
                     self._reserved_cost -= worst
             finally:
                 self._slots.release()
-            if out.status == "ok":
-                expect.observe(req.checkpoints, out.start)
+            pred = write.finished(out.status, out.end, pred)
             self._record(arm, req, intended, attempt, pred, wall_start, out)
             kind = out.retryable_kind
             if (
@@ -339,10 +340,16 @@ class Runner:
     def _record(self, arm: Arm, req: Request, intended: float, attempt: int, pred: Prediction,
                 wall_start: float, out: Outcome) -> None:
         u = out.usage or {}
+        estimated = out.status != "ok" and out.first_token is not None
+        if estimated:
+            # the response had begun, so the prompt was processed (and cached) and output
+            # delivered, but no usage came: bill loadgen's own figures (docs/emulator.md)
+            u = self.expect[arm.name].usage_estimate(req.checkpoints, req.input_tokens, pred.read)
+            u["outputTokens"] = out.delivered_tokens
         read = int(u.get("cacheReadInputTokens") or 0)
         write = int(u.get("cacheWriteInputTokens") or 0)
         by_ttl = {d.get("ttl"): int(d.get("inputTokens") or 0) for d in (u.get("cacheDetails") or [])}
-        costs = self.pricer(req.model_id, u, arm.cache_ttl) if out.status == "ok" and u else ZERO_COST
+        costs = self.pricer(req.model_id, u, arm.cache_ttl) if (out.status == "ok" or estimated) and u else ZERO_COST
         self.cost_usd += costs["total"]
         a = Attempt(
             arm=arm.name, session=req.session, turn=req.turn, attempt=attempt,
@@ -352,7 +359,8 @@ class Runner:
             output_tokens=int(u.get("outputTokens") or 0), cache_read=read, cache_write=write,
             cache_write_5m=by_ttl.get("5m", 0), cache_write_1h=by_ttl.get("1h", 0),
             cache_state=observed_cache_state(read, write, pred.expected_read) if out.status == "ok" else "none",
-            cache_predicted=pred.state, gap_s=pred.gap_s, cost_usd=costs["total"], wall_start=wall_start,
+            cache_predicted=pred.state, cache_race=pred.race, usage_estimated=estimated,
+            gap_s=pred.gap_s, cost_usd=costs["total"], wall_start=wall_start,
             request_id=out.request_id, stop_reason=out.stop_reason, message=out.message,
             quota=out.quota,
         )

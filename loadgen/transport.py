@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Protocol
+from typing import Any, AsyncIterator, Callable, Protocol
 
 import aiohttp
 import anyio
@@ -27,6 +27,7 @@ from botocore.exceptions import (
 )
 
 from loadgen.clock import Clock
+from loadgen.tokens import count_tokens
 
 # Headers only loadgen's emulator sends (names as in loadgen/emulator/server.py; a test
 # pins them equal). Bedrock sends none of them, so against AWS nothing below changes.
@@ -69,6 +70,9 @@ class Outcome:
     # delta and the end, from its x-loadgen-modelled-* headers; None elsewhere
     modelled_first_token: float | None = None
     modelled_end: float | None = None
+    # output tokens in the stream's content deltas that arrived (loadgen.tokens rule), whatever
+    # the outcome: what a stream that failed part-way had delivered (no usage comes then)
+    delivered_tokens: int = 0
 
     @property
     def retryable_kind(self) -> str | None:
@@ -85,9 +89,17 @@ class Outcome:
         return None
 
 
+FirstToken = Callable[[float], None]
+
+
 class Transport(Protocol):
-    async def call(self, params: dict[str, Any], *, stream: bool, timeout: float) -> Outcome:
-        """Send one Converse request; `timeout` in scenario seconds."""
+    async def call(self, params: dict[str, Any], *, stream: bool, timeout: float,
+                   on_first_token: FirstToken | None = None) -> Outcome:
+        """Send one Converse request; `timeout` in scenario seconds. `on_first_token(t)` is
+        called once with the scenario time the response began (the first content delta of
+        a stream), as soon as the transport knows it: the runner's cache model learns then
+        that the request's prefixes are readable (a prompt-cache entry becomes available
+        only once the response that wrote it has begun)."""
 
 
 def status_for(code: str | None) -> str:
@@ -187,7 +199,8 @@ class BedrockTransport:
         async with session.create_client("bedrock-runtime", **kwargs) as client:
             yield cls(client, clock)
 
-    async def call(self, params: dict[str, Any], *, stream: bool, timeout: float) -> Outcome:
+    async def call(self, params: dict[str, Any], *, stream: bool, timeout: float,
+                   on_first_token: FirstToken | None = None) -> Outcome:
         clock = self._clock
         out = Outcome(status="error", start=clock.now(), end=0.0)
         try:
@@ -195,7 +208,7 @@ class BedrockTransport:
             # (A bare deadline scope: anyio.fail_after adds a raise/catch we do not need.)
             with anyio.CancelScope(deadline=anyio.current_time() + timeout / clock.scale) as scope:
                 if stream:
-                    await self._stream(params, out)
+                    await self._stream(params, out, on_first_token)
                 else:
                     await self._converse(params, out)
             if scope.cancelled_caught:
@@ -248,7 +261,7 @@ class BedrockTransport:
         out.text = "".join(b.get("text", "") for b in content)
         out.status = "ok"
 
-    async def _stream(self, params: dict[str, Any], out: Outcome) -> None:
+    async def _stream(self, params: dict[str, Any], out: Outcome, on_first_token: FirstToken | None) -> None:
         resp = await self._client.converse_stream(**params)
         self._meta(resp, out)
         parts: list[str] = []
@@ -258,6 +271,8 @@ class BedrockTransport:
                 if delta is not None:
                     if out.first_token is None:
                         out.first_token = self._clock.now()
+                        if on_first_token is not None:
+                            on_first_token(out.first_token)
                     parts.append(delta.get("delta", {}).get("text", ""))
                 elif "messageStop" in event:
                     out.stop_reason = event["messageStop"].get("stopReason")
@@ -267,5 +282,7 @@ class BedrockTransport:
             # a timeout or reset leaves the body unread: release the connection now
             # (otherwise aiohttp warns "Unclosed connection" later)
             resp["stream"].close()
+            # what arrived before any failure: billed output of a stream cut short
+            out.delivered_tokens = count_tokens("".join(parts))
         out.text = "".join(parts)
         out.status = "ok"

@@ -2,14 +2,17 @@
 TTL that restarts on every hit, LRU-bounded.
 
 Times are scenario seconds. An entry written by a request becomes readable only once
-that request's prompt has been processed (`ready_at`, its first-token time): two
-identical requests in flight together both write, as on Bedrock.
+that request's response has begun (`ready_at`, its first-token time): two identical
+requests in flight together both write. Source: Anthropic's prompt-caching page, "For
+concurrent requests, note that a cache entry only becomes available after the first
+response begins" (https://docs.claude.com/en/docs/build-with-claude/prompt-caching);
+Bedrock serves the same Claude models, and we assume the same rule there. The TTL
+counts from the start of the request that wrote or read the entry (same page).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-
 
 
 class PromptCache:
@@ -40,7 +43,9 @@ class PromptCache:
     def write(self, key: tuple, now: float, ttl_s: float, ready_at: float) -> None:
         e = self._entries.get(key)
         if e is not None and e[1] > now:
-            # an in-flight write of the same prefix: keep the earlier ready time
+            # an entry alive or still being written: readable from whichever response
+            # begins first (a later write can have the shorter time to first token)
+            e[0] = min(e[0], ready_at)
             e[1] = max(e[1], now + ttl_s)
             self._entries.move_to_end(key)
             return
