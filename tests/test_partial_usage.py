@@ -24,7 +24,7 @@ HAIKU_US = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 MIDSTREAM = f"""
 name = "midstream"
 seed = 5
-duration = "150s"
+duration = "100s"
 
 [target]
 time_scale = 10
