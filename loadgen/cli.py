@@ -70,9 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run a scenario and write results/<scenario>-<UTC time>/.")
     r.add_argument("scenario", help="scenario TOML file")
     r.add_argument("--target", choices=["emulator", "aws"], help="override [target] kind")
-    r.add_argument("--endpoint-url", help="send to this bedrock-runtime endpoint (e.g. a `loadgen emulator`)")
+    r.add_argument("--endpoint-url", help="send to this bedrock-runtime endpoint (e.g. a separate `loadgen "
+                   "emulator`); such a run uses the real clock, as loadgen does not drive that endpoint's clock")
     r.add_argument("--region", help="override [target] region")
-    r.add_argument("--time-scale", type=_time_scale_flag, help="warp clock scale (emulator target only; at most 1000)")
+    r.add_argument("--time-scale", type=_time_scale_flag, help="warp clock scale (the built-in emulator only, "
+                   "at most 1000: refused with --target aws or --endpoint-url, which run on the real clock)")
     r.add_argument("--duration", type=_duration_flag, help="override the scenario duration, e.g. 10m")
     r.add_argument("--max-requests", type=int, help="send at most this many requests per arm (first attempts; every arm gets the same ones)")
     r.add_argument("--max-cost-usd", type=float, help="stop dispatch when the running bill would cross this")

@@ -37,7 +37,8 @@ def _err(msg: str) -> None:
 
 
 def apply_overrides(sc: Scenario, args: argparse.Namespace) -> Scenario:
-    """The scenario as the flags amend it (ValueError with a flag name on bad values)."""
+    """The scenario as the flags amend it (ValueError with a flag name on bad values,
+    ScenarioError `file:line: key: message` on a contradiction inside the file)."""
     from loadgen.scenario import parse_duration
 
     target = sc.target
@@ -50,12 +51,28 @@ def apply_overrides(sc: Scenario, args: argparse.Namespace) -> Scenario:
         target = dataclasses.replace(target, region=args.region)
     if args.endpoint_url:
         target = dataclasses.replace(target, endpoint_url=args.endpoint_url)
+    if target.endpoint_url:
+        problem = endpoint_problem(target.endpoint_url)
+        if problem:
+            if not args.endpoint_url:
+                raise ScenarioError([_in_file(sc, ("target", "endpoint_url"), problem)])
+            raise ValueError(f"--endpoint-url: {problem}")
     if args.time_scale is not None:
         if not (args.time_scale > 0 and math.isfinite(args.time_scale)):
             raise ValueError(f"--time-scale: expected a number > 0, got {args.time_scale}")
         target = dataclasses.replace(target, time_scale=args.time_scale)
     if target.kind == "aws" and args.time_scale not in (None, 1, 1.0):
         raise ValueError("--time-scale: runs against AWS always use the real clock (scale 1)")
+    if target.endpoint_url and target.time_scale != 1.0:
+        # The warp clock only works where loadgen paces the emulator on it (see real_clock_reason).
+        why = (f"a run against {target.endpoint_url} uses the real clock: loadgen does not drive that "
+               "endpoint's clock, so a warped client would see TTLs that never expire, load sent "
+               f"{target.time_scale:g}x too fast and timeouts {target.time_scale:g}x too short")
+        if args.time_scale is not None:
+            raise ValueError(f"--time-scale: {why} (drop --time-scale; without an endpoint URL the "
+                             "built-in emulator runs warped)")
+        if not args.endpoint_url:  # both in the file; a scale in the file with the flag is not applied
+            raise ScenarioError([_in_file(sc, ("target", "time_scale"), why + " (remove time_scale or endpoint_url)")])
     sc = dataclasses.replace(sc, target=target)
     if args.duration:
         try:
@@ -78,6 +95,50 @@ def apply_overrides(sc: Scenario, args: argparse.Namespace) -> Scenario:
     if problem:
         raise ValueError(problem)
     return sc
+
+
+def endpoint_problem(url: str) -> str | None:
+    """Why `url` cannot be a bedrock-runtime endpoint (None if it can): botocore's own
+    test for endpoint URLs, with an http(s) scheme and a valid port."""
+    from urllib.parse import urlsplit
+
+    from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
+
+    shape = 'expected an http:// or https:// URL such as "http://127.0.0.1:8787"'
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises ValueError when out of range
+    except ValueError as e:
+        return f"{shape}, got {url!r} ({e})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{shape}, got {url!r}"
+    if not (is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url)):
+        return f"{shape}, got {url!r} (not a valid host name)"
+    return None
+
+
+def _in_file(sc: Scenario, key: tuple[str, ...], message: str) -> str:
+    """`file:line: key: message` for a key of the scenario file."""
+    from loadgen.toml_lines import key_lines, line_of
+
+    return f"{sc.path}:{line_of(key_lines(sc.source), key)}: {'.'.join(key)}: {message}"
+
+
+def real_clock_reason(sc: Scenario) -> str | None:
+    """Why a run of `sc` must use the real clock, or None when it may warp.
+
+    A warp clock is only right where loadgen paces the emulator on that same clock (the
+    built-in emulator in this process). Any other target (AWS, a separate `loadgen
+    emulator`, another endpoint) keeps its own time: TTLs, quota windows and latency
+    there pass in real seconds, so the client must count real seconds too.
+    """
+    if sc.target.kind == "aws":
+        return "AWS keeps real time"
+    if sc.target.endpoint_url:
+        return (f"{sc.target.endpoint_url} keeps its own time (loadgen does not drive its clock)"
+                + (f"; the scenario's time_scale {sc.target.time_scale:g} applies to the built-in "
+                   "emulator only" if sc.target.time_scale != 1.0 else ""))
+    return None
 
 
 def make_pricer(sc: Scenario):
@@ -244,12 +305,15 @@ async def _run_async(sc: Scenario, args: argparse.Namespace, out: ResultsDir, pr
     from loadgen.transport import BedrockTransport, TargetError
 
     aws = sc.target.kind == "aws"
-    state = RunState(sc, RealClock() if aws else WarpClock(sc.target.time_scale), out)
+    real_why = real_clock_reason(sc)
+    state = RunState(sc, RealClock() if real_why else WarpClock(sc.target.time_scale), out)
     clock = state.clock
-    header = (f"loadgen {__version__}: {sc.name} -> {'AWS Bedrock' if aws else 'built-in emulator'} "
-              f"({sc.target.region}), clock {clock.kind}"
-              + ("" if aws else f" x{clock.scale:g} (transport overhead is magnified {clock.scale:g}x in "
-                                "scenario time; idle gaps are skipped)")
+    where = ("AWS Bedrock" + (f" via {sc.target.endpoint_url}" if sc.target.endpoint_url else "") if aws
+             else sc.target.endpoint_url if sc.target.endpoint_url else "built-in emulator")
+    header = (f"loadgen {__version__}: {sc.name} -> {where} ({sc.target.region}), clock {clock.kind}"
+              + (f" ({real_why})" if real_why else
+                 f" x{clock.scale:g} (idle gaps are skipped; latency is the emulator's modelled time plus "
+                 "the real transport overhead, not scaled)")
               + f", {len(sc.arms)} arm(s): {', '.join(a.name for a in sc.arms)}; results in {out.path}")
     if not args.quiet:
         print(header, flush=True)
