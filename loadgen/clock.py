@@ -7,6 +7,9 @@ started, read from a Clock. The kinds share one protocol:
   WarpClock    scenario time = offset + scale x real elapsed. When every participant
                task is asleep on the clock (so no request is in flight), the clock
                jumps forward to the earliest wake-up: idle gaps cost no wall time.
+               With `hold_between_requests` (loadgen run) it also stands still while
+               no request is in flight, so the generator's own work between requests
+               is not magnified by `scale` into schedule lag.
   VirtualClock (loadgen simulate) an event loop whose time only moves when nothing
                can run; see its class docstring.
 
@@ -57,6 +60,9 @@ class Clock(Protocol):
         idle jump can happen between spawning it and its first step.
         """
 
+    def in_flight(self) -> contextlib.AbstractContextManager[None]:
+        """Mark the body as one request on the wire (the transport wraps each call)."""
+
 
 class RealClock:
     kind = "real"
@@ -87,6 +93,10 @@ class RealClock:
     def participant(self, entered: bool = False) -> Iterator[None]:
         yield
 
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        yield
+
 
 _is_participant: contextvars.ContextVar[bool] = contextvars.ContextVar("loadgen_participant", default=False)
 
@@ -96,13 +106,21 @@ class WarpClock:
 
     kind = "warp"
 
-    def __init__(self, scale: float = 1.0, monotonic=time.monotonic) -> None:
+    def __init__(self, scale: float = 1.0, monotonic=time.monotonic, *, hold_between_requests: bool = False) -> None:
+        """hold_between_requests: scenario time stands still while no request is in flight
+        (see in_flight). Between requests nothing modelled is under way (the emulator only
+        paces requests in flight), so no scenario time needs to pass; and what does pass
+        in real time then is the generator's own work (waking, building the next request),
+        which `scale` would multiply into schedule lag: 2 ms become 120 ms at x60."""
         if not scale > 0:
             raise ValueError("time scale must be > 0")
         self.scale = float(scale)
         self._mono = monotonic
         self._t0 = monotonic()
         self._offset = 0.0
+        self._hold = hold_between_requests
+        self._flying = 0  # requests on the wire (in_flight bodies)
+        self._held: float | None = 0.0 if hold_between_requests else None  # the time while held
         self._active = 0  # participants not asleep on the clock
         self._deadlines: list[tuple[float, int]] = []  # heap of sleeping participants' wake times
         self._removed: set[int] = set()
@@ -111,18 +129,37 @@ class WarpClock:
         self.jumped_s = 0.0  # scenario seconds skipped by idle jumps
 
     def now(self) -> float:
+        if self._held is not None:
+            return self._held
         return self._offset + self.scale * (self._mono() - self._t0)
 
     def start(self) -> None:
         self._t0 = self._mono()
         self._offset = 0.0
+        if self._held is not None:
+            self._held = 0.0
+
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        if self._held is not None:  # time flows again from where it stood
+            self._t0, self._offset, self._held = self._mono(), self._held, None
+        self._flying += 1
+        try:
+            yield
+        finally:
+            self._flying -= 1
+            if self._hold and self._flying == 0:
+                self._held = self.now()
 
     def jump_to(self, t: float) -> None:
         """Move scenario time forward to t (never back) and wake sleepers to re-check."""
         gap = t - self.now()
         if gap <= 0:
             return
-        self._offset += gap
+        if self._held is not None:
+            self._held = t
+        else:
+            self._offset += gap
         self.jumped_s += gap
         if self._jump_event is not None:
             self._jump_event.set()
@@ -253,6 +290,10 @@ class VirtualClock:
 
     @contextlib.contextmanager
     def participant(self, entered: bool = False) -> Iterator[None]:
+        yield
+
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
         yield
 
     def _advance(self, dt: float) -> None:

@@ -306,7 +306,8 @@ async def _run_async(sc: Scenario, args: argparse.Namespace, out: ResultsDir, pr
 
     aws = sc.target.kind == "aws"
     real_why = real_clock_reason(sc)
-    state = RunState(sc, RealClock() if real_why else WarpClock(sc.target.time_scale), out)
+    state = RunState(sc, RealClock() if real_why else WarpClock(sc.target.time_scale, hold_between_requests=True),
+                     out)
     clock = state.clock
     where = ("AWS Bedrock" + (f" via {sc.target.endpoint_url}" if sc.target.endpoint_url else "") if aws
              else sc.target.endpoint_url if sc.target.endpoint_url else "built-in emulator")

@@ -201,6 +201,13 @@ class BedrockTransport:
 
     async def call(self, params: dict[str, Any], *, stream: bool, timeout: float,
                    on_first_token: FirstToken | None = None) -> Outcome:
+        # the clock learns a request is on the wire: a warp clock holding still between
+        # requests flows again (loadgen/clock.py)
+        with self._clock.in_flight():
+            return await self._timed_call(params, stream=stream, timeout=timeout, on_first_token=on_first_token)
+
+    async def _timed_call(self, params: dict[str, Any], *, stream: bool, timeout: float,
+                          on_first_token: FirstToken | None = None) -> Outcome:
         clock = self._clock
         out = Outcome(status="error", start=clock.now(), end=0.0)
         try:

@@ -16,13 +16,14 @@ HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
 # Deterministic: constant gaps and sizes, no faults, latency without jitter (sigma 0),
 # one session at a time per arm, so `run` (warp clock, real HTTP) and `simulate`
 # (virtual clock, model in-process) see the same requests in the same order.
+# time_scale = 60 as the shipped scenarios: latency must not depend on it.
 AGREE = f"""
 name = "agree"
 seed = 9
 duration = "40m"
 
 [target]
-time_scale = 10
+time_scale = 60
 
 [model]
 id = "{HAIKU}"
@@ -121,21 +122,22 @@ def test_simulate_agrees_with_run_on_a_deterministic_scenario(tmp_path):
         assert ra["cost_usd"]["total"] == pytest.approx(sa["cost_usd"]["total"], rel=1e-9)
         assert ra["cache"] == sa["cache"]
         assert ra["tokens"] == sa["tokens"]
-        for metric in ("ttft", "e2e"):
-            r_ms, s_ms = ra["latency_ms"][metric]["p50"], sa["latency_ms"][metric]["p50"]
-            # no jitter in the model; run adds its real HTTP time x time_scale (10)
-            assert s_ms <= r_ms + 5 and r_ms - s_ms <= 0.05 * s_ms + 100, (arm, metric, r_ms, s_ms)
+        # The stated tolerance: run = simulate + the real transport overhead of the request,
+        # not scaled (a few ms; OVERHEAD_S leaves room for a loaded 2-core CI machine). Before,
+        # the overhead was multiplied by time_scale: x60 made 2 ms into 120 ms.
+        r_ms, s_ms = ra["latency_ms"]["service"]["p50"], sa["latency_ms"]["service"]["p50"]
+        assert 0 <= r_ms - s_ms <= OVERHEAD_S * 1000, (arm, r_ms, s_ms)
     # request by request; a run's first call per client also pays connection set-up
-    # (x10 in scenario time), which the p99 of 8 requests would be nothing but
     firsts = {min((x for x in run_lines if x["arm"] == a), key=lambda x: x["start"])["turn"] for a in
               ("ttl-5m", "ttl-1h")}
     for k, r in run_by.items():
         s = sim_by[k]
         for field in ("first_token", "end"):
             d = (r[field] - r["start"]) - (s[field] - s["start"])
-            # run's real HTTP time is magnified x10 on the warp clock: 0.5 s of scenario time is
-            # 50 ms of real time, room for a busy 2-core CI machine without hiding a model change
-            assert -0.005 <= d <= (1.5 if k[2] in firsts and k[1] == 0 else 0.5), (k, field, d)
+            assert -0.001 <= d <= (0.3 if k[2] in firsts and k[1] == 0 else OVERHEAD_S), (k, field, d)
+
+
+OVERHEAD_S = 0.06  # real seconds of transport overhead one request may add in `run` (stated in README)
 
 
 FAULTS = f"""
