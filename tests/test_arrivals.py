@@ -358,3 +358,31 @@ def test_session_turns_uniform_inclusive():
 ])
 def test_describe(process, text):
     assert describe(process) == text
+
+
+def _bursts_expected_by_hand(p: OpenLoop, duration: float) -> float:
+    """Burst j at j*every keeps the share of its spread that falls before the end."""
+    total, j = p.rate * duration, 0
+    while j * p.every < duration:
+        room = duration - j * p.every
+        total += p.size * (1.0 if p.spread == 0 or room >= p.spread else room / p.spread)
+        j += 1
+    return total
+
+
+@settings(max_examples=200, deadline=None)
+@given(every=st.floats(0.5, 100), size=st.integers(1, 50), spread=st.floats(0, 500),
+       duration=st.floats(1, 2000), rate=st.floats(0, 5))
+def test_bursts_expected_count_closed_form_matches_burst_by_burst(every, size, spread, duration, rate):
+    p = OpenLoop("bursts", every=every, size=size, spread=spread, rate=rate)
+    assert expected_count(p, duration) == pytest.approx(_bursts_expected_by_hand(p, duration), rel=1e-9, abs=1e-6)
+
+
+def test_bursts_expected_count_is_immediate_when_the_spread_covers_billions_of_bursts():
+    import time
+
+    p = OpenLoop("bursts", every=0.001, size=1, spread=999 * 3600.0)
+    t0 = time.monotonic()
+    n = expected_count(p, 1000 * 3600.0)   # looped over ~3.6e9 cut bursts before
+    assert time.monotonic() - t0 < 0.1
+    assert n == pytest.approx(3.6e9 * (1 - 999 / 1000 / 2), rel=1e-6)
