@@ -684,8 +684,19 @@ def _target(ctx: _Ctx, raw: Mapping[str, Any]) -> Target:
         kind=kind, region=region, time_scale=scale,
         endpoint_url=ctx.str_(t, p, "endpoint_url", d.endpoint_url),
         max_in_flight=ctx.int_(t, p, "max_in_flight", d.max_in_flight, minimum=1),
-        request_timeout=ctx.duration(t, p, "request_timeout", d.request_timeout),
+        request_timeout=_request_timeout(ctx, t, p, d.request_timeout),
     )
+
+
+def _request_timeout(ctx: _Ctx, t: Mapping[str, Any], p: tuple, default: float) -> float:
+    """At least 1 ms: the event loop cannot time anything shorter (epoll_wait counts whole
+    milliseconds), so a shorter timeout would fail every request."""
+    v = ctx.duration(t, p, "request_timeout", default)
+    if v is not None and v < 0.001:
+        ctx.err(p + ("request_timeout",), f"expected at least 1ms, got {t['request_timeout']!r}: the event "
+                                          "loop cannot time anything shorter, so every request would time out")
+        return default
+    return default if v is None else v
 
 
 def time_scale_problem(scale: float) -> str | None:

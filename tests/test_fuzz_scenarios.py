@@ -118,7 +118,9 @@ def check_validate(data: bytes) -> tuple[int, str]:
         return rc, err_text
 
 
-FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# 30 examples each keeps the suite quick; LOADGEN_FUZZ_EXAMPLES=1000 for a deeper search
+FUZZ = settings(max_examples=int(os.environ.get("LOADGEN_FUZZ_EXAMPLES", "30")), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 
 @FUZZ
