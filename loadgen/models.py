@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from loadgen import data
-from loadgen.profiles import base_id
+from loadgen.profiles import base_id, destination_regions
 
 
 class UnknownModel(KeyError):
@@ -25,17 +25,40 @@ class ModelInfo:
     base_id: str
     name: str
     family: str
-    max_output_tokens: int
-    cache_min_tokens: int
-    cache_ttls: tuple[str, ...]
+    max_output_tokens: int           # tokens; also what an omitted maxTokens reserves
+    cache_min_tokens: int            # 0 when the model offers no caching
+    cache_ttls: tuple[str, ...]      # () when the model offers no caching
     max_cache_checkpoints: int
     output_burndown: float
     geo_profiles: tuple[str, ...]
     global_profile: bool
-    context_window: int = 200_000   # tokens, input + output, per request
+    context_window: int = 200_000    # tokens, input + output, per request
+    in_region: bool = True           # bare id served on demand in some Region
+    in_region_regions: tuple[str, ...] = ()   # those Regions
+    service_tiers: tuple[str, ...] = ("default",)
+    lifecycle: str = "active"        # active | legacy | deprecated
+    eol: str = ""                    # ISO date AWS gives for a legacy model ("" if none)
+
+    @property
+    def caching(self) -> bool:
+        return bool(self.cache_ttls)
 
     def supports_ttl(self, ttl: str) -> bool:
         return ttl in self.cache_ttls
+
+    def in_region_at(self, region: str) -> bool:
+        """Is the bare id served on demand when called from `region`?"""
+        return self.in_region and region in self.in_region_regions
+
+    def profiles_from(self, region: str) -> list[str]:
+        """The ids of this model callable from `region` (for messages): the bare id when
+        it is served there on demand, the geo profiles whose geography holds `region`, global."""
+        out = [self.base_id] if self.in_region_at(region) else []
+        out += [f"{g}.{self.base_id}" for g in self.geo_profiles
+                if region in destination_regions(f"{g}.{self.base_id}", "")]
+        if self.global_profile:
+            out.append(f"global.{self.base_id}")
+        return out
 
 
 CATALOG_FILE = "models.toml"
@@ -48,22 +71,34 @@ TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 @lru_cache(maxsize=None)
 def catalog() -> dict[str, ModelInfo]:
     raw = data.load(CATALOG_FILE)
-    out = {}
-    for mid, t in raw.items():
-        out[mid] = ModelInfo(
-            base_id=mid,
-            name=t["name"],
-            family=t["family"],
-            max_output_tokens=int(t["max_output_tokens"]),
-            cache_min_tokens=int(t["cache_min_tokens"]),
-            cache_ttls=tuple(t["cache_ttls"]),
-            max_cache_checkpoints=int(t["max_cache_checkpoints"]),
-            output_burndown=float(t["output_burndown"]),
-            geo_profiles=tuple(t["geo_profiles"]),
-            global_profile=bool(t["global_profile"]),
-            context_window=int(t["context_window"]),
-        )
-    return out
+    return {mid: _info(mid, t) for mid, t in raw.items()}
+
+
+def _info(mid: str, t: dict) -> ModelInfo:
+    caches = t.get("cache", True)
+    regions = tuple(t["in_region_regions"])
+    if bool(t["in_region"]) != bool(regions):
+        raise ValueError(f"{data.path(CATALOG_FILE)}: {mid}: in_region = {t['in_region']} but "
+                         f"in_region_regions = {list(regions)} (a served model lists its Regions)")
+    eol = t.get("eol")
+    return ModelInfo(
+        base_id=mid,
+        name=t["name"],
+        family=t["family"],
+        max_output_tokens=int(t["max_output_tokens"]),
+        cache_min_tokens=int(t["cache_min_tokens"]) if caches else 0,
+        cache_ttls=tuple(t["cache_ttls"]) if caches else (),
+        max_cache_checkpoints=int(t["max_cache_checkpoints"]) if caches else 0,
+        output_burndown=float(t["output_burndown"]),
+        geo_profiles=tuple(t["geo_profiles"]),
+        global_profile=bool(t["global_profile"]),
+        context_window=int(t["context_window"]),
+        in_region=bool(t["in_region"]),
+        in_region_regions=regions,
+        service_tiers=tuple(t["service_tiers"]),
+        lifecycle=str(t["lifecycle"]),
+        eol=eol.isoformat() if eol is not None else "",
+    )
 
 
 def lookup(model_id: str) -> ModelInfo:

@@ -69,6 +69,9 @@ class ArmPlan:
     cost_expected_usd: float        # with the schedule's own gaps against the TTL (no early eviction)
     expected_warm_ratio: float      # share of requests warm in that estimate (the runner's rule)
     expected_read_share: float      # cache reads / (reads + writes) in that estimate, tokens
+    reserve_mean: float = 0.0       # tokens reserved at start per request (input + max_tokens), mean
+    reserve_max: int = 0            # the same, largest request
+    quota_tpm: int = 0              # the emulator's TPM quota for this arm's model id (0: none/unknown)
 
     @property
     def per_1000_cold(self) -> float:
@@ -265,6 +268,9 @@ def _plan(scenario: Scenario, drawn: Scenario, f: float) -> Plan:
             cost_expected_usd=cost["expected"],
             expected_warm_ratio=warm_n / len(reqs) if reqs else 0.0,
             expected_read_share=_share(tot["expected"]),
+            reserve_mean=sum(v for _, v in reserved) / len(reserved) if reserved else 0.0,
+            reserve_max=max((v for _, v in reserved), default=0),
+            quota_tpm=_quota_tpm(sc, arm),
         ))
     traffic = arr.describe(scenario.arrivals if scenario.arrivals is not None
                            else scenario.sessions.arrival)  # type: ignore[union-attr]
@@ -274,6 +280,33 @@ def _plan(scenario: Scenario, drawn: Scenario, f: float) -> Plan:
     return Plan(scenario=scenario, traffic=traffic, sessions=sessions, requests=round(full),
                 peak_rpm=int(_peak([(r.t, 1.0) for r in reqs])), arms=tuple(arms), prices_note=note,
                 sample=f)
+
+
+def _quota_tpm(sc: Scenario, arm: Arm) -> int:
+    """The emulator's TPM quota for the arm's model id as called (0: not the emulator, or none)."""
+    if sc.target.kind != "emulator":
+        return 0
+    from loadgen.emulator.config import EmulatorConfig  # the emulator's own reading of [emulator]
+
+    try:
+        cfg = EmulatorConfig.from_mapping(sc.emulator, source=sc.path)
+    except ValueError:
+        return 0
+    return cfg.limit_for(arm.model_id, arm.profile).tpm
+
+
+def reservation_line(a: ArmPlan) -> str:
+    """What Bedrock reserves against the TPM quota per request of this arm, and what that
+    allows in flight (quota / mean reservation), in words."""
+    arm = a.arm
+    why = ("max_tokens omitted: the request carries no maxTokens, so Bedrock reserves the model's maximum output"
+           if not arm.max_tokens_set else "max_tokens")
+    line = (f"  reservation  input + {_n(arm.max_tokens)} ({why}) = {_n(a.reserve_mean)} tokens per request "
+            f"on average, {_n(a.reserve_max)} at most")
+    if a.quota_tpm and a.reserve_mean:
+        line += (f"; the {_n(a.quota_tpm)} TPM quota holds about {a.quota_tpm / a.reserve_mean:,.0f} "
+                 "such requests in flight")
+    return line
 
 
 # --------------------------------------------------------------------------- text
@@ -340,7 +373,8 @@ def render(p: Plan) -> str:
     lines.append("")
     for a in p.arms:
         arm = a.arm
-        extras = [f"max_tokens {arm.max_tokens}", "stream" if arm.stream else "no stream"]
+        mt = f"max_tokens {arm.max_tokens}" if arm.max_tokens_set else f"max_tokens omitted (reserves {_n(arm.max_tokens)})"
+        extras = [mt, "stream" if arm.stream else "no stream"]
         if arm.service_tier:
             extras.append(f"service tier {arm.service_tier}")
         cache = f"cache {arm.cache_ttl}" if arm.cache else "no cache"
@@ -349,6 +383,7 @@ def render(p: Plan) -> str:
         lines.append(f"arm {arm.name}: {arm.model_id} ({arm.profile} profile), {cache}, {', '.join(extras)}")
         lines.append(f"  requests     {_n(a.requests)}, peak {_n(a.peak_rpm)}/min")
         lines.append(f"  tokens       input {_n(a.input_tokens)}, output {_n(a.output_tokens)}")
+        lines.append(reservation_line(a))
         lines.append(f"  peak TPM     reserved {_n(a.peak_tpm_reserved)} (input + max_tokens); charged "
                      + (f"{_n(a.peak_tpm_charged_warm)} all warm .. {_n(a.peak_tpm_charged_cold)} all cold"
                         if a.peak_tpm_charged_warm != a.peak_tpm_charged_cold else _n(a.peak_tpm_charged_cold))

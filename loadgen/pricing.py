@@ -364,10 +364,10 @@ def render(table: PriceTable) -> str:
     order = {k: i for i, k in enumerate(KINDS)}
     for (mid, kind) in sorted(table.rows, key=lambda r: (r[0], order[r[1]])):
         row, fam = table.rows[(mid, kind)], table.families[table.model_family[mid]]
-        w1h = fam.cache_write.get("1h")
+        w5m, w1h = fam.cache_write.get("5m"), fam.cache_write.get("1h")
         lines.append((
             mid, kind, _fmt_money(row.input_per_mtok), _fmt_money(row.output_per_mtok),
-            f"{fam.cache_read:g}", f"{fam.cache_write.get('5m', 0):g}",
+            f"{fam.cache_read:g}" if fam.cache_write else "-", "-" if w5m is None else f"{w5m:g}",
             "-" if w1h is None else f"{w1h:g}", f"{fam.batch:g}",
             "override" if row.overridden else ("yes" if row.verified and fam.verified else "no"),
             ref(row.source),

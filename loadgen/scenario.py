@@ -50,7 +50,8 @@ class Target:
 @dataclass(frozen=True)
 class Model:
     id: str
-    max_tokens: int = 512
+    max_tokens: int = 512           # tokens; when omitted, the model's maximum output
+    max_tokens_set: bool = True     # False: [model] max_tokens omitted, requests omit maxTokens
     stream: bool = True
     temperature: float | None = None
 
@@ -90,9 +91,10 @@ class Arm:
     cache: bool = True
     cache_ttl: str = "5m"           # "5m" | "1h"
     stream: bool = True
-    max_tokens: int = 512
+    max_tokens: int = 512           # tokens Bedrock reserves per request (the model's maximum if omitted)
     temperature: float | None = None
     service_tier: str | None = None
+    max_tokens_set: bool = True     # False: requests omit maxTokens, as a client without it would
 
 
 @dataclass(frozen=True)
@@ -716,9 +718,17 @@ def _lookup_model(ctx: _Ctx, path: tuple, model_id: str) -> ModelInfo | None:
         return None
 
 
-def _check_profile(ctx: _Ctx, path: tuple, model_id: str, info: ModelInfo) -> None:
-    """Does the profile in `model_id` exist for this model?"""
+def _check_profile(ctx: _Ctx, path: tuple, model_id: str, info: ModelInfo, region: str) -> None:
+    """Does the profile in `model_id` exist for this model, called from `region`?"""
     kind, prefix, _ = split(model_id)
+    if kind == "region" and not info.in_region_at(region):
+        where = (f"; in-Region it is served only in {', '.join(info.in_region_regions)}"
+                 if info.in_region_regions else "")
+        exist = ", ".join(info.profiles_from(region)) or "none"
+        ctx.err(path, f"{info.name} is not served on demand by its bare id in {region} (Bedrock answers "
+                      f"400 ValidationException \"Invocation of model ID {model_id} with on-demand throughput "
+                      f"isn\u2019t supported...\"){where}; use an inference profile that exists: {exist} "
+                      f'(profile = "geo" or "global")')
     if kind == "geo" and prefix not in info.geo_profiles:
         ctx.err(path, f"{info.name} has no {prefix}. geographic inference profile "
                       f"(it has: {', '.join(p + '.' for p in info.geo_profiles) or 'none'}), so {model_id!r} "
@@ -742,10 +752,13 @@ def _model(ctx: _Ctx, raw: Mapping[str, Any]) -> tuple[Model, ModelInfo | None]:
     ctx.keys(t, p, MODEL_KEYS)
     mid = ctx.str_(t, p, "id", what='a model id like "anthropic.claude-haiku-4-5-20251001-v1:0"')
     info = _lookup_model(ctx, p + ("id",), mid) if mid else None
-    max_tokens = ctx.int_(t, p, "max_tokens", 512, minimum=1)
+    # Omitted: requests omit maxTokens and Bedrock reserves the model's maximum output
+    # (botocore InferenceConfiguration.maxTokens); arms inherit that.
+    max_tokens = ctx.int_(t, p, "max_tokens", info.max_output_tokens if info else 512, minimum=1)
     _check_max_tokens(ctx, p + ("max_tokens",), max_tokens, info)
     return Model(
-        id=mid or "", max_tokens=max_tokens, stream=ctx.bool_(t, p, "stream", True),
+        id=mid or "", max_tokens=max_tokens, max_tokens_set="max_tokens" in t,
+        stream=ctx.bool_(t, p, "stream", True),
         temperature=ctx.num(t, p, "temperature", None, low=0, high=1),
     ), info
 
@@ -912,20 +925,27 @@ def _arms(ctx: _Ctx, raw: Mapping[str, Any], model: Model, info: ModelInfo | Non
             else:
                 profile = kind_of(mid)
             if ainfo is not None:
-                _check_profile(ctx, id_path, mid, ainfo)
+                _check_profile(ctx, id_path, mid, ainfo, target.region)
         cache = ctx.bool_(a, p, "cache", True) if p else True
         ttl = ctx.str_(a, p, "cache_ttl", "5m", choices=TTL_CHOICES) if p else "5m"
-        if ainfo is not None and ttl is not None and not ainfo.supports_ttl(ttl):
+        if ainfo is not None and cache and not ainfo.caching:
+            ctx.err(p + ("cache",) if p and "cache" in a else id_path,
+                    f"{ainfo.name} offers no prompt caching on Bedrock (models.toml), so a cachePoint "
+                    "would be refused; " + ("set cache = false on this arm" if p
+                                             else "add an [[arms]] table with cache = false"))
+        elif ainfo is not None and cache and ttl is not None and not ainfo.supports_ttl(ttl):
             ctx.err(p + ("cache_ttl",), f"{ainfo.name} does not support a {ttl} cache TTL (it supports: "
                                         f"{', '.join(ainfo.cache_ttls)}); the 1h TTL needs a Claude 4.5 model")
-        max_tokens = ctx.int_(a, p, "max_tokens", model.max_tokens, minimum=1) if p else model.max_tokens
+        max_set = bool(p) and "max_tokens" in a or model.max_tokens_set
+        inherited = model.max_tokens if max_set or ainfo is None else ainfo.max_output_tokens
+        max_tokens = ctx.int_(a, p, "max_tokens", inherited, minimum=1) if p else inherited
         if p and "max_tokens" in a or arm_model is not None:
             _check_max_tokens(ctx, p + ("max_tokens",) if "max_tokens" in a else id_path, max_tokens, ainfo)
         arms.append(Arm(
             name=name or f"arm-{len(arms)}", model_id=mid or "", profile=profile or kind_of(mid or ""),
             cache=cache, cache_ttl=ttl or "5m",
             stream=ctx.bool_(a, p, "stream", model.stream) if p else model.stream,
-            max_tokens=max_tokens or model.max_tokens,
+            max_tokens=max_tokens or model.max_tokens, max_tokens_set=max_set,
             temperature=ctx.num(a, p, "temperature", model.temperature, low=0, high=1) if p else model.temperature,
             service_tier=ctx.str_(a, p, "service_tier", None, choices=SERVICE_TIERS) if p else None,
         ))
@@ -1063,6 +1083,29 @@ def _cache_warnings(ctx: _Ctx, workload: Workload, arms: tuple[Arm, ...]) -> Non
                                                      if workload.kind == "agent" else ""))
 
 
+def _max_tokens_warnings(ctx: _Ctx, arms: tuple[Arm, ...]) -> None:
+    """An arm without max_tokens sends no maxTokens; Bedrock then reserves the model's maximum
+    output per request against the TPM quota (botocore InferenceConfiguration.maxTokens;
+    AWS quotas-token-burndown: reservation = input + max_tokens), which caps requests in
+    flight long before the tokens actually used would."""
+    said = set()
+    for arm in arms:
+        if arm.max_tokens_set:
+            continue
+        try:
+            info = lookup(arm.model_id)
+        except UnknownModel:
+            continue
+        if info.base_id in said:
+            continue
+        said.add(info.base_id)
+        ctx.warn(("model",), f"max_tokens is not set, so requests omit maxTokens and Bedrock defaults it to "
+                             f"{info.name}'s maximum output, which reserves {info.max_output_tokens:,} "
+                             f"tokens per request against your TPM quota (plus the input) until the request "
+                             f"ends; "
+                             f"set max_tokens to the longest reply you need")
+
+
 def _check_emulator(ctx: _Ctx, table: Mapping[str, Any]) -> None:
     """The emulator owns its keys; ask it, and place its `emulator.<key>` errors on their line."""
     try:
@@ -1189,6 +1232,7 @@ def _build(ctx: _Ctx, raw: Mapping[str, Any], text: str) -> Scenario | None:
     if workload is not None and arms:
         _check_context(ctx, workload, arms)
         _cache_warnings(ctx, workload, arms)
+    _max_tokens_warnings(ctx, arms)
     if ctx.problems:
         return None
     return Scenario(

@@ -117,7 +117,9 @@ class ArmWorkload:
         return blocks
 
     def _inference_config(self) -> dict[str, Any]:
-        cfg: dict[str, Any] = {"maxTokens": self.arm.max_tokens}
+        # Without [model] max_tokens the request omits maxTokens, as a client that never sets
+        # it does; Bedrock then reserves the model's maximum output against the TPM quota.
+        cfg: dict[str, Any] = {"maxTokens": self.arm.max_tokens} if self.arm.max_tokens_set else {}
         if self.arm.temperature is not None:
             cfg["temperature"] = self.arm.temperature
         return cfg
@@ -127,8 +129,10 @@ class ArmWorkload:
             "modelId": self.arm.model_id,
             "system": self._system(),
             "messages": messages,
-            "inferenceConfig": self._inference_config(),
         }
+        cfg = self._inference_config()
+        if cfg:
+            params["inferenceConfig"] = cfg
         if self.arm.service_tier:
             params["serviceTier"] = {"type": self.arm.service_tier}
         return params

@@ -9,7 +9,7 @@ from loadgen.emulator.errors import BedrockError
 from loadgen.emulator.model import EmulatorModel, Plan
 from loadgen.tokens import count_tokens
 
-from emulator_fakes import HAIKU, SONNET37, US_HAIKU, FakeClock  # noqa: E402
+from emulator_fakes import HAIKU, NOVA_MICRO, SONNET37, US_HAIKU, US_SONNET37, FakeClock  # noqa: E402
 
 
 def make(table=None, seed=1, region="us-east-1"):
@@ -56,9 +56,12 @@ def test_quota_reserves_input_plus_max_tokens_then_corrects_with_burndown_5():
     assert m.quota_used(US_HAIKU) == 0
 
 
-def test_burndown_1_for_claude_3_7():
+def test_burndown_follows_the_catalog():
+    # AWS's user guide lists Claude 3.7 Sonnet at 5x; "all other models 1:1" (Nova Micro)
     m, _ = make()
-    p = ok(m.begin(SONNET37, body(prefix_tokens=0), stream=False))
+    p = ok(m.begin(US_SONNET37, body(prefix_tokens=0), stream=False))
+    assert m.finish(p) == p.usage.input_tokens + 20 * 5
+    p = ok(m.begin(NOVA_MICRO, body(prefix_tokens=0), stream=False))
     assert m.finish(p) == p.usage.input_tokens + 20
 
 
@@ -174,7 +177,7 @@ def test_validation_errors(mutate, needle):
 
 def test_1h_ttl_on_claude_37_is_rejected_and_unknown_model_invalid():
     m, _ = make()
-    r = m.begin(SONNET37, body(ttl="1h"), stream=False)
+    r = m.begin(US_SONNET37, body(ttl="1h"), stream=False)
     assert isinstance(r, BedrockError) and r.code == "ValidationException" and "not supported" in r.message
     r = m.begin("anthropic.nope-v1:0", body(), stream=False)
     assert isinstance(r, BedrockError) and "model identifier is invalid" in r.message

@@ -18,7 +18,7 @@ from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.model import EmulatorModel
 from loadgen.emulator.server import SERVED_REGION_HEADER, serve
 
-from emulator_fakes import HAIKU, SONNET37, US_HAIKU, FakeClock  # noqa: E402
+from emulator_fakes import HAIKU, US_HAIKU, US_SONNET37, FakeClock  # noqa: E402
 
 
 @contextlib.asynccontextmanager
@@ -161,7 +161,7 @@ def test_more_than_4_checkpoints_and_unsupported_ttl_are_validation_errors():
             assert e.value.response["ResponseMetadata"]["HTTPHeaders"][SERVED_REGION_HEADER] == "us-east-1"
             assert e.value.response["ResponseMetadata"]["RequestId"]
             with pytest.raises(botocore.exceptions.ClientError) as e:
-                await c.converse(**params(model=SONNET37, ttl="1h"))
+                await c.converse(**params(model=US_SONNET37, ttl="1h"))
             assert e.value.response["Error"]["Code"] == "ValidationException"
             assert "not supported" in e.value.response["Error"]["Message"]
     run(go())

@@ -328,7 +328,7 @@ def test_prefix_below_the_cache_minimum_is_a_warning_not_an_error(tmp_path):
 
 def test_sonnet_has_a_lower_cache_minimum(tmp_path):
     sc = load(write(tmp_path, BASE.replace("prefix_tokens = 5000", "prefix_tokens = 2000").replace(
-        HAIKU, "anthropic.claude-sonnet-4-5-20250929-v1:0")))
+        HAIKU, "us.anthropic.claude-sonnet-4-5-20250929-v1:0")))  # profile-only: no bare id
     assert sc.warnings == ()
 
 

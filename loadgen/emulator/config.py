@@ -78,7 +78,7 @@ class Faults:
 class EmulatorConfig:
     latency: Latency
     latency_name: str
-    default_max_tokens: int
+    default_max_tokens: int | None    # None: the model's maximum output (Bedrock's default)
     stream_errors_in_band: bool
     stream_chunk_tokens: int
     output_median: float
@@ -148,6 +148,15 @@ def _check_keys(t: Any, key: str, allowed: tuple[str, ...]) -> Mapping:
 def _pos_int(v: Any, key: str, *, allow_zero: bool = False) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 0 or (v == 0 and not allow_zero):
         _fail(key, "a non-negative integer" if allow_zero else "a positive integer", v)
+    return int(v)
+
+
+def _default_max_tokens(v: Any) -> int | None:
+    """"model" (None: the model's maximum output, Bedrock's default) or tokens."""
+    if v == "model":
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        _fail("default_max_tokens", 'a positive integer or "model"', v)
     return int(v)
 
 
@@ -306,7 +315,7 @@ def _build(table: Mapping) -> EmulatorConfig:
     return EmulatorConfig(
         latency=latency,
         latency_name=name,
-        default_max_tokens=_pos_int(t["default_max_tokens"], "default_max_tokens"),
+        default_max_tokens=_default_max_tokens(t["default_max_tokens"]),
         stream_errors_in_band=_bool(t["stream_errors_in_band"], "stream_errors_in_band"),
         stream_chunk_tokens=_pos_int(t["stream_chunk_tokens"], "stream_chunk_tokens"),
         output_median=median,

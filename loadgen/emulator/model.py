@@ -34,7 +34,8 @@ from loadgen.emulator.window import Charge, Window
 from loadgen.models import TTL_SECONDS, ModelInfo, UnknownModel, lookup
 from loadgen.tokens import CHARS_PER_TOKEN
 
-__all__ = ["EmulatorModel", "Plan", "Usage", "StreamFault", "BedrockError", "resolve_model_id"]
+__all__ = ["EmulatorModel", "Plan", "Usage", "StreamFault", "BedrockError", "resolve_model_id",
+           "on_demand_unsupported"]
 
 _Z90 = 1.2815515655446004  # standard normal quantile at 0.90
 
@@ -133,6 +134,12 @@ class Plan:
         }
 
 
+def on_demand_unsupported(model_id: str) -> str:
+    """Bedrock's ValidationException text for a bare id the Region does not serve on demand."""
+    return (f"Invocation of model ID {model_id} with on-demand throughput isn\u2019t supported. "
+            "Retry your request with the ID or ARN of an inference profile that contains this model.")
+
+
 def resolve_model_id(model_id: str) -> str:
     """The model id inside an inference-profile or foundation-model ARN; else unchanged."""
     if model_id.startswith("arn:"):
@@ -190,6 +197,11 @@ class EmulatorModel:
             return validation(f"The provided model identifier is invalid. ({model_id!r} is not in the "
                               f"emulator's model catalog)")
         kind, prefix, _ = profiles.split(mid)
+        if kind == "region" and not info.in_region_at(self.region):
+            # Bedrock's answer for a model it serves through inference profiles only
+            # (models.toml in_region); text as quoted in anthropics/anthropic-sdk-python#894,
+            # U+2019 apostrophe included.
+            return validation(on_demand_unsupported(mid))
         if kind == "geo" and (prefix not in info.geo_profiles
                               or self.region not in profiles.destination_regions(mid, "")):
             return validation(f"The provided model identifier is invalid. (no {prefix}. inference profile "

@@ -130,15 +130,36 @@ def _short(x: Any) -> str:
     return s if len(s) <= 80 else s[:77] + "..."
 
 
-def parse(body: Any, info: ModelInfo, default_max_tokens: int) -> ParsedRequest | BedrockError:
-    """A ParsedRequest, or the ValidationException Bedrock would return."""
+def parse(body: Any, info: ModelInfo, default_max_tokens: int | None = None) -> ParsedRequest | BedrockError:
+    """A ParsedRequest, or the ValidationException Bedrock would return.
+
+    A request without inferenceConfig.maxTokens gets the model's maximum output
+    (botocore InferenceConfiguration.maxTokens: "The default value is the maximum allowed
+    value for the model that you are using"), so its quota reservation is input + that
+    maximum. `default_max_tokens` (tokens) overrides it when the emulator config sets one.
+    """
     try:
         return _parse(body, info, default_max_tokens)
     except _Invalid as e:
         return validation(str(e))
 
 
-def _parse(body: Any, info: ModelInfo, default_max_tokens: int) -> ParsedRequest:
+def too_long(info: ModelInfo, input_tokens: int) -> str | None:
+    """Bedrock's ValidationException text for a prompt above the model's context window
+    (None when it fits). Two texts are seen from Bedrock: Claude models, through the
+    Anthropic runtime, "The model returned the following errors: prompt is too long: 200049
+    tokens > 200000 maximum" (daisuke-awaji/moca#254, 2026-03-09); other models "Input is too
+    long for requested model." (aws-samples/assessment-generator#2). Which family gets which
+    is loadgen's reading of those reports (an assumption, docs/emulator.md)."""
+    if input_tokens <= info.context_window:
+        return None
+    if info.family == "claude":
+        return (f"The model returned the following errors: prompt is too long: {input_tokens} tokens > "
+                f"{info.context_window} maximum")
+    return "Input is too long for requested model."
+
+
+def _parse(body: Any, info: ModelInfo, default_max_tokens: int | None) -> ParsedRequest:
     if not isinstance(body, dict):
         raise _Invalid("the request body must be a JSON object")
     p = _Prefix(info)
@@ -190,7 +211,7 @@ def _parse(body: Any, info: ModelInfo, default_max_tokens: int) -> ParsedRequest
     ic = body.get("inferenceConfig") or {}
     if not isinstance(ic, dict):
         raise _Invalid("inferenceConfig: expected an object")
-    max_tokens = ic.get("maxTokens", default_max_tokens)
+    max_tokens = ic.get("maxTokens", min(default_max_tokens or info.max_output_tokens, info.max_output_tokens))
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise _Invalid(f"inferenceConfig.maxTokens: expected an integer >= 1, got {max_tokens!r}")
     if max_tokens > info.max_output_tokens:
@@ -202,6 +223,9 @@ def _parse(body: Any, info: ModelInfo, default_max_tokens: int) -> ParsedRequest
     stops = ic.get("stopSequences", [])
     if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
         raise _Invalid("inferenceConfig.stopSequences: expected a list of non-empty strings")
+    long = too_long(info, p.tokens)
+    if long is not None:
+        raise _Invalid(long)
     hint = REPLY_HINT.search(last_user_text)
     return ParsedRequest(
         input_tokens=p.tokens,
