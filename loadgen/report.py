@@ -1,7 +1,8 @@
 """Reports from a results directory (never re-runs anything): `loadgen report`.
 
 `summary_table` is the final block `loadgen run` prints: one row per arm.
-`after_run` is what `run` / `simulate` call at the end: plots, report.html, thresholds.
+`run_artifacts` is what `run` / `simulate` call at the end: plots, report.html and the
+threshold verdicts (`announce` prints them; `after_run` does both).
 `cmd_report` re-reads a results directory and prints everything: the run table,
 per-arm detail, arms against the first, thresholds (exit 1 when one fails).
 """
@@ -616,22 +617,37 @@ def write_artifacts(view: RunView, results: Sequence[Any]) -> tuple[list[Path], 
     return written, html, warnings
 
 
-def after_run(results_dir: Path, summary: dict, scenario: Any) -> int:
-    """End of `loadgen run` / `simulate`: write plots and report.html, print the thresholds.
-
-    Returns 1 (EXIT_THRESHOLD) if any threshold failed, else 0.
-    """
+def run_artifacts(results_dir: Path, summary: dict, scenario: Any) -> tuple[list, Path | None, list[str]]:
+    """Plots, report.html and the threshold verdicts of a run just finished, printing nothing:
+    (thresholds.Result list, report.html path or None, warnings)."""
     view = load_view(results_dir, summary=summary, scenario=scenario)
     results = check_thresholds(view)
     _, html, warnings = write_artifacts(view, results)
+    return results, html, warnings
+
+
+def announce(results: Sequence[Any], html: Path | None, warnings: Sequence[str], *, quiet: bool = False) -> None:
+    """Print what `run_artifacts` did: warnings on stderr always; the threshold lines and the
+    report path on stdout unless `quiet`."""
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr, flush=True)
+    if quiet:
+        return
     if results:
         from loadgen.thresholds import format_results
 
         print("thresholds:\n" + format_results(results), flush=True)
     if html is not None:
         print(f"report: {html}", flush=True)
+
+
+def after_run(results_dir: Path, summary: dict, scenario: Any) -> int:
+    """End of `loadgen run` / `simulate`: write plots and report.html, print the thresholds.
+
+    Returns 1 (EXIT_THRESHOLD) if any threshold failed, else 0.
+    """
+    results, html, warnings = run_artifacts(results_dir, summary, scenario)
+    announce(results, html, warnings)
     return EXIT_THRESHOLD if any(r.failed for r in results) else EXIT_OK
 
 

@@ -247,6 +247,7 @@ class RunState:
         self.wall0 = time.monotonic()
         self.wall_start = time.time()
         self.summary: dict[str, Any] | None = None  # summary.json's dict, once finish() wrote it
+        self.verdicts: list[Any] = []  # thresholds.Result per threshold and arm, once finish() checked them
 
     def sink(self, a: Attempt, costs: Mapping[str, float]) -> None:
         self.out.append(a)
@@ -275,8 +276,14 @@ async def drive(state: RunState, transport: Any, pricer: Any, args: argparse.Nam
 
 
 def finish(state: RunState, *, quiet: bool = False, stop_reason: str | None = None) -> int:
-    """Write histograms, summary.json and summary.txt; print the table; the exit code."""
-    from loadgen.report import summary_table
+    """Write histograms, summary.json, summary.txt, plots and report.html; the exit code.
+
+    Prints the run table, the threshold lines and the paths unless `quiet` (sweeps and
+    find-max-rate print their own tables); warnings go to stderr either way. The
+    threshold verdicts (thresholds.Result, one per threshold and arm) are left in
+    `state.verdicts`, so a caller judges them without reading stdout.
+    """
+    from loadgen.report import announce, run_artifacts, summary_table
 
     runner = state.runner
     reason = stop_reason or (runner.stop_reason if runner else None)
@@ -288,17 +295,19 @@ def finish(state: RunState, *, quiet: bool = False, stop_reason: str | None = No
     state.out.write_summary(summary)
     table = summary_table(summary)
     state.out.write_text("summary.txt", table + "\n")
-    print(table, flush=True)
+    if not quiet:
+        print(table, flush=True)
     for line in behind:
         _err(f"warning: {line}")
-    print(f"results: {state.out.path}", flush=True)
-    from loadgen.report import after_run
-
-    threshold_rc = after_run(state.out.path, summary, state.sc)  # plots, report.html, thresholds
+    if not quiet:
+        print(f"results: {state.out.path}", flush=True)
+    verdicts, html, warnings = run_artifacts(state.out.path, summary, state.sc)
+    state.verdicts = verdicts
+    announce(verdicts, html, warnings, quiet=quiet)
     if reason == "interrupted":
         _err("interrupted: partial results written")
         return EXIT_INTERRUPTED
-    return EXIT_THRESHOLD if threshold_rc else EXIT_OK
+    return EXIT_THRESHOLD if any(r.failed for r in verdicts) else EXIT_OK
 
 
 async def _run_async(sc: Scenario, args: argparse.Namespace, out: ResultsDir, pricer, emulator_config) -> int:
@@ -327,9 +336,9 @@ async def _run_async(sc: Scenario, args: argparse.Namespace, out: ResultsDir, pr
                 await drive(state, transport, pricer, args, salt=out.path.name if aws else "")
     except TargetError as e:
         _err(f"loadgen run: target failed: {e}")
-        finish(state, quiet=True, stop_reason="target-failed")
+        finish(state, stop_reason="target-failed")
         return EXIT_TARGET
-    return finish(state, quiet=args.quiet)
+    return finish(state)  # --quiet silences the progress line, not the summary
 
 
 LAG_WARN_MS = 10.0  # real milliseconds of p99 schedule lag before a run is called "behind schedule"

@@ -15,10 +15,8 @@ seconds. Results use the same directory format as `run`; `clock` is "virtual".
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import datetime as dt
-import io
 import json
 import random
 import sys
@@ -32,9 +30,10 @@ import anyio
 from loadgen import __version__
 from loadgen.clock import VirtualClock
 from loadgen.results import ResultsDir, safe_name
-from loadgen.run_command import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, RunState, apply_overrides,
-                                 drive, finish, make_pricer, open_results, prepare)
+from loadgen.run_command import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLD, RunState,
+                                 apply_overrides, drive, finish, make_pricer, open_results, prepare)
 from loadgen.scenario import Scenario, ScenarioError
+from loadgen.thresholds import format_results
 
 # `loadgen run` flags simulate does not take; apply_overrides reads them all.
 _NOT_EXPOSED = ("target", "region", "endpoint_url", "time_scale", "max_cost_usd")
@@ -128,7 +127,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     finally:
         out.close()
     wall = time.monotonic() - state.wall0  # the simulation alone, before plots and report.html
-    code = finish(state, quiet=args.quiet)
+    code = finish(state)  # --quiet silences the progress lines, not the summary
     if not args.quiet:
         n = state.metrics.snapshot().total.sent
         print(f"simulated {state.clock.now():,.0f} s of scenario time in {wall:.2f} s wall "
@@ -188,6 +187,8 @@ def sweep_scenarios(path: str, flags: Sequence[str], args: argparse.Namespace
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    """Run every point; exit 130 if interrupted (the points done are written), else 1 if any
+    point failed a threshold (k6-like: a sweep in CI fails when one of its runs would), else 0."""
     from loadgen import sweep
 
     try:
@@ -200,7 +201,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     try:
         configs = [(make_pricer(sc), _emulator_config(sc)) for _, sc, _ in runs]
-    except Exception as e:  # an emulator key or price row the parser let through
+    except ValueError as e:  # PricingError or an [emulator] key the parser let through
         _err(f"loadgen simulate: {e}")
         return EXIT_BAD_INPUT
 
@@ -212,48 +213,72 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
               f"({' x '.join(f'{a.key} ({len(a.values)})' for a in axes)}), virtual time; results in {parent}",
               flush=True)
     rows: list[dict[str, Any]] = []
-    interrupted = False
+    done: list[dict[str, Any]] = []           # sweep.json "points": one per point run, with its verdicts
+    failed: list[tuple[Any, list[Any]]] = []  # (point, failed thresholds.Result) for the printout
+    interrupted, cut_short = False, None
     wall0 = time.monotonic()
     for (p, sc, body), (pricer, cfg) in zip(runs, configs):
         path = parent / p.dirname(axes)
-        path.mkdir()
-        out = ResultsDir(path)
-        out.write_scenario(body)
-        state = RunState(sc, VirtualClock(), out)
+        rel = str(path.relative_to(parent))
         t0 = time.monotonic()
         try:
-            simulate(state, pricer, cfg, max_requests=args.max_requests)
-        finally:
-            out.close()
-        with contextlib.redirect_stdout(io.StringIO()):  # one table per point would drown the sweep
-            code = finish(state, quiet=True)
+            path.mkdir()
+            out = ResultsDir(path)
+            out.write_scenario(body)
+            state = RunState(sc, VirtualClock(), out)
+            try:
+                simulate(state, pricer, cfg, max_requests=args.max_requests)
+            finally:
+                out.close()
+            code = finish(state, quiet=True)  # one table per point would drown the sweep's own
+        except KeyboardInterrupt:
+            # Ctrl-C outside the runner's own handler (plots, report.html, loop start-up):
+            # this point is incomplete; the points before it stand.
+            interrupted, cut_short = True, rel
+            break
         summary = state.summary
         assert summary is not None
+        stopped = summary.get("stopped", "completed")
+        verdicts = [v for v in state.verdicts if v.status != "SKIP"]
         for arm, s in summary["arms"].items():
-            rows.append(sweep.row(p, axes, arm, s, str(path.relative_to(parent))))
+            rows.append(sweep.row(p, axes, arm, s, rel, [v.to_dict() for v in verdicts if v.arm == arm], stopped))
+        done.append(sweep.point_doc(p, axes, rel, stopped, [v.to_dict() for v in state.verdicts]))
+        bad = [v for v in verdicts if v.failed]
+        if bad:
+            failed.append((p, bad))
         if not args.quiet:
             n = sum(s["requests"]["sent"] for s in summary["arms"].values())
-            print(f"  [{p.index + 1}/{len(runs)}] {p.label(axes)}: {n} attempts, "
+            verdict = f", thresholds FAIL ({len(bad)} of {len(verdicts)})" if bad else \
+                (", thresholds pass" if verdicts else "")
+            print(f"  [{p.index + 1}/{len(runs)}] {p.label(axes)}: {n} attempts{verdict}, "
                   f"{time.monotonic() - t0:.2f} s wall", flush=True)
         if code == EXIT_INTERRUPTED:
             interrupted = True
             break
 
-    found = sweep.crossovers(rows, axes)
-    _write_sweep(parent, axes, rows, found, wall_s=time.monotonic() - wall0, complete=not interrupted)
+    code = EXIT_INTERRUPTED if interrupted else EXIT_THRESHOLD if failed else EXIT_OK
+    # an interrupted point's figures are partial: listed, but no crossover rests on them
+    found = sweep.crossovers([r for r in rows if r["stopped"] != "interrupted"], axes)
+    _write_sweep(parent, axes, rows, done, found, wall_s=time.monotonic() - wall0, total=len(runs),
+                 interrupted=interrupted, cut_short=cut_short, exit_code=code)
     print(_table(rows, axes), flush=True)
     if found:
         print("crossovers (cost per 1000 requests):", flush=True)
         for c in found:
             print(f"  {c.text()}", flush=True)
-    elif len(rows) > 1:
+    elif len(rows) > 1 and not interrupted:
         print("no crossover: the same arm/point is cheapest at every swept value", flush=True)
-    _chart(rows, axes, parent)
+    if failed:
+        print(f"thresholds: {len(failed)} of {len(done)} points failed a threshold", flush=True)
+        for p, bad in failed:
+            for line in format_results(bad).splitlines():
+                print(f"  {p.label(axes)}  {line}", flush=True)
+    if not interrupted:  # charts take seconds; after Ctrl-C the numbers are what is wanted
+        _chart(rows, axes, parent)
     print(f"results: {parent}", flush=True)
     if interrupted:
-        _err("interrupted: partial sweep written")
-        return EXIT_INTERRUPTED
-    return EXIT_OK
+        _err(f"interrupted: partial sweep written ({len(done)} of {len(runs)} points in sweep.json)")
+    return code
 
 
 def _fresh_dir(path: Path) -> Path:
@@ -268,13 +293,20 @@ def _fresh_dir(path: Path) -> Path:
             n += 1
 
 
-def _write_sweep(parent: Path, axes: Sequence[Any], rows: list[dict[str, Any]], found: Sequence[Any], *,
-                 wall_s: float, complete: bool) -> None:
+def _write_sweep(parent: Path, axes: Sequence[Any], rows: list[dict[str, Any]], points: list[dict[str, Any]],
+                 found: Sequence[Any], *, wall_s: float, total: int, interrupted: bool, cut_short: str | None,
+                 exit_code: int) -> None:
     doc = {
-        "loadgen_version": __version__, "clock": "virtual", "complete": complete, "wall_s": round(wall_s, 3),
+        "loadgen_version": __version__, "clock": "virtual", "complete": not interrupted and len(points) == total,
+        "interrupted": interrupted, "exit_code": exit_code,
+        "thresholds_passed": not any(p["thresholds_passed"] is False for p in points),
+        "points_total": total, "points_done": len(points),
+        "wall_s": round(wall_s, 3),
         "axes": [{"key": a.key, "values": list(a.values)} for a in axes],
-        "rows": rows, "crossovers": [c.to_dict() for c in found],
+        "rows": rows, "points": points, "crossovers": [c.to_dict() for c in found],
     }
+    if cut_short is not None:
+        doc["interrupted_point"] = cut_short  # its folder may hold partial files; not in rows
     (parent / "sweep.json").write_text(json.dumps(doc, indent=2) + "\n")
     if rows:
         with open(parent / "sweep.csv", "w", newline="", encoding="utf-8") as f:
@@ -284,17 +316,19 @@ def _write_sweep(parent: Path, axes: Sequence[Any], rows: list[dict[str, Any]], 
 
 
 def _table(rows: Sequence[dict[str, Any]], axes: Sequence[Any]) -> str:
+    """The sweep table; a `thresholds` column (pass / FAIL / -) when any point had thresholds."""
     keys = [a.key for a in axes]
-    head = keys + ["arm", "$/1000", "warm", "throttle", "ttft p50", "ttft p99", "sent"]
+    judged = any(r["thresholds"] != "-" for r in rows)
+    head = keys + ["arm", "$/1000", "warm", "throttle", "ttft p50", "ttft p99", "sent"] + (["thresholds"] if judged else [])
     body = []
     for r in rows:
         body.append([str(r[k]) for k in keys] + [
             r["arm"], _num(r["cost_per_1000"], "${:.4f}"), _num(r["warm_ratio"], "{:.1%}"),
             f"{r['throttle_pct']:.2f}%", _num(r["ttft_p50_ms"], "{:.0f} ms"), _num(r["ttft_p99_ms"], "{:.0f} ms"),
-            str(r["sent"])])
+            str(r["sent"])] + ([r["thresholds"]] if judged else []))
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)).rstrip() for b in body]
     return "\n".join(lines)
 
 
@@ -303,13 +337,11 @@ def _num(x: Any, fmt: str) -> str:
 
 
 def _chart(rows: Sequence[dict[str, Any]], axes: Sequence[Any], parent: Path) -> None:
-    """The report engineer's crossover chart, when that module is present."""
-    try:
-        from loadgen.plots import sweep_chart  # type: ignore[attr-defined]
-    except Exception:
-        return
+    """A cost-per-1000 chart per axis; a chart that fails is a warning, not a lost sweep."""
+    from loadgen.plots import sweep_chart
+
     for a in axes:
         try:
             sweep_chart(rows, a.key, str(parent / f"sweep-{safe_name(a.short)}.png"))
-        except Exception as e:  # a chart is a nicety; the numbers are already written
-            _err(f"warning: no chart for {a.key}: {e}")
+        except Exception as e:  # noqa: BLE001 - matplotlib errors are many; the numbers are already written
+            _err(f"warning: no chart for {a.key}: {type(e).__name__}: {e}")

@@ -288,11 +288,18 @@ def dumps(doc: Mapping[str, Any], header: str = "") -> str:
 
 # --------------------------------------------------------------------------- results
 
-def row(point: Point, axes: Sequence[Axis], arm: str, s: Mapping[str, Any], path: str) -> dict[str, Any]:
-    """One sweep.csv row from one arm of a point's summary.json."""
+def row(point: Point, axes: Sequence[Axis], arm: str, s: Mapping[str, Any], path: str,
+        verdicts: Sequence[Mapping[str, Any]] = (), stopped: str = "completed") -> dict[str, Any]:
+    """One sweep.csv row from one arm of a point's summary.json (`stopped`: its "stopped").
+
+    `verdicts`: that arm's threshold results (thresholds.Result.to_dict(), SKIPs left out):
+    `thresholds` is "pass", "FAIL" or "-" (none apply to the arm), and `failed_thresholds`
+    names the failing ones with what was measured, "; "-separated.
+    """
     req = s.get("requests", {})
     sent = req.get("sent", 0)
     ttft = s.get("latency_ms", {}).get("ttft", {})
+    bad = [v for v in verdicts if v["status"] == "FAIL"]
     out: dict[str, Any] = {a.key: v for a, (_, v) in zip(axes, point.values)}
     out.update({
         "point": point.index, "arm": arm,
@@ -302,8 +309,20 @@ def row(point: Point, axes: Sequence[Axis], arm: str, s: Mapping[str, Any], path
         "throttle_pct": round(100.0 * req.get("throttled", 0) / sent, 3) if sent else 0.0,
         "ttft_p50_ms": ttft.get("p50"), "ttft_p99_ms": ttft.get("p99"),
         "sent": sent, "ok": req.get("ok", 0), "results": path,
+        "thresholds": "FAIL" if bad else "pass" if verdicts else "-",
+        "failed_thresholds": "; ".join(f"{v['expr']} (measured {v['measured_text']})" for v in bad),
+        "stopped": stopped,
     })
     return out
+
+
+def point_doc(point: Point, axes: Sequence[Axis], path: str, stopped: str,
+              verdicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """sweep.json's record of one point: its values, folder, how it stopped, and every
+    threshold verdict (thresholds.Result.to_dict(): arm, expr, status, measured, limit, unit)."""
+    return {"point": point.index, "label": point.label(axes), "values": dict(point.values), "results": path,
+            "stopped": stopped, "thresholds_passed": not any(v["status"] == "FAIL" for v in verdicts),
+            "thresholds": list(verdicts)}
 
 
 def numeric(text: str) -> tuple[float, str] | None:

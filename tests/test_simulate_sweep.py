@@ -142,3 +142,55 @@ def test_crossovers_on_synthetic_rows():
     assert [(c.between, c.cheaper_below, c.cheaper_above) for c in found] == [
         (("1m", "5m"), "a", "b"), (("10m", "90m"), "b", "a")]
     assert found[0].estimate == "3m"  # a-b: -0.5 at 1m, +0.5 at 5m
+
+
+# ---- thresholds per point --------------------------------------------------------
+
+def with_thresholds(tmp_path: Path, lines: str) -> Path:
+    p = tmp_path / "ttl-crossover.toml"
+    p.write_text(CROSSOVER.read_text() + "\n[thresholds]\n" + lines + "\n")
+    return p
+
+
+def test_a_point_failing_a_threshold_fails_the_sweep(tmp_path, capsys):
+    # at a 20-minute gap the 5-minute cache is always cold: warm 0 % < 50 %
+    sc = with_thresholds(tmp_path, 'all = ["warm_ratio > 50%"]')
+    out = tmp_path / "out"
+    code = main(["simulate", str(sc), "--sweep", "sessions.think_time.median=1m,20m", "--out", str(out), "--quiet"])
+    assert code == 1
+    parent = only_dir(out)
+    doc = json.loads((parent / "sweep.json").read_text())
+    assert doc["thresholds_passed"] is False and doc["exit_code"] == 1
+    verdict = {(r["sessions.think_time.median"], r["arm"]): r["thresholds"] for r in doc["rows"]}
+    assert verdict == {("1m", "ttl-5m"): "pass", ("1m", "ttl-1h"): "pass",
+                       ("20m", "ttl-5m"): "FAIL", ("20m", "ttl-1h"): "pass"}
+    failing = [r for r in doc["rows"] if r["thresholds"] == "FAIL"][0]
+    assert failing["failed_thresholds"] == "warm_ratio > 50% (measured 0.00 %)"
+    # every verdict, per point: expression, observed value, limit, status
+    by_point = {p["point"]: p for p in doc["points"]}
+    assert by_point[0]["thresholds_passed"] is True
+    [bad] = [v for v in by_point[1]["thresholds"] if v["status"] == "FAIL"]
+    assert bad["arm"] == "ttl-5m" and bad["expr"] == "warm_ratio > 50%"
+    assert bad["measured"] == 0 and bad["limit"] == 0.5
+    # the CSV carries the verdict column too
+    with open(parent / "sweep.csv", newline="") as f:
+        assert [r["thresholds"] for r in csv.DictReader(f)] == ["pass", "pass", "FAIL", "pass"]
+    # the printed table shows which point failed, and why
+    printed = capsys.readouterr().out
+    line = next(x for x in printed.splitlines() if x.startswith("20m") and "ttl-5m" in x)
+    assert "FAIL" in line
+    assert "warm_ratio > 50%" in printed and "1 of 2 points failed a threshold" in printed
+
+
+def test_a_sweep_whose_points_all_pass_exits_0_and_says_so(tmp_path, capsys):
+    sc = with_thresholds(tmp_path, 'arms = { "ttl-1h" = ["warm_ratio > 50%"] }')
+    out = tmp_path / "out"
+    assert main(["simulate", str(sc), "--sweep", "sessions.think_time.median=1m,20m", "--out", str(out),
+                 "--quiet"]) == 0
+    doc = json.loads((only_dir(out) / "sweep.json").read_text())
+    assert doc["thresholds_passed"] is True and doc["exit_code"] == 0
+    # a threshold for one arm gives the other arm no verdict
+    assert {(r["arm"], r["thresholds"]) for r in doc["rows"]} == {("ttl-1h", "pass"), ("ttl-5m", "-")}
+    # --quiet: no per-point table or results line, only the sweep's own table
+    printed = capsys.readouterr().out
+    assert printed.count("results:") == 1 and "report:" not in printed
