@@ -15,6 +15,11 @@ had nowhere to spill). A throttle without it (an injected fault) is shown by its
 Trials run with the scenario's arrival kind when it has one rate (constant,
 poisson); other shapes (stages, bursts, trace) are replaced by a Poisson process at
 the trial rate, and the output says so.
+
+Every trial's verdicts (each threshold: measured value, limit, PASS/FAIL) go into
+maxrate.json. Failing trials are how the search finds the limit, so they do not set
+the exit code: it is 0 when every arm has a rate within the thresholds, 1 when for
+some arm even the lowest rate tried fails them.
 """
 
 from __future__ import annotations
@@ -33,8 +38,10 @@ from typing import Any, Callable, Sequence
 from loadgen import __version__, thresholds
 from loadgen.arrivals import OpenLoop
 from loadgen.clock import VirtualClock
+from loadgen.metrics import LATENCY_METRICS
 from loadgen.results import ResultsDir, safe_name
-from loadgen.run_command import EXIT_BAD_INPUT, EXIT_OK, RunState, run_facts, finish, prepare
+from loadgen.report import percentile_from_histograms
+from loadgen.run_command import EXIT_BAD_INPUT, EXIT_OK, EXIT_THRESHOLD, RunState, run_facts, finish, prepare
 from loadgen.scenario import Scenario, Threshold
 from loadgen.units import format_rate
 
@@ -51,6 +58,7 @@ class Trial:
     failed: tuple[str, ...]                  # "expr (measured text)" of failed thresholds
     throttles: tuple[tuple[str, int], ...]   # (cause, attempts), most first
     measured: dict[str, Any] = field(default_factory=dict)
+    verdicts: tuple[dict[str, Any], ...] = ()  # every threshold checked (thresholds.Result.to_dict())
 
 
 @dataclass(frozen=True)
@@ -177,7 +185,10 @@ def _trial(sc: Scenario, rate: float, pricer: Any, cfg: Any, checks: Sequence[An
         from loadgen.series import peak_quota_tpm
 
         peak_tpm = peak_quota_tpm(quota_events, burndown_of)
-    results = thresholds.check(checks, summary, peak_tpm=peak_tpm)
+    # percentiles summary.json does not carry (p95) come from the trial's live histograms
+    hists = {a: {m: state.metrics.histogram(a, m) for m in LATENCY_METRICS} for a in state.metrics.arm_names}
+    results = thresholds.check(checks, summary, peak_tpm=peak_tpm,
+                               percentile=percentile_from_histograms(Path("."), in_memory=hists))
     s = summary["arms"][arm.name]
     req = s["requests"]
     failed = tuple(f"{r.expr.text} (measured {thresholds.format_value(r.expr, r.measured)})"
@@ -187,7 +198,8 @@ def _trial(sc: Scenario, rate: float, pricer: Any, cfg: Any, checks: Sequence[An
         "ttft_p99_ms": s["latency_ms"]["ttft"].get("p99"), "e2e_p99_ms": s["latency_ms"]["e2e"].get("p99"),
         "sent": req["sent"], "ok": req["ok"],
     }
-    return Trial(rate, not failed, req["sent"], failed, tuple(causes.most_common()), measured)
+    return Trial(rate, not failed, req["sent"], failed, tuple(causes.most_common()), measured,
+                 tuple(r.to_dict() for r in results))
 
 
 def cmd_find_max_rate(args: argparse.Namespace) -> int:
@@ -238,29 +250,33 @@ def cmd_find_max_rate(args: argparse.Namespace) -> int:
             print(f"  {arm.name}: {len(trials)} trials in {time.monotonic() - t0:.1f} s wall", flush=True)
 
     print(_table(found, sc, cfg), flush=True)
+    # A failing trial is how the search finds the limit, not a failure of the command: exit 1
+    # only when an arm has no rate at all within the thresholds (even the lowest tried failed).
+    none = [f.arm for f in found if f.max_rate is None]
+    code = EXIT_THRESHOLD if none else EXIT_OK
     doc = {"loadgen_version": __version__, "scenario": sc.name, "clock": "virtual",
            "duration_s": sc.duration, "thresholds": [t.expr for t in checks],
-           "default_thresholds": not sc.thresholds,
+           "default_thresholds": not sc.thresholds, "exit_code": code,
            "arms": {f.arm: {"max_rate_per_s": f.max_rate, "first_failing_rate_per_s": f.first_fail,
                             "binding": f.binding, "at_max": _trial_dict(f.at_max),
                             "at_first_fail": _trial_dict(f.at_fail),
                             "trials": [_trial_dict(t) for t in f.trials]} for f in found}}
     (parent / "maxrate.json").write_text(json.dumps(doc, indent=2) + "\n")
     print(f"results: {parent}", flush=True)
-    return EXIT_OK
+    if none:
+        _err(f"thresholds: no rate passes for {', '.join(none)} (even the lowest rate tried fails; "
+             "see maxrate.json for each trial's verdicts)")
+    return code
 
 
 def _trial_dict(t: Trial | None) -> dict[str, Any] | None:
     if t is None:
         return None
     return {"rate_per_s": t.rate, "passed": t.passed, "sent": t.sent, "failed": list(t.failed),
-            "throttles": dict(t.throttles), **t.measured}
+            "throttles": dict(t.throttles), **t.measured, "thresholds": list(t.verdicts)}
 
 
 def _results_at(path: Path, sc: Scenario, rate: float, pricer: Any, cfg: Any) -> None:
-    import contextlib
-    import io
-
     from loadgen.simulate import simulate
 
     path.mkdir(parents=True)
@@ -272,8 +288,7 @@ def _results_at(path: Path, sc: Scenario, rate: float, pricer: Any, cfg: Any) ->
         simulate(state, pricer, cfg, signals=False)
     finally:
         out.close()
-    with contextlib.redirect_stdout(io.StringIO()):
-        finish(state, quiet=True)
+    finish(state, quiet=True)  # maxrate.json holds the verdicts; this directory is for report/compare
 
 
 def _table(found: Sequence[Found], sc: Scenario, cfg: Any) -> str:

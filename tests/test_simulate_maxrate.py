@@ -168,3 +168,42 @@ def test_results_at_the_max_rate_hold_the_scenario_they_ran(tmp_path):
     ran = loads((parent / "in-region" / "scenario.toml").read_text())
     assert ran.arrivals.rate == pytest.approx(rate)
     assert [a.name for a in ran.arms] == ["in-region"]
+
+
+def test_no_rate_within_the_thresholds_exits_1_with_every_trials_verdicts(tmp_path, capsys):
+    # the arm runs without a cache: warm 0 % at any rate, so the search halves down to its lowest rate
+    sc = write(tmp_path, "tpm = 60000", extra='\n[thresholds]\nall = ["warm_ratio > 50%"]\n')
+    assert main(["simulate", str(sc), "--find-max-rate", "--out", str(tmp_path / "out"), "--quiet"]) == 1
+    assert "no rate passes for in-region" in capsys.readouterr().err
+    doc = json.loads((only_dir(tmp_path / "out") / "maxrate.json").read_text())
+    assert doc["exit_code"] == 1
+    arm = doc["arms"]["in-region"]
+    assert arm["max_rate_per_s"] is None and len(arm["trials"]) > 1
+    for t in arm["trials"]:
+        [v] = t["thresholds"]
+        assert v["expr"] == "warm_ratio > 50%" and v["status"] == "FAIL" and v["limit"] == 0.5
+    assert [t["thresholds"][0]["measured"] for t in arm["trials"] if t["sent"]][:1] == [0.0]
+
+
+def test_a_found_rate_exits_0_and_its_trials_carry_their_verdicts(tmp_path):
+    sc = write(tmp_path, "tpm = 60000")
+    assert main(["simulate", str(sc), "--find-max-rate", "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    doc = json.loads((only_dir(tmp_path / "out") / "maxrate.json").read_text())
+    assert doc["exit_code"] == 0
+    arm = doc["arms"]["in-region"]
+    [at_max] = arm["at_max"]["thresholds"]
+    assert at_max["expr"] == "throttle_rate < 1%" and at_max["status"] == "PASS" and at_max["measured"] < 0.01
+    [at_fail] = arm["at_first_fail"]["thresholds"]
+    assert at_fail["status"] == "FAIL" and at_fail["measured"] >= 0.01
+
+
+def test_a_percentile_summary_json_does_not_carry_is_measured(tmp_path):
+    # p95 is not in summary.json; each trial reads it from its own histograms. Before, the
+    # lookup failed, every trial FAILed and no rate passed; 60 s end to end holds at any rate,
+    # so the TPM quota binds as with the default thresholds.
+    sc = write(tmp_path, "tpm = 60000", extra='\n[thresholds]\nall = ["p95(e2e) < 60s", "throttle_rate < 1%"]\n')
+    assert main(["simulate", str(sc), "--find-max-rate", "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    arm = json.loads((only_dir(tmp_path / "out") / "maxrate.json").read_text())["arms"]["in-region"]
+    assert 0.6 <= arm["max_rate_per_s"] <= 0.8
+    p95 = next(v for v in arm["at_max"]["thresholds"] if v["expr"] == "p95(e2e) < 60s")
+    assert p95["status"] == "PASS" and p95["measured"] is not None and p95["measured"] < 60_000
