@@ -41,7 +41,7 @@ from loadgen.clock import VirtualClock
 from loadgen.metrics import LATENCY_METRICS
 from loadgen.results import ResultsDir, safe_name
 from loadgen.report import percentile_from_histograms
-from loadgen.run_command import EXIT_BAD_INPUT, EXIT_OK, EXIT_THRESHOLD, RunState, run_facts, finish, prepare
+from loadgen.run_command import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLD, RunState, run_facts, finish, prepare
 from loadgen.scenario import Scenario, Threshold
 from loadgen.units import format_rate
 
@@ -69,6 +69,7 @@ class Found:
     at_max: Trial | None
     at_fail: Trial | None
     trials: tuple[Trial, ...]
+    interrupted: bool = False                # Ctrl-C cut the search short: the bounds are not final
 
     @property
     def binding(self) -> str:
@@ -202,6 +203,10 @@ def _trial(sc: Scenario, rate: float, pricer: Any, cfg: Any, checks: Sequence[An
                  tuple(r.to_dict() for r in results))
 
 
+class _Stopped(Exception):
+    """Ctrl-C during a find-max-rate trial: the search ends after it."""
+
+
 def cmd_find_max_rate(args: argparse.Namespace) -> int:
     prepared = prepare(args, "simulate")
     if isinstance(prepared, int):
@@ -229,36 +234,57 @@ def cmd_find_max_rate(args: argparse.Namespace) -> int:
     parent = Path(args.out) / f"{safe_name(sc.name)}-maxrate-{stamp}"
     parent.mkdir(parents=True, exist_ok=False)
     found: list[Found] = []
-    for arm in sc.arms:
-        one = dataclasses.replace(sc, arms=(arm,))
-        mine = tuple(t for t in checks if t.arm in (None, arm.name))
-        t0 = time.monotonic()
+    interrupted = False
+    from loadgen.simulate import StopFlag
 
-        def probe(rate: float, one: Scenario = one, mine: tuple = mine) -> Trial:
-            t = _trial(one, rate, pricer, cfg, mine)
+    with StopFlag("the trial") as stop:
+        for arm in sc.arms:
+            one = dataclasses.replace(sc, arms=(arm,))
+            mine = tuple(t for t in checks if t.arm in (None, arm.name))
+            t0 = time.monotonic()
+            tried: list[Trial] = []
+
+            def probe(rate: float, one: Scenario = one, mine: tuple = mine, tried: list = tried) -> Trial:
+                t = _trial(one, rate, pricer, cfg, mine)
+                tried.append(t)
+                if not quiet:
+                    print(f"  {arm.name}: {format_rate(rate):>9} {'pass' if t.passed else 'FAIL'}  "
+                          f"({t.sent} attempts, throttled {t.measured['throttle_pct']:.2f}%)", flush=True)
+                if stop.set:
+                    raise _Stopped
+                return t
+
+            try:
+                good, bad, trials = search(probe, start)
+            except (_Stopped, KeyboardInterrupt):  # Ctrl-C: keep the trials done, stop searching
+                interrupted = True
+                good = max((t for t in tried if t.passed), key=lambda t: t.rate, default=None)
+                bad = min((t for t in tried if not t.passed), key=lambda t: t.rate, default=None)
+                trials = tried
+            f = Found(arm.name, good.rate if good else None, bad.rate if bad else None, good, bad, tuple(trials),
+                      interrupted)
+            found.append(f)
+            if interrupted:
+                break
+            if good is not None:  # a full results directory at the rate found, for report/compare
+                _results_at(parent / safe_name(arm.name), one, good.rate, pricer, cfg)
             if not quiet:
-                print(f"  {arm.name}: {format_rate(rate):>9} {'pass' if t.passed else 'FAIL'}  "
-                      f"({t.sent} attempts, throttled {t.measured['throttle_pct']:.2f}%)", flush=True)
-            return t
-
-        good, bad, trials = search(probe, start)
-        f = Found(arm.name, good.rate if good else None, bad.rate if bad else None, good, bad, tuple(trials))
-        found.append(f)
-        if good is not None:  # a full results directory at the rate found, for report/compare
-            _results_at(parent / safe_name(arm.name), one, good.rate, pricer, cfg)
-        if not quiet:
-            print(f"  {arm.name}: {len(trials)} trials in {time.monotonic() - t0:.1f} s wall", flush=True)
+                print(f"  {arm.name}: {len(trials)} trials in {time.monotonic() - t0:.1f} s wall", flush=True)
+            if stop.set:
+                interrupted = True
+                break
 
     print(_table(found, sc, cfg), flush=True)
     # A failing trial is how the search finds the limit, not a failure of the command: exit 1
     # only when an arm has no rate at all within the thresholds (even the lowest tried failed).
-    none = [f.arm for f in found if f.max_rate is None]
-    code = EXIT_THRESHOLD if none else EXIT_OK
+    none = [f.arm for f in found if f.max_rate is None and not f.interrupted]
+    code = EXIT_INTERRUPTED if interrupted else EXIT_THRESHOLD if none else EXIT_OK
     doc = {"loadgen_version": __version__, "scenario": sc.name, "clock": "virtual",
            "duration_s": sc.duration, "thresholds": [t.expr for t in checks],
            "default_thresholds": not sc.thresholds, "exit_code": code,
+           "complete": not interrupted, "interrupted": interrupted,
            "arms": {f.arm: {"max_rate_per_s": f.max_rate, "first_failing_rate_per_s": f.first_fail,
-                            "binding": f.binding, "at_max": _trial_dict(f.at_max),
+                            "binding": f.binding, "interrupted": f.interrupted, "at_max": _trial_dict(f.at_max),
                             "at_first_fail": _trial_dict(f.at_fail),
                             "trials": [_trial_dict(t) for t in f.trials]} for f in found}}
     (parent / "maxrate.json").write_text(json.dumps(doc, indent=2) + "\n")
@@ -266,6 +292,8 @@ def cmd_find_max_rate(args: argparse.Namespace) -> int:
     if none:
         _err(f"thresholds: no rate passes for {', '.join(none)} (even the lowest rate tried fails; "
              "see maxrate.json for each trial's verdicts)")
+    if interrupted:
+        _err(f"interrupted: partial search written ({len(found)} of {len(sc.arms)} arm(s) in maxrate.json)")
     return code
 
 
@@ -299,7 +327,10 @@ def _table(found: Sequence[Found], sc: Scenario, cfg: Any) -> str:
         arm = next(a for a in sc.arms if a.name == f.arm)
         lim = cfg.limit_for(arm.model_id, profiles.kind_of(arm.model_id))
         quota = f"TPM {lim.tpm:,}" + (f", RPM {lim.rpm:,}" if lim.rpm else "") if lim.tpm or lim.rpm else "no quota"
-        if f.max_rate is None:
+        if f.interrupted:
+            head = (f"{f.arm}: search interrupted after {len(f.trials)} trial(s); highest passing so far "
+                    + (format_rate(f.max_rate) if f.max_rate is not None else "none"))
+        elif f.max_rate is None:
             head = f"{f.arm}: no rate passes (lowest tried {format_rate(f.first_fail or 0)})"
         else:
             head = (f"{f.arm}: max {format_rate(f.max_rate)} ({f.max_rate * 60:,.0f} requests/min)"

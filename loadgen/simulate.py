@@ -19,6 +19,7 @@ import csv
 import datetime as dt
 import json
 import random
+import signal
 import sys
 import time
 from pathlib import Path
@@ -88,6 +89,42 @@ def simulate(state: RunState, pricer: Any, emulator_config: Any, *, max_requests
 
     anyio.run(main, backend_options={"loop_factory": clock.loop_factory})
     return state
+
+
+class StopFlag:
+    """Ctrl-C (or SIGTERM) between the runs of a sweep or find-max-rate: let the run or
+    trial in hand finish (its files too), then stop; a second one aborts at once
+    (KeyboardInterrupt). Inside a run the runner's own handler takes over (drive), and the
+    event loop puts the default handlers back when it closes, hence `install` after each run.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, what: str) -> None:
+        self.what, self.set = what, False
+        self._old: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in self.SIGNALS:
+            old = signal.signal(sig, self._handle)
+            self._old.setdefault(sig, old)
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.set:
+            raise KeyboardInterrupt
+        self.set = True
+        _err(f"\ninterrupt: finishing {self.what} in hand, then stopping (Ctrl-C again to abort)")
+
+    def __enter__(self) -> "StopFlag":
+        self.install()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.restore()
 
 
 def _emulator_config(sc: Scenario) -> Any:
@@ -217,64 +254,67 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     failed: list[tuple[Any, list[Any]]] = []  # (point, failed thresholds.Result) for the printout
     interrupted, cut_short = False, None
     wall0 = time.monotonic()
-    for (p, sc, body), (pricer, cfg) in zip(runs, configs):
-        path = parent / p.dirname(axes)
-        rel = str(path.relative_to(parent))
-        t0 = time.monotonic()
-        try:
-            path.mkdir()
-            out = ResultsDir(path)
-            out.write_scenario(body)
-            state = RunState(sc, VirtualClock(), out)
+    with StopFlag("the point") as stop:
+        for (p, sc, body), (pricer, cfg) in zip(runs, configs):
+            path = parent / p.dirname(axes)
+            rel = str(path.relative_to(parent))
+            t0 = time.monotonic()
             try:
-                simulate(state, pricer, cfg, max_requests=args.max_requests)
-            finally:
-                out.close()
-            code = finish(state, quiet=True)  # one table per point would drown the sweep's own
-        except KeyboardInterrupt:
-            # Ctrl-C outside the runner's own handler (plots, report.html, loop start-up):
-            # this point is incomplete; the points before it stand.
-            interrupted, cut_short = True, rel
-            break
-        summary = state.summary
-        assert summary is not None
-        stopped = summary.get("stopped", "completed")
-        verdicts = [v for v in state.verdicts if v.status != "SKIP"]
-        for arm, s in summary["arms"].items():
-            rows.append(sweep.row(p, axes, arm, s, rel, [v.to_dict() for v in verdicts if v.arm == arm], stopped))
-        done.append(sweep.point_doc(p, axes, rel, stopped, [v.to_dict() for v in state.verdicts]))
-        bad = [v for v in verdicts if v.failed]
-        if bad:
-            failed.append((p, bad))
-        if not args.quiet:
-            n = sum(s["requests"]["sent"] for s in summary["arms"].values())
-            verdict = f", thresholds FAIL ({len(bad)} of {len(verdicts)})" if bad else \
-                (", thresholds pass" if verdicts else "")
-            print(f"  [{p.index + 1}/{len(runs)}] {p.label(axes)}: {n} attempts{verdict}, "
-                  f"{time.monotonic() - t0:.2f} s wall", flush=True)
-        if code == EXIT_INTERRUPTED:
-            interrupted = True
-            break
+                path.mkdir()
+                out = ResultsDir(path)
+                out.write_scenario(body)
+                state = RunState(sc, VirtualClock(), out)
+                try:
+                    simulate(state, pricer, cfg, max_requests=args.max_requests)
+                finally:
+                    out.close()
+                    stop.install()
+                code = finish(state, quiet=True)  # one table per point would drown the sweep's own
+            except KeyboardInterrupt:
+                # a second Ctrl-C, or one in the instant the loop hands the handlers back:
+                # this point is incomplete; the points before it stand
+                interrupted, cut_short = True, rel
+                break
+            summary = state.summary
+            assert summary is not None
+            stopped = summary.get("stopped", "completed")
+            verdicts = [v for v in state.verdicts if v.status != "SKIP"]
+            for arm, s in summary["arms"].items():
+                rows.append(sweep.row(p, axes, arm, s, rel, [v.to_dict() for v in verdicts if v.arm == arm],
+                                      stopped))
+            done.append(sweep.point_doc(p, axes, rel, stopped, [v.to_dict() for v in state.verdicts]))
+            bad = [v for v in verdicts if v.failed]
+            if bad:
+                failed.append((p, bad))
+            if not args.quiet:
+                n = sum(s["requests"]["sent"] for s in summary["arms"].values())
+                verdict = f", thresholds FAIL ({len(bad)} of {len(verdicts)})" if bad else \
+                    (", thresholds pass" if verdicts else "")
+                print(f"  [{p.index + 1}/{len(runs)}] {p.label(axes)}: {n} attempts{verdict}, "
+                      f"{time.monotonic() - t0:.2f} s wall", flush=True)
+            if code == EXIT_INTERRUPTED or stop.set:
+                interrupted = code == EXIT_INTERRUPTED or len(done) < len(runs)
+                break
 
-    code = EXIT_INTERRUPTED if interrupted else EXIT_THRESHOLD if failed else EXIT_OK
-    # an interrupted point's figures are partial: listed, but no crossover rests on them
-    found = sweep.crossovers([r for r in rows if r["stopped"] != "interrupted"], axes)
-    _write_sweep(parent, axes, rows, done, found, wall_s=time.monotonic() - wall0, total=len(runs),
-                 interrupted=interrupted, cut_short=cut_short, exit_code=code)
-    print(_table(rows, axes), flush=True)
-    if found:
-        print("crossovers (cost per 1000 requests):", flush=True)
-        for c in found:
-            print(f"  {c.text()}", flush=True)
-    elif len(rows) > 1 and not interrupted:
-        print("no crossover: the same arm/point is cheapest at every swept value", flush=True)
-    if failed:
-        print(f"thresholds: {len(failed)} of {len(done)} points failed a threshold", flush=True)
-        for p, bad in failed:
-            for line in format_results(bad).splitlines():
-                print(f"  {p.label(axes)}  {line}", flush=True)
-    if not interrupted:  # charts take seconds; after Ctrl-C the numbers are what is wanted
-        _chart(rows, axes, parent)
+        code = EXIT_INTERRUPTED if interrupted else EXIT_THRESHOLD if failed else EXIT_OK
+        # an interrupted point's figures are partial: listed, but no crossover rests on them
+        found = sweep.crossovers([r for r in rows if r["stopped"] != "interrupted"], axes)
+        _write_sweep(parent, axes, rows, done, found, wall_s=time.monotonic() - wall0, total=len(runs),
+                     interrupted=interrupted, cut_short=cut_short, exit_code=code)
+        print(_table(rows, axes) if rows else "no point finished", flush=True)
+        if found:
+            print("crossovers (cost per 1000 requests):", flush=True)
+            for c in found:
+                print(f"  {c.text()}", flush=True)
+        elif len(rows) > 1 and not interrupted:
+            print("no crossover: the same arm/point is cheapest at every swept value", flush=True)
+        if failed:
+            print(f"thresholds: {len(failed)} of {len(done)} points failed a threshold", flush=True)
+            for p, bad in failed:
+                for line in format_results(bad).splitlines():
+                    print(f"  {p.label(axes)}  {line}", flush=True)
+        if not interrupted:  # charts take seconds; after Ctrl-C the numbers are what is wanted
+            _chart(rows, axes, parent, stop)
     print(f"results: {parent}", flush=True)
     if interrupted:
         _err(f"interrupted: partial sweep written ({len(done)} of {len(runs)} points in sweep.json)")
@@ -336,11 +376,15 @@ def _num(x: Any, fmt: str) -> str:
     return "-" if x is None else fmt.format(x)
 
 
-def _chart(rows: Sequence[dict[str, Any]], axes: Sequence[Any], parent: Path) -> None:
-    """A cost-per-1000 chart per axis; a chart that fails is a warning, not a lost sweep."""
+def _chart(rows: Sequence[dict[str, Any]], axes: Sequence[Any], parent: Path, stop: StopFlag) -> None:
+    """A cost-per-1000 chart per axis; a chart that fails is a warning, not a lost sweep.
+    Ctrl-C here skips the charts left: sweep.json is complete and its verdict stands."""
     from loadgen.plots import sweep_chart
 
     for a in axes:
+        if stop.set:
+            _err("interrupt: the remaining sweep charts are skipped (sweep.json is complete)")
+            return
         try:
             sweep_chart(rows, a.key, str(parent / f"sweep-{safe_name(a.short)}.png"))
         except Exception as e:  # noqa: BLE001 - matplotlib errors are many; the numbers are already written

@@ -207,3 +207,28 @@ def test_a_percentile_summary_json_does_not_carry_is_measured(tmp_path):
     assert 0.6 <= arm["max_rate_per_s"] <= 0.8
     p95 = next(v for v in arm["at_max"]["thresholds"] if v["expr"] == "p95(e2e) < 60s")
     assert p95["status"] == "PASS" and p95["measured"] is not None and p95["measured"] < 60_000
+
+
+@pytest.mark.slow
+def test_ctrl_c_writes_the_trials_done_and_exits_130(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sc = write(tmp_path, "tpm = 60000")
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, "-m", "loadgen", "simulate", str(sc), "--find-max-rate", "--out", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline()  # the header; wait for the first trial's line, then interrupt
+    while "in-region:" not in line and p.poll() is None:
+        line = p.stdout.readline()
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted: partial search written" in stderr
+    doc = json.loads((only_dir(out) / "maxrate.json").read_text())
+    assert doc["interrupted"] is True and doc["complete"] is False and doc["exit_code"] == 130
+    arm = doc["arms"]["in-region"]
+    assert arm["interrupted"] is True and len(arm["trials"]) >= 1
+    assert all(t["thresholds"] for t in arm["trials"])

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -194,3 +198,33 @@ def test_a_sweep_whose_points_all_pass_exits_0_and_says_so(tmp_path, capsys):
     # --quiet: no per-point table or results line, only the sweep's own table
     printed = capsys.readouterr().out
     assert printed.count("results:") == 1 and "report:" not in printed
+
+
+# ---- Ctrl-C ------------------------------------------------------------------------
+
+def _interrupt_after_first_point(cmd: list[str], out: Path, marker: str) -> subprocess.CompletedProcess:
+    """Start `loadgen ...` in a process, send SIGINT once `marker` (a glob under out) exists."""
+    p = subprocess.Popen([sys.executable, "-m", "loadgen", *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(marker)) and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=120)
+    return subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr)
+
+
+@pytest.mark.slow
+def test_ctrl_c_writes_the_points_done_and_exits_130(tmp_path):
+    out = tmp_path / "out"
+    flag = "sessions.think_time.median=1m,4m,6m,20m,45m,70m"
+    r = _interrupt_after_first_point(["simulate", str(CROSSOVER), "--sweep", flag, "--out", str(out)], out,
+                                     "*/00-*/summary.json")
+    assert r.returncode == 130, r.stderr
+    assert "Traceback" not in r.stderr and "interrupted: partial sweep written" in r.stderr
+    doc = json.loads((only_dir(out) / "sweep.json").read_text())
+    assert doc["interrupted"] is True and doc["complete"] is False and doc["exit_code"] == 130
+    assert 1 <= doc["points_done"] < doc["points_total"] == 6
+    done = {p["point"] for p in doc["points"]}
+    assert len(done) == doc["points_done"] and {r["point"] for r in doc["rows"]} <= done
+    assert all(r["sent"] == 12 for r in doc["rows"] if r["stopped"] == "completed")
