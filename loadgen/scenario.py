@@ -1084,26 +1084,27 @@ def _cache_warnings(ctx: _Ctx, workload: Workload, arms: tuple[Arm, ...]) -> Non
 
 
 def _max_tokens_warnings(ctx: _Ctx, arms: tuple[Arm, ...]) -> None:
-    """An arm without max_tokens sends no maxTokens; Bedrock then reserves the model's maximum
+    """A model AWS lists as Legacy may be gone (models.toml lifecycle, eol). An arm without max_tokens sends no maxTokens; Bedrock then reserves the model's maximum
     output per request against the TPM quota (botocore InferenceConfiguration.maxTokens;
     AWS quotas-token-burndown: reservation = input + max_tokens), which caps requests in
     flight long before the tokens actually used would."""
     said = set()
     for arm in arms:
-        if arm.max_tokens_set:
-            continue
         try:
             info = lookup(arm.model_id)
         except UnknownModel:
             continue
-        if info.base_id in said:
+        if info.lifecycle == "legacy" and ("legacy", info.base_id) not in said:
+            said.add(("legacy", info.base_id))
+            ctx.warn(("model",), f"AWS lists {info.name} as Legacy (end of life {info.eol}, models.toml): "
+                                 "Bedrock may no longer serve it; plan on its successor")
+        if arm.max_tokens_set or info.base_id in said:
             continue
         said.add(info.base_id)
         ctx.warn(("model",), f"max_tokens is not set, so requests omit maxTokens and Bedrock defaults it to "
                              f"{info.name}'s maximum output, which reserves {info.max_output_tokens:,} "
                              f"tokens per request against your TPM quota (plus the input) until the request "
-                             f"ends; "
-                             f"set max_tokens to the longest reply you need")
+                             f"ends; set max_tokens to the longest reply you need")
 
 
 def _check_emulator(ctx: _Ctx, table: Mapping[str, Any]) -> None:

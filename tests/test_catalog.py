@@ -213,3 +213,14 @@ def test_region_arm_keeps_working_for_a_model_that_offers_it(tmp_path, capsys):
     eu.write_text(text.replace(SONNET45, SONNET37).replace('[model]', '[target]\nregion = "eu-west-2"\n\n[model]')
                   .replace("  # expect:", "  # was:"))
     assert main(["validate", str(eu)]) == 0
+
+
+def test_validate_warns_about_a_legacy_model(tmp_path, capsys):
+    text = (ROOT / "tests" / "bad_scenarios" / "profile_only_region_arm.toml").read_text()
+    path = tmp_path / "legacy.toml"
+    # Claude 3.5 Haiku: AWS "Legacy (EOL: 2026-06-19)"; in-Region in us-west-2 only
+    path.write_text(text.replace(SONNET45, "anthropic.claude-3-5-haiku-20241022-v1:0")
+                    .replace("[model]", '[target]\nregion = "us-west-2"\n\n[model]').replace("  # expect:", "  # was:"))
+    assert main(["validate", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "AWS lists Claude 3.5 Haiku as Legacy (end of life 2026-06-19" in err
