@@ -8,11 +8,11 @@ requests.jsonl stores them, so latency figures are identical). The run facts say
 that the run did not finish (`stopped`); `report` prints it and never writes
 summary.json for it; `compare` reads the same rebuilt summary.
 
-The clock comes from the copied scenario.toml (the exact input) by the rule `loadgen
-run` applies: `aws` runs on the real clock, the built-in emulator on the warp clock at
-`[target] time_scale`. What the directory cannot tell is kept out of it: flags that
-overrode the file (`--target`, `--time-scale`) are not recorded, and a killed `simulate`
-ran on the virtual clock; `clock_source` says where the figure came from.
+The clock comes from run.json, which `run` and `simulate` write before the first
+request (the clock they picked, after flags such as `--time-scale`). A directory
+without it (written before run.json existed) falls back to the copied scenario.toml by
+the rule `loadgen run` applies: `aws` and an `endpoint_url` run on the real clock, the
+built-in emulator on the warp clock at `[target] time_scale`. `clock_source` says which it was.
 """
 
 from __future__ import annotations
@@ -70,11 +70,13 @@ def _pricer(scenario: Any):
 
 
 def rebuild_summary(records: Sequence[Mapping[str, Any]], scenario: Any = None, *,
-                    results_dir: str | Path = "") -> tuple[dict, Metrics]:
+                    results_dir: str | Path = "", run_facts: Mapping[str, Any] | None = None
+                    ) -> tuple[dict, Metrics]:
     """(summary.json dict, the Metrics holding its histograms) from requests.jsonl records.
 
     `scenario`: the copied scenario.toml parsed (arm order, cache TTLs, prices, run facts),
-    or None. ValueError names the record that is not an attempt.
+    or None. `run_facts`: run.json (`results.load_run_facts`), or None. ValueError names
+    the record that is not an attempt.
     """
     infos = _arm_infos(records, scenario)
     metrics = Metrics(infos)
@@ -91,7 +93,7 @@ def rebuild_summary(records: Sequence[Mapping[str, Any]], scenario: Any = None, 
         "loadgen_version": _version(),
         "scenario": getattr(scenario, "name", None) or Path(results_dir).name or "?",
         "target": scenario.target.kind if scenario is not None else "unknown",
-        **_clock_facts(scenario),
+        **_clock_facts(scenario, run_facts),
         "seed": getattr(scenario, "seed", None),
         # the last send minus the first: the run's own wall time is lost with it
         "wall_s": round(max(walls) - min(walls), 3) if walls else 0.0,
@@ -104,13 +106,18 @@ def rebuild_summary(records: Sequence[Mapping[str, Any]], scenario: Any = None, 
     return metrics.summary(facts), metrics
 
 
-def _clock_facts(scenario: Any) -> dict[str, Any]:
-    """`clock`, `time_scale` and `clock_source` for a run of `scenario` (None: unknown),
-    by the rule run_command applies when it picks the clock."""
+def _clock_facts(scenario: Any, run_facts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`clock`, `time_scale` and `clock_source`: from run.json when the run wrote one,
+    else for a run of `scenario` by the rule run_command applies (None: unknown)."""
+    if run_facts and isinstance(run_facts.get("clock"), str):
+        scale = run_facts.get("time_scale")
+        return {"clock": run_facts["clock"],
+                "time_scale": float(scale) if isinstance(scale, (int, float)) and not isinstance(scale, bool) else 1.0,
+                "clock_source": "run.json"}
     if scenario is None:
-        return {"clock": "unknown", "clock_source": "unknown: scenario.toml could not be read"}
+        return {"clock": "unknown", "clock_source": "unknown: no run.json and scenario.toml could not be read"}
     target = scenario.target
-    if target.kind == "aws":
+    if target.kind == "aws" or target.endpoint_url:  # run_command.real_clock_reason: a target keeping its own time
         kind, scale = "real", 1.0
     else:
         kind, scale = "warp", float(target.time_scale)

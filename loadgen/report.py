@@ -93,7 +93,7 @@ def summary_table(summary: Mapping[str, Any]) -> str:
     rows = [_row_values(name, arm) for name, arm in summary["arms"].items()]
     facts = (f"{summary.get('scenario', '?')}: target {summary.get('target', '?')}, clock {summary.get('clock', '?')}"
              + (f" x{summary.get('time_scale') or 1:g}" if summary.get("clock") == "warp" else "")
-             + (" (per scenario.toml)" if summary.get("clock_source") == "scenario.toml" else "")
+             + (" (as scenario.toml sets it; no run.json)" if summary.get("clock_source") == "scenario.toml" else "")
              + f", {summary.get('scenario_s') or 0:.0f} s scenario time in {summary.get('wall_s') or 0:.1f} s wall"
              + (f", stopped: {summary['stopped']}" if summary.get("stopped") not in (None, "completed") else ""))
     lines = [facts, format_table(HEADERS, rows)]
@@ -336,9 +336,9 @@ def _rebuilt(path: Path, attempts: Sequence[Mapping[str, Any]], scenario: Any) -
     """A killed run's summary from its attempts: (summary, arm -> metric -> HdrHistogram, the note saying so)."""
     from loadgen.metrics import LATENCY_METRICS
     from loadgen.rebuild import rebuild_summary
-    from loadgen.results import REQUESTS_FILE, SUMMARY_FILE
+    from loadgen.results import REQUESTS_FILE, SUMMARY_FILE, load_run_facts
 
-    summary, metrics = rebuild_summary(attempts, scenario, results_dir=path)
+    summary, metrics = rebuild_summary(attempts, scenario, results_dir=path, run_facts=load_run_facts(path))
     histograms = {a: {m: metrics.histogram(a, m) for m in LATENCY_METRICS} for a in metrics.arm_names}
     note = (f"{path / SUMMARY_FILE}: missing, the run did not finish (killed?); summary rebuilt from "
             f"{len(attempts)} attempt(s) in {REQUESTS_FILE}, up to {summary['scenario_s']:.0f} s of scenario time. "

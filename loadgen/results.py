@@ -4,6 +4,7 @@
       scenario.toml            the exact input bytes
       requests.jsonl           one JSON line per attempt, appended as it completes
       histograms/<arm>.<metric>.hlog   HdrHistogram interval logs (values in us)
+      run.json                 the run facts known at the start (clock, time scale, target ...)
       summary.json             Metrics.summary(), written atomically
       summary.txt              the text report
 
@@ -36,6 +37,7 @@ from loadgen.record import Attempt
 REQUESTS_FILE = "requests.jsonl"
 SCENARIO_FILE = "scenario.toml"
 SUMMARY_FILE = "summary.json"
+RUN_FILE = "run.json"
 HISTOGRAM_DIR = "histograms"
 
 # Scenario seconds and Unix seconds to the microsecond; USD to 1e-9 (a nano-dollar
@@ -163,6 +165,13 @@ class ResultsDir:
                 written.append(p)
         return written
 
+    def write_run_facts(self, facts: dict) -> None:
+        """run.json: the run facts known before the first request (target, clock, time
+        scale, seed ...), so a run killed before summary.json keeps them: the flags that
+        chose them are in no other file. Atomic, like summary.json."""
+        text = json.dumps(_finite(facts), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        _atomic_write(self.path / RUN_FILE, text.encode("utf-8"))
+
     def write_summary(self, summary: dict) -> None:
         """summary.json: indent 2, NaN/inf as null, atomic (temp file + rename)."""
         text = json.dumps(_finite(summary), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -219,6 +228,17 @@ def load_summary(results_dir: str | Path) -> dict:
             f"{p}: no summary.json; expected a finished loadgen results directory "
             f"(an interrupted run may have only {REQUESTS_FILE})"
         ) from None
+
+
+def load_run_facts(results_dir: str | Path) -> dict | None:
+    """run.json of a results directory as a dict; None when it is missing or unreadable
+    (a directory written before run.json existed, or damaged by hand)."""
+    try:
+        with open(Path(results_dir) / RUN_FILE, encoding="utf-8") as f:
+            facts = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return facts if isinstance(facts, dict) else None
 
 
 def read_histogram(path: str | Path) -> HdrHistogram:

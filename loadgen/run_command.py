@@ -248,6 +248,9 @@ class RunState:
         self.wall_start = time.time()
         self.summary: dict[str, Any] | None = None  # summary.json's dict, once finish() wrote it
         self.verdicts: list[Any] = []  # thresholds.Result per threshold and arm, once finish() checked them
+        if out is not None:  # before any request: a killed run keeps its clock and flags (rebuild reads them)
+            facts = run_facts(sc, clock, self.wall0, None)
+            out.write_run_facts({k: v for k, v in facts.items() if k not in ("wall_s", "scenario_s", "stopped")})
 
     def sink(self, a: Attempt, costs: Mapping[str, float]) -> None:
         self.out.append(a)

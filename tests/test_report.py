@@ -236,8 +236,12 @@ def test_a_rebuilt_summary_has_the_figures_the_finished_run_wrote(run_dir, tmp_p
     doc = json.loads(capsys.readouterr().out)
     got, want = doc["summary"], load_summary(run_dir)
     assert doc["rebuilt"] is True and got["stopped"] == "killed (rebuilt from requests.jsonl)"
-    # the clock as the run picked it, read from the copied scenario.toml (was "unknown")
+    # no run.json (a directory from before it existed): the clock by run's rule from the
+    # copied scenario.toml (it said "unknown")
     assert (got["clock"], got["time_scale"]) == (want["clock"], want["time_scale"]) == ("warp", 60)
+    assert got["clock_source"] == "scenario.toml"
+    assert main(["report", str(d), "--no-plots"]) == 0
+    assert "clock warp x60 (as scenario.toml sets it; no run.json)" in capsys.readouterr().out
     assert list(got["arms"]) == list(want["arms"])
     for name, w in want["arms"].items():
         g = got["arms"][name]

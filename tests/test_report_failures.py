@@ -75,9 +75,10 @@ def timed_out(tmp_path_factory) -> tuple[int, str, Path]:
 
 
 def _killed_copy(run_dir: Path, tmp_path: Path) -> Path:
+    """What a SIGKILL leaves: everything written before the end of the run."""
     d = tmp_path / run_dir.name
     d.mkdir()
-    for name in ("scenario.toml", "requests.jsonl"):
+    for name in ("scenario.toml", "run.json", "requests.jsonl"):
         shutil.copy(run_dir / name, d)
     return d
 
@@ -121,6 +122,9 @@ def test_a_killed_copy_rebuilds_exactly_the_figures_the_run_wrote(timed_out, tmp
                     "tpm_peak", "gap_buckets"):
             assert g[key] == w[key], (name, key)       # exact: times rounded to 1 us on both paths
         assert g["cost_usd"]["total"] == w["cost_usd"]["total"]
+    # the clock the run picked, from run.json (written before the first request): this
+    # was `simulate`, whose scenario.toml alone would suggest a warp clock
+    assert (got["clock"], got["time_scale"], got["clock_source"]) == ("virtual", want["time_scale"], "run.json")
     assert [t["status"] for t in doc["thresholds"]] == ["FAIL", "PASS", "FAIL", "PASS"]
     assert "failed attempt(s) left out" in doc["thresholds"][1]["note"]
 
