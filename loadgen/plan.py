@@ -340,7 +340,7 @@ def render(p: Plan) -> str:
     clock = (f"warp clock x{sc.target.time_scale:g}" if sc.target.kind == "emulator" else "real clock")
     lines.append(f"  duration {format_duration(sc.duration)} of scenario time, seed {sc.seed}; "
                  f"target {sc.target.kind} in {sc.target.region}, {clock}, "
-                 f"up to {sc.target.max_in_flight} in flight")
+                 f"up to {sc.target.max_in_flight} in flight per arm")
     if sc.sessions is not None:
         lines.append(f"  sessions: {p.traffic.replace('arrivals', 'session starts')}; "
                      f"{_turns(w.turns_min, w.turns_max)}; think time {_dist(sc.sessions.think_time, 's')}")

@@ -276,6 +276,8 @@ async def drive(state: RunState, transport: Any, pricer: Any, args: argparse.Nam
         await runner.run()
         tg.cancel_scope.cancel()
     progress.finish()
+    if runner.target_error is not None:  # recorded and dispatch stopped; the caller exits 3
+        raise runner.target_error
 
 
 def finish(state: RunState, *, quiet: bool = False, stop_reason: str | None = None) -> int:
@@ -334,7 +336,7 @@ async def _run_async(sc: Scenario, args: argparse.Namespace, out: ResultsDir, pr
         async with _target(sc, clock, emulator_config) as endpoint:
             async with BedrockTransport.open(
                 clock, region=sc.target.region, endpoint_url=endpoint,
-                max_connections=sc.target.max_in_flight, dummy_credentials=not aws,
+                max_connections=sc.target.max_in_flight * len(sc.arms), dummy_credentials=not aws,
             ) as transport:
                 await drive(state, transport, pricer, args, salt=out.path.name if aws else "")
     except TargetError as e:

@@ -43,7 +43,7 @@ class Target:
     region: str = "us-east-1"
     time_scale: float = 1.0         # warp clock scale (emulator only; aws is always 1)
     endpoint_url: str | None = None # aws only: a non-default endpoint (e.g. a local emulator)
-    max_in_flight: int = 64         # bound on concurrent requests
+    max_in_flight: int = 64         # bound on concurrent requests, per arm
     request_timeout: float = 120.0  # seconds (scenario time) before an attempt is a timeout
 
 
