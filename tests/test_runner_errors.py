@@ -100,13 +100,13 @@ def patch_call(monkeypatch, fail):
     real = BedrockTransport.call
     count = {"n": 0}
 
-    async def call(self, params, *, stream, timeout):
+    async def call(self, params, *, stream, timeout, on_first_token=None):
         n = count["n"]
         count["n"] += 1
         exc = fail(n)
         if exc is not None:
             raise exc
-        return await real(self, params, stream=stream, timeout=timeout)
+        return await real(self, params, stream=stream, timeout=timeout, on_first_token=on_first_token)
 
     monkeypatch.setattr(BedrockTransport, "call", call)
 
