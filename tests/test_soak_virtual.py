@@ -134,7 +134,7 @@ def test_an_hour_under_a_fault_storm_loses_nothing(tmp_path, monkeypatch):
         for x in v[:-1]:
             assert x["status"] in RETRYABLE or x["error_code"] in SERVER_CODES, (key, x)
     per_arm = Counter(k[0] for k in tries)
-    assert per_arm["region"] == per_arm["geo"]  # both arms got every request of the schedule
+    assert per_arm["global"] == per_arm["geo"]  # both arms got every request of the schedule
 
     # cost: each record's cost is its tokens priced, and the records add up to the summary
     ttl = {a.name: a.cache_ttl for a in sc.arms}
@@ -148,7 +148,7 @@ def test_an_hour_under_a_fault_storm_loses_nothing(tmp_path, monkeypatch):
         assert abs(priced - x["cost_usd"]) <= 1e-9, x
     for name, arm in summary["arms"].items():
         assert abs(sum(x["cost_usd"] for x in lines if x["arm"] == name) - arm["cost_usd"]["total"]) <= 1e-9
-    assert summary["arms"]["region"]["cost_usd"]["total"] > 1.0
+    assert summary["arms"]["global"]["cost_usd"]["total"] > 1.0
 
     # nothing left running, nothing piling up
     assert after["tasks"] == []
