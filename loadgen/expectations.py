@@ -11,6 +11,11 @@ Rules (Bedrock's documented behaviour):
 - a checkpoint whose prefix is below the model's minimum tokens is ignored;
 - a request is warm if any of its checkpoints' prefixes is alive, cold if it has
   a valid checkpoint but none alive, none without a valid checkpoint;
+- on models with a cache lookback (Claude: 20 block positions per checkpoint, the
+  checkpoint's own included; models.toml cache_lookback_blocks) a checkpoint also reads
+  the longest prefix an earlier checkpoint wrote at a block position inside its window
+  (`Checkpoint.lookback`), and that entry's TTL restarts: such a prefix counts like one
+  of the request's own checkpoints for reading, never for writing;
 - a written prefix becomes readable only once the response of the request that
   wrote it has begun: "For concurrent requests, note that a cache entry only becomes
   available after the first response begins. If you need cache hits for parallel
@@ -85,11 +90,15 @@ class Write:
     advance); the fact is applied only when the model is asked about time `t` or later.
     """
 
-    __slots__ = ("_ex", "_keys", "start", "_began", "_seen", "_overtaken")
+    __slots__ = ("_ex", "_keys", "_reads", "start", "_began", "_seen", "_overtaken")
 
-    def __init__(self, ex: "CacheExpectations", keys: list[tuple[tuple, float]], start: float) -> None:
+    def __init__(self, ex: "CacheExpectations", keys: list[tuple[tuple, float]], start: float,
+                 reads: list[tuple[tuple, float, bool]] | None = None) -> None:
         self._ex = ex
         self._keys = keys      # (key, ttl_s) of the valid checkpoints
+        # with a lookback: (key, ttl_s, found only by the lookback) of every prefix the
+        # request may read, longest first
+        self._reads = reads
         self.start = start
         self._began = False
         self._seen = [ex._entries[k].begun for k, _ in keys]  # Entry.begun at the send
@@ -132,6 +141,17 @@ class Write:
         """The response began: every valid prefix is readable from now, alive `ttl` from the send."""
         start = self.start
         entries = self._ex._entries
+        if self._reads:
+            # the service read the longest prefix alive at the send; if only the lookback
+            # found it, that entry's TTL restarted (the checkpoints' own are handled below)
+            for key, ttl, by_lookback in self._reads:
+                e = entries.get(key)
+                if e is not None and e.ready <= start < e.expires:
+                    if by_lookback:
+                        e.expires = max(e.expires, start + ttl)
+                        if e.last_use is None or start > e.last_use:
+                            e.last_use = start
+                    break
         for (key, ttl), seen in zip(self._keys, self._seen):
             e = entries.get(key)
             if e is None:
@@ -162,6 +182,20 @@ class CacheExpectations:
     def _valid(self, checkpoints: tuple[Checkpoint, ...]) -> list[Checkpoint]:
         return [c for c in checkpoints if c.tokens >= self.min_tokens]
 
+    def _readable(self, valid: list[Checkpoint]) -> list[Checkpoint]:
+        """Every prefix a call with these (valid) checkpoints may read, shortest first: the
+        checkpoints and the earlier prefixes inside their lookback windows. The service
+        reads the longest one alive (the lookback of a later checkpoint is checked before
+        an earlier checkpoint, and only ever holds longer prefixes than it)."""
+        if not any(c.lookback for c in valid):
+            return valid
+        by_key = {c.key: c for c in valid}
+        for c in valid:
+            for lb in c.lookback:
+                if lb.tokens >= self.min_tokens and lb.key not in by_key:
+                    by_key[lb.key] = lb
+        return sorted(by_key.values(), key=lambda c: c.tokens)
+
     def _apply_until(self, now: float) -> None:
         known = self._known
         while known and known[0][0] <= now:
@@ -174,6 +208,7 @@ class CacheExpectations:
         if not valid:
             return Prediction("none", None, 0)
         self._apply_until(now)
+        valid = self._readable(valid)
         entries = self._entries
         read = 0
         for c in reversed(valid):  # the longest prefix alive for certain is what the call reads
@@ -195,13 +230,19 @@ class CacheExpectations:
     def sent(self, checkpoints: tuple[Checkpoint, ...], start: float) -> Write:
         """An attempt with these checkpoints was sent at `start` (scenario s)."""
         keys = []
-        for c in self._valid(checkpoints):
+        valid = self._valid(checkpoints)
+        for c in valid:
             e = self._entries.get(c.key)
             if e is None:
                 e = self._entries[c.key] = _Entry()
             e.in_flight += 1
             keys.append((c.key, TTL_SECONDS.get(c.ttl, 300.0)))
-        return Write(self, keys, start)
+        reads = None
+        readable = self._readable(valid)
+        if readable is not valid:
+            own = {c.key for c in valid}
+            reads = [(c.key, TTL_SECONDS.get(c.ttl, 300.0), c.key not in own) for c in reversed(readable)]
+        return Write(self, keys, start, reads)
 
     def observe(self, checkpoints: tuple[Checkpoint, ...], now: float) -> None:
         """A call with these checkpoints was sent at `now` and its response began at once."""

@@ -38,6 +38,9 @@ class ModelInfo:
     service_tiers: tuple[str, ...] = ("default",)
     lifecycle: str = "active"        # active | legacy | deprecated
     eol: str = ""                    # ISO date AWS gives for a legacy model ("" if none)
+    # content-block positions a breakpoint's cache lookup checks, itself included
+    # (0: only the breakpoint itself; see models.toml for the sources)
+    cache_lookback_blocks: int = 0
 
     @property
     def caching(self) -> bool:
@@ -89,6 +92,7 @@ def _info(mid: str, t: dict) -> ModelInfo:
         cache_min_tokens=int(t["cache_min_tokens"]) if caches else 0,
         cache_ttls=tuple(t["cache_ttls"]) if caches else (),
         max_cache_checkpoints=int(t["max_cache_checkpoints"]) if caches else 0,
+        cache_lookback_blocks=int(t.get("cache_lookback_blocks", 0)) if caches else 0,
         output_burndown=float(t["output_burndown"]),
         geo_profiles=tuple(t["geo_profiles"]),
         global_profile=bool(t["global_profile"]),

@@ -130,7 +130,8 @@ def _cacheable(sc: Scenario, arm: Arm, req: DryRequest, min_tokens: int) -> tupl
     """(total input, tokens up to the last valid checkpoint, tokens up to the longest one a hit could read).
 
     single: one checkpoint after the system prompt. agent: checkpoints after the system
-    prompt, after the previous turn's user message and after this turn's (workload.py).
+    prompt, after the previous turn's user message ("kept"; "moving" reaches it through the
+    model's cache lookback) and after this turn's (workload.py).
     A checkpoint below the model's minimum is ignored by Bedrock.
     """
     prefix = sc.workload.prefix_tokens
@@ -142,6 +143,10 @@ def _cacheable(sc: Scenario, arm: Arm, req: DryRequest, min_tokens: int) -> tupl
         return total, sys_ok, sys_ok
     cached = total if total >= min_tokens else sys_ok
     readable = req.prev_cached if req.prev_cached >= min_tokens else sys_ok
+    if sc.workload.checkpoint_pattern == "moving" and lookup(arm.model_id).cache_lookback_blocks < 3:
+        # no checkpoint at the previous turn's end, and no lookback reaching it (2 block
+        # positions back, workload.py): only the system prompt can be read
+        readable = sys_ok
     return total, cached, min(readable, cached)
 
 

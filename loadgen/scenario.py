@@ -65,6 +65,7 @@ class Workload:
     turn_tokens: Dist | None = None       # agent: new user-turn size
     turns_min: int = 1                    # agent: turns per session, uniform in [min, max]
     turns_max: int = 1
+    checkpoint_pattern: str = "kept"      # agent: "kept" | "moving" (workload.py)
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,9 @@ TOP_KEYS = ("name", "seed", "duration", "description", "target", "model", "workl
             "sessions", "retry", "arms", "thresholds", "pricing", "emulator")
 TARGET_KEYS = ("kind", "region", "time_scale", "endpoint_url", "max_in_flight", "request_timeout")
 MODEL_KEYS = ("id", "max_tokens", "stream", "temperature")
-WORKLOAD_KEYS = ("kind", "prefix_tokens", "question_tokens", "turn_tokens", "output_tokens", "turns")
+WORKLOAD_KEYS = ("kind", "prefix_tokens", "question_tokens", "turn_tokens", "output_tokens", "turns",
+                 "checkpoint_pattern")
+CHECKPOINT_PATTERNS = ("kept", "moving")
 SESSIONS_KEYS = ("arrival", "think_time")
 RETRY_KEYS = ("policy", "max_attempts", "base", "cap", "jitter", "on")
 ARM_KEYS = ("name", "model", "profile", "cache", "cache_ttl", "stream", "max_tokens", "temperature",
@@ -772,7 +775,9 @@ def _workload(ctx: _Ctx, raw: Mapping[str, Any]) -> Workload | None:
     elsewhere = {}
     if kind == "single":
         elsewhere = {"turn_tokens": 'only for kind = "agent"; a single-turn workload uses question_tokens',
-                     "turns": 'only for kind = "agent"; a single-turn workload has one turn'}
+                     "turns": 'only for kind = "agent"; a single-turn workload has one turn',
+                     "checkpoint_pattern": 'only for kind = "agent"; a single-turn workload has one '
+                                           'checkpoint, after the system prompt'}
     elif kind == "agent":
         elsewhere = {"question_tokens": 'only for kind = "single"; an agent workload uses turn_tokens'}
     ctx.keys(t, p, tuple(k for k in WORKLOAD_KEYS if k not in elsewhere), elsewhere)
@@ -793,12 +798,14 @@ def _workload(ctx: _Ctx, raw: Mapping[str, Any]) -> Workload | None:
         ctx.err(p + ("turn_tokens",), 'missing; an agent workload needs the size of each new user turn, '
                                       'e.g. { dist = "lognormal", median = 300, p90 = 1200 }')
     tmin = tmax = 1
+    pattern = "kept"
     if kind == "agent":
         tmin, tmax = _turns(ctx, t, p)
+        pattern = ctx.str_(t, p, "checkpoint_pattern", "kept", choices=CHECKPOINT_PATTERNS)
     if kind is None or prefix is None or output is None:
         return None
     return Workload(kind=kind, prefix_tokens=prefix, output_tokens=output, question_tokens=question,
-                    turn_tokens=turn, turns_min=tmin, turns_max=tmax)
+                    turn_tokens=turn, turns_min=tmin, turns_max=tmax, checkpoint_pattern=pattern)
 
 
 def _turns(ctx: _Ctx, t: Mapping[str, Any], p: tuple) -> tuple[int, int]:

@@ -7,9 +7,23 @@
 - `single`: the prefix as the system prompt, then one user question below the
   checkpoint that varies per request.
 - `agent`: a multi-turn session. Every turn appends the user's new message (with a
-  cachePoint at its end) to the history; the previous turn's checkpoint is kept so
-  the history cached last turn is read and only the new part is written. At most
-  3 checkpoints are used (system, previous turn, this turn): within Bedrock's 4.
+  cachePoint at its end) to the history. `checkpoint_pattern` ([workload]) says which
+  earlier checkpoints stay:
+  - "kept" (default): the previous turn's checkpoint is kept, so the history cached
+    last turn is read and only the new part is written, on any model. At most 3
+    checkpoints (system, previous turn, this turn): within Bedrock's 4.
+  - "moving": the system prompt's checkpoint and one at the end of the latest user
+    message, moved forward each turn. The previous turn's prefix is then read only
+    through the model's cache lookback (Claude on Bedrock checks up to 20 block
+    positions back from each checkpoint; models.toml cache_lookback_blocks); a model
+    without one re-writes the history every turn. The system prompt keeps its own
+    checkpoint because the lookback only finds entries earlier requests wrote ("Cache
+    writes happen only at your breakpoint", Anthropic's "How automatic prefix checking
+    works"): without one there, a new session's first turn could never read the system
+    prompt other sessions share, and a conversation past 20 blocks would lose it too
+    (the same page: a second breakpoint "Ensure[s] a cache hit when a growing
+    conversation pushes your breakpoint 20 or more blocks past the last cache write").
+  Every message holds one content block, so a turn adds 2 block positions.
 - The output length the scenario asks for travels as a plain instruction in the
   user text ("Reply with about N tokens."); the emulator honours it, a real model
   roughly does.
@@ -21,7 +35,7 @@ sees the same sequence of sizes (common random numbers).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from loadgen.arrivals import Dist, sample_int
@@ -66,11 +80,15 @@ class Checkpoint:
     key identifies the exact prefix bytes up to this checkpoint (symbolically:
     loadgen builds those bytes itself, so it knows when two are equal).
     tokens: prefix tokens up to and including this point.
+    lookback: the checkpoints of earlier requests whose prefixes end at block positions
+    inside this one's lookback window (the model's cache_lookback_blocks): Bedrock reads
+    the longest of them still cached when this checkpoint's own prefix is not.
     """
 
     key: tuple
     tokens: int
     ttl: str
+    lookback: tuple["Checkpoint", ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,6 +125,9 @@ class ArmWorkload:
         prefix_rng = random.Random(f"{scenario.seed}:prefix")  # same text for every arm after the head
         self.prefix = head + filler(prefix_rng, body_tokens)
         self.prefix_tokens = count_tokens(self.prefix)
+        self.pattern = w.checkpoint_pattern
+        # block positions a checkpoint's cache lookup checks, itself included (models.toml)
+        self.lookback_blocks = self.info.cache_lookback_blocks
 
     # -- pieces --------------------------------------------------------------
 
@@ -176,6 +197,10 @@ def draw_sizes(scenario: Scenario, rng: random.Random) -> Sizes:
                  output_tokens=draw(w.output_tokens))
 
 
+# block positions (docs/emulator.md "Prompt cache"): the system prompt is one text block
+_SYSTEM_BLOCKS = 1
+
+
 @dataclass
 class AgentSession:
     """One arm's view of one agent session: the history grows turn by turn."""
@@ -185,9 +210,23 @@ class AgentSession:
     messages: list[dict[str, Any]] = field(default_factory=list)
     # token count of the history in `messages` (by count_tokens over its text blocks)
     history_tokens: int = 0
-    # checkpoint of the previous turn's user message: (index in messages, Checkpoint)
-    last_checkpoint: tuple[int, Checkpoint] | None = None
+    # checkpoints sent at the end of earlier turns' user messages that are in the history:
+    # (index in messages, block position, Checkpoint), oldest first
+    written: list[tuple[int, int, Checkpoint]] = field(default_factory=list)
     turn: int = 0
+
+    def _lookback(self, position: int) -> tuple[Checkpoint, ...]:
+        """Checkpoints this session (or any, for the system prompt) may have written whose
+        block positions lie in the lookback window of a checkpoint at `position`."""
+        n = self.workload.lookback_blocks
+        if n <= 1:
+            return ()
+        lo = position - (n - 1)
+        out = [cp for _, pos, cp in self.written if lo <= pos < position]
+        sys_cp = self.workload._system_checkpoint()
+        if sys_cp and lo <= _SYSTEM_BLOCKS < position:
+            out.append(sys_cp[0])
+        return tuple(out)
 
     def next_request(self, sizes: Sizes) -> Request:
         wl, arm = self.workload, self.workload.arm
@@ -198,13 +237,16 @@ class AgentSession:
         user_tokens = count_tokens(text)
         messages = list(self.messages)  # history is stored without cache points; they are added per request
         checkpoints = list(wl._system_checkpoint())
-        if arm.cache and self.last_checkpoint is not None:
-            idx, cp = self.last_checkpoint
+        if arm.cache and self.written and wl.pattern == "kept":
+            idx, pos, cp = self.written[-1]
             messages[idx] = _with_cache_point(messages[idx], arm.cache_ttl)
-            checkpoints.append(cp)
+            checkpoints.append(replace(cp, lookback=self._lookback(pos)))
         user_msg = {"role": "user", "content": [{"text": text}]}
-        new_cp = Checkpoint(("session", arm.name, self.session, len(messages)),
-                            wl.prefix_tokens + self.history_tokens + user_tokens, arm.cache_ttl)
+        position = _SYSTEM_BLOCKS + len(messages) + 1  # one block per message
+        # keyed by turn: a failed turn's prefix (history + its own question) is not the next one's
+        new_cp = Checkpoint(("session", arm.name, self.session, self.turn),
+                            wl.prefix_tokens + self.history_tokens + user_tokens, arm.cache_ttl,
+                            self._lookback(position))
         if arm.cache:
             messages.append(_with_cache_point(user_msg, arm.cache_ttl))
             checkpoints.append(new_cp)
@@ -215,20 +257,25 @@ class AgentSession:
             params=wl._params(messages), checkpoints=tuple(checkpoints),
             input_tokens=wl.prefix_tokens + self.history_tokens + user_tokens, max_tokens=arm.max_tokens,
         )
-        self._pending = (user_msg, user_tokens, new_cp)
+        self._pending = (user_msg, user_tokens, position, replace(new_cp, lookback=()))
         return req
 
     def complete(self, ok: bool, reply: str) -> None:
         """Record the turn's outcome: on success the user message and reply join the history."""
-        user_msg, user_tokens, cp = self._pending
+        user_msg, user_tokens, position, cp = self._pending
         self.turn += 1
         if not ok:
             return  # a failed turn leaves no trace in the conversation; the next turn is a new question
-        self.last_checkpoint = (len(self.messages), cp)
+        self.written.append((len(self.messages), position, cp))
         self.messages.append(user_msg)
         reply = reply or "(no reply)"
         self.messages.append({"role": "assistant", "content": [{"text": reply}]})
         self.history_tokens += user_tokens + count_tokens(reply)
+        # the next requests look back at most n - 1 positions from this checkpoint (kept
+        # again) or from later ones: anything older is never looked at again
+        oldest = position - max(0, self.workload.lookback_blocks - 1)
+        while len(self.written) > 1 and self.written[0][1] < oldest:
+            del self.written[0]
 
 
 def _with_cache_point(msg: dict[str, Any], ttl: str) -> dict[str, Any]:

@@ -13,7 +13,8 @@ Order of decisions for one request (each step can end it with a BedrockError):
      reservation = all input tokens + maxTokens
   4. routing to a serving Region (source preference, spill-over, brown-outs), whose
      own capacity can throttle
-  5. prompt cache in the cache Region: longest live checkpoint read, the rest written
+  5. prompt cache in the cache Region: longest live prefix read (at a checkpoint or, for
+     models with a lookback, an earlier block position near one), the rest written
   6. output length, text, stop reason; latency; mid-stream faults
 """
 
@@ -320,14 +321,31 @@ class EmulatorModel:
 
         # prompt cache
         cache_region = served if cfg.cache_scope == "region" else f"{kind}:{mid}:{self.region}"
-        valid = [c for c in req.checkpoints if c.tokens >= info.cache_min_tokens]
+        min_tokens = info.cache_min_tokens
+        valid = [c for c in req.checkpoints if c.tokens >= min_tokens]
         keys = [(info.base_id, cache_region, c.digest) for c in valid]
+        # The longest prefix an earlier request wrote, looked up per breakpoint from the
+        # last: the breakpoint itself, then the earlier positions of its lookback window,
+        # nearest first (models.toml cache_lookback_blocks; Anthropic's "How automatic
+        # prefix checking works"). `hit`: the last breakpoint at or below the prefix read,
+        # so the ones after it are written; `found`: a prefix found by the lookback.
         hit = -1
+        read = 0
+        found = None
         for i in range(len(valid) - 1, -1, -1):
             if self.cache.alive(keys[i], now):
-                hit = i
+                hit, read = i, valid[i].tokens
                 break
-        read = valid[hit].tokens if hit >= 0 else 0
+            for tokens, h in valid[i].lookback:
+                if tokens < min_tokens:
+                    break  # shorter still from here on: nothing was cached there
+                k = (info.base_id, cache_region, h.digest())
+                if self.cache.alive(k, now):
+                    found, read = k, tokens
+                    break
+            if found is not None:
+                hit = i - 1
+                break
         details: dict[str, int] = {}
         prev = read
         for c in valid[hit + 1:]:
@@ -373,6 +391,8 @@ class EmulatorModel:
         for i in range(hit + 1):
             if self.cache.alive(keys[i], now):
                 self.cache.touch(keys[i], now)
+        if found is not None:
+            self.cache.touch(found, now)
         for c, k in zip(valid[hit + 1:], keys[hit + 1:]):
             self.cache.write(k, now, TTL_SECONDS[c.ttl], now + ttft)
 

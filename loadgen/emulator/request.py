@@ -6,6 +6,12 @@ Token counting (docs/emulator.md): loadgen.tokens.count_tokens per text block (s
 text, message text); every other block (tool specs, images, tool use/results, ...) counts
 as the count_tokens of its canonical JSON (sorted keys, no spaces). Prefix order is
 Converse's: tools -> system -> messages.
+
+Content-block positions (for the cache lookback, docs/emulator.md "Prompt cache"): every
+block of toolConfig.tools, of system and of each message's content counts as one
+position, in that order; cachePoint blocks are markers and count as none. Position k is
+the prefix ending with the k-th block. A cachePoint after block k is a breakpoint at
+position k; Bedrock checks it and up to `cache_lookback_blocks - 1` earlier positions.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +36,10 @@ class CheckpointAt:
     tokens: int       # prefix tokens before this cachePoint
     digest: bytes     # digest of the canonical prefix bytes before it
     ttl: str          # "5m" | "1h"
+    # the earlier positions inside this breakpoint's lookback window, nearest first:
+    # (prefix tokens, hash object whose digest() keys that prefix). Digests are taken
+    # only on a lookup that needs them (most lookups hit the breakpoint itself).
+    lookback: tuple[tuple[int, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,11 @@ class _Prefix:
         self.tokens = 0
         self.h = hashlib.sha256()  # hardware-accelerated on most CPUs: the fastest stdlib hash here
         self.points: list[CheckpointAt] = []
+        # the positions before the current one inside a lookback window, oldest first:
+        # (tokens, hash copy); None when the model has no lookback (nothing to keep)
+        n = info.cache_lookback_blocks - 1
+        self.window: deque | None = deque(maxlen=n) if n > 0 else None
+        self.marker = b""  # a message's role marker, hashed with its first block
 
     def block(self, where: str, b: Any) -> None:
         if not isinstance(b, dict) or len(b) != 1:
@@ -61,6 +77,15 @@ class _Prefix:
         if kind == "cachePoint":
             self.cache_point(where, val)
             return
+        if self.window is not None and self.tokens:
+            # the position this block ends is a new one: the current one joins the window
+            # (an empty prefix is no position anything can be cached at)
+            self.window.append((self.tokens, self.h.copy()))
+        if self.marker:
+            # the role marker belongs to the message's first block, so the position that
+            # ends the previous message has the same digest whatever follows it
+            self.h.update(self.marker)
+            self.marker = b""
         if kind == "text":
             if not isinstance(val, str):
                 raise _Invalid(f"{where}.text: expected a string")
@@ -92,7 +117,8 @@ class _Prefix:
         if ttl == "1h" and any(p.ttl == "5m" for p in self.points):
             raise _Invalid("a cachePoint with ttl 1h must not follow one with ttl 5m "
                            "(longer TTLs must come first)")
-        self.points.append(CheckpointAt(self.tokens, self.h.copy().digest(), ttl))
+        lookback = tuple(reversed(self.window)) if self.window else ()
+        self.points.append(CheckpointAt(self.tokens, self.h.copy().digest(), ttl, lookback))
         if len(self.points) > self.info.max_cache_checkpoints:
             raise _Invalid(f"A maximum of {self.info.max_cache_checkpoints} cachePoint blocks may be "
                            f"provided per request. Found more ({len(self.points)} so far).")
@@ -199,7 +225,7 @@ def _parse(body: Any, info: ModelInfo, default_max_tokens: int | None) -> Parsed
         content = m.get("content")
         if not isinstance(content, list) or not content:
             raise _Invalid(f"messages[{i}].content: expected a non-empty list of content blocks")
-        p.h.update(b"\x01" + role.encode())
+        p.marker = b"\x01" + role.encode()
         texts = []
         for j, b in enumerate(content):
             p.block(f"messages[{i}].content[{j}]", b)
