@@ -32,7 +32,8 @@ from emulator_fakes import HAIKU, US_HAIKU, FakeClock  # noqa: E402
 from test_emulator_server import emulator, run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-SONNET45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+SONNET45 = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"   # profile-only: called via us.
+NOVA_PRO = "amazon.nova-pro-v1:0"
 
 
 def no_lookback(monkeypatch, blocks: int = 0) -> None:
@@ -205,15 +206,19 @@ def test_lookback_hit_refreshes_the_entry_it_read_and_expired_entries_are_not_re
     assert p.usage.cache_read == 0
 
 
-def test_model_without_lookback_reads_only_at_its_checkpoints(monkeypatch):
-    """Nova-like (cache_lookback_blocks = 0): moving the cachePoint re-writes every turn."""
-    no_lookback(monkeypatch)
+@pytest.mark.parametrize("model", [NOVA_PRO, HAIKU])
+def test_model_without_lookback_reads_only_at_its_checkpoints(monkeypatch, model):
+    """Nova (cache_lookback_blocks = 0), and Claude with its lookback switched off: moving
+    the cachePoint re-writes every turn."""
+    assert models.lookup(NOVA_PRO).cache_lookback_blocks == 0
+    if model == HAIKU:
+        no_lookback(monkeypatch)
     m, clock = make()
     sys_ = [{"text": "s" * 4 * 5000}]
-    ok(m.begin(HAIKU, {"system": sys_, "messages": [{"role": "user", "content": [{"text": "one"}, CP]}]},
+    ok(m.begin(model, {"system": sys_, "messages": [{"role": "user", "content": [{"text": "one"}, CP]}]},
                stream=False))
     clock.t = 10.0
-    p = ok(m.begin(HAIKU, {"system": sys_, "messages": [
+    p = ok(m.begin(model, {"system": sys_, "messages": [
         {"role": "user", "content": [{"text": "one"}]}, {"role": "assistant", "content": [{"text": "two"}]},
         {"role": "user", "content": [{"text": "three"}, CP]}]}, stream=False))
     assert p.usage.cache_read == 0
