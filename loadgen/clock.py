@@ -8,8 +8,9 @@ started, read from a Clock. The kinds share one protocol:
                task is asleep on the clock (so no request is in flight), the clock
                jumps forward to the earliest wake-up: idle gaps cost no wall time.
                With `hold_between_requests` (loadgen run) it also stands still while
-               no request is in flight, so the generator's own work between requests
-               is not magnified by `scale` into schedule lag.
+               no request is in flight or a participant is due to send, so the
+               generator's own work (a late timer, building a request) is not
+               magnified by `scale` into schedule lag.
   VirtualClock (loadgen simulate) an event loop whose time only moves when nothing
                can run; see its class docstring.
 
@@ -63,6 +64,9 @@ class Clock(Protocol):
     def in_flight(self) -> contextlib.AbstractContextManager[None]:
         """Mark the body as one request on the wire (the transport wraps each call)."""
 
+    def waiting(self) -> contextlib.AbstractContextManager[None]:
+        """Mark the body as a participant waiting for an in-flight slot (see WarpClock)."""
+
 
 class RealClock:
     kind = "real"
@@ -97,8 +101,19 @@ class RealClock:
     def in_flight(self) -> Iterator[None]:
         yield
 
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        yield
+
 
 _is_participant: contextvars.ContextVar[bool] = contextvars.ContextVar("loadgen_participant", default=False)
+# A participant's "due" flag (see WarpClock.hold_between_requests), one cell per participant task.
+_due_cell: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("loadgen_due", default=None)
+
+# Real seconds a held clock waits for a due participant while requests are in flight before it
+# lets time flow anyway. A participant waiting for something only in-flight requests can free
+# says so (`waiting()`); this is the safety net if one does not, so a run slows, never hangs.
+STALL_CAP_S = 0.5
 
 
 class WarpClock:
@@ -107,11 +122,15 @@ class WarpClock:
     kind = "warp"
 
     def __init__(self, scale: float = 1.0, monotonic=time.monotonic, *, hold_between_requests: bool = False) -> None:
-        """hold_between_requests: scenario time stands still while no request is in flight
-        (see in_flight). Between requests nothing modelled is under way (the emulator only
-        paces requests in flight), so no scenario time needs to pass; and what does pass
-        in real time then is the generator's own work (waking, building the next request),
-        which `scale` would multiply into schedule lag: 2 ms become 120 ms at x60."""
+        """hold_between_requests (loadgen run): scenario time flows only while requests are
+        in flight and no participant is *due*. A participant is due from the moment its
+        wake-up time is reached (or it is started) until it sends (`in_flight`), sleeps
+        again, waits for a slot (`waiting`) or ends: its own work between requests is the
+        generator's, not the modelled service's, and `scale` would multiply it into schedule
+        lag (2 ms of a late timer or of building a request become 120 ms at x60). So time
+        stands still between requests, a timer that fires late does not make its request
+        late in scenario time, and requests due at the same moment (one per arm) all start
+        at that moment. (Without it: p99 schedule lag 1.4 s on slow-agent on a busy machine.)"""
         if not scale > 0:
             raise ValueError("time scale must be > 0")
         self.scale = float(scale)
@@ -120,36 +139,90 @@ class WarpClock:
         self._offset = 0.0
         self._hold = hold_between_requests
         self._flying = 0  # requests on the wire (in_flight bodies)
+        self._due = 0     # participants doing their own work (see __init__ doc)
         self._held: float | None = 0.0 if hold_between_requests else None  # the time while held
+        self._held_since = monotonic()
         self._active = 0  # participants not asleep on the clock
         self._deadlines: list[tuple[float, int]] = []  # heap of sleeping participants' wake times
         self._removed: set[int] = set()
         self._seq = itertools.count()
         self._jump_event: anyio.Event | None = None
         self.jumped_s = 0.0  # scenario seconds skipped by idle jumps
+        self.forced_flows = 0  # times STALL_CAP_S let time flow past a due participant
 
     def now(self) -> float:
         if self._held is not None:
             return self._held
-        return self._offset + self.scale * (self._mono() - self._t0)
+        t = self._offset + self.scale * (self._mono() - self._t0)
+        if self._hold:
+            # time never passes a sleeping participant's wake-up: it stands at that time
+            # until the participant has woken and sent (or slept again)
+            d = self._earliest_deadline()
+            if d is not None and t >= d:
+                self._hold_at(max(d, self._offset))
+                return self._held  # type: ignore[return-value]
+        return t
 
     def start(self) -> None:
         self._t0 = self._mono()
         self._offset = 0.0
         if self._held is not None:
-            self._held = 0.0
+            self._hold_at(0.0)
+
+    def _hold_at(self, t: float) -> None:
+        self._held = t
+        self._held_since = self._mono()
+
+    def _refresh(self) -> None:
+        """Hold or release time after a change of what is in flight or due."""
+        if not self._hold:
+            return
+        if self._held is None:
+            if self._flying == 0 or self._due > 0:
+                self._hold_at(self.now())
+            return
+        if self._flying > 0 and self._due == 0:
+            d = self._earliest_deadline()
+            if d is None or d > self._held:
+                self._t0, self._offset, self._held = self._mono(), self._held, None
+
+    def _settle(self) -> None:
+        """The current participant stops being due (it sends, sleeps, waits or ends)."""
+        cell = _due_cell.get()
+        if cell is not None and cell[0]:
+            cell[0] = False
+            self._due -= 1
+
+    def _unsettle(self) -> None:
+        """The current participant is due again (woke up, or its request ended)."""
+        cell = _due_cell.get()
+        if cell is not None and not cell[0] and self._hold:
+            cell[0] = True
+            self._due += 1
 
     @contextlib.contextmanager
     def in_flight(self) -> Iterator[None]:
-        if self._held is not None:  # time flows again from where it stood
-            self._t0, self._offset, self._held = self._mono(), self._held, None
+        self._settle()
         self._flying += 1
+        self._refresh()
         try:
             yield
         finally:
             self._flying -= 1
-            if self._hold and self._flying == 0:
-                self._held = self.now()
+            self._unsettle()
+            self._refresh()
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        """The current participant waits for something only requests in flight can free
+        (an in-flight slot): it is not due meanwhile, so time flows for them."""
+        self._settle()
+        self._refresh()
+        try:
+            yield
+        finally:
+            self._unsettle()
+            self._refresh()
 
     def jump_to(self, t: float) -> None:
         """Move scenario time forward to t (never back) and wake sleepers to re-check."""
@@ -157,7 +230,7 @@ class WarpClock:
         if gap <= 0:
             return
         if self._held is not None:
-            self._held = t
+            self._hold_at(t)
         else:
             self._offset += gap
         self.jumped_s += gap
@@ -167,18 +240,27 @@ class WarpClock:
 
     def enter(self) -> None:
         self._active += 1
+        if self._hold:
+            self._due += 1  # its task's participant(entered=True) takes this over
 
     @contextlib.contextmanager
     def participant(self, entered: bool = False) -> Iterator[None]:
         token = _is_participant.set(True)
+        cell_token = _due_cell.set([self._hold])
         if not entered:
             self._active += 1
+            if self._hold:
+                self._due += 1
+        self._refresh()
         try:
             yield
         finally:
             self._active -= 1
+            self._settle()
+            _due_cell.reset(cell_token)
             _is_participant.reset(token)
             self._maybe_jump()
+            self._refresh()
 
     def _earliest_deadline(self) -> float | None:
         while self._deadlines and self._deadlines[0][1] in self._removed:
@@ -198,22 +280,34 @@ class WarpClock:
         key = next(self._seq)
         heapq.heappush(self._deadlines, (t, key))
         self._active -= 1
+        self._settle()
         try:
             self._maybe_jump()
+            self._refresh()
             await self._wait(t)
         finally:
             self._active += 1
             self._removed.add(key)
+            self._unsettle()
+            self._refresh()
 
     async def _wait(self, t: float) -> None:
         while True:
             delay = t - self.now()
             if delay <= 0:
                 return
+            if (self._held is not None and self._flying > 0
+                    and self._mono() - self._held_since > STALL_CAP_S):
+                # a due participant waits for something it did not declare (see STALL_CAP_S)
+                self.forced_flows += 1
+                self._t0, self._offset, self._held = self._mono(), self._held, None
+                continue
             if self._jump_event is None:
                 self._jump_event = anyio.Event()
             ev = self._jump_event
-            with anyio.move_on_after(delay / self.scale):
+            # held: nothing real to wait for but a change, so re-check every few ms
+            timeout = delay / self.scale if self._held is None else min(delay / self.scale, 0.005)
+            with anyio.move_on_after(timeout):
                 await ev.wait()
 
     async def sleep(self, dt: float) -> None:
@@ -294,6 +388,10 @@ class VirtualClock:
 
     @contextlib.contextmanager
     def in_flight(self) -> Iterator[None]:
+        yield
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
         yield
 
     def _advance(self, dt: float) -> None:

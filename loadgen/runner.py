@@ -161,7 +161,8 @@ class Runner:
         try:
             slots.acquire_nowait()
         except anyio.WouldBlock:
-            await slots.acquire()
+            with self.clock.waiting():  # only requests in flight can free one: time flows for them
+                await slots.acquire()
             self._overdue = 0  # it waited: the requests in flight ran meanwhile
 
     # -- main ------------------------------------------------------------------

@@ -114,3 +114,77 @@ def test_non_participant_sleep_wakes_on_a_jump():
 def test_warp_rejects_bad_scale():
     with pytest.raises(ValueError):
         WarpClock(scale=0)
+
+
+# ---- loadgen run's held warp clock: the generator's own work takes no scenario time ----
+
+def test_requests_due_together_start_together_on_a_held_warp_clock():
+    """Two arms' turns due at t = 10 s: each spends 5 ms of real time building its
+    request. At x60 the second used to start 0.3 s late (5 ms x 60) because the first
+    one's send let time flow; now both start at exactly 10 s."""
+    real = [0.0]
+    c = WarpClock(scale=60, monotonic=lambda: real[0], hold_between_requests=True)
+    starts: dict[str, float] = {}
+    a_sent = anyio.Event()
+
+    async def turn(name: str) -> None:
+        with c.participant(entered=True):
+            await c.sleep_until(10.0)
+            real[0] += 0.005            # the generator's own work: build and sign the request
+            starts[name] = c.now()
+            with c.in_flight():
+                if name == "b":
+                    await a_sent.wait()  # b stays on the wire while a gets ready
+                else:
+                    a_sent.set()
+
+    async def main() -> None:
+        c.start()
+        async with anyio.create_task_group() as tg:
+            for name in ("a", "b"):
+                c.enter()
+                tg.start_soon(turn, name)
+
+    run(main)
+    assert starts == {"a": 10.0, "b": 10.0}
+
+
+def test_a_late_timer_does_not_make_its_request_late():
+    """A turn due at t = 1 s while another request is on the wire: its timer fires 20 ms
+    (real) late. Time stands at 1 s until it has sent, instead of running on to 2.2 s."""
+    real = [0.0]
+    c = WarpClock(scale=60, monotonic=lambda: real[0], hold_between_requests=True)
+    seen: dict[str, float] = {}
+    done = anyio.Event()
+
+    async def long_request() -> None:
+        with c.participant(entered=True):
+            with c.in_flight():
+                await done.wait()
+
+    async def late_timer() -> None:
+        await anyio.sleep(0.01)
+        real[0] = 1.0 / 60 + 0.020        # 1 s of scenario time, and 20 ms (real) more
+
+    async def turn() -> None:
+        with c.participant(entered=True):
+            await anyio.sleep(0)          # let the long request get on the wire
+            await c.sleep_until(1.0)
+            seen["start"] = c.now()
+            with c.in_flight():
+                seen["sending"] = c.now()
+            done.set()
+
+    async def main() -> None:
+        c.start()
+        async with anyio.create_task_group() as tg:
+            c.enter()
+            tg.start_soon(long_request)
+            c.enter()
+            tg.start_soon(turn)
+            tg.start_soon(late_timer)
+
+    run(main)
+    assert seen["start"] == 1.0
+    assert seen["sending"] == 1.0
+    assert c.forced_flows == 0
