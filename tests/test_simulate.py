@@ -79,7 +79,9 @@ def test_simulate_writes_a_results_directory_like_run(tmp_path, capsys):
     sc = write(tmp_path, "agree.toml", AGREE)
     w0 = time.perf_counter()
     assert main(["simulate", str(sc), "--out", str(tmp_path / "out")]) == 0
-    assert time.perf_counter() - w0 < 5
+    # over 30 minutes of scenario time: simulated, not slept (a generous bound, so a busy
+    # machine cannot fail it; speed is measured in benchmarks/, not asserted here)
+    assert time.perf_counter() - w0 < 120
     d = only_dir(tmp_path / "out")
     summary, lines = read(d)
     assert summary["clock"] == "virtual" and summary["target"] == "emulator"
