@@ -82,7 +82,7 @@ seed = 5
 duration = "12s"
 
 [target]
-time_scale = 10
+time_scale = 4                     # the 2 s timeout is 0.5 s of real time: room for a busy machine
 request_timeout = "2s"
 
 [model]
@@ -122,6 +122,6 @@ def test_run_whose_client_times_out_mid_stream_logs_no_server_traceback(tmp_path
     lines = [json.loads(x) for x in (d / "requests.jsonl").read_text().splitlines() if x.strip()]
     assert len(lines) >= 9 and {x["status"] for x in lines} == {"timeout"}
     # mid-stream, not before it (on a loaded machine a few may time out before the first
-    # token: the timeout runs in real time x 10)
+    # token: the timeout runs in real time x 4)
     assert sum(x["first_token"] is not None for x in lines) >= len(lines) / 2
     assert noisy(caplog.records) == []
