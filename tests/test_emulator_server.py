@@ -183,14 +183,40 @@ def test_throttling_at_rpm_and_tpm():
             with pytest.raises(botocore.exceptions.ClientError) as e:
                 await c.converse(**params(out=10, inferenceConfig={"maxTokens": 6000}))
             assert e.value.response["Error"]["Code"] == "ThrottlingException"
-            # in a stream: an exception event
-            r = await c.converse_stream(**params(out=10, inferenceConfig={"maxTokens": 6000}))
+            # in a stream: an HTTP 429 before the stream starts, raised at the call
+            with pytest.raises(c.exceptions.ThrottlingException) as e:
+                await c.converse_stream(**params(out=10, inferenceConfig={"maxTokens": 6000}))
+            assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+            clock.t = 61
+            await c.converse(**params(out=10, inferenceConfig={"maxTokens": 6000}))
+    run(go())
+
+
+def test_stream_throttle_is_http_429_that_botocore_retries():
+    """Bedrock's streaming clients see throttles as HTTP 429s their SDK retried (public
+    reports, docs/emulator.md); the in-stream event stays a fault option."""
+    async def go():
+        table = {"quotas": {"tpm": 1000, "geo": {"tpm": 1000}}}
+        clock = FakeClock()
+        model = EmulatorModel(EmulatorConfig.from_mapping({"latency": "fast", **table}),
+                              clock=clock, rng=random.Random(1))
+        async with serve(model, clock) as url:
+            async with get_session().create_client(
+                    "bedrock-runtime", region_name="us-east-1", endpoint_url=url,
+                    aws_access_key_id="x", aws_secret_access_key="x",
+                    config=AioConfig(retries={"mode": "standard", "total_max_attempts": 2})) as c:
+                with pytest.raises(c.exceptions.ThrottlingException) as e:
+                    await c.converse_stream(**params(prefix_tokens=0, inferenceConfig={"maxTokens": 2000}))
+                meta = e.value.response["ResponseMetadata"]
+                assert meta["HTTPStatusCode"] == 429
+                assert meta["RetryAttempts"] == 1   # botocore retried it
+        async with emulator({**table, "stream_errors_in_band": True}) as (c, clock, _):
+            r = await c.converse_stream(**params(prefix_tokens=0, inferenceConfig={"maxTokens": 2000}))
+            assert r["ResponseMetadata"]["HTTPStatusCode"] == 200
             with pytest.raises(botocore.exceptions.EventStreamError) as e:
                 async for _ in r["stream"]:
                     pass
             assert e.value.response["Error"]["Code"] == "throttlingException"
-            clock.t = 61
-            await c.converse(**params(out=10, inferenceConfig={"maxTokens": 6000}))
     run(go())
 
 

@@ -186,6 +186,7 @@ name = "a"
     ("true", 'faults = { mid_stream_rate = 0.5 }', "60s", {"error", "ok"}),
     ("true", "", "300ms", {"timeout"}),
     ("false", "quotas = { geo = { tpm = 9000 } }", "60s", {"throttled", "ok"}),
+    ("true", "quotas = { geo = { tpm = 9000 } }", "60s", {"throttled", "ok"}),
     ("true", "faults = { connection_reset_rate = 0.5 }", "60s", {"error", "ok"}),
     ("false", "faults = { connection_reset_rate = 0.5 }", "60s", {"error", "ok"}),
 ])
