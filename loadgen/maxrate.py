@@ -8,7 +8,7 @@ bisects (geometrically) until they are within `tolerance` of each other.
 
 The binding constraint is read from the lowest failing trial: which thresholds
 failed, and what throttled, from the limit each throttled attempt names in its
-`quota` field (the emulator's x-loadgen-quota: `rpm` / `tpm` quota of the model id as
+`quota` field (the emulator's x-loadgen-quota: `rpm` / `tpm` / `tpd` quota of the model id as
 called in the caller's Region, or `capacity` of the listed Regions, when the profile
 had nowhere to spill). A throttle without it (an injected fault) is shown by its message.
 
@@ -89,7 +89,7 @@ def throttle_cause(quota: str | None, message: str | None, model_id: str) -> str
     kind, _, regions = (quota or "").partition(" ")
     if kind == "capacity":
         return f"Region capacity ({regions.replace(',', ', ')})"
-    if kind in ("rpm", "tpm"):
+    if kind in ("rpm", "tpm", "tpd"):
         return f"{kind.upper()} quota of {model_id} in {regions or '?'}"
     msg = message or ""
     return f"throttling ({msg[:60] or 'no message'})"
@@ -326,7 +326,8 @@ def _table(found: Sequence[Found], sc: Scenario, cfg: Any) -> str:
     for f in found:
         arm = next(a for a in sc.arms if a.name == f.arm)
         lim = cfg.limit_for(arm.model_id, profiles.kind_of(arm.model_id))
-        quota = f"TPM {lim.tpm:,}" + (f", RPM {lim.rpm:,}" if lim.rpm else "") if lim.tpm or lim.rpm else "no quota"
+        quota = ", ".join(f"{k.upper()} {v:,}" for k, v in (("tpm", lim.tpm), ("rpm", lim.rpm), ("tpd", lim.tpd))
+                          if v) or "no quota"
         if f.interrupted:
             head = (f"{f.arm}: search interrupted after {len(f.trials)} trial(s); highest passing so far "
                     + (format_rate(f.max_rate) if f.max_rate is not None else "none"))

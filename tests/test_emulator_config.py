@@ -75,6 +75,8 @@ def test_config_file_scenario_or_bare_table(tmp_path):
     ('latency = "fast"\n\n[quotas.models."us.anthropic.x"]\ntpm = -5\n',
      4, 'emulator.quotas.models."us.anthropic.x".tpm: expected a non-negative integer'),
     ('latency = "fast"\n\n\ncolour = 3\n', 4, "emulator.colour: unknown key"),
+    ('latency = "fast"\n\n[quotas]\ntpd = -1\n', 4, "emulator.quotas.tpd: expected a non-negative integer"),
+    ('[quotas.geo]\ntpm = 5\ntpd = "lots"\n', 3, "emulator.quotas.geo.tpd: expected a non-negative integer"),
     ('[emulator.latency]\npreset = "fast"\n\nqueue_knee = 2\n', 4, "emulator.latency.queue_knee: expected"),
     ('latency = "fast"\nlatency = "x"\n', 2, "TOML syntax error"),
 ])

@@ -220,6 +220,29 @@ def test_stream_throttle_is_http_429_that_botocore_retries():
     run(go())
 
 
+def test_tokens_per_day_quota_throttles_until_the_day_has_passed():
+    """[emulator.quotas] tpd: Bedrock's "Model invocation max tokens per day" quota, off by
+    default; over it a 429 with Bedrock's per-day text and x-loadgen-quota: tpd REGION."""
+    async def go():
+        async with emulator() as (c, clock, _):   # off by default: a day's worth goes through
+            for _ in range(3):
+                await c.converse(**params(prefix_tokens=1000, inferenceConfig={"maxTokens": 5000}))
+        async with emulator({"quotas": {"tpd": 12_000}}) as (c, clock, _):
+            # each: 10 + 1000 input, reserves 6010, settles at 1010 + 20 x 5 = 1110
+            for _ in range(3):
+                await c.converse(**params(prefix_tokens=1000, inferenceConfig={"maxTokens": 5000}))
+                clock.t += 61   # a new minute each time: the TPM quota never binds
+            for call in (c.converse, c.converse_stream):
+                with pytest.raises(c.exceptions.ThrottlingException) as e:
+                    await call(**params(prefix_tokens=1000, inferenceConfig={"maxTokens": 9000}))
+                assert e.value.response["Error"]["Message"] == \
+                    "Too many tokens per day, please wait before trying again."
+                assert e.value.response["ResponseMetadata"]["HTTPHeaders"]["x-loadgen-quota"] == "tpd us-east-1"
+            clock.t = 86_400 + 200   # all three charges have left the day's window
+            await c.converse(**params(prefix_tokens=1000, inferenceConfig={"maxTokens": 9000}))
+    run(go())
+
+
 def test_mid_stream_exception_is_botocore_event_stream_error():
     async def go():
         async with emulator({"faults": {"mid_stream_rate": 1.0}}) as (c, clock, _):

@@ -124,6 +124,8 @@ def test_search_reports_when_nothing_passes_or_nothing_fails():
 def test_throttle_causes_come_from_the_quota_field_not_the_message():
     assert throttle_cause("tpm us-east-1", "Too many tokens, please wait.", "m") == "TPM quota of m in us-east-1"
     assert throttle_cause("rpm eu-west-1", "any words at all", "m") == "RPM quota of m in eu-west-1"
+    assert throttle_cause("tpd us-east-1", "Too many tokens per day, please wait before trying again.", "m") \
+        == "TPD quota of m in us-east-1"
     assert throttle_cause("capacity us-east-1,us-east-2,us-west-2", None, "m") == \
         "Region capacity (us-east-1, us-east-2, us-west-2)"
     # AWS sends no quota header: the message is all there is, shown as it came

@@ -51,6 +51,7 @@ class Latency:
 class Limit:
     tpm: int        # tokens per minute; 0 = unlimited
     rpm: int        # requests per minute; 0 = off
+    tpd: int = 0    # tokens per day (86,400 scenario s); 0 = off
 
 
 @dataclass(frozen=True)
@@ -226,9 +227,10 @@ def _latency(v: Any, presets: Mapping) -> tuple[str, Latency]:
 
 
 def _limit(t: Any, key: str, base: Limit) -> Limit:
-    _check_keys(t, key, ("tpm", "rpm"))
+    _check_keys(t, key, ("tpm", "rpm", "tpd"))
     return Limit(tpm=_pos_int(t.get("tpm", base.tpm), f"{key}.tpm", allow_zero=True),
-                 rpm=_pos_int(t.get("rpm", base.rpm), f"{key}.rpm", allow_zero=True))
+                 rpm=_pos_int(t.get("rpm", base.rpm), f"{key}.rpm", allow_zero=True),
+                 tpd=_pos_int(t.get("tpd", base.tpd), f"{key}.tpd", allow_zero=True))
 
 
 def _scope_table(merged: Mapping, user: Any, scope: str) -> Any:
@@ -243,7 +245,7 @@ def _scope_table(merged: Mapping, user: Any, scope: str) -> Any:
     own = user.get(scope)
     own = own if isinstance(own, Mapping) else {}
     out = dict(t)
-    for k in ("tpm", "rpm"):
+    for k in ("tpm", "rpm", "tpd"):
         if k in user and k not in own:
             out[k] = user[k]
     return out
@@ -301,9 +303,11 @@ def _build(table: Mapping) -> EmulatorConfig:
     median = _num(out.get("median"), "output_tokens.median", lo=1.0)
     p90 = _num(out.get("p90"), "output_tokens.p90", lo=median, what=f"a number >= median ({median})")
 
-    q = _check_keys(t["quotas"], "quotas", ("tpm", "rpm", "window", "window_s", "region", "geo", "global", "models"))
+    q = _check_keys(t["quotas"], "quotas", ("tpm", "rpm", "tpd", "window", "window_s", "region", "geo", "global",
+                                              "models"))
     default = Limit(tpm=_pos_int(q["tpm"], "quotas.tpm", allow_zero=True),
-                    rpm=_pos_int(q["rpm"], "quotas.rpm", allow_zero=True))
+                    rpm=_pos_int(q["rpm"], "quotas.rpm", allow_zero=True),
+                    tpd=_pos_int(q.get("tpd", 0), "quotas.tpd", allow_zero=True))
     scopes = tuple((s, _limit(_scope_table(q, table.get("quotas"), s), f"quotas.{s}", default))
                    for s in ("region", "geo", "global") if s in q)
     models = q.get("models", {})

@@ -46,9 +46,10 @@ _STREAM_MEMBERS = ("internalServerException", "modelStreamErrorException", "vali
 # followed by a space and the comma-separated Regions concerned:
 #   rpm       requests-per-minute quota of the model id as called, in the caller's Region
 #   tpm       tokens-per-minute quota of the model id as called, in the caller's Region
+#   tpd       tokens-per-day quota of the model id as called, in the caller's Region
 #   capacity  the serving Regions' own capacity (the profile had nowhere left to send it)
 # Bedrock itself sends no such header; its message text is all a client gets there.
-QUOTA_KINDS = ("rpm", "tpm", "capacity")
+QUOTA_KINDS = ("rpm", "tpm", "tpd", "capacity")
 
 
 def quota_value(kind: str, regions: "tuple[str, ...] | list[str]") -> str:

@@ -9,8 +9,8 @@ caller paces (the HTTP server with clock.sleep_until, or a virtual-time simulato
 Order of decisions for one request (each step can end it with a BedrockError):
   1. model id (bare, geo, global, or inference-profile ARN) and body validation
   2. injected faults drawn by rate (5xx, ModelNotReady, ...)
-  3. quota of (model id as called, caller Region): RPM and TPM in a 60-s window;
-     reservation = all input tokens + maxTokens
+  3. quota of (model id as called, caller Region): RPM and TPM in a 60-s window, TPD
+     (off unless configured) in a day; reservation = all input tokens + maxTokens
   4. routing to a serving Region (source preference, spill-over, brown-outs), whose
      own capacity can throttle
   5. prompt cache in the cache Region: longest live prefix read (at a checkpoint or, for
@@ -39,6 +39,7 @@ __all__ = ["EmulatorModel", "Plan", "Usage", "StreamFault", "BedrockError", "res
            "on_demand_unsupported"]
 
 _Z90 = 1.2815515655446004  # standard normal quantile at 0.90
+DAY_S = 86_400.0            # the tokens-per-day window, scenario s
 
 # Cheap deterministic output text; no stop sequence a user is likely to set occurs in it
 # by accident except plain words. Sliced to length, so count_tokens(text) == tokens.
@@ -157,6 +158,8 @@ class _Open:
     quota_window: Window | None
     load_window: Window | None
     burndown: float
+    day: Charge | None = None
+    day_window: Window | None = None
 
 
 class EmulatorModel:
@@ -170,16 +173,17 @@ class EmulatorModel:
         self.cache = PromptCache(config.cache_max_entries)
         self._tpm: dict[tuple[str, str], Window] = {}
         self._rpm: dict[tuple[str, str], Window] = {}
+        self._tpd: dict[tuple[str, str], Window] = {}
         self._load: dict[tuple[str, str], Window] = {}
         self._open: dict[str, _Open] = {}
         self._out_sigma = math.log(config.output_p90 / config.output_median) / _Z90
 
     # -- helpers ---------------------------------------------------------------
 
-    def _window(self, table: dict, key: tuple[str, str]) -> Window:
+    def _window(self, table: dict, key: tuple[str, str], window_s: float | None = None) -> Window:
         w = table.get(key)
         if w is None:
-            w = table[key] = Window(self.config.window_s, self.config.window)
+            w = table[key] = Window(window_s or self.config.window_s, self.config.window)
         return w
 
     def _request_id(self) -> str:
@@ -297,6 +301,11 @@ class EmulatorModel:
             if rw.total(now) + 1 > limit.rpm:
                 return error("ThrottlingException", "Too many requests, please wait before trying again.",
                              served_region=self.region, quota=quota_value("rpm", (self.region,)))
+        dw = self._window(self._tpd, qkey, DAY_S) if limit.tpd else None
+        if dw is not None and dw.total(now) + reserve > limit.tpd:
+            # Bedrock's text: minorun365/agent-book#29 (emulator.toml, quotas.tpd)
+            return error("ThrottlingException", "Too many tokens per day, please wait before trying again.",
+                         served_region=self.region, quota=quota_value("tpd", (self.region,)))
         tw = self._window(self._tpm, qkey) if limit.tpm else None
         if tw is not None and tw.total(now) + reserve > limit.tpm:
             return error("ThrottlingException", "Too many tokens, please wait before trying again.",
@@ -316,6 +325,7 @@ class EmulatorModel:
         if limit.rpm:
             self._window(self._rpm, qkey).add(now, 1)
         qc = tw.add(now, reserve) if tw is not None else None
+        dc = dw.add(now, reserve) if dw is not None else None
         lw = self._window(self._load, (info.base_id, served)) if cfg.region_capacity_tpm else None
         lc = lw.add(now, reserve) if lw is not None else None
 
@@ -406,7 +416,7 @@ class EmulatorModel:
                                 f.mid_stream_code, _FAULT_MESSAGES.get(f.mid_stream_code, "Injected fault."))
 
         rid = self._request_id()
-        self._open[rid] = _Open(qc, lc, tw, lw, info.output_burndown)
+        self._open[rid] = _Open(qc, lc, tw, lw, info.output_burndown, dc, dw)
         return Plan(request_id=rid, model_id=model_id, base_id=info.base_id, stream=stream,
                     source_region=self.region, served_region=served, start=now, usage=usage, text=text,
                     stop_reason=stop_reason, ttft_s=ttft, tokens_per_s=tps, duration_s=duration,
@@ -424,6 +434,8 @@ class EmulatorModel:
                 o.quota_window.correct(o.quota, final)
             if o.load is not None:
                 o.load_window.correct(o.load, final)
+            if o.day is not None:
+                o.day_window.correct(o.day, final)
         return final
 
     def quota_used(self, model_id: str) -> float:
