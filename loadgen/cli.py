@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
     e.add_argument("--config", help="a scenario file (its [emulator] table is used) or a file holding only that table")
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--region", default="us-east-1", help="the Region the emulator pretends to be")
+    e.add_argument("--region", default="us-east-1", help="the caller's Region for requests without a SigV4 "
+                   "credential scope (a signed request is answered as from the Region it signed for)")
     e.set_defaults(func=_cmd_emulator)
 
     pr = sub.add_parser("pricing", help="show the price catalog in force")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from loadgen import data
-from loadgen.profiles import base_id, destination_regions
+from loadgen.profiles import base_id, callable_from
 
 
 class UnknownModel(KeyError):
@@ -58,7 +58,7 @@ class ModelInfo:
         it is served there on demand, the geo profiles whose geography holds `region`, global."""
         out = [self.base_id] if self.in_region_at(region) else []
         out += [f"{g}.{self.base_id}" for g in self.geo_profiles
-                if region in destination_regions(f"{g}.{self.base_id}", "")]
+                if callable_from(f"{g}.{self.base_id}", region)]
         if self.global_profile:
             out.append(f"global.{self.base_id}")
         return out

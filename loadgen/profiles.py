@@ -75,10 +75,23 @@ def with_profile(model_id: str, kind: str, region: str) -> str:
     raise ValueError(f"unknown profile kind {kind!r} (expected one of {', '.join(KINDS)})")
 
 
+def callable_from(model_id: str, source_region: str) -> bool:
+    """May `model_id`'s profile be called from `source_region`? A geo profile only from
+    its `sources` (profiles.toml); a bare id or global profile from any Region (whether
+    the model is served there is the catalog's business)."""
+    kind, prefix, _ = split(model_id)
+    if kind != "geo":
+        return True
+    t = _table()["geo"][prefix]
+    return source_region in t.get("sources", t["regions"])
+
+
 def destination_regions(model_id: str, source_region: str) -> tuple[str, ...]:
     """Regions a call to `model_id` from `source_region` may be served in.
 
-    The source Region comes first: Bedrock prefers it and spills over under load.
+    The source Region comes first when it is a destination (a global profile's always
+    is): Bedrock prefers it and spills over under load. A geo source that is not one of
+    the geography's destinations (ca-central-1 for `us.`) routes to the destinations.
     """
     kind, prefix, _ = split(model_id)
     if kind == "region":
@@ -86,4 +99,6 @@ def destination_regions(model_id: str, source_region: str) -> tuple[str, ...]:
     regions = list(_table()["global"]["regions"] if kind == "global" else _table()["geo"][prefix]["regions"])
     if source_region in regions:
         regions.remove(source_region)
+    elif kind == "geo":
+        return tuple(regions)
     return (source_region, *regions)

@@ -194,7 +194,7 @@ class EmulatorModel:
             return median
         return median * math.exp(sigma * self.rng.gauss(0.0, 1.0))
 
-    def _resolve(self, model_id: str) -> tuple[str, ModelInfo] | BedrockError:
+    def _resolve(self, model_id: str, src: str) -> tuple[str, ModelInfo] | BedrockError:
         mid = resolve_model_id(model_id)
         try:
             info = lookup(mid)
@@ -202,15 +202,16 @@ class EmulatorModel:
             return validation(f"The provided model identifier is invalid. ({model_id!r} is not in the "
                               f"emulator's model catalog)")
         kind, prefix, _ = profiles.split(mid)
-        if kind == "region" and not info.in_region_at(self.region):
+        if kind == "region" and not info.in_region_at(src):
             # Bedrock's answer for a model it serves through inference profiles only
             # (models.toml in_region); text as quoted in anthropics/anthropic-sdk-python#894,
             # U+2019 apostrophe included.
             return validation(on_demand_unsupported(mid))
-        if kind == "geo" and (prefix not in info.geo_profiles
-                              or self.region not in profiles.destination_regions(mid, "")):
+        if kind == "geo" and (prefix not in info.geo_profiles or not profiles.callable_from(mid, src)):
+            # Bedrock's text for a geo profile called from outside its geography: a `us.` id
+            # from eu-west-3 in danny-avila/LibreChat#5001 (profiles.toml has the CONFLICT)
             return validation(f"The provided model identifier is invalid. (no {prefix}. inference profile "
-                              f"for {info.base_id} callable from {self.region})")
+                              f"for {info.base_id} callable from {src})")
         if kind == "global" and not info.global_profile:
             return validation(f"The provided model identifier is invalid. (no global inference profile "
                               f"for {info.base_id})")
@@ -230,7 +231,7 @@ class EmulatorModel:
             return 0.0
         return lat.queue_max_s * min(1.0, (util - lat.queue_knee) / (1.0 - lat.queue_knee)) ** 2
 
-    def _route(self, mid: str, base: str, need: float, now: float) -> tuple[str, float] | BedrockError:
+    def _route(self, mid: str, base: str, need: float, now: float, src: str) -> tuple[str, float] | BedrockError:
         """(serving Region, its utilisation after this request) or a regional throttle.
 
         ASSUMPTION (loadgen/data/emulator.toml, [routing]): the source Region serves while
@@ -242,7 +243,7 @@ class EmulatorModel:
         Region queues."""
         cap = self.config.region_capacity_tpm
         kind = profiles.kind_of(mid)
-        regions = profiles.destination_regions(mid, self.region)
+        regions = profiles.destination_regions(mid, src)
         if kind != "region":
             # a profile steers around Regions in a brown-out (ASSUMPTION, documented)
             healthy = tuple(r for r in regions if self._brownout(r, now) is None)
@@ -266,52 +267,55 @@ class EmulatorModel:
                          f"(no capacity left for {base} in {', '.join(regions)})",
                          served_region=regions[i], quota=quota_value("capacity", regions))
         cross = self.config.latency.cross_region_s
-        i = min(open_, key=lambda j: (self._queue_s(util[j]) + (cross if regions[j] != self.region else 0.0),
+        i = min(open_, key=lambda j: (self._queue_s(util[j]) + (cross if regions[j] != src else 0.0),
                                       util[j]))
         return regions[i], util[i]
 
     # -- the two calls ---------------------------------------------------------
 
-    def begin(self, model_id: str, body: dict, *, stream: bool) -> Plan | BedrockError:
-        """Decide one request arriving now (clock.now()). See the module doc for the order."""
+    def begin(self, model_id: str, body: dict, *, stream: bool, region: str | None = None) -> Plan | BedrockError:
+        """Decide one request arriving now (clock.now()). See the module doc for the order.
+        `region`: the caller's Region (Bedrock's endpoint is per Region; the server reads it
+        from the request's SigV4 credential scope); None = the emulator's own Region."""
         now = self.clock.now()
+        src = region or self.region
         cfg, rng = self.config, self.rng
-        r = self._resolve(model_id)
+        r = self._resolve(model_id, src)
         if isinstance(r, BedrockError):
-            return _with_region(r, self.region)
+            return _with_region(r, src)
         mid, info = r
         req = parse(body, info, cfg.default_max_tokens)
         if isinstance(req, BedrockError):
-            return _with_region(req, self.region)
+            return _with_region(req, src)
 
         if cfg.faults.error_rates:
             x = rng.random()
             for code, p in cfg.faults.error_rates:
                 if x < p:
-                    return error(code, _FAULT_MESSAGES.get(code, "Injected fault."), served_region=self.region)
+                    return error(code, _FAULT_MESSAGES.get(code, "Injected fault."), served_region=src)
                 x -= p
 
         # quota of (model id as called, caller Region)
         kind = profiles.kind_of(mid)
         limit = cfg.limit_for(mid, kind)
-        qkey = (mid, self.region)
+        qkey = (mid, src)
         reserve = req.input_tokens + req.max_tokens
         if limit.rpm:
             rw = self._window(self._rpm, qkey)
             if rw.total(now) + 1 > limit.rpm:
                 return error("ThrottlingException", "Too many requests, please wait before trying again.",
-                             served_region=self.region, quota=quota_value("rpm", (self.region,)))
+                             served_region=src, quota=quota_value("rpm", (src,)))
         dw = self._window(self._tpd, qkey, DAY_S) if limit.tpd else None
         if dw is not None and dw.total(now) + reserve > limit.tpd:
             # Bedrock's text: minorun365/agent-book#29 (emulator.toml, quotas.tpd)
             return error("ThrottlingException", "Too many tokens per day, please wait before trying again.",
-                         served_region=self.region, quota=quota_value("tpd", (self.region,)))
+                         served_region=src, quota=quota_value("tpd", (src,)))
         tw = self._window(self._tpm, qkey) if limit.tpm else None
         if tw is not None and tw.total(now) + reserve > limit.tpm:
             return error("ThrottlingException", "Too many tokens, please wait before trying again.",
-                         served_region=self.region, quota=quota_value("tpm", (self.region,)))
+                         served_region=src, quota=quota_value("tpm", (src,)))
 
-        routed = self._route(mid, info.base_id, reserve, now)
+        routed = self._route(mid, info.base_id, reserve, now, src)
         if isinstance(routed, BedrockError):
             return routed
         served, util = routed
@@ -330,7 +334,7 @@ class EmulatorModel:
         lc = lw.add(now, reserve) if lw is not None else None
 
         # prompt cache
-        cache_region = served if cfg.cache_scope == "region" else f"{kind}:{mid}:{self.region}"
+        cache_region = served if cfg.cache_scope == "region" else f"{kind}:{mid}:{src}"
         min_tokens = info.cache_min_tokens
         valid = [c for c in req.checkpoints if c.tokens >= min_tokens]
         keys = [(info.base_id, cache_region, c.digest) for c in valid]
@@ -386,7 +390,7 @@ class EmulatorModel:
         ttft = self._lognormal(lat.ttft_s, lat.ttft_sigma)
         ttft += (usage_in + write) / 1000.0 * lat.prefill_s_per_1k + read / 1000.0 * lat.cache_read_s_per_1k
         ttft += self._queue_s(util)
-        if served != self.region:
+        if served != src:
             ttft += lat.cross_region_s
         if brown is not None:
             ttft += brown.extra_latency_s
@@ -418,7 +422,7 @@ class EmulatorModel:
         rid = self._request_id()
         self._open[rid] = _Open(qc, lc, tw, lw, info.output_burndown, dc, dw)
         return Plan(request_id=rid, model_id=model_id, base_id=info.base_id, stream=stream,
-                    source_region=self.region, served_region=served, start=now, usage=usage, text=text,
+                    source_region=src, served_region=served, start=now, usage=usage, text=text,
                     stop_reason=stop_reason, ttft_s=ttft, tokens_per_s=tps, duration_s=duration,
                     chunk_tokens=cfg.stream_chunk_tokens, fault=fault)
 

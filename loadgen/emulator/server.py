@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import random
+import re
 import signal
 import sys
 import uuid
@@ -84,6 +85,17 @@ async def _read_body(request: web.Request) -> Any:
         return None
 
 
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/")
+
+
+def caller_region(authorization: str | None) -> str | None:
+    """The Region of a SigV4 request's credential scope
+    (`AWS4-HMAC-SHA256 Credential=AKID/20261202/eu-west-1/bedrock/aws4_request, ...`),
+    which a client signs for the Region of the endpoint it calls; None without one."""
+    m = _CREDENTIAL_SCOPE.search(authorization or "")
+    return m.group(1) if m else None
+
+
 def _drop_connection(request: web.Request) -> None:
     if request.transport is not None:
         request.transport.abort()
@@ -106,10 +118,12 @@ async def _begin(request: web.Request, *, stream: bool) -> tuple[EmulatorModel, 
     model: EmulatorModel = request.app[_MODEL_KEY]
     clock = request.app[_CLOCK_KEY]
     body = await _read_body(request)
+    # Bedrock's endpoint is per Region: the caller's is the one it signed for
+    region = caller_region(request.headers.get("Authorization")) or model.region
     if body is None:
         return model, clock, BedrockError(400, "ValidationException", "The request body is not valid JSON.",
-                                          served_region=model.region)
-    r = model.begin(request.match_info["modelId"], body, stream=stream)
+                                          served_region=region)
+    r = model.begin(request.match_info["modelId"], body, stream=stream, region=region)
     if isinstance(r, BedrockError) and r.delay_s > 0:
         await clock.sleep_until(clock.now() + r.delay_s)
     return model, clock, r
