@@ -394,3 +394,44 @@ def test_server_started_inside_a_participant_still_paces_latency():
                     assert clock.now() - t0 >= 2.0
                     assert clock.jumped_s == w0          # paced, not skipped
     run(go())
+
+
+def test_body_past_the_size_limit_gets_bedrocks_error_shape(monkeypatch):
+    """Not aiohttp's bare 413 page: a JSON ValidationException botocore parses (the limit
+    itself is an assumption: Bedrock's is unsourced)."""
+    from loadgen.emulator import server
+
+    monkeypatch.setattr(server, "MAX_BODY_BYTES", 200_000)
+
+    async def go():
+        async with emulator() as (c, clock, _):
+            await c.converse(**params(prefix_tokens=10_000))          # 40 KB: served
+            with pytest.raises(c.exceptions.ValidationException) as e:
+                await c.converse(**params(prefix_tokens=100_000))     # 400 KB: refused
+            r = e.value.response
+            assert r["ResponseMetadata"]["HTTPStatusCode"] == 400
+            assert r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"].startswith("ValidationException")
+            assert "200000 bytes" in r["Error"]["Message"]
+    run(go())
+
+
+def test_validation_texts_follow_bedrocks_wording():
+    async def go():
+        async with emulator() as (c, clock, _):
+            p = params(prefix_tokens=0)
+            p["messages"].append({"role": "user", "content": [{"text": "again"}]})
+            with pytest.raises(c.exceptions.ValidationException) as e:
+                await c.converse(**p)
+            # langchain-ai/langchain-aws#130 (Converse)
+            assert e.value.response["Error"]["Message"] == (
+                "A conversation must alternate between user and assistant roles. Make sure the "
+                "conversation alternates between user and assistant roles and try again.")
+            # six checkpoints: counted over the whole request, Anthropic's text (Bedrock's unsourced)
+            p = params()
+            p["messages"][0]["content"] += [{"text": "x"}, {"cachePoint": {"type": "default"}}] * 5
+            with pytest.raises(c.exceptions.ValidationException) as e:
+                await c.converse(**p)
+            assert e.value.response["Error"]["Message"] == (
+                "The model returned the following errors: A maximum of 4 blocks with cache_control "
+                "may be provided. Found 6.")
+    run(go())

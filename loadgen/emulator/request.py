@@ -119,9 +119,16 @@ class _Prefix:
                            "(longer TTLs must come first)")
         lookback = tuple(reversed(self.window)) if self.window else ()
         self.points.append(CheckpointAt(self.tokens, self.h.copy().digest(), ttl, lookback))
-        if len(self.points) > self.info.max_cache_checkpoints:
-            raise _Invalid(f"A maximum of {self.info.max_cache_checkpoints} cachePoint blocks may be "
-                           f"provided per request. Found more ({len(self.points)} so far).")
+
+    def check_count(self) -> None:
+        """Too many cachePoints, counted over the whole request. Bedrock's text is unsourced:
+        this is Anthropic's ("A maximum of 4 blocks with cache_control may be provided.
+        Found 5.", tghamm/Anthropic.SDK#50) wrapped as Bedrock wraps Claude's errors ("The
+        model returned the following errors: ..."), an assumption (docs/emulator.md)."""
+        n, most = len(self.points), self.info.max_cache_checkpoints
+        if n > most:
+            raise _Invalid(f"The model returned the following errors: A maximum of {most} blocks with "
+                           f"cache_control may be provided. Found {n}.")
 
 
 class _Invalid(Exception):
@@ -219,8 +226,9 @@ def _parse(body: Any, info: ModelInfo, default_max_tokens: int | None) -> Parsed
             raise _Invalid("A conversation must start with a user message. Try again with a "
                            "conversation that starts with a user message.")
         if role == prev_role:
-            raise _Invalid("A conversation must alternate between user and assistant roles. "
-                           f"messages[{i}] has the same role as messages[{i - 1}] ({role}).")
+            # Bedrock's text (langchain-ai/langchain-aws#130, microsoft/semantic-kernel#10281)
+            raise _Invalid("A conversation must alternate between user and assistant roles. Make sure "
+                           "the conversation alternates between user and assistant roles and try again.")
         prev_role = role
         content = m.get("content")
         if not isinstance(content, list) or not content:
@@ -234,6 +242,7 @@ def _parse(body: Any, info: ModelInfo, default_max_tokens: int | None) -> Parsed
         if role == "user":
             last_user_text = " ".join(texts)
 
+    p.check_count()
     ic = body.get("inferenceConfig") or {}
     if not isinstance(ic, dict):
         raise _Invalid("inferenceConfig: expected an object")

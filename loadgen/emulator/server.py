@@ -46,11 +46,17 @@ MODELLED_END_HEADER = "x-loadgen-modelled-end-s"
 # purpose, and a modelled stream can last minutes (aiohttp's default wait is 60 s).
 SHUTDOWN_GRACE_S = 0.5
 _ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
+# The largest request body served (bytes), given to aiohttp as client_max_size. ASSUMPTION:
+# Bedrock's own limit and its error for a larger body are unsourced; a larger body gets the
+# shape every Bedrock error has (JSON ValidationException with x-amzn-ErrorType), not
+# aiohttp's bare 413 text page.
+MAX_BODY_BYTES = 64 * 1024 * 1024
 _JSON = "application/json"
 _EVENTSTREAM = "application/vnd.amazon.eventstream"
 
 _MODEL_KEY = web.AppKey("model", EmulatorModel)
 _CLOCK_KEY = web.AppKey("clock", object)
+_LIMIT_KEY = web.AppKey("max_body", int)
 
 
 def _headers(request_id: str, region: str, content_type: str, *, end_s: float | None = None,
@@ -77,8 +83,15 @@ def _error_response(err: BedrockError, request_id: str) -> web.Response:
     return web.Response(status=err.status, body=json.dumps({"message": err.message}).encode(), headers=h)
 
 
+_TOO_LARGE = object()
+
+
 async def _read_body(request: web.Request) -> Any:
-    raw = await request.read()
+    """The JSON body; None if it is not JSON; _TOO_LARGE past MAX_BODY_BYTES."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _TOO_LARGE
     try:
         return json.loads(raw) if raw else {}
     except ValueError:
@@ -120,6 +133,10 @@ async def _begin(request: web.Request, *, stream: bool) -> tuple[EmulatorModel, 
     body = await _read_body(request)
     # Bedrock's endpoint is per Region: the caller's is the one it signed for
     region = caller_region(request.headers.get("Authorization")) or model.region
+    if body is _TOO_LARGE:
+        return model, clock, BedrockError(400, "ValidationException",
+                                          f"The request body is larger than {request.app[_LIMIT_KEY]} bytes, "
+                                          "the most the emulator accepts.", served_region=region)
     if body is None:
         return model, clock, BedrockError(400, "ValidationException", "The request body is not valid JSON.",
                                           served_region=region)
@@ -278,7 +295,8 @@ async def _unknown(request: web.Request) -> web.Response:
 
 def build_app(model: EmulatorModel, clock: Any) -> web.Application:
     """The aiohttp application serving `model`, pacing its plans on `clock`."""
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[_LIMIT_KEY] = MAX_BODY_BYTES
     app[_MODEL_KEY] = model
     app[_CLOCK_KEY] = clock
     # modelId may be an ARN holding "/" (botocore sends it %2F-encoded; aiohttp decodes)
