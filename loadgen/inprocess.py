@@ -142,7 +142,7 @@ def _plan_outcome(plan: Plan, start: float, stream: bool) -> tuple[Outcome, floa
                   delivered_tokens=n if stream else 0)
     if stream:
         n_deltas = -(-len(plan.text) // (chunk * CHARS_PER_TOKEN))
-        out.first_token = ttft if n_deltas >= 2 and tps > 0 else (done if n_deltas else None)
+        out.first_token = ttft if n_deltas >= 2 and tps > 0 else (done if n_deltas or plan.tool_use else None)
     else:
         out.first_token = done
     return out, done, n

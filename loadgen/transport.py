@@ -272,6 +272,7 @@ class BedrockTransport:
         resp = await self._client.converse_stream(**params)
         self._meta(resp, out)
         parts: list[str] = []
+        tool_input: list[str] = []   # toolUse deltas (a tool call's JSON input, in pieces)
         try:
             async for event in resp["stream"]:
                 delta = event.get("contentBlockDelta")
@@ -280,7 +281,9 @@ class BedrockTransport:
                         out.first_token = self._clock.now()
                         if on_first_token is not None:
                             on_first_token(out.first_token)
-                    parts.append(delta.get("delta", {}).get("text", ""))
+                    d = delta.get("delta", {})
+                    parts.append(d.get("text", ""))
+                    tool_input.append(d.get("toolUse", {}).get("input", ""))
                 elif "messageStop" in event:
                     out.stop_reason = event["messageStop"].get("stopReason")
                 elif "metadata" in event:
@@ -290,6 +293,6 @@ class BedrockTransport:
             # (otherwise aiohttp warns "Unclosed connection" later)
             resp["stream"].close()
             # what arrived before any failure: billed output of a stream cut short
-            out.delivered_tokens = count_tokens("".join(parts))
+            out.delivered_tokens = count_tokens("".join(parts)) + count_tokens("".join(tool_input))
         out.text = "".join(parts)
         out.status = "ok"

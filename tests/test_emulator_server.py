@@ -435,3 +435,63 @@ def test_validation_texts_follow_bedrocks_wording():
                 "The model returned the following errors: A maximum of 4 blocks with cache_control "
                 "may be provided. Found 6.")
     run(go())
+
+
+TOOLS = {"tools": [{"toolSpec": {"name": "get_weather", "inputSchema": {"json": {"type": "object"}}}},
+                   {"toolSpec": {"name": "get_time", "inputSchema": {"json": {"type": "object"}}}}]}
+
+
+@pytest.mark.parametrize("choice, name", [({"tool": {"name": "get_time"}}, "get_time"), ({"any": {}}, "get_weather")])
+def test_forced_tool_choice_returns_a_tool_use_block(choice, name):
+    """botocore's Converse output shape: a toolUse content block, stopReason tool_use."""
+    async def go():
+        async with emulator() as (c, clock, _):
+            p = params(prefix_tokens=0, toolConfig={**TOOLS, "toolChoice": choice})
+            r = await c.converse(**p)
+            assert r["stopReason"] == "tool_use"
+            (block,) = r["output"]["message"]["content"]
+            assert block["toolUse"]["name"] == name and block["toolUse"]["input"] == {}
+            assert block["toolUse"]["toolUseId"]
+            assert r["usage"]["outputTokens"] == 1
+            s = await c.converse_stream(**p)
+            events = [ev async for ev in s["stream"]]
+            kinds = [next(iter(ev)) for ev in events]
+            assert kinds == ["messageStart", "contentBlockStart", "contentBlockDelta", "contentBlockStop",
+                             "messageStop", "metadata"]
+            assert events[1]["contentBlockStart"]["start"]["toolUse"]["name"] == name
+            assert events[2]["contentBlockDelta"]["delta"]["toolUse"]["input"] == "{}"
+            assert events[4]["messageStop"]["stopReason"] == "tool_use"
+            # auto: text as before
+            r = await c.converse(**params(prefix_tokens=0, toolConfig={**TOOLS, "toolChoice": {"auto": {}}}))
+            assert r["stopReason"] == "end_turn" and "text" in r["output"]["message"]["content"][0]
+            with pytest.raises(c.exceptions.ValidationException):
+                await c.converse(**params(prefix_tokens=0,
+                                          toolConfig={**TOOLS, "toolChoice": {"tool": {"name": "nope"}}}))
+    run(go())
+
+
+def test_forced_tool_call_outcome_agrees_between_http_and_in_process():
+    from loadgen.clock import RealClock
+    from loadgen.inprocess import InProcessTransport
+    from loadgen.transport import BedrockTransport
+
+    p = params(prefix_tokens=0, toolConfig={**TOOLS, "toolChoice": {"any": {}}})
+
+    async def go():
+        seen = []
+        async with emulator() as (c, clock, _):
+            for stream in (False, True):
+                o = await BedrockTransport(c, RealClock()).call(dict(p), stream=stream, timeout=60)
+                seen.append(("http", stream, o.status, o.stop_reason, o.delivered_tokens,
+                             o.first_token is not None))
+        clock = FakeClock()
+        model = EmulatorModel(EmulatorConfig.from_mapping({"latency": "fast"}), clock=clock, rng=random.Random(1))
+        t = InProcessTransport(model, clock)
+        for stream in (False, True):
+            o = await t.call(dict(p), stream=stream, timeout=60)
+            seen.append(("sim", stream, o.status, o.stop_reason, o.delivered_tokens, o.first_token is not None))
+        return seen
+
+    seen = run(go())
+    assert [s[1:] for s in seen[:2]] == [s[1:] for s in seen[2:]]
+    assert seen[3][2:] == ("ok", "tool_use", 1, True)

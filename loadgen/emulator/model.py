@@ -20,6 +20,7 @@ Order of decisions for one request (each step can end it with a BedrockError):
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import uuid
@@ -33,7 +34,7 @@ from loadgen.emulator.errors import BedrockError, error, quota_value, validation
 from loadgen.emulator.request import parse
 from loadgen.emulator.window import Charge, Window
 from loadgen.models import TTL_SECONDS, ModelInfo, UnknownModel, lookup
-from loadgen.tokens import CHARS_PER_TOKEN
+from loadgen.tokens import CHARS_PER_TOKEN, count_tokens
 
 __all__ = ["EmulatorModel", "Plan", "Usage", "StreamFault", "BedrockError", "resolve_model_id",
            "on_demand_unsupported"]
@@ -45,6 +46,9 @@ DAY_S = 86_400.0            # the tokens-per-day window, scenario s
 # by accident except plain words. Sliced to length, so count_tokens(text) == tokens.
 _SENTENCE = "The emulator streams this filler text so that clients receive the requested length. "
 _FILLER = _SENTENCE * (64_000 * CHARS_PER_TOKEN // len(_SENTENCE) + 2)
+# The input of a forced tool call (JSON text, as a stream's toolUse delta carries it): an
+# empty object, whatever the tool's schema (the emulator does not generate arguments).
+TOOL_INPUT = "{}"
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,7 @@ class Plan:
     duration_s: float        # offset of the last token (= response end for Converse)
     chunk_tokens: int
     fault: StreamFault | None = None
+    tool_use: tuple[str, str] | None = None   # (toolUseId, name) when a toolChoice forced a call
 
     @property
     def latency_ms(self) -> int:
@@ -128,8 +133,13 @@ class Plan:
 
     def response_body(self) -> dict[str, Any]:
         """The Converse (non-streaming) JSON response."""
+        if self.tool_use is not None:
+            content: list = [{"toolUse": {"toolUseId": self.tool_use[0], "name": self.tool_use[1],
+                                          "input": json.loads(TOOL_INPUT)}}]
+        else:
+            content = [{"text": self.text}]
         return {
-            "output": {"message": {"role": "assistant", "content": [{"text": self.text}]}},
+            "output": {"message": {"role": "assistant", "content": content}},
             "stopReason": self.stop_reason,
             "usage": self.usage.to_wire(),
             "metrics": {"latencyMs": self.latency_ms},
@@ -382,6 +392,12 @@ class EmulatorModel:
             if cut >= 0:
                 text, stop_reason = text[:cut], "stop_sequence"
                 n = -(-len(text) // CHARS_PER_TOKEN)
+        tool = None
+        if req.forced_tool is not None:
+            # a forced toolChoice: one toolUse block and no text, stopReason tool_use (botocore
+            # StopReason; no verbatim Bedrock response seen). Its input is TOOL_INPUT.
+            tool = (f"tooluse_{self._ids.getrandbits(64):016x}", req.forced_tool)
+            text, n, stop_reason = "", count_tokens(TOOL_INPUT), "tool_use"
         usage = Usage(usage_in, n, read, write,
                       tuple(sorted(details.items(), key=lambda kv: -TTL_SECONDS[kv[0]])))
 
@@ -413,7 +429,9 @@ class EmulatorModel:
         # faults during the response
         fault = None
         n_deltas = -(-len(text) // (cfg.stream_chunk_tokens * CHARS_PER_TOKEN))
-        if f.connection_reset_rate and rng.random() < f.connection_reset_rate:
+        if tool is not None:
+            pass  # ASSUMPTION: a forced tool call is one event; response faults are not drawn
+        elif f.connection_reset_rate and rng.random() < f.connection_reset_rate:
             fault = StreamFault("reset", min(1, n_deltas) if stream else 0)
         elif stream and f.mid_stream_rate and rng.random() < f.mid_stream_rate:
             fault = StreamFault("exception", rng.randint(min(1, n_deltas), max(1, n_deltas)),
@@ -424,7 +442,7 @@ class EmulatorModel:
         return Plan(request_id=rid, model_id=model_id, base_id=info.base_id, stream=stream,
                     source_region=src, served_region=served, start=now, usage=usage, text=text,
                     stop_reason=stop_reason, ttft_s=ttft, tokens_per_s=tps, duration_s=duration,
-                    chunk_tokens=cfg.stream_chunk_tokens, fault=fault)
+                    chunk_tokens=cfg.stream_chunk_tokens, fault=fault, tool_use=tool)
 
     def finish(self, plan: Plan, *, output_tokens: int | None = None) -> int:
         """Correct the request's quota charge to input + cache writes + output x burndown

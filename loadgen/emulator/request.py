@@ -49,6 +49,7 @@ class ParsedRequest:
     max_tokens: int
     stop_sequences: tuple[str, ...]
     reply_hint: int | None             # "Reply with about N tokens" in the last user message
+    forced_tool: str | None = None     # the tool a toolChoice of `tool` or `any` makes the model call
 
 
 def _canon(obj: Any) -> bytes:
@@ -204,6 +205,9 @@ def _parse(body: Any, info: ModelInfo, default_max_tokens: int | None) -> Parsed
             raise _Invalid("toolConfig.tools: expected a non-empty list")
         for i, t in enumerate(tools):
             p.block(f"toolConfig.tools[{i}]", t)
+        forced = _forced_tool(tc.get("toolChoice"), tools)
+    else:
+        forced = None
 
     system = body.get("system", [])
     if not isinstance(system, list):
@@ -268,4 +272,25 @@ def _parse(body: Any, info: ModelInfo, default_max_tokens: int | None) -> Parsed
         max_tokens=max_tokens,
         stop_sequences=tuple(stops),
         reply_hint=int(hint.group(1)) if hint else None,
+        forced_tool=forced,
     )
+
+
+def _forced_tool(choice: Any, tools: list) -> str | None:
+    """The tool a toolChoice forces (botocore ToolChoice: `tool` "The Model must request the
+    specified tool", `any` "must request at least one tool (no text is generated)": the
+    emulator picks the first), or None for `auto` / no choice. The text for a name that is
+    not among the tools is the emulator's (unsourced)."""
+    if choice is None or choice == {"auto": {}}:
+        return None
+    names = [t["toolSpec"].get("name") for t in tools if isinstance(t.get("toolSpec"), dict)]
+    if isinstance(choice, dict) and "any" in choice and len(choice) == 1:
+        if not names:
+            raise _Invalid("toolConfig.toolChoice: any needs at least one toolSpec in toolConfig.tools")
+        return names[0]
+    if isinstance(choice, dict) and isinstance(choice.get("tool"), dict) and len(choice) == 1:
+        name = choice["tool"].get("name")
+        if name not in names:
+            raise _Invalid(f"toolConfig.toolChoice.tool.name: {name!r} is not a toolSpec in toolConfig.tools")
+        return name
+    raise _Invalid(f"toolConfig.toolChoice: expected one of auto, any, tool, got {_short(choice)}")

@@ -35,7 +35,7 @@ from aiohttp import web
 from loadgen.emulator import eventstream
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.errors import BedrockError
-from loadgen.emulator.model import EmulatorModel, Plan
+from loadgen.emulator.model import TOOL_INPUT, EmulatorModel, Plan
 
 SERVED_REGION_HEADER = "x-loadgen-served-region"
 QUOTA_HEADER = "x-loadgen-quota"
@@ -212,6 +212,16 @@ def stream_schedule(plan: Plan) -> tuple[list[_Write], float, bool]:
     fault = plan.fault
     writes: list[_Write] = []
     pending = [eventstream.event("messageStart", {"role": "assistant"})]
+    if plan.tool_use is not None:
+        # a forced tool call (botocore ConverseStreamOutput: contentBlockStart with toolUse,
+        # then toolUse input deltas), sent with the final events as a single delta is
+        tool_id, name = plan.tool_use
+        pending.append(eventstream.event("contentBlockStart", {
+            "contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": tool_id, "name": name}}}))
+        pending.append(eventstream.event("contentBlockDelta", {
+            "contentBlockIndex": 0, "delta": {"toolUse": {"input": TOOL_INPUT}}}))
+        pending += _final_events(plan)
+        return [_Write(plan.duration_s, b"".join(pending), plan.usage.output_tokens, True)], plan.duration_s, False
     has_delta = False
     delivered = 0
     t_due = plan.ttft_s
@@ -234,12 +244,16 @@ def stream_schedule(plan: Plan) -> tuple[list[_Write], float, bool]:
         writes.append(_Write(t_due, b"".join(pending), delivered, has_delta))
         return writes, t_due, False
     end = max(t_due, plan.duration_s)
-    pending.append(eventstream.event("contentBlockStop", {"contentBlockIndex": 0}))
-    pending.append(eventstream.event("messageStop", {"stopReason": plan.stop_reason}))
-    pending.append(eventstream.event("metadata", {"usage": plan.usage.to_wire(),
-                                                  "metrics": {"latencyMs": plan.latency_ms}}))
+    pending += _final_events(plan)
     writes.append(_Write(end, b"".join(pending), plan.usage.output_tokens, has_delta))
     return writes, end, False
+
+
+def _final_events(plan: Plan) -> list[bytes]:
+    return [eventstream.event("contentBlockStop", {"contentBlockIndex": 0}),
+            eventstream.event("messageStop", {"stopReason": plan.stop_reason}),
+            eventstream.event("metadata", {"usage": plan.usage.to_wire(),
+                                           "metrics": {"latencyMs": plan.latency_ms}})]
 
 
 async def _converse_stream(request: web.Request) -> web.StreamResponse:
