@@ -234,7 +234,7 @@ def _limit(t: Any, key: str, base: Limit) -> Limit:
 
 
 def _scope_table(merged: Mapping, user: Any, scope: str) -> Any:
-    """The {tpm, rpm} table of one quota scope, with the precedence docs/emulator.md states:
+    """The {tpm, rpm, tpd} table of one quota scope, with the precedence docs/emulator.md states:
     the user's `quotas.<scope>.<key>`, else the user's top-level `quotas.<key>`, else the
     shipped `quotas.<scope>.<key>`, else the shipped top-level `quotas.<key>`. Without the
     second step a user's `tpm = 30000` would be silently beaten by the shipped geo/global
