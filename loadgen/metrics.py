@@ -96,11 +96,14 @@ class ArmInfo:
     profile: str        # region | geo | global
     cache_ttl: str      # "5m" | "1h"
     cache: bool = True  # whether the arm places cachePoints at all
+    service_tier: str = "default"   # Converse serviceTier the arm sends ("default" when unset)
 
     @classmethod
     def from_arm(cls, arm) -> "ArmInfo":
-        """Build from a `loadgen.scenario.Arm` (duck-typed: name, model_id, profile, cache_ttl, cache)."""
-        return cls(arm.name, arm.model_id, arm.profile, arm.cache_ttl, bool(getattr(arm, "cache", True)))
+        """Build from a `loadgen.scenario.Arm` (duck-typed: name, model_id, profile, cache_ttl, cache,
+        service_tier)."""
+        return cls(arm.name, arm.model_id, arm.profile, arm.cache_ttl, bool(getattr(arm, "cache", True)),
+                   getattr(arm, "service_tier", None) or "default")
 
 
 @dataclass(frozen=True)
@@ -542,6 +545,7 @@ def _arm_summary(s: _Arm) -> dict:
         "profile": s.info.profile,
         "cache_ttl": s.info.cache_ttl,
         "cache_enabled": s.info.cache,
+        "service_tier": s.info.service_tier,
         "requests": {"sent": sent, "ok": ok, "throttled": st["throttled"], "error": st["error"],
                      "timeout": st["timeout"], "retries": s.retries},
         "errors": dict(sorted(s.errors.items())),

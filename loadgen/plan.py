@@ -260,7 +260,8 @@ def _plan(scenario: Scenario, drawn: Scenario, f: float) -> Plan:
             n_in += total
             n_out += output
             reserved.append((r.t, total + arm.max_tokens))  # reserved at start: input + maxTokens
-        cost = {c: pricing.cost(arm.model_id, tot[c], cache_ttl=arm.cache_ttl, prices=table) * scale
+        cost = {c: pricing.cost(arm.model_id, tot[c], cache_ttl=arm.cache_ttl, prices=table,
+                             tier=arm.service_tier) * scale
                 for c in cases}
         arms.append(ArmPlan(
             arm=arm, requests=round(full), input_tokens=round(n_in * scale), output_tokens=round(n_out * scale),

@@ -69,6 +69,21 @@ class Price:
     verified: bool
     note: str = ""
     overridden: bool = False
+    tiers: Mapping[str, "Price"] = field(default_factory=dict)   # "priority" | "flex" -> its row
+
+    def for_tier(self, tier: str | None, model_id: str = "", path: str = "") -> "Price":
+        """The row a request at Converse serviceTier `tier` is billed at. None, "default" and
+        "reserved" bill at this (standard) row: reserved capacity is billed per tokens-per-minute
+        per term, not per token, so its per-token cost is approximated by the standard price."""
+        if tier in (None, "default", "reserved"):
+            return self
+        row = self.tiers.get(tier)
+        if row is None:
+            have = ", ".join(self.tiers) or "none"
+            raise PricingError(
+                f"no {tier} service-tier price for model {model_id or self.model_id!r} in "
+                f"{path or 'the price catalog'} (priced tiers besides default: {have})")
+        return row
 
 
 @dataclass(frozen=True)
@@ -124,6 +139,10 @@ class PriceTable:
                 f"(priced profiles: {have or 'none'}); a {kind} profile may not exist for it"
             )
         return row
+
+    def price_at(self, model_id: str, tier: str | None) -> Price:
+        """The row for `model_id` at service tier `tier` (None: the default tier)."""
+        return self.price(model_id).for_tier(tier, model_id, self.path)
 
     def family_of(self, model_id: str) -> Family:
         self.price(model_id)  # same clear error for an unknown model
@@ -195,6 +214,23 @@ def _mult(v: Any, where: str) -> float:
     return float(v)
 
 
+# Service tiers a price row may carry besides its own (standard) price (see pricing.toml).
+TIER_KEYS = ("priority", "flex")
+
+
+def _row(mid: str, kind: str, r: Any, rw: str) -> Price:
+    if not isinstance(r, dict):
+        raise PricingError(f"{rw}: expected a table with input, output, source, verified")
+    return Price(
+        model_id=mid, kind=kind,
+        input_per_mtok=_mult(_need(r, "input", rw, (int, float)), f"{rw}.input"),
+        output_per_mtok=_mult(_need(r, "output", rw, (int, float)), f"{rw}.output"),
+        source=_need(r, "source", rw, str),
+        verified=_need(r, "verified", rw, bool),
+        note=r.get("note", ""),
+    )
+
+
 def table_from_dict(raw: Mapping[str, Any], path: str = "<dict>") -> PriceTable:
     """Build a PriceTable from parsed TOML (the catalog file's shape; see pricing.toml)."""
     as_of = raw.get("as_of")
@@ -231,14 +267,8 @@ def table_from_dict(raw: Mapping[str, Any], path: str = "<dict>") -> PriceTable:
             if key not in KINDS:
                 raise PricingError(f"{where}: unknown key {key!r} (expected family, name, {', '.join(KINDS)})")
             r, rw = m[key], f"{where}.{key}"
-            rows[(mid, key)] = Price(
-                model_id=mid, kind=key,
-                input_per_mtok=_mult(_need(r, "input", rw, (int, float)), f"{rw}.input"),
-                output_per_mtok=_mult(_need(r, "output", rw, (int, float)), f"{rw}.output"),
-                source=_need(r, "source", rw, str),
-                verified=_need(r, "verified", rw, bool),
-                note=r.get("note", ""),
-            )
+            rows[(mid, key)] = replace(_row(mid, key, r, rw), tiers=MappingProxyType(
+                {t: _row(mid, key, r[t], f"{rw}.{t}") for t in TIER_KEYS if t in r}))
     return PriceTable(as_of=as_of, path=path, families=MappingProxyType(families),
                       model_family=MappingProxyType(model_family),
                       model_name=MappingProxyType(model_name), rows=MappingProxyType(rows))
@@ -286,17 +316,18 @@ def _write_parts(usage: Mapping[str, Any], cache_ttl: str) -> list[tuple[str, in
 
 
 def breakdown(model_id: str, usage: Mapping[str, Any], *, cache_ttl: str = "5m",
-              batch: bool = False, prices: PriceTable | None = None) -> Breakdown:
+              batch: bool = False, prices: PriceTable | None = None, tier: str | None = None) -> Breakdown:
     """USD of one call by bucket, from a Converse `usage` dict (token counts).
 
     `cache_ttl` ("5m" | "1h") prices cache writes that `usage.cacheDetails` does not split;
     `batch` applies the family's batch multiplier to every bucket; `prices` defaults to the
-    shipped catalog (pass `default_table().with_overrides(...)` for a scenario's prices).
+    shipped catalog (pass `default_table().with_overrides(...)` for a scenario's prices);
+    `tier` is the Converse serviceTier the call was sent at (None: default).
     """
     if cache_ttl not in TTLS:
         raise PricingError(f"cache_ttl must be one of {', '.join(TTLS)}, got {cache_ttl!r}")
     table = prices if prices is not None else default_table()
-    return _breakdown(table.price(model_id), table.family_of(model_id), usage, cache_ttl, batch)
+    return _breakdown(table.price_at(model_id, tier), table.family_of(model_id), usage, cache_ttl, batch)
 
 
 def _breakdown(row: Any, fam: Any, usage: Mapping[str, Any], cache_ttl: str, batch: bool) -> Breakdown:
@@ -318,16 +349,16 @@ def table_for(overrides: Iterable[Any] = ()) -> PriceTable:
     return default_table().with_overrides(overrides) if overrides else default_table()
 
 
-def pricer(table: PriceTable) -> Callable[[str, Mapping[str, Any], str], dict[str, float]]:
-    """`price(model_id, usage, cache_ttl) -> {input, output, cache_read, cache_write, total}`
-    in USD, as breakdown() computes it. It runs once per attempt, so the catalog row and
-    family are looked up once per model id, not per call."""
-    rows: dict[str, tuple[Any, Any]] = {}
+def pricer(table: PriceTable) -> Callable[..., dict[str, float]]:
+    """`price(model_id, usage, cache_ttl, tier=None) -> {input, output, cache_read, cache_write,
+    total}` in USD, as breakdown() computes it. It runs once per attempt, so the catalog row and
+    family are looked up once per (model id, tier), not per call."""
+    rows: dict[tuple[str, str | None], tuple[Any, Any]] = {}
 
-    def price(model_id: str, usage: Mapping[str, Any], cache_ttl: str) -> dict[str, float]:
-        rf = rows.get(model_id)
+    def price(model_id: str, usage: Mapping[str, Any], cache_ttl: str, tier: str | None = None) -> dict[str, float]:
+        rf = rows.get((model_id, tier))
         if rf is None:
-            rf = rows[model_id] = (table.price(model_id), table.family_of(model_id))
+            rf = rows[model_id, tier] = (table.price_at(model_id, tier), table.family_of(model_id))
         if cache_ttl not in TTLS:
             raise PricingError(f"cache_ttl must be one of {', '.join(TTLS)}, got {cache_ttl!r}")
         return vars(_breakdown(rf[0], rf[1], usage, cache_ttl, False))
@@ -336,9 +367,9 @@ def pricer(table: PriceTable) -> Callable[[str, Mapping[str, Any], str], dict[st
 
 
 def cost(model_id: str, usage: Mapping[str, Any], *, cache_ttl: str = "5m",
-         batch: bool = False, prices: PriceTable | None = None) -> float:
+         batch: bool = False, prices: PriceTable | None = None, tier: str | None = None) -> float:
     """USD of one call; see breakdown() for the arguments."""
-    return breakdown(model_id, usage, cache_ttl=cache_ttl, batch=batch, prices=prices).total
+    return breakdown(model_id, usage, cache_ttl=cache_ttl, batch=batch, prices=prices, tier=tier).total
 
 
 # ---------------------------------------------------------------- `loadgen pricing`
@@ -363,15 +394,17 @@ def render(table: PriceTable) -> str:
     lines: list[tuple[str, ...]] = []
     order = {k: i for i, k in enumerate(KINDS)}
     for (mid, kind) in sorted(table.rows, key=lambda r: (r[0], order[r[1]])):
-        row, fam = table.rows[(mid, kind)], table.families[table.model_family[mid]]
+        base, fam = table.rows[(mid, kind)], table.families[table.model_family[mid]]
         w5m, w1h = fam.cache_write.get("5m"), fam.cache_write.get("1h")
-        lines.append((
-            mid, kind, _fmt_money(row.input_per_mtok), _fmt_money(row.output_per_mtok),
-            f"{fam.cache_read:g}" if fam.cache_write else "-", "-" if w5m is None else f"{w5m:g}",
-            "-" if w1h is None else f"{w1h:g}", f"{fam.batch:g}",
-            "override" if row.overridden else ("yes" if row.verified and fam.verified else "no"),
-            ref(row.source),
-        ))
+        # the standard row, then its service tiers as "<kind> <tier>"
+        for label, row in ((kind, base), *((f"{kind} {t}", r) for t, r in base.tiers.items())):
+            lines.append((
+                mid, label, _fmt_money(row.input_per_mtok), _fmt_money(row.output_per_mtok),
+                f"{fam.cache_read:g}" if fam.cache_write else "-", "-" if w5m is None else f"{w5m:g}",
+                "-" if w1h is None else f"{w1h:g}", f"{fam.batch:g}",
+                "override" if row.overridden else ("yes" if row.verified and fam.verified else "no"),
+                ref(row.source),
+            ))
     widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
     numeric = {2, 3, 4, 5, 6, 7}
 

@@ -303,7 +303,7 @@ class Runner:
 
     def _worst_cost(self, req: Request) -> float:
         usage = {"inputTokens": 0, "cacheWriteInputTokens": req.input_tokens, "outputTokens": req.max_tokens}
-        return float(self.pricer(req.model_id, usage, "1h")["total"])
+        return float(self.pricer(req.model_id, usage, "1h", self.workloads[req.arm].arm.service_tier)["total"])
 
     def _admit(self, req: Request) -> bool:
         """Count a new request against the run's limits; False when over.
@@ -414,7 +414,7 @@ class Runner:
         read = int(u.get("cacheReadInputTokens") or 0)
         write = int(u.get("cacheWriteInputTokens") or 0)
         by_ttl = {d.get("ttl"): int(d.get("inputTokens") or 0) for d in (u.get("cacheDetails") or [])}
-        costs = self.pricer(req.model_id, u, arm.cache_ttl) if (out.status == "ok" or estimated) and u else ZERO_COST
+        costs = self.pricer(req.model_id, u, arm.cache_ttl, arm.service_tier) if (out.status == "ok" or estimated) and u else ZERO_COST
         self.cost_usd += costs["total"]
         a = Attempt(
             arm=arm.name, session=req.session, turn=req.turn, attempt=attempt,

@@ -954,9 +954,25 @@ def _arms(ctx: _Ctx, raw: Mapping[str, Any], model: Model, info: ModelInfo | Non
             stream=ctx.bool_(a, p, "stream", model.stream) if p else model.stream,
             max_tokens=max_tokens or model.max_tokens, max_tokens_set=max_set,
             temperature=ctx.num(a, p, "temperature", model.temperature, low=0, high=1) if p else model.temperature,
-            service_tier=ctx.str_(a, p, "service_tier", None, choices=SERVICE_TIERS) if p else None,
+            service_tier=_service_tier(ctx, a, p, ainfo, target.kind),
         ))
     return tuple(arms)
+
+
+def _service_tier(ctx: _Ctx, a: Mapping[str, Any], p: tuple, info: Any, target_kind: str) -> str | None:
+    """An arm's `service_tier` (Converse serviceTier.type), checked against the models.toml
+    `service_tiers` of the arm's model: Bedrock refuses a tier the model does not offer."""
+    tier = ctx.str_(a, p, "service_tier", None, choices=SERVICE_TIERS) if p else None
+    if tier is None or info is None:
+        return tier
+    if tier not in info.service_tiers:
+        ctx.err(p + ("service_tier",), f"model {info.base_id} ({info.name}) does not offer tier {tier!r}, "
+                                       f"offered: {', '.join(info.service_tiers)} (models.toml service_tiers)")
+    elif tier == "reserved" and target_kind != "aws":
+        ctx.err(p + ("service_tier",), "the emulator has no reserved capacity, so Bedrock's answer "
+                                       "\"Reservation not found.\" would fail every request; reserved "
+                                       "needs target.kind = \"aws\" and a reservation")
+    return tier
 
 
 def _name_ok(ctx: _Ctx, path: tuple, name: str) -> bool:

@@ -225,7 +225,7 @@ cache_ttl = "1h"
 stream = false
 max_tokens = 1000
 temperature = 0.2
-service_tier = "flex"
+service_tier = "default"
 
 [[arms]]
 name = "as-written"
@@ -236,7 +236,7 @@ cache = false
     assert (geo.model_id, geo.profile, geo.max_tokens, geo.stream) == ("eu." + HAIKU, "geo", 256, True)
     assert (son.model_id, son.profile, son.cache_ttl, son.stream, son.max_tokens, son.temperature,
             son.service_tier) == ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", "global", "1h", False,
-                                  1000, 0.2, "flex")
+                                  1000, 0.2, "default")
     assert (written.model_id, written.profile, written.cache) == (
         "us.anthropic.claude-sonnet-4-5-20250929-v1:0", "geo", False)
 

@@ -42,6 +42,22 @@ __all__ = ["EmulatorModel", "Plan", "Usage", "StreamFault", "BedrockError", "res
 _Z90 = 1.2815515655446004  # standard normal quantile at 0.90
 DAY_S = 86_400.0            # the tokens-per-day window, scenario s
 
+# Service tiers under contention (docs/emulator.md, "Service tiers"). Documented by AWS:
+# the on-demand quota of a model is shared across all tiers (service-tiers-inference.html),
+# priority requests "are prioritized over Standard and Flex", and flex requests "receive
+# lower priority relative to the Standard tier" during high demand (What's New, 2025-11-18).
+# How much is not published, so these are ASSUMPTIONS:
+#   - flex is admitted only while the shared TPM window stays at or under FLEX_QUOTA_SHARE of
+#     the quota after its reservation: the top of the quota is held for default and priority,
+#     so flex throttles first and default/priority still get the whole quota;
+#   - queueing delay at a busy Region is scaled per tier (priority skips the queue, flex
+#     waits twice as long);
+#   - priority output runs 25 % faster (What's New: "up to 25% better output tokens per
+#     second"; the emulator takes the upper bound).
+FLEX_QUOTA_SHARE = 0.8
+TIER_QUEUE_FACTOR = {"priority": 0.0, "default": 1.0, "flex": 2.0}
+PRIORITY_TPS_GAIN = 1.25
+
 # Cheap deterministic output text; no stop sequence a user is likely to set occurs in it
 # by accident except plain words. Sliced to length, so count_tokens(text) == tokens.
 _SENTENCE = "The emulator streams this filler text so that clients receive the requested length. "
@@ -111,6 +127,7 @@ class Plan:
     chunk_tokens: int
     fault: StreamFault | None = None
     tool_use: tuple[str, str] | None = None   # (toolUseId, name) when a toolChoice forced a call
+    service_tier: str | None = None   # serviceTier.type the request asked for (echoed back)
 
     @property
     def latency_ms(self) -> int:
@@ -143,7 +160,15 @@ class Plan:
             "stopReason": self.stop_reason,
             "usage": self.usage.to_wire(),
             "metrics": {"latencyMs": self.latency_ms},
+            **self.tier_wire(),
         }
+
+    def tier_wire(self) -> dict[str, Any]:
+        """`serviceTier` as botocore's output shapes have it: a top-level member of
+        ConverseResponse and of the stream's ConverseStreamMetadataEvent (botocore >= 1.40.76).
+        ASSUMPTION: echoed only when the request set one (Bedrock's answer to a request
+        without serviceTier is not documented)."""
+        return {"serviceTier": {"type": self.service_tier}} if self.service_tier else {}
 
 
 def on_demand_unsupported(model_id: str) -> str:
@@ -321,7 +346,8 @@ class EmulatorModel:
             return error("ThrottlingException", "Too many tokens per day, please wait before trying again.",
                          served_region=src, quota=quota_value("tpd", (src,)))
         tw = self._window(self._tpm, qkey) if limit.tpm else None
-        if tw is not None and tw.total(now) + reserve > limit.tpm:
+        tier = req.service_tier or "default"
+        if tw is not None and tw.total(now) + reserve > limit.tpm * (FLEX_QUOTA_SHARE if tier == "flex" else 1.0):
             return error("ThrottlingException", "Too many tokens, please wait before trying again.",
                          served_region=src, quota=quota_value("tpm", (src,)))
 
@@ -405,12 +431,14 @@ class EmulatorModel:
         lat = cfg.latency
         ttft = self._lognormal(lat.ttft_s, lat.ttft_sigma)
         ttft += (usage_in + write) / 1000.0 * lat.prefill_s_per_1k + read / 1000.0 * lat.cache_read_s_per_1k
-        ttft += self._queue_s(util)
+        ttft += self._queue_s(util) * TIER_QUEUE_FACTOR[tier]
         if served != src:
             ttft += lat.cross_region_s
         if brown is not None:
             ttft += brown.extra_latency_s
         tps = self._lognormal(lat.tokens_per_s, lat.tokens_per_s_sigma) if lat.tokens_per_s > 0 else 0.0
+        if tier == "priority":
+            tps *= PRIORITY_TPS_GAIN
         f = cfg.faults
         if f.slow_stream_rate and rng.random() < f.slow_stream_rate:
             tps = tps / f.slow_stream_factor if tps > 0 else f.slow_stream_factor / max(1, n)
@@ -442,7 +470,8 @@ class EmulatorModel:
         return Plan(request_id=rid, model_id=model_id, base_id=info.base_id, stream=stream,
                     source_region=src, served_region=served, start=now, usage=usage, text=text,
                     stop_reason=stop_reason, ttft_s=ttft, tokens_per_s=tps, duration_s=duration,
-                    chunk_tokens=cfg.stream_chunk_tokens, fault=fault, tool_use=tool)
+                    chunk_tokens=cfg.stream_chunk_tokens, fault=fault, tool_use=tool,
+                    service_tier=req.service_tier)
 
     def finish(self, plan: Plan, *, output_tokens: int | None = None) -> int:
         """Correct the request's quota charge to input + cache writes + output x burndown

@@ -50,6 +50,7 @@ class ParsedRequest:
     stop_sequences: tuple[str, ...]
     reply_hint: int | None             # "Reply with about N tokens" in the last user message
     forced_tool: str | None = None     # the tool a toolChoice of `tool` or `any` makes the model call
+    service_tier: str | None = None    # serviceTier.type as sent (None: not sent, served at default)
 
 
 def _canon(obj: Any) -> bytes:
@@ -193,9 +194,37 @@ def too_long(info: ModelInfo, input_tokens: int) -> str | None:
     return "Input is too long for requested model."
 
 
+# botocore bedrock-runtime service-2.json ServiceTierType (botocore >= 1.41.5 has "reserved").
+SERVICE_TIER_TYPES = ("priority", "default", "flex", "reserved")
+
+
+def _service_tier(body: dict, info: ModelInfo) -> str | None:
+    """serviceTier.type, checked as Bedrock checks it (docs/emulator.md, service tiers).
+
+    Unknown value: "service tier provided is invalid"; `reserved` without a reservation
+    (the emulator has none): "Reservation not found." (both ValidationException, seen in
+    NousResearch/hermes-agent#34476; the second also in envoyproxy/ai-gateway#1749). A valid
+    tier the model does not offer (models.toml service_tiers) is a ValidationException per
+    strands-agents/harness-sdk#1799, but its text is UNSOURCED: the emulator's own wording.
+    """
+    st = body.get("serviceTier")
+    if st is None:
+        return None
+    tier = st.get("type") if isinstance(st, dict) else None
+    if tier not in SERVICE_TIER_TYPES:
+        raise _Invalid("service tier provided is invalid")
+    if tier not in info.service_tiers:
+        raise _Invalid(f"The model {info.base_id} does not support the {tier} service tier. "
+                       f"(emulator wording; tiers offered: {', '.join(info.service_tiers)})")
+    if tier == "reserved":
+        raise _Invalid("Reservation not found.")
+    return tier
+
+
 def _parse(body: Any, info: ModelInfo, default_max_tokens: int | None) -> ParsedRequest:
     if not isinstance(body, dict):
         raise _Invalid("the request body must be a JSON object")
+    tier = _service_tier(body, info)
     p = _Prefix(info)
 
     tc = body.get("toolConfig")
@@ -273,6 +302,7 @@ def _parse(body: Any, info: ModelInfo, default_max_tokens: int | None) -> Parsed
         stop_sequences=tuple(stops),
         reply_hint=int(hint.group(1)) if hint else None,
         forced_tool=forced,
+        service_tier=tier,
     )
 
 

@@ -253,7 +253,8 @@ def _final_events(plan: Plan) -> list[bytes]:
     return [eventstream.event("contentBlockStop", {"contentBlockIndex": 0}),
             eventstream.event("messageStop", {"stopReason": plan.stop_reason}),
             eventstream.event("metadata", {"usage": plan.usage.to_wire(),
-                                           "metrics": {"latencyMs": plan.latency_ms}})]
+                                           "metrics": {"latencyMs": plan.latency_ms},
+                                           **plan.tier_wire()})]
 
 
 async def _converse_stream(request: web.Request) -> web.StreamResponse:
