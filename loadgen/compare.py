@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -116,6 +116,7 @@ class Comparison:
     labels: tuple[str, ...]                             # labels[0] is the baseline
     values: dict[str, dict[str, float | None]]          # metric key -> label -> value
     deltas: dict[str, dict[str, Delta]]                 # metric key -> label (not baseline) -> delta
+    settings: dict[str, str] = field(default_factory=dict)   # label -> the arm's settings, one line
 
     @property
     def baseline(self) -> str:
@@ -129,6 +130,7 @@ class Comparison:
                          "delta": {lab: vars(d) for lab, d in self.deltas[m.key].items()}}
                         for m in METRICS],
             "headline": headline(self),
+            "settings": self.settings,
         }
 
 
@@ -157,7 +159,15 @@ def compare(columns: Sequence[tuple[str, Mapping[str, Any]]]) -> Comparison:
         values[m.key] = vals
         base = vals[labels[0]]
         deltas[m.key] = {lab: delta(m.kind, vals[lab], base) for lab in labels[1:]}
-    return Comparison(labels, values, deltas)
+    return Comparison(labels, values, deltas, {lab: arm_settings(arm) for lab, arm in columns})
+
+
+def arm_settings(arm: Mapping[str, Any]) -> str:
+    """What an arm sent, from its summary: model id, profile, cache TTL, service tier. A summary
+    written before `service_tier` existed was sent at the default tier."""
+    cache = f"cache {arm.get('cache_ttl', '-')}" if arm.get("cache_enabled", True) else "no cache"
+    return (f"{arm.get('model_id', '?')} ({arm.get('profile', '?')}), {cache}, "
+            f"tier {arm.get('service_tier') or 'default'}")
 
 
 def _num(v: Any) -> float | None:
@@ -278,7 +288,8 @@ def compare_text(comparisons: Sequence[Comparison]) -> str:
     blocks = []
     for c in comparisons:
         headers, rows = table_rows(c)
-        blocks.append("\n".join([*headline(c), "", format_table(headers, rows)]) if len(c.labels) > 1
+        settings = [f"{lab}: {c.settings[lab]}" for lab in c.labels if lab in c.settings]
+        blocks.append("\n".join([*headline(c), *settings, "", format_table(headers, rows)]) if len(c.labels) > 1
                       else format_table(headers, rows) + f"\n(only {c.baseline}: nothing to compare with)")
     return "\n\n".join(blocks)
 

@@ -195,4 +195,6 @@ def test_simulate_default_vs_flex_on_gpt_oss_shows_the_flex_discount(tmp_path):
     cmp = subprocess.run([sys.executable, "-m", "loadgen", "compare", str(next(out.rglob("summary.json")).parent)],
                          capture_output=True, text=True)
     assert cmp.returncode == 0, cmp.stderr
-    assert "flex" in cmp.stdout
+    assert "standard: openai.gpt-oss-120b-1:0 (region), no cache, tier default" in cmp.stdout
+    assert "flex: openai.gpt-oss-120b-1:0 (region), no cache, tier flex" in cmp.stdout
+    assert "cost per 1000 -50 %" in cmp.stdout
