@@ -31,7 +31,7 @@ from loadgen import profiles
 from loadgen.emulator.cache import PromptCache
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.errors import BedrockError, error, quota_value, validation
-from loadgen.emulator.request import parse
+from loadgen.emulator.request import count_input, parse
 from loadgen.emulator.window import Charge, Window
 from loadgen.models import TTL_SECONDS, ModelInfo, UnknownModel, lookup
 from loadgen.tokens import CHARS_PER_TOKEN, count_tokens
@@ -212,6 +212,9 @@ class EmulatorModel:
         self._load: dict[tuple[str, str], Window] = {}
         self._open: dict[str, _Open] = {}
         self._out_sigma = math.log(config.output_p90 / config.output_median) / _Z90
+        # characters per token of the CountTokens route; tests set another value to stand in
+        # for a real tokenizer that disagrees with loadgen's chars/4 rule
+        self.chars_per_token = CHARS_PER_TOKEN
 
     # -- helpers ---------------------------------------------------------------
 
@@ -306,7 +309,29 @@ class EmulatorModel:
                                       util[j]))
         return regions[i], util[i]
 
-    # -- the two calls ---------------------------------------------------------
+    # -- the calls -------------------------------------------------------------
+
+    def count_tokens(self, model_id: str, body: Any) -> int | BedrockError:
+        """CountTokens (POST /model/{modelId}/count-tokens): input tokens of the body's
+        converse or invokeModel input, counted at `self.chars_per_token` characters per token
+        (loadgen's rule unless a test stands in a different tokenizer). Free and outside the
+        quotas ("Using the CountTokens API doesn't incur charges", count-tokens.html; that it
+        takes no TPM is an ASSUMPTION). Models without models.toml `count_tokens` get a
+        ValidationException whose text is the emulator's (Bedrock's is UNSOURCED). Any id
+        form of a catalogued model is accepted (whether Bedrock takes profile ids here is
+        UNSOURCED)."""
+        try:
+            info = lookup(resolve_model_id(model_id))
+        except UnknownModel:
+            return _with_region(validation(f"The provided model identifier is invalid. ({model_id!r} is not in "
+                                           "the emulator's model catalog)"), self.region)
+        if not info.count_tokens:
+            return _with_region(validation(f"The provided model doesn't support counting tokens. ({info.name}: "
+                                           "models.toml count_tokens; emulator wording)"), self.region)
+        cpt = self.chars_per_token
+        r = count_input(body, info, lambda text: -(-len(text) // cpt))
+        return _with_region(r, self.region) if isinstance(r, BedrockError) else r
+
 
     def begin(self, model_id: str, body: dict, *, stream: bool, region: str | None = None) -> Plan | BedrockError:
         """Decide one request arriving now (clock.now()). See the module doc for the order.

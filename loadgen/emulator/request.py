@@ -16,12 +16,13 @@ position k; Bedrock checks it and up to `cache_lookback_blocks - 1` earlier posi
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from loadgen.models import TTL_SECONDS
 from loadgen.emulator.errors import BedrockError, validation
@@ -60,8 +61,9 @@ def _canon(obj: Any) -> bytes:
 class _Prefix:
     """Running token count and digest over the prefix blocks seen so far."""
 
-    def __init__(self, info: ModelInfo) -> None:
+    def __init__(self, info: ModelInfo, count: Callable[[str], int] = count_tokens) -> None:
         self.info = info
+        self.count = count
         self.tokens = 0
         self.h = hashlib.sha256()  # hardware-accelerated on most CPUs: the fastest stdlib hash here
         self.points: list[CheckpointAt] = []
@@ -97,10 +99,10 @@ class _Prefix:
                 raise _Invalid(f"The text field in the ContentBlock object at {_dotted(where)} is blank. "
                                "Add text to the text field, and try again.")
             raw = val.encode()
-            self.tokens += count_tokens(val)
+            self.tokens += self.count(val)
         else:
             raw = _canon(b)
-            self.tokens += count_tokens(raw.decode())
+            self.tokens += self.count(raw.decode())
         self.h.update(kind.encode() + b"\x00" + len(raw).to_bytes(8, "big"))
         self.h.update(raw)
 
@@ -221,11 +223,42 @@ def _service_tier(body: dict, info: ModelInfo) -> str | None:
     return tier
 
 
-def _parse(body: Any, info: ModelInfo, default_max_tokens: int | None) -> ParsedRequest:
+def count_input(body: Any, info: ModelInfo, count: Callable[[str], int] = count_tokens) -> int | BedrockError:
+    """CountTokens: the input tokens of `{"input": {"converse": {...}}}` or
+    `{"input": {"invokeModel": {"body": <bytes as base64>}}}` (botocore CountTokensInput, a
+    union), or the ValidationException. A converse input is counted exactly as Converse
+    counts it (so the count "will match the token count that would be charged",
+    count-tokens.html); an invokeModel body is counted as one text of its decoded bytes
+    (the emulator's rule: it does not model each provider's native body)."""
+    inp = body.get("input") if isinstance(body, dict) else None
+    if not isinstance(inp, dict) or len(inp) != 1 or next(iter(inp)) not in ("converse", "invokeModel"):
+        return validation("input: expected exactly one of converse, invokeModel")
+    (kind, val), = inp.items()
+    if not isinstance(val, dict):
+        return validation(f"input.{kind}: expected an object")
+    if kind == "invokeModel":
+        try:
+            raw = base64.b64decode(val.get("body", ""), validate=True).decode()
+        except (ValueError, TypeError):
+            return validation("input.invokeModel.body: expected base64-encoded UTF-8 bytes")
+        if not raw:
+            return validation("input.invokeModel.body: must not be empty")
+        return count(raw)
+    extra = set(val) - {"messages", "system", "toolConfig", "additionalModelRequestFields"}
+    if extra:
+        return validation(f"input.converse: unknown member(s) {sorted(extra)}")
+    try:
+        return _parse({k: v for k, v in val.items() if k != "additionalModelRequestFields"}, info, None, count).input_tokens
+    except _Invalid as e:
+        return validation(str(e))
+
+
+def _parse(body: Any, info: ModelInfo, default_max_tokens: int | None,
+           count: Callable[[str], int] = count_tokens) -> ParsedRequest:
     if not isinstance(body, dict):
         raise _Invalid("the request body must be a JSON object")
     tier = _service_tier(body, info)
-    p = _Prefix(info)
+    p = _Prefix(info, count)
 
     tc = body.get("toolConfig")
     if tc is not None:

@@ -300,6 +300,20 @@ async def _stream_error(request: web.Request, model: EmulatorModel, r: BedrockEr
     return resp
 
 
+async def _count_tokens(request: web.Request) -> web.Response:
+    """CountTokens: 200 `{"inputTokens": N}` (botocore CountTokensResponse) or Bedrock's error."""
+    _not_a_participant()
+    model: EmulatorModel = request.app[_MODEL_KEY]
+    body = await _read_body(request)
+    r = (BedrockError(400, "ValidationException", "The request body is not valid JSON.", served_region=model.region)
+         if body is None else model.count_tokens(request.match_info["modelId"], body))
+    rid = str(uuid.uuid4())
+    if isinstance(r, BedrockError):
+        return _error_response(r, rid)
+    return web.Response(body=json.dumps({"inputTokens": r}).encode(),
+                        headers=_headers(rid, model.region, _JSON))
+
+
 async def _unknown(request: web.Request) -> web.Response:
     model: EmulatorModel = request.app[_MODEL_KEY]
     err = BedrockError(404, "UnknownOperationException",
@@ -317,6 +331,7 @@ def build_app(model: EmulatorModel, clock: Any) -> web.Application:
     # modelId may be an ARN holding "/" (botocore sends it %2F-encoded; aiohttp decodes)
     app.router.add_post(r"/model/{modelId:.+}/converse", _converse)
     app.router.add_post(r"/model/{modelId:.+}/converse-stream", _converse_stream)
+    app.router.add_post(r"/model/{modelId:.+}/count-tokens", _count_tokens)
     app.router.add_route("*", r"/{tail:.*}", _unknown)
     return app
 
