@@ -103,8 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-huge", action="store_true", help=_HUGE_HELP)
     s.set_defaults(func=_cmd_simulate)
 
-    v = sub.add_parser("validate", help="parse and check a scenario, print its plan; sends nothing")
+    v = sub.add_parser("validate", help="parse and check a scenario, print its plan; sends nothing "
+                                        "(with --target aws: only free CountTokens calls)")
     v.add_argument("scenario")
+    v.add_argument("--target", choices=["emulator", "aws"],
+                   help="override [target] kind; aws also measures each arm's prefix with Bedrock's CountTokens")
+    v.add_argument("--endpoint-url", help="bedrock-runtime endpoint for those CountTokens calls")
     v.add_argument("--allow-huge", action="store_true", help=_HUGE_HELP)
     v.set_defaults(func=_cmd_validate)
 

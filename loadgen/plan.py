@@ -435,6 +435,39 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"{args.scenario}: {e}", file=sys.stderr)
         return 2
     print(text)
+    if getattr(args, "target", None) == "aws" or (getattr(args, "target", None) is None and sc.target.kind == "aws"):
+        return _print_prefix_counts(sc, getattr(args, "endpoint_url", None) or sc.target.endpoint_url)
+    return 0
+
+
+def _print_prefix_counts(sc: Scenario, endpoint_url: str | None) -> int:
+    """`validate --target aws`: each arm's prefix as Bedrock's CountTokens counts it (free
+    calls; the run itself salts each prefix with its results directory name, a few tokens
+    more or less, and measures again)."""
+    import asyncio
+
+    from loadgen import prefix_sizing
+    from loadgen.clock import RealClock
+    from loadgen.run_command import endpoint_problem
+    from loadgen.transport import BedrockTransport, TargetError
+
+    if endpoint_url and (problem := endpoint_problem(endpoint_url)):
+        print(f"--endpoint-url: {problem}", file=sys.stderr)
+        return 2
+
+    async def go() -> dict:
+        async with BedrockTransport.open(RealClock(), region=sc.target.region, endpoint_url=endpoint_url,
+                                         max_connections=1, dummy_credentials=False) as t:
+            return await prefix_sizing.measure(t.client, sc)
+
+    try:
+        sizes = asyncio.run(go())
+    except TargetError as e:
+        print(f"{sc.path}: CountTokens: {e}", file=sys.stderr)
+        return 2
+    print(f"Prefix sizes (CountTokens in {sc.target.region}"
+          + (f" via {endpoint_url}" if endpoint_url else "") + "):")
+    print("\n".join(prefix_sizing.describe(sizes)))
     return 0
 
 

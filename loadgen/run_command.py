@@ -258,7 +258,7 @@ class RunState:
 
 
 async def drive(state: RunState, transport: Any, pricer: Any, args: argparse.Namespace, *,
-                salt: str = "", signals: bool = True) -> None:
+                salt: str = "", signals: bool = True, prefix_sizes: Any = None) -> None:
     """Run the scenario through `transport` on `state.clock`, with progress and Ctrl-C handling."""
     from loadgen.progress import Progress
 
@@ -266,7 +266,7 @@ async def drive(state: RunState, transport: Any, pricer: Any, args: argparse.Nam
     runner = Runner(sc, transport, clock, sink=state.sink, pricer=pricer,
                     limits=Limits(max_requests=getattr(args, "max_requests", None),
                                   max_cost_usd=getattr(args, "max_cost_usd", None)),
-                    salt=salt)
+                    salt=salt, prefix_sizes=prefix_sizes)
     state.runner = runner
     progress = Progress(runner, state.metrics, clock, duration=sc.duration, quiet=getattr(args, "quiet", False))
     async with anyio.create_task_group() as tg:
@@ -338,7 +338,15 @@ async def _run_async(sc: Scenario, args: argparse.Namespace, out: ResultsDir, pr
                 clock, region=sc.target.region, endpoint_url=endpoint,
                 max_connections=sc.target.max_in_flight * len(sc.arms), dummy_credentials=not aws,
             ) as transport:
-                await drive(state, transport, pricer, args, salt=out.path.name if aws else "")
+                sizes = None
+                if aws:
+                    # size each prefix with Bedrock's own count before the first request
+                    from loadgen import prefix_sizing
+                    sizes = await prefix_sizing.measure(transport.client, sc, salt=out.path.name)
+                    if not args.quiet:
+                        print("Prefix sizes (CountTokens):", *prefix_sizing.describe(sizes), sep="\n", flush=True)
+                await drive(state, transport, pricer, args, salt=out.path.name if aws else "",
+                            prefix_sizes=sizes)
     except TargetError as e:
         _err(f"loadgen run: target failed: {e}")
         finish(state, stop_reason="target-failed")

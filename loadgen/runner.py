@@ -83,6 +83,7 @@ class Runner:
         limits: Limits = Limits(),
         salt: str = "",
         wall_clock: Callable[[], float] = time.time,
+        prefix_sizes: Mapping[str, Any] | None = None,
     ) -> None:
         self.scenario = scenario
         self.transport = transport
@@ -92,7 +93,9 @@ class Runner:
         self.limits = limits
         self.wall = wall_clock
         self.arms = scenario.arms
-        self.workloads = {a.name: ArmWorkload(scenario, a, salt=salt) for a in self.arms}
+        # prefix_sizes: arm name -> workload.PrefixSize measured with the target's CountTokens
+        self.workloads = {a.name: ArmWorkload(scenario, a, salt=salt, size=(prefix_sizes or {}).get(a.name))
+                          for a in self.arms}
         self.expect = {a.name: CacheExpectations(self.workloads[a.name].info.cache_min_tokens) for a in self.arms}
         # live state, read by the progress display
         self.in_flight = 0

@@ -163,6 +163,11 @@ class BedrockTransport:
         self._client = client
         self._clock = clock
 
+    @property
+    def client(self) -> Any:
+        """The aiobotocore client (for calls besides Converse, such as CountTokens)."""
+        return self._client
+
     @classmethod
     @contextlib.asynccontextmanager
     async def open(

@@ -108,24 +108,50 @@ def reply_instruction(tokens: int) -> str:
     return f" Reply with about {tokens} tokens."
 
 
+@dataclass(frozen=True)
+class PrefixSize:
+    """An arm's prefix as sized against the target's CountTokens (loadgen.prefix_sizing)."""
+
+    arm: str
+    model_id: str
+    target: int                  # tokens the scenario asks for (workload.prefix_tokens)
+    body_tokens: int             # filler after the head, in loadgen tokens (chars / 4)
+    measured: int | None         # the target's count of the prefix; None: not measured
+    local: int                   # loadgen's own count of the same prefix
+    calls: int = 0               # CountTokens calls made for it
+    note: str = ""               # why it was not measured, or not exact
+
+
+def arm_prefix(scenario: Scenario, arm: Arm, salt: str = "", body_tokens: int | None = None) -> str:
+    """The arm's synthetic prefix: a head naming scenario, arm (and run salt), then filler.
+    `body_tokens` (loadgen tokens) sizes the filler; None makes the whole prefix exactly
+    workload.prefix_tokens by loadgen's own rule."""
+    head = f"[loadgen scenario={scenario.name} arm={arm.name}{' run=' + salt if salt else ''}] "
+    head += "You are a careful assistant. Context follows. "
+    head_tokens = count_tokens(head)
+    # pad the head to a token boundary so the whole prefix is exactly prefix_tokens
+    head = head.ljust(head_tokens * CHARS_PER_TOKEN)
+    if body_tokens is None:
+        body_tokens = max(0, scenario.workload.prefix_tokens - head_tokens)
+    prefix_rng = random.Random(f"{scenario.seed}:prefix")  # same text for every arm after the head
+    return head + filler(prefix_rng, body_tokens)
+
+
 class ArmWorkload:
     """Builds the requests of one arm. Holds the arm's prefix (built once)."""
 
-    def __init__(self, scenario: Scenario, arm: Arm, *, salt: str = "") -> None:
+    def __init__(self, scenario: Scenario, arm: Arm, *, salt: str = "",
+                 size: "PrefixSize | None" = None) -> None:
+        """`size`: the prefix as measured by the target's CountTokens (run --target aws;
+        loadgen.prefix_sizing); None sizes it by loadgen's own token rule."""
         self.scenario = scenario
         self.arm = arm
         self.info = lookup(arm.model_id)
-        w = scenario.workload
-        head = f"[loadgen scenario={scenario.name} arm={arm.name}{' run=' + salt if salt else ''}] "
-        head += "You are a careful assistant. Context follows. "
-        head_tokens = count_tokens(head)
-        # pad the head to a token boundary so the whole prefix is exactly prefix_tokens
-        head = head.ljust(head_tokens * CHARS_PER_TOKEN)
-        body_tokens = max(0, w.prefix_tokens - head_tokens)
-        prefix_rng = random.Random(f"{scenario.seed}:prefix")  # same text for every arm after the head
-        self.prefix = head + filler(prefix_rng, body_tokens)
-        self.prefix_tokens = count_tokens(self.prefix)
-        self.pattern = w.checkpoint_pattern
+        self.prefix = arm_prefix(scenario, arm, salt, size.body_tokens if size is not None else None)
+        # tokens the target counts in the prefix: Bedrock's count when measured
+        self.prefix_tokens = (size.measured if size is not None and size.measured is not None
+                              else count_tokens(self.prefix))
+        self.pattern = scenario.workload.checkpoint_pattern
         # block positions a checkpoint's cache lookup checks, itself included (models.toml)
         self.lookback_blocks = self.info.cache_lookback_blocks
 
