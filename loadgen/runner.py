@@ -30,7 +30,7 @@ and is kept in `target_error` for the caller (exit 3). Only a real cancellation 
 recorded as `Interrupted`.
 
 The runner does not price, format or store anything: `sink(attempt, cost_buckets)`
-receives every attempt, `pricer(model_id, usage, cache_ttl)` prices it.
+receives every attempt, `pricer(model_id, usage, cache_ttl, service_tier)` prices it.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from loadgen.scenario import Arm, Scenario
 from loadgen.transport import Outcome, TargetError, Transport
 from loadgen.workload import AgentSession, ArmWorkload, Request
 
-Pricer = Callable[[str, Mapping[str, Any], str], Mapping[str, float]]
+Pricer = Callable[[str, Mapping[str, Any], str, "str | None"], Mapping[str, float]]
 Sink = Callable[[Attempt, Mapping[str, float]], None]
 
 ZERO_COST = {"input": 0.0, "output": 0.0, "cache_read": 0.0, "cache_write": 0.0, "total": 0.0}

@@ -72,7 +72,7 @@ def run(max_in_flight: int) -> tuple[Runner, Recorder, list]:
     attempts: list = []
     t = Recorder(clock)
     runner = Runner(sc, t, clock, sink=lambda a, costs: attempts.append(a),
-                    pricer=lambda m, u, ttl: {"total": 0.0}, limits=Limits())
+                    pricer=lambda m, u, ttl, tier=None: {"total": 0.0}, limits=Limits())
     t.runner = runner
     anyio.run(runner.run)
     return runner, t, attempts
