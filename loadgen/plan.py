@@ -435,7 +435,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"{args.scenario}: {e}", file=sys.stderr)
         return 2
     print(text)
-    if getattr(args, "target", None) == "aws" or (getattr(args, "target", None) is None and sc.target.kind == "aws"):
+    if getattr(args, "target", None) == "aws":
+        # only on request: validate of a file whose target is aws still sends nothing
         return _print_prefix_counts(sc, getattr(args, "endpoint_url", None) or sc.target.endpoint_url)
     return 0
 

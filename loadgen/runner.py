@@ -30,7 +30,8 @@ and is kept in `target_error` for the caller (exit 3). Only a real cancellation 
 recorded as `Interrupted`.
 
 The runner does not price, format or store anything: `sink(attempt, cost_buckets)`
-receives every attempt, `pricer(model_id, usage, cache_ttl, service_tier)` prices it.
+receives every attempt, `pricer(model_id, usage, cache_ttl[, service_tier])` prices it (the tier only when the
+arm sets one).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from loadgen.scenario import Arm, Scenario
 from loadgen.transport import Outcome, TargetError, Transport
 from loadgen.workload import AgentSession, ArmWorkload, Request
 
-Pricer = Callable[[str, Mapping[str, Any], str, "str | None"], Mapping[str, float]]
+Pricer = Callable[..., Mapping[str, float]]   # (model_id, usage, cache_ttl[, service_tier])
 Sink = Callable[[Attempt, Mapping[str, float]], None]
 
 ZERO_COST = {"input": 0.0, "output": 0.0, "cache_read": 0.0, "cache_write": 0.0, "total": 0.0}
@@ -306,7 +307,12 @@ class Runner:
 
     def _worst_cost(self, req: Request) -> float:
         usage = {"inputTokens": 0, "cacheWriteInputTokens": req.input_tokens, "outputTokens": req.max_tokens}
-        return float(self.pricer(req.model_id, usage, "1h", self.workloads[req.arm].arm.service_tier)["total"])
+        return float(self._price(req.model_id, usage, "1h", self.workloads[req.arm].arm.service_tier)["total"])
+
+    def _price(self, model_id: str, usage: Mapping[str, Any], ttl: str, tier: str | None) -> Mapping[str, float]:
+        # the tier is passed only when the arm sets one, so a three-argument pricer (the
+        # default tier only) keeps working
+        return self.pricer(model_id, usage, ttl, tier) if tier else self.pricer(model_id, usage, ttl)
 
     def _admit(self, req: Request) -> bool:
         """Count a new request against the run's limits; False when over.
@@ -417,7 +423,7 @@ class Runner:
         read = int(u.get("cacheReadInputTokens") or 0)
         write = int(u.get("cacheWriteInputTokens") or 0)
         by_ttl = {d.get("ttl"): int(d.get("inputTokens") or 0) for d in (u.get("cacheDetails") or [])}
-        costs = self.pricer(req.model_id, u, arm.cache_ttl, arm.service_tier) if (out.status == "ok" or estimated) and u else ZERO_COST
+        costs = self._price(req.model_id, u, arm.cache_ttl, arm.service_tier) if (out.status == "ok" or estimated) and u else ZERO_COST
         self.cost_usd += costs["total"]
         a = Attempt(
             arm=arm.name, session=req.session, turn=req.turn, attempt=attempt,
