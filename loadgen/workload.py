@@ -35,7 +35,7 @@ sees the same sequence of sizes (common random numbers).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from loadgen.arrivals import Dist, sample_int
@@ -266,7 +266,7 @@ class AgentSession:
         if arm.cache and self.written and wl.pattern == "kept":
             idx, pos, cp = self.written[-1]
             messages[idx] = _with_cache_point(messages[idx], arm.cache_ttl)
-            checkpoints.append(replace(cp, lookback=self._lookback(pos)))
+            checkpoints.append(Checkpoint(cp.key, cp.tokens, cp.ttl, self._lookback(pos)))
         user_msg = {"role": "user", "content": [{"text": text}]}
         position = _SYSTEM_BLOCKS + len(messages) + 1  # one block per message
         # keyed by turn: a failed turn's prefix (history + its own question) is not the next one's
@@ -283,7 +283,7 @@ class AgentSession:
             params=wl._params(messages), checkpoints=tuple(checkpoints),
             input_tokens=wl.prefix_tokens + self.history_tokens + user_tokens, max_tokens=arm.max_tokens,
         )
-        self._pending = (user_msg, user_tokens, position, replace(new_cp, lookback=()))
+        self._pending = (user_msg, user_tokens, position, Checkpoint(new_cp.key, new_cp.tokens, new_cp.ttl))
         return req
 
     def complete(self, ok: bool, reply: str) -> None:

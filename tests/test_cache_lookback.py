@@ -414,3 +414,23 @@ def test_validate_plans_the_moving_pattern_by_the_models_lookback(tmp_path, monk
     assert moving == kept  # Claude's lookback reaches the previous turn
     no_lookback(monkeypatch)
     assert expected("kept") == kept and expected("moving") > 1.5 * kept
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pattern", ["moving", "kept"])
+def test_run_against_the_emulator_has_no_mismatch_with_either_pattern(tmp_path, pattern):
+    """`loadgen run`: real aiobotocore clients over 127.0.0.1 on the warp clock. Warm turns
+    after the first read the session's history (more than the 5000-token system prompt).
+    A 1-hour TTL: with 5 minutes, a think time within a fraction of a second of the TTL can
+    go either way on a warp clock that magnifies real HTTP time 100x (both patterns alike)."""
+    out = tmp_path / "res"
+    path = scenario_file(tmp_path, pattern=pattern, ttl="1h")
+    path.write_text(path.read_text() + '\n[target]\ntime_scale = 100\n')
+    assert main(["run", str(path), "--out", str(out), "--duration", "40m", "--quiet"]) == 0
+    (d,) = [x for x in out.iterdir() if x.is_dir()]
+    arm = json.loads((d / "summary.json").read_text())["arms"]["a"]
+    lines = [json.loads(x) for x in (d / "requests.jsonl").read_text().splitlines() if x.strip()]
+    assert arm["cache"]["mismatch"]["total"] == 0
+    later = [x for x in lines if x["turn"] > 0 and x["cache_state"] == "warm"]
+    assert len(later) > 10
+    assert all(x["cache_read"] > 5000 for x in later)
