@@ -68,7 +68,27 @@ class Clock(Protocol):
         """Mark the body as a participant waiting for an in-flight slot (see WarpClock)."""
 
 
-class RealClock:
+class _NoBookkeeping:
+    """Participant, in-flight and waiting marks, for clocks that need none of them:
+    a real clock never jumps, and a virtual clock's event loop sees what is runnable."""
+
+    def enter(self) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def participant(self, entered: bool = False) -> Iterator[None]:
+        yield
+
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        yield
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        yield
+
+
+class RealClock(_NoBookkeeping):
     kind = "real"
     scale = 1.0
 
@@ -89,21 +109,6 @@ class RealClock:
 
     async def sleep(self, dt: float) -> None:
         await self.sleep_until(self.now() + dt)
-
-    def enter(self) -> None:
-        pass
-
-    @contextlib.contextmanager
-    def participant(self, entered: bool = False) -> Iterator[None]:
-        yield
-
-    @contextlib.contextmanager
-    def in_flight(self) -> Iterator[None]:
-        yield
-
-    @contextlib.contextmanager
-    def waiting(self) -> Iterator[None]:
-        yield
 
 
 _is_participant: contextvars.ContextVar[bool] = contextvars.ContextVar("loadgen_participant", default=False)
@@ -320,7 +325,7 @@ import asyncio
 import selectors
 
 
-class VirtualClock:
+class VirtualClock(_NoBookkeeping):
     """Virtual time for `loadgen simulate`: time moves only when nothing can run.
 
     The clock owns an asyncio event loop (`loop_factory`, for
@@ -378,21 +383,6 @@ class VirtualClock:
 
     async def sleep(self, dt: float) -> None:
         await self.sleep_until(self._t + dt)
-
-    def enter(self) -> None:
-        pass
-
-    @contextlib.contextmanager
-    def participant(self, entered: bool = False) -> Iterator[None]:
-        yield
-
-    @contextlib.contextmanager
-    def in_flight(self) -> Iterator[None]:
-        yield
-
-    @contextlib.contextmanager
-    def waiting(self) -> Iterator[None]:
-        yield
 
     def _advance(self, dt: float) -> None:
         self._t += dt
