@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from loadgen.cli import main
 from loadgen.emulator.config import EmulatorConfig
+from result_files import only_dir
 
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
 
@@ -81,12 +81,6 @@ name = "global"
 profile = "global"
 cache = false
 """
-
-
-def only_dir(out: Path) -> Path:
-    dirs = [d for d in out.iterdir() if d.is_dir()]
-    assert len(dirs) == 1, dirs
-    return dirs[0]
 
 
 def test_top_level_tpm_throttles_geo_and_global_arms_and_sweeps(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from loadgen.cli import main
+from result_files import only_dir as only_result_dir, read_results as load
 
 ROOT = Path(__file__).resolve().parent.parent
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -23,18 +23,6 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     p = tmp_path / name
     p.write_text(textwrap.dedent(text))
     return p
-
-
-def only_result_dir(out: Path) -> Path:
-    dirs = [d for d in out.iterdir() if d.is_dir()]
-    assert len(dirs) == 1, dirs
-    return dirs[0]
-
-
-def load(d: Path) -> tuple[dict, list[dict]]:
-    summary = json.loads((d / "summary.json").read_text())
-    lines = [json.loads(l) for l in (d / "requests.jsonl").read_text().splitlines() if l.strip()]
-    return summary, lines
 
 
 def assert_accounted(summary: dict, lines: list[dict]) -> None:

@@ -7,7 +7,6 @@ SIGKILLed and restarted emulator costs connection errors, never lost attempts.
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from loadgen.cli import main
+from result_files import only_dir, read_results as load
 
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
 
@@ -90,18 +90,6 @@ class Emulator:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             self.proc.wait(timeout=10)
-
-
-def only_dir(out: Path) -> Path:
-    dirs = [d for d in out.iterdir() if d.is_dir()]
-    assert len(dirs) == 1, dirs
-    return dirs[0]
-
-
-def load(d: Path) -> tuple[dict, list[dict]]:
-    summary = json.loads((d / "summary.json").read_text())
-    lines = [json.loads(x) for x in (d / "requests.jsonl").read_text().splitlines() if x.strip()]
-    return summary, lines
 
 
 @pytest.mark.parametrize("url,says", [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import textwrap
 import time
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from loadgen.cli import main
+from result_files import only_dir, read_results as read
 
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
 
@@ -61,18 +61,6 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     p = tmp_path / name
     p.write_text(textwrap.dedent(text))
     return p
-
-
-def only_dir(out: Path) -> Path:
-    dirs = [d for d in out.iterdir() if d.is_dir()]
-    assert len(dirs) == 1, dirs
-    return dirs[0]
-
-
-def read(d: Path) -> tuple[dict, list[dict]]:
-    summary = json.loads((d / "summary.json").read_text())
-    lines = [json.loads(x) for x in (d / "requests.jsonl").read_text().splitlines() if x.strip()]
-    return summary, lines
 
 
 def test_simulate_writes_a_results_directory_like_run(tmp_path, capsys):

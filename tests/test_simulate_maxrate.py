@@ -10,6 +10,7 @@ import pytest
 
 from loadgen.cli import main
 from loadgen.maxrate import Trial, search, throttle_cause
+from result_files import only_dir
 
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
 
@@ -53,12 +54,6 @@ def write(tmp_path: Path, quota: str, extra: str = "") -> Path:
     p = tmp_path / "capacity.toml"
     p.write_text(textwrap.dedent(SCENARIO.format(quota=quota)) + extra)
     return p
-
-
-def only_dir(out: Path) -> Path:
-    dirs = [d for d in out.iterdir() if d.is_dir()]
-    assert len(dirs) == 1, dirs
-    return dirs[0]
 
 
 def test_tpm_quota_bounds_the_rate_and_is_named(tmp_path, capsys):

@@ -16,16 +16,11 @@ from loadgen import sweep
 from loadgen._toml import toml
 from loadgen.cli import main
 from loadgen.scenario import loads
+from result_files import only_dir
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CROSSOVER = HERE.parent / "scenarios" / "ttl-crossover.toml"
-
-
-def only_dir(out: Path) -> Path:
-    dirs = [d for d in out.iterdir() if d.is_dir()]
-    assert len(dirs) == 1, dirs
-    return dirs[0]
 
 
 def test_ttl_crossover_sweep_finds_both_crossovers(tmp_path, capsys):
