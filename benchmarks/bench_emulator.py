@@ -53,7 +53,7 @@ def serve(kind: str) -> None:
             await site.start()
             print(f"http://127.0.0.1:{runner.addresses[0][1]}", flush=True)
         else:
-            from loadgen.clock import RealClock
+            from loadgen.engine.clock import RealClock
             from loadgen.emulator.config import EmulatorConfig
             from loadgen.emulator.model import EmulatorModel
             from loadgen.emulator.server import serve as emu_serve

@@ -47,7 +47,7 @@ def _request_params(sc) -> dict:
     """The Converse parameters loadgen builds for request 0 of the scenario's one arm."""
     import random
 
-    from loadgen.workload import ArmWorkload, draw_sizes
+    from loadgen.engine.workload import ArmWorkload, draw_sizes
 
     return ArmWorkload(sc, sc.arms[0]).single(0, draw_sizes(sc, random.Random(0))).params
 
@@ -82,8 +82,8 @@ async def _bare(url: str, a: argparse.Namespace) -> dict:
 
 
 async def _transport(url: str, a: argparse.Namespace) -> dict:
-    from loadgen.clock import RealClock
-    from loadgen.transport import BedrockTransport
+    from loadgen.engine.clock import RealClock
+    from loadgen.engine.transport import BedrockTransport
 
     sc = _bench_scenario(url, a, 1.0, 60)
     params = _request_params(sc)
@@ -126,10 +126,10 @@ async def _loadgen(url: str, a: argparse.Namespace) -> dict:
     import datetime as dt
     import tempfile
 
-    from loadgen.clock import RealClock
-    from loadgen.run_command import RunState, make_pricer, drive
-    from loadgen.results import ResultsDir
-    from loadgen.transport import BedrockTransport
+    from loadgen.engine.clock import RealClock
+    from loadgen.api.run import RunState, make_pricer, drive
+    from loadgen.results.directory import ResultsDir
+    from loadgen.engine.transport import BedrockTransport
 
     rate = a.rate
     total = int(a.rate / 1.5 * a.seconds)  # about `seconds` worth at the ceiling
@@ -217,12 +217,12 @@ def pieces(a: argparse.Namespace) -> dict[str, float]:
     import tempfile
     import timeit
 
-    from loadgen.expectations import CacheExpectations
-    from loadgen.metrics import ArmInfo, Metrics
-    from loadgen.record import Attempt
-    from loadgen.results import ResultsDir, attempt_line
-    from loadgen.run_command import make_pricer
-    from loadgen.workload import ArmWorkload, draw_sizes
+    from loadgen.engine.expectations import CacheExpectations
+    from loadgen.results.metrics import ArmInfo, Metrics
+    from loadgen.engine.record import Attempt
+    from loadgen.results.directory import ResultsDir, attempt_line
+    from loadgen.api.run import make_pricer
+    from loadgen.engine.workload import ArmWorkload, draw_sizes
 
     C.pin(1)
     sc = _bench_scenario("http://127.0.0.1:9", a, 1000.0, 60)
@@ -284,10 +284,10 @@ def _runner_alone(a: argparse.Namespace, n: int = 20000) -> float:
     import anyio
     import anyio.lowlevel
 
-    from loadgen.clock import RealClock
-    from loadgen.results import ResultsDir
-    from loadgen.run_command import RunState, make_pricer, drive
-    from loadgen.transport import Outcome
+    from loadgen.engine.clock import RealClock
+    from loadgen.results.directory import ResultsDir
+    from loadgen.api.run import RunState, make_pricer, drive
+    from loadgen.engine.transport import Outcome
 
     usage = {"inputTokens": 90, "outputTokens": 16, "totalTokens": 106, "cacheReadInputTokens": 0,
              "cacheWriteInputTokens": 0}

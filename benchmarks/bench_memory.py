@@ -40,10 +40,10 @@ async def _drive(url: str, *, rate: float, requests: int, max_in_flight: int, sa
 
     import anyio
 
-    from loadgen.clock import RealClock
-    from loadgen.results import ResultsDir
-    from loadgen.run_command import RunState, make_pricer, drive
-    from loadgen.transport import BedrockTransport
+    from loadgen.engine.clock import RealClock
+    from loadgen.results.directory import ResultsDir
+    from loadgen.api.run import RunState, make_pricer, drive
+    from loadgen.engine.transport import BedrockTransport
 
     sc = C.load_scenario(C.scenario_text(rate=rate, duration_s=requests / rate * 10 + 60,
                                          max_in_flight=max_in_flight), url)
@@ -95,7 +95,7 @@ async def _bare_held(url: str, n: int, hold: float) -> dict:
     sc = C.load_scenario(C.scenario_text(rate=1, duration_s=60, max_in_flight=n), url)
     import random
 
-    from loadgen.workload import ArmWorkload, draw_sizes
+    from loadgen.engine.workload import ArmWorkload, draw_sizes
     params = ArmWorkload(sc, sc.arms[0]).single(0, draw_sizes(sc, random.Random(0))).params
     config = AioConfig(retries={"total_max_attempts": 1, "mode": "standard"}, max_pool_connections=max(10, n),
                        read_timeout=300, connect_timeout=10, tcp_keepalive=True)

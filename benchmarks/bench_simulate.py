@@ -32,17 +32,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from loadgen.arrivals import OpenLoop  # noqa: E402
-from loadgen.clock import VirtualClock  # noqa: E402
+from loadgen.scenario.arrivals import OpenLoop  # noqa: E402
+from loadgen.engine.clock import VirtualClock  # noqa: E402
 from loadgen.emulator.config import EmulatorConfig  # noqa: E402
 from loadgen.emulator.model import EmulatorModel  # noqa: E402
-from loadgen.results import ResultsDir  # noqa: E402
-from loadgen.run_command import RunState  # noqa: E402
-from loadgen.scenario import load, loads  # noqa: E402
-from loadgen.run_command import make_pricer  # noqa: E402
-from loadgen.simulate import ProbeState, simulate  # noqa: E402
-from loadgen.units import parse_duration  # noqa: E402
-from loadgen.workload import ArmWorkload, draw_sizes  # noqa: E402
+from loadgen.results.directory import ResultsDir  # noqa: E402
+from loadgen.api.run import RunState  # noqa: E402
+from loadgen.scenario.parse import load, loads  # noqa: E402
+from loadgen.api.run import make_pricer  # noqa: E402
+from loadgen.api.simulate import ProbeState, simulate  # noqa: E402
+from loadgen.scenario.units import parse_duration  # noqa: E402
+from loadgen.engine.workload import ArmWorkload, draw_sizes  # noqa: E402
 
 OPEN = """
 name = "open-50"

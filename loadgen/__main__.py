@@ -1,3 +1,3 @@
-from loadgen.cli import main
+from loadgen.commands.cli import main
 
 raise SystemExit(main())

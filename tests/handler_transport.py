@@ -24,10 +24,10 @@ from typing import Any, Callable, Mapping
 
 import anyio
 
-from loadgen.clock import VirtualClock
-from loadgen.runner import Limits, Runner
-from loadgen.scenario import Scenario, loads
-from loadgen.transport import Outcome
+from loadgen.engine.clock import VirtualClock
+from loadgen.engine.runner import Limits, Runner
+from loadgen.scenario.parse import Scenario, loads
+from loadgen.engine.transport import Outcome
 
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
 
@@ -127,7 +127,7 @@ class HandlerTransport:
 
 def flat_pricer(usd_per_input: float = 1e-6, usd_per_output: float = 5e-6) -> Callable[..., Mapping[str, float]]:
     """A pricer with Haiku-like list prices ($1 / $5 per 1M tokens); cache writes 1.25x
-    (5m) or 2x (1h) input, reads 0.1x. USD by bucket, as loadgen.pricing's."""
+    (5m) or 2x (1h) input, reads 0.1x. USD by bucket, as loadgen.catalog.pricing's."""
 
     def price(model_id: str, usage: Mapping[str, Any], ttl: str) -> Mapping[str, float]:
         b = {

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loadgen.arrivals import (
+from loadgen.scenario.arrivals import (
     Dist,
     OpenLoop,
     Stage,

@@ -18,15 +18,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loadgen import models
-from loadgen.cli import main
+from loadgen.catalog import models
+from loadgen.commands.cli import main
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.model import EmulatorModel, Plan
-from loadgen.expectations import CacheExpectations
-from loadgen.record import observed_cache_state
-from loadgen.scenario import load
-from loadgen.tokens import count_tokens
-from loadgen.workload import AgentSession, ArmWorkload, Sizes
+from loadgen.engine.expectations import CacheExpectations
+from loadgen.engine.record import observed_cache_state
+from loadgen.scenario.parse import load
+from loadgen.catalog.tokens import count_tokens
+from loadgen.engine.workload import AgentSession, ArmWorkload, Sizes
 
 from emulator_fakes import HAIKU, US_HAIKU, FakeClock  # noqa: E402
 from test_emulator_server import emulator, run  # noqa: E402
@@ -404,7 +404,7 @@ def test_checkpoint_pattern_on_a_single_turn_workload_is_refused(tmp_path, capsy
 
 
 def test_validate_plans_the_moving_pattern_by_the_models_lookback(tmp_path, monkeypatch):
-    from loadgen.plan import plan
+    from loadgen.api.plan import plan
 
     def expected(pattern: str) -> float:
         sc = load(str(scenario_file(tmp_path, pattern=pattern, name=f"{pattern}.toml")))

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loadgen.cli import main
+from loadgen.commands.cli import main
 from loadgen.emulator.cache import PromptCache
-from loadgen.expectations import CacheExpectations, likely_cause
-from loadgen.metrics import ArmInfo, Metrics
-from loadgen.record import Attempt
-from loadgen.workload import Checkpoint
+from loadgen.engine.expectations import CacheExpectations, likely_cause
+from loadgen.results.metrics import ArmInfo, Metrics
+from loadgen.engine.record import Attempt
+from loadgen.engine.workload import Checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 STEADY_CHAT = ROOT / "scenarios" / "steady-chat.toml"

@@ -1,6 +1,6 @@
 """The model catalog (issue 11): the models people run on Bedrock, on-demand availability
 per model (profile-only models answer a bare id with Bedrock's 400), the context window,
-burndown, and nothing about a model written outside loadgen/data/."""
+burndown, and nothing about a model written outside loadgen/catalog/data/."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ import pytest
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
-from loadgen import models
-from loadgen.cli import main
+from loadgen.catalog import models
+from loadgen.commands.cli import main
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.model import EmulatorModel, Plan
 from loadgen.emulator.server import serve
-from loadgen.pricing import default_table
-from loadgen.scenario import load
+from loadgen.catalog.pricing import default_table
+from loadgen.scenario.parse import load
 
 from emulator_fakes import HAIKU, NOVA_MICRO, SONNET37, FakeClock  # noqa: E402
 
@@ -73,7 +73,7 @@ def test_catalog_values_the_issue_names():
 
 
 def test_assumed_values_are_marked_in_the_data_file():
-    text = (ROOT / "loadgen" / "data" / "models.toml").read_text()
+    text = (ROOT / "loadgen" / "catalog" / "data" / "models.toml").read_text()
     for model in ("Haiku 4.5", "Opus 4.5"):
         block = text.split(f'name = "Claude {model}"', 1)[1].split("\n[", 1)[0]
         burn = block[:block.index("output_burndown")]
@@ -92,7 +92,7 @@ def test_only_what_exists_is_priced():
 def test_no_model_id_is_written_in_code_outside_the_data_files():
     ids = set(models.catalog())
     # usage examples in help text name one model; nothing else may
-    allowed = {("scenario.py", HAIKU), ("sweep.py", HAIKU)}
+    allowed = {("parse.py", HAIKU), ("sweep.py", HAIKU)}
     found = []
     for py in (ROOT / "loadgen").rglob("*.py"):
         text = py.read_text()

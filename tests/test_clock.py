@@ -3,7 +3,7 @@
 import anyio
 import pytest
 
-from loadgen.clock import RealClock, WarpClock
+from loadgen.engine.clock import RealClock, WarpClock
 
 
 def run(fn):

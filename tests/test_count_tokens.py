@@ -74,14 +74,14 @@ import random  # noqa: E402
 import threading  # noqa: E402
 import textwrap  # noqa: E402
 
-from loadgen import prefix_sizing  # noqa: E402
-from loadgen.clock import RealClock  # noqa: E402
+from loadgen.engine import prefix_sizing  # noqa: E402
+from loadgen.engine.clock import RealClock  # noqa: E402
 from loadgen.emulator.config import EmulatorConfig  # noqa: E402
 from loadgen.emulator.model import EmulatorModel  # noqa: E402
 from loadgen.emulator.server import serve  # noqa: E402
-from loadgen.scenario import load  # noqa: E402
-from loadgen.tokens import count_tokens  # noqa: E402
-from loadgen.workload import arm_prefix  # noqa: E402
+from loadgen.scenario.parse import load  # noqa: E402
+from loadgen.catalog.tokens import count_tokens  # noqa: E402
+from loadgen.engine.workload import arm_prefix  # noqa: E402
 
 AWS_SCENARIO = """\
 name = "sized"
@@ -175,7 +175,7 @@ def test_prefixes_are_resized_to_the_exact_count_of_the_targets_count_tokens(tmp
 
 @pytest.mark.slow
 def test_run_and_validate_target_aws_print_the_measured_counts(tmp_path, monkeypatch, capsys):
-    from loadgen.cli import main
+    from loadgen.commands.cli import main
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "loadgen-test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "loadgen-test")
     path = tmp_path / "s.toml"

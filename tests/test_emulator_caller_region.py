@@ -18,7 +18,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.config import Config
 
-from loadgen import profiles
+from loadgen.catalog import profiles
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.model import EmulatorModel
 from loadgen.emulator.server import SERVED_REGION_HEADER, caller_region, serve

@@ -81,7 +81,7 @@ def test_config_file_scenario_or_bare_table(tmp_path):
     ('latency = "fast"\nlatency = "x"\n', 2, "TOML syntax error"),
 ])
 def test_loadgen_emulator_bad_config_names_file_line_and_key(tmp_path, capsys, text, line, key):
-    from loadgen.cli import main
+    from loadgen.commands.cli import main
 
     cfg = tmp_path / "e.toml"
     cfg.write_text(text)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import aiohttp
 
-from loadgen.cli import main
-from loadgen.clock import RealClock
+from loadgen.commands.cli import main
+from loadgen.engine.clock import RealClock
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.model import EmulatorModel
 from loadgen.emulator.server import serve

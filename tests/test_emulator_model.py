@@ -7,7 +7,7 @@ import pytest
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.errors import BedrockError
 from loadgen.emulator.model import EmulatorModel, Plan
-from loadgen.tokens import count_tokens
+from loadgen.catalog.tokens import count_tokens
 
 from emulator_fakes import HAIKU, NOVA_MICRO, SONNET37, US_HAIKU, US_SONNET37, FakeClock  # noqa: E402
 

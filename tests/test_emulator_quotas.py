@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from loadgen.cli import main
+from loadgen.commands.cli import main
 from loadgen.emulator.config import EmulatorConfig
 from result_files import only_dir
 

@@ -353,7 +353,7 @@ def test_boto3_reference_run_one_write_then_reads():
 
 
 def test_warp_clock_paces_realistic_latency_in_scenario_time():
-    from loadgen.clock import WarpClock
+    from loadgen.engine.clock import WarpClock
 
     async def go():
         # scale 10 and a warm-up call: the first call's one-off client set-up (and a busy
@@ -376,7 +376,7 @@ def test_warp_clock_paces_realistic_latency_in_scenario_time():
 def test_server_started_inside_a_participant_still_paces_latency():
     """A runner may start the server inside clock.participant(): its sleeps must not let
     the WarpClock jump over the modelled latency."""
-    from loadgen.clock import WarpClock
+    from loadgen.engine.clock import WarpClock
 
     async def go():
         clock = WarpClock(scale=20.0)
@@ -471,9 +471,9 @@ def test_forced_tool_choice_returns_a_tool_use_block(choice, name):
 
 
 def test_forced_tool_call_outcome_agrees_between_http_and_in_process():
-    from loadgen.clock import RealClock
-    from loadgen.inprocess import InProcessTransport
-    from loadgen.transport import BedrockTransport
+    from loadgen.engine.clock import RealClock
+    from loadgen.api.inprocess import InProcessTransport
+    from loadgen.engine.transport import BedrockTransport
 
     p = params(prefix_tokens=0, toolConfig={**TOOLS, "toolChoice": {"any": {}}})
 

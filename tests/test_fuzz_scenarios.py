@@ -24,7 +24,7 @@ import tempfile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loadgen.cli import main
+from loadgen.commands.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = {os.path.basename(p): open(p, encoding="utf-8").read()

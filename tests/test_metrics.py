@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loadgen.metrics import (
+from loadgen.results.metrics import (
     ArmInfo,
     Metrics,
     gap_bucket_edges,
     gap_bucket_index,
     gap_bucket_labels,
 )
-from loadgen.record import STATUSES, Attempt
+from loadgen.engine.record import STATUSES, Attempt
 
 ARM = ArmInfo("ttl-5m", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "geo", "5m")
 ARM_1H = ArmInfo("ttl-1h", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "geo", "1h")
@@ -270,7 +270,7 @@ def test_clear_errors_for_unknown_arm_and_status():
 
 
 def test_cost_split_accepts_the_pricing_breakdown():
-    from loadgen.pricing import Breakdown
+    from loadgen.catalog.pricing import Breakdown
 
     m = one()
     m.record(att(cost_usd=0.75), Breakdown(input=0.25, output=0.5))

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from loadgen import pricing
-from loadgen.cli import main
+from loadgen.catalog import pricing
+from loadgen.commands.cli import main
 
 HAIKU_US = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 

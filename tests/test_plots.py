@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from loadgen import plots, series
+from loadgen.report import plots
 
-
+from loadgen.results import series
 def att(arm, start, *, status="ok", gap=None, state="warm", cost=0.01, inp=0, out=100, read=0, write=0,
         model="us.anthropic.claude-haiku-4-5-20251001-v1:0", attempt=1, intended=None):
     """A requests.jsonl record (every Attempt field, as results.py writes them)."""
@@ -60,7 +60,7 @@ def _png(p):
 
 
 def _sweep_rows(values, costs_by_arm, key="sessions.think_time.median", warm=None):
-    """sweep.csv rows as loadgen.sweep.row makes them: axis columns first, then "point"."""
+    """sweep.csv rows as loadgen.scenario.sweep.row makes them: axis columns first, then "point"."""
     return [{key: v, "point": i, "arm": arm, "cost_per_1000": costs[i],
              **({"warm_ratio": warm[arm][i]} if warm else {})}
             for i, v in enumerate(values) for arm, costs in costs_by_arm.items()]
@@ -91,8 +91,7 @@ def test_sweep_chart_over_durations_and_numbers(tmp_path, monkeypatch):
 
 
 def test_sweep_chart_marks_the_crossovers_the_sweep_text_prints(tmp_path, monkeypatch):
-    from loadgen import sweep
-
+    from loadgen.scenario import sweep
     # at 5m the arms are within sweep's 0.5 % tie: no crossing between 1m and 5m or 5m
     # and 20m on its own, one between 1m and 20m (the text's; the chart must agree)
     key = "sessions.think_time.median"
@@ -143,7 +142,7 @@ def test_rebuilt_histograms_follow_metrics_schedule_lag_counts_first_attempts_on
 
 
 def _hist(values_ms):
-    from loadgen.metrics import new_histogram
+    from loadgen.results.metrics import new_histogram
 
     h = new_histogram()
     for v in values_ms:
@@ -166,9 +165,9 @@ def test_the_latency_line_reaches_the_worst_request():
 
 
 def test_write_plots_prefers_the_hlog_files(tmp_path, monkeypatch):
-    from loadgen.metrics import ArmInfo, Metrics
-    from loadgen.record import Attempt
-    from loadgen.results import ResultsDir
+    from loadgen.results.metrics import ArmInfo, Metrics
+    from loadgen.engine.record import Attempt
+    from loadgen.results.directory import ResultsDir
 
     m = Metrics([ArmInfo("a", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "geo", "5m")])
     m.record(Attempt("a", 0, 0, 1, 0.0, 0.0, 0.4, 1.0, "ok", None, "m", "geo", None))
@@ -193,9 +192,9 @@ def test_an_empty_run_plots_without_legend_warnings(tmp_path, recwarn, caplog, a
 
 
 def test_one_millisecond_format_for_prose_and_table_cells():
-    from loadgen.compare import fmt_value
-    from loadgen.report import _ms
-    from loadgen.thresholds import format_value, parse
+    from loadgen.report.compare import fmt_value
+    from loadgen.report.tables import _ms
+    from loadgen.scenario.thresholds import format_value, parse
 
     assert [series.format_ms(v) for v in (849.6, 999.4, 1000, 1618)] == ["850 ms", "999 ms", "1.00 s", "1.62 s"]
     assert series.format_ms(1618, sep="") == _ms(1618) == fmt_value("ms", 1618) == "1.62s"

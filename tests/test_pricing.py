@@ -13,9 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loadgen import cli, models, pricing
-from loadgen.pricing import Breakdown, PricingError, breakdown, cost, default_table
-from loadgen.scenario import PriceOverride
+from loadgen.commands import cli
+
+from loadgen.catalog import models
+
+from loadgen.catalog import pricing
+from loadgen.catalog.pricing import Breakdown, PricingError, breakdown, cost, default_table
+from loadgen.scenario.parse import PriceOverride
 
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
 SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"

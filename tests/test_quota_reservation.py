@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.cli import main
+from loadgen.commands.cli import main
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.model import EmulatorModel, Plan
 from loadgen.emulator.request import parse
-from loadgen.models import lookup
-from loadgen.plan import plan
-from loadgen.scenario import load, loads
-from loadgen.workload import ArmWorkload
+from loadgen.catalog.models import lookup
+from loadgen.api.plan import plan
+from loadgen.scenario.parse import load, loads
+from loadgen.engine.workload import ArmWorkload
 
 from emulator_fakes import HAIKU, NOVA_MICRO, FakeClock  # noqa: E402
 
@@ -83,8 +83,7 @@ def test_scenario_without_max_tokens_omits_maxTokens_from_the_request():
 
 
 def _first_params(sc, arm) -> dict:
-    from loadgen import schedule
-
+    from loadgen.engine import schedule
     _, _, sizes = next(iter(schedule.open_loop(sc)))
     return ArmWorkload(sc, arm).single(0, sizes).params
 

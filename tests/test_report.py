@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.cli import main
-from loadgen.report import after_run, load_view
-from loadgen.results import load_summary
-from loadgen.scenario import loads
+from loadgen.commands.cli import main
+from loadgen.report.tables import after_run, load_view
+from loadgen.results.directory import load_summary
+from loadgen.scenario.parse import loads
 
 SCENARIO = """
 name = "report-fast"
@@ -284,9 +284,9 @@ def test_every_damaged_summary_is_a_clear_error_or_a_full_report(run_dir):
     # names the key (report exits 2), or every renderer copes with what is left.
     import dataclasses
 
-    from loadgen import html_report
-    from loadgen.compare import compare, groups_for
-    from loadgen.report import check_thresholds, detail_tables, report_dict, report_text, validate_summary
+    from loadgen.report import html as html_report
+    from loadgen.report.compare import compare, groups_for
+    from loadgen.report.tables import check_thresholds, detail_tables, report_dict, report_text, validate_summary
 
     view = load_view(run_dir)
     base = {**view.summary, "arms": {"cached": view.summary["arms"]["cached"]}}   # one arm is enough
@@ -311,10 +311,10 @@ def test_every_damaged_summary_is_a_clear_error_or_a_full_report(run_dir):
 
 
 def test_percentile_lookups_read_each_hlog_once(tmp_path, monkeypatch):
-    from loadgen import results
-    from loadgen.metrics import ArmInfo, Metrics
-    from loadgen.record import Attempt
-    from loadgen.report import percentile_from_histograms
+    from loadgen.results import directory as results
+    from loadgen.results.metrics import ArmInfo, Metrics
+    from loadgen.engine.record import Attempt
+    from loadgen.report.tables import percentile_from_histograms
 
     m = Metrics([ArmInfo("a", "m", "geo", "5m")])
     for i in range(4):

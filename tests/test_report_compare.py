@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from loadgen.cli import main
-from loadgen.compare import compare, delta, fmt_delta, groups_for, headline
+from loadgen.commands.cli import main
+from loadgen.report.compare import compare, delta, fmt_delta, groups_for, headline
 
 
 def arm(per_1000, warm, ttft_p99, throttled=0, sent=100, total=None):

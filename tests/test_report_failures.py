@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.cli import main
-from loadgen.results import load_summary
+from loadgen.commands.cli import main
+from loadgen.results.directory import load_summary
 
 # Slow streams (20 %, 100x slower) cannot finish within the 10 s request timeout.
 SCENARIO = """
@@ -130,7 +130,7 @@ def test_a_killed_copy_rebuilds_exactly_the_figures_the_run_wrote(timed_out, tmp
 
 
 def test_the_saved_histograms_give_the_summary_figures(timed_out):
-    from loadgen.results import read_histogram
+    from loadgen.results.directory import read_histogram
 
     _, _, d = timed_out
     s = load_summary(d)

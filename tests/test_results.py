@@ -15,9 +15,9 @@ import pytest
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
-from loadgen.metrics import LATENCY_METRICS, ArmInfo, Metrics, new_histogram
-from loadgen.record import Attempt
-from loadgen.results import ResultsDir, load_attempts, load_summary, read_histogram
+from loadgen.results.metrics import LATENCY_METRICS, ArmInfo, Metrics, new_histogram
+from loadgen.engine.record import Attempt
+from loadgen.results.directory import ResultsDir, load_attempts, load_summary, read_histogram
 
 NOW = datetime(2026, 3, 1, 12, 30, 5, tzinfo=timezone.utc)
 ARMS = [ArmInfo("ttl-5m", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "geo", "5m"),
@@ -83,7 +83,7 @@ def test_killed_process_leaves_every_completed_attempt_on_disk(tmp_path):
         from datetime import datetime, timezone
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_results import att
-        from loadgen.results import ResultsDir
+        from loadgen.results.directory import ResultsDir
         r = ResultsDir.create({str(tmp_path)!r}, "killed", datetime(2026, 1, 1, tzinfo=timezone.utc))
         for i in range({n}):
             r.append(att(i))

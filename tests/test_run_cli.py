@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.cli import main
+from loadgen.commands.cli import main
 from result_files import only_dir as only_result_dir, read_results as load
 
 ROOT = Path(__file__).resolve().parent.parent

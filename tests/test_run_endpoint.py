@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.cli import main
+from loadgen.commands.cli import main
 from result_files import only_dir, read_results as load
 
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"

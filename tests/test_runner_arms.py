@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from handler_transport import HAIKU, ok, run_virtual
-from loadgen.cli import main
-from loadgen.clock import VirtualClock
+from loadgen.commands.cli import main
+from loadgen.engine.clock import VirtualClock
 from loadgen.emulator.config import EmulatorConfig
-from loadgen.run_command import make_pricer
-from loadgen.scenario import loads
-from loadgen.simulate import ProbeState, simulate
+from loadgen.api.run import make_pricer
+from loadgen.scenario.parse import loads
+from loadgen.api.simulate import ProbeState, simulate
 
 # Two arms identical but for their names, a saturated in-flight bound (about 1.8 s per
 # request, 3 slots, 0.7 arrivals/s per arm), latency without random draws.

@@ -7,10 +7,10 @@ import asyncio
 import anyio
 import anyio.lowlevel
 
-from loadgen.clock import RealClock
-from loadgen.runner import OVERDUE_YIELD_EVERY, Limits, Runner
-from loadgen.scenario import loads
-from loadgen.transport import Outcome
+from loadgen.engine.clock import RealClock
+from loadgen.engine.runner import OVERDUE_YIELD_EVERY, Limits, Runner
+from loadgen.scenario.parse import loads
+from loadgen.engine.transport import Outcome
 
 # 200,000 requests/s for 5 ms: far more than one core dispatches, so every start is
 # overdue after the first few.

@@ -10,11 +10,11 @@ from pathlib import Path
 import anyio
 
 from handler_transport import HAIKU, HandlerTransport, flat_pricer, ok, raises, run_virtual
-from loadgen.cli import main
-from loadgen.clock import VirtualClock
-from loadgen.runner import Runner
-from loadgen.scenario import loads
-from loadgen.transport import BedrockTransport, TargetError
+from loadgen.commands.cli import main
+from loadgen.engine.clock import VirtualClock
+from loadgen.engine.runner import Runner
+from loadgen.scenario.parse import loads
+from loadgen.engine.transport import BedrockTransport, TargetError
 
 SCENARIO = f"""
 name = "raising"

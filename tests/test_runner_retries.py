@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 from handler_transport import HAIKU, Call, Reply, error, flat_pricer, ok, run_virtual, throttle
-from loadgen import schedule
-from loadgen.runner import Limits
-from loadgen.scenario import loads
-from loadgen.workload import ArmWorkload
+from loadgen.engine import schedule
+from loadgen.engine.runner import Limits
+from loadgen.scenario.parse import loads
+from loadgen.engine.workload import ArmWorkload
 
 BASE = f"""
 name = "retries"

@@ -11,9 +11,9 @@ import textwrap
 
 import pytest
 
-from loadgen import arrivals
-from loadgen.scenario import ScenarioError, load, loads
-from loadgen.units import format_duration, parse_duration, parse_rate
+from loadgen.scenario import arrivals
+from loadgen.scenario.parse import ScenarioError, load, loads
+from loadgen.scenario.units import format_duration, parse_duration, parse_rate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = sorted(glob.glob(os.path.join(ROOT, "scenarios", "*.toml")))

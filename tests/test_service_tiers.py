@@ -12,10 +12,10 @@ from pathlib import Path
 import botocore.exceptions
 import pytest
 
-from loadgen import pricing
+from loadgen.catalog import pricing
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.model import EmulatorModel
-from loadgen.scenario import ScenarioError, load
+from loadgen.scenario.parse import ScenarioError, load
 
 from emulator_fakes import FakeClock  # noqa: E402
 from test_emulator_server import emulator, run  # noqa: E402
@@ -113,7 +113,7 @@ def test_each_tier_is_priced_from_the_catalog():
 
 
 def test_every_model_offering_a_tier_has_a_price_for_it_on_every_priced_row():
-    from loadgen.models import catalog
+    from loadgen.catalog.models import catalog
     t = pricing.default_table()
     for mid, info in catalog().items():
         for tier in set(info.service_tiers) & {"priority", "flex"}:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.cli import main
-from loadgen.maxrate import Trial, search, throttle_cause
+from loadgen.commands.cli import main
+from loadgen.api.maxrate import Trial, search, throttle_cause
 from result_files import only_dir
 
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -156,7 +156,7 @@ def test_tpm_threshold_is_the_peak_quota_tokens_with_burndown(tmp_path):
 
 
 def test_results_at_the_max_rate_hold_the_scenario_they_ran(tmp_path):
-    from loadgen.scenario import loads
+    from loadgen.scenario.parse import loads
 
     sc = write(tmp_path, "tpm = 60000")
     assert main(["simulate", str(sc), "--find-max-rate", "--out", str(tmp_path / "out"), "--quiet"]) == 0

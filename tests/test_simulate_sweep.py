@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from loadgen import sweep
+from loadgen.scenario import sweep
 from loadgen._toml import toml
-from loadgen.cli import main
-from loadgen.scenario import loads
+from loadgen.commands.cli import main
+from loadgen.scenario.parse import loads
 from result_files import only_dir
 
 HERE = Path(__file__).resolve().parent

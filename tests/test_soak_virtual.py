@@ -31,13 +31,13 @@ from pathlib import Path
 
 import pytest
 
-import loadgen.simulate as simulate_mod
-from loadgen.clock import VirtualClock
+import loadgen.api.simulate as simulate_mod
+from loadgen.engine.clock import VirtualClock
 from loadgen.emulator.config import EmulatorConfig
-from loadgen.results import ResultsDir
-from loadgen.run_command import RunState, make_pricer, run_facts
-from loadgen.scenario import loads
-from loadgen.simulate import simulate
+from loadgen.results.directory import ResultsDir
+from loadgen.api.run import RunState, make_pricer, run_facts
+from loadgen.scenario.parse import loads
+from loadgen.api.simulate import simulate
 
 STORM = Path(__file__).parent / "soak" / "storm.toml"
 RETRYABLE = {"throttled", "timeout"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadgen.thresholds import evaluate, parse
+from loadgen.scenario.thresholds import evaluate, parse
 
 ARM = {
     "requests": {"sent": 200, "ok": 190, "throttled": 6, "error": 3, "timeout": 1, "retries": 6},
@@ -107,7 +107,7 @@ def test_a_missing_figure_is_a_clear_error():
 
 from dataclasses import dataclass as _dc  # noqa: E402
 
-from loadgen.thresholds import FAIL, PASS, SKIP, check, format_results  # noqa: E402
+from loadgen.scenario.thresholds import FAIL, PASS, SKIP, check, format_results  # noqa: E402
 
 
 @_dc(frozen=True)
@@ -194,7 +194,7 @@ def test_an_unparsable_expression_fails_with_the_parse_message():
 
 
 def test_validate_rejects_a_ratio_above_100_percent_with_file_line_and_key(tmp_path, capsys):
-    from loadgen.cli import main
+    from loadgen.commands.cli import main
 
     sc = tmp_path / "s.toml"
     sc.write_text('name = "x"\nduration = "1m"\n\n[model]\nid = "anthropic.claude-haiku-4-5-20251001-v1:0"\n\n'
@@ -208,8 +208,8 @@ def test_validate_rejects_a_ratio_above_100_percent_with_file_line_and_key(tmp_p
 def test_twenty_percent_timeouts_fail_p99_e2e_which_the_ok_only_figure_passes():
     # 80 answers in ~1 s, 20 attempts timed out at a 60 s deadline: p99(e2e) < 5s once
     # passed, measured over the 80 answers alone
-    from loadgen.metrics import ArmInfo, Metrics
-    from loadgen.record import Attempt
+    from loadgen.results.metrics import ArmInfo, Metrics
+    from loadgen.engine.record import Attempt
 
     m = Metrics([ArmInfo("a", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "geo", "5m")])
     for i in range(100):

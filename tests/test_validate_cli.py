@@ -11,10 +11,10 @@ import sys
 
 import pytest
 
-from loadgen import arrivals
-from loadgen.cli import main
-from loadgen.plan import plan
-from loadgen.scenario import load
+from loadgen.scenario import arrivals
+from loadgen.commands.cli import main
+from loadgen.api.plan import plan
+from loadgen.scenario.parse import load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = sorted(glob.glob(os.path.join(ROOT, "scenarios", "*.toml")))

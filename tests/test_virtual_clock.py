@@ -7,7 +7,7 @@ import time
 import anyio
 import pytest
 
-from loadgen.clock import VirtualClock
+from loadgen.engine.clock import VirtualClock
 
 
 def vrun(clock: VirtualClock, fn, *args):

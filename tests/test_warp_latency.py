@@ -2,12 +2,12 @@
 
 The in-process emulator tells the client, in response headers, when it sent the first
 content delta and the end in modelled scenario time; the transport reports modelled time
-plus the real overhead it measured, counted once (loadgen/transport.py `unwarp`).
+plus the real overhead it measured, counted once (loadgen/engine/transport.py `unwarp`).
 """
 
 from __future__ import annotations
 
-from loadgen import transport
+from loadgen.engine import transport
 from loadgen.emulator import server
 
 

@@ -3,11 +3,11 @@
 import json
 import random
 
-from loadgen.arrivals import Dist, OpenLoop
-from loadgen.expectations import CacheExpectations
-from loadgen.scenario import Arm, Model, Scenario, Sessions, Target, Workload
-from loadgen.tokens import count_tokens
-from loadgen.workload import AgentSession, ArmWorkload, Sizes, draw_sizes
+from loadgen.scenario.arrivals import Dist, OpenLoop
+from loadgen.engine.expectations import CacheExpectations
+from loadgen.scenario.parse import Arm, Model, Scenario, Sessions, Target, Workload
+from loadgen.catalog.tokens import count_tokens
+from loadgen.engine.workload import AgentSession, ArmWorkload, Sizes, draw_sizes
 
 HAIKU = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 

@@ -1,4 +1,4 @@
-"""EmulatorConfig: a scenario's `[emulator]` table merged over loadgen/data/emulator.toml.
+"""EmulatorConfig: a scenario's `[emulator]` table merged over loadgen/catalog/data/emulator.toml.
 
 Every error names the dotted key and what was expected, e.g.
 `emulator.quotas.tpm: expected a positive integer, got -5`. Unknown keys are errors.
@@ -11,8 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from loadgen import data
-
+from loadgen.catalog import data
 DEFAULTS_FILE = "emulator.toml"
 ERROR_CODES = {
     # Bedrock error code -> HTTP status (DESIGN.md, "Bedrock facts")

@@ -27,14 +27,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from loadgen import profiles
+from loadgen.catalog import profiles
 from loadgen.emulator.cache import PromptCache
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.errors import BedrockError, error, quota_value, validation
 from loadgen.emulator.request import count_input, parse
 from loadgen.emulator.window import Charge, Window
-from loadgen.models import TTL_SECONDS, ModelInfo, UnknownModel, lookup
-from loadgen.tokens import CHARS_PER_TOKEN, count_tokens
+from loadgen.catalog.models import TTL_SECONDS, ModelInfo, UnknownModel, lookup
+from loadgen.catalog.tokens import CHARS_PER_TOKEN, count_tokens
 
 __all__ = ["EmulatorModel", "Plan", "Usage", "StreamFault", "BedrockError", "resolve_model_id",
            "on_demand_unsupported"]
@@ -272,7 +272,7 @@ class EmulatorModel:
     def _route(self, mid: str, base: str, need: float, now: float, src: str) -> tuple[str, float] | BedrockError:
         """(serving Region, its utilisation after this request) or a regional throttle.
 
-        ASSUMPTION (loadgen/data/emulator.toml, [routing]): the source Region serves while
+        ASSUMPTION (loadgen/catalog/data/emulator.toml, [routing]): the source Region serves while
         it stays at or under `spill_at` of its capacity (shipped below the queueing knee, so
         routing happens before the source Region's latency climbs); above that the request
         goes to the first destination still under `spill_at`; when every destination is

@@ -2,7 +2,7 @@
 token counts per block, the cache checkpoints with a digest of the exact prefix bytes
 before each, the output cap and hints.
 
-Token counting (docs/emulator.md): loadgen.tokens.count_tokens per text block (system
+Token counting (docs/emulator.md): loadgen.catalog.tokens.count_tokens per text block (system
 text, message text); every other block (tool specs, images, tool use/results, ...) counts
 as the count_tokens of its canonical JSON (sorted keys, no spaces). Prefix order is
 Converse's: tools -> system -> messages.
@@ -24,10 +24,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from loadgen.models import TTL_SECONDS
+from loadgen.catalog.models import TTL_SECONDS
 from loadgen.emulator.errors import BedrockError, validation
-from loadgen.models import ModelInfo
-from loadgen.tokens import count_tokens
+from loadgen.catalog.models import ModelInfo
+from loadgen.catalog.tokens import count_tokens
 
 REPLY_HINT = re.compile(r"reply with about (\d+) tokens", re.IGNORECASE)
 

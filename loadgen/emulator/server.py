@@ -13,7 +13,7 @@ Every response that has headers also says when, in modelled scenario seconds aft
 request start, its first content delta and its end leave the server (MODELLED_* below:
 the time a client with zero transport overhead would see them). A client on a warp
 clock uses them to keep its latency free of the warp factor: modelled time plus the real
-overhead it measured, unscaled (loadgen/transport.py). A stream's headers go out before
+overhead it measured, unscaled (loadgen/engine/transport.py). A stream's headers go out before
 its body, so the times are computed from the write schedule before the first write.
 """
 
@@ -118,8 +118,7 @@ def _not_a_participant() -> None:
     """Handler tasks copy the context the server was started in; if the runner started it
     inside `clock.participant()`, our latency sleeps would count as load-driving sleeps and
     let a WarpClock jump over them. Reset the flag for this handler task only."""
-    from loadgen import clock as _clock
-
+    from loadgen.engine import clock as _clock
     var = getattr(_clock, "_is_participant", None)
     if var is not None:
         var.set(False)
@@ -368,11 +367,11 @@ _SCENARIO_KEYS = ("name", "seed", "duration", "target", "model", "workload", "ar
 def load_config_file(path: str) -> EmulatorConfig:
     """EmulatorConfig from a scenario file (its [emulator] table) or a file holding only
     that table. Raises ValueError as `file:line: key: message` (the line of the key that
-    is wrong, found with loadgen.toml_lines as scenario errors are)."""
+    is wrong, found with loadgen.scenario.toml_lines as scenario errors are)."""
     import re
 
     from loadgen._toml import toml
-    from loadgen.toml_lines import key_lines, line_of, syntax_error
+    from loadgen.scenario.toml_lines import key_lines, line_of, syntax_error
 
     try:
         with open(path, encoding="utf-8") as f:
@@ -437,7 +436,7 @@ def cmd_emulator(args: Any) -> int:
     """`loadgen emulator`: serve until Ctrl-C or SIGTERM (exit 0, within about a second:
     open streams are closed after SHUTDOWN_GRACE_S); bad config exits 2, a port that
     cannot be bound exits 3."""
-    from loadgen.clock import RealClock
+    from loadgen.engine.clock import RealClock
 
     try:
         config = load_config_file(args.config) if args.config else EmulatorConfig.defaults()

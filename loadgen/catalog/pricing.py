@@ -1,0 +1,439 @@
+"""The price catalog (loadgen/catalog/data/pricing.toml) and the dollar cost of one Bedrock call.
+
+Prices are data, dated and sourced; nothing here hard-codes a figure. A PriceTable holds
+one row per (bare model id, profile kind) in USD per 1M tokens, and per model family the
+cache and batch multipliers. `cost()` / `breakdown()` price one Converse `usage` dict:
+
+    input x in + output x out + cache_read x in x read_mult
+    + cache_write x in x write_mult[ttl]            (x batch_mult on all of it for batch)
+
+The profile kind comes from the id's prefix (bare = region, `us.` = geo, `global.`), so
+`global.anthropic.claude-haiku-...` and `us.anthropic.claude-haiku-...` cost differently.
+Every failure is a PricingError (a ValueError) that says what was expected; an unknown
+model is never priced at $0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, Mapping
+
+from loadgen.catalog import data
+from loadgen.catalog.profiles import KINDS, base_id, kind_of
+
+CATALOG_FILE = "pricing.toml"
+TTLS: tuple[str, ...] = ("5m", "1h")
+PER = 1_000_000  # prices are per 1M tokens
+
+
+class PricingError(ValueError):
+    """A model, profile or usage the price catalog cannot price; the message says why."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """Cache and batch multipliers shared by a model family (multiples of the input price)."""
+
+    name: str
+    cache_read: float
+    cache_write: Mapping[str, float]   # ttl ("5m" | "1h") -> multiplier
+    batch: float
+    source: str
+    verified: bool
+    note: str = ""
+
+    def write_mult(self, ttl: str) -> float:
+        try:
+            return self.cache_write[ttl]
+        except KeyError:
+            raise PricingError(
+                f"model family {self.name!r} has no cache-write price for TTL {ttl!r} "
+                f"(priced TTLs: {', '.join(self.cache_write)})"
+            ) from None
+
+
+@dataclass(frozen=True)
+class Price:
+    """One catalog row: a bare model id through one profile kind, USD per 1M tokens."""
+
+    model_id: str          # bare id
+    kind: str              # region | geo | global
+    input_per_mtok: float
+    output_per_mtok: float
+    source: str
+    verified: bool
+    note: str = ""
+    overridden: bool = False
+    tiers: Mapping[str, "Price"] = field(default_factory=dict)   # "priority" | "flex" -> its row
+
+    def for_tier(self, tier: str | None, model_id: str = "", path: str = "") -> "Price":
+        """The row a request at Converse serviceTier `tier` is billed at. None, "default" and
+        "reserved" bill at this (standard) row: reserved capacity is billed per tokens-per-minute
+        per term, not per token, so its per-token cost is approximated by the standard price."""
+        if tier in (None, "default", "reserved"):
+            return self
+        row = self.tiers.get(tier)
+        if row is None:
+            have = ", ".join(self.tiers) or "none"
+            raise PricingError(
+                f"no {tier} service-tier price for model {model_id or self.model_id!r} in "
+                f"{path or 'the price catalog'} (priced tiers besides default: {have})")
+        return row
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """USD of one call (or a sum of calls) by bucket; `total` is their sum."""
+
+    input: float = 0.0
+    output: float = 0.0
+    cache_read: float = 0.0
+    cache_write: float = 0.0
+    # A field, not a property, so dataclasses.asdict() carries it as the summary expects.
+    total: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "total", self.input + self.output + self.cache_read + self.cache_write)
+
+    def __add__(self, other: "Breakdown") -> "Breakdown":
+        # Summaries are merged from worker parts, so buckets must add.
+        return Breakdown(self.input + other.input, self.output + other.output,
+                         self.cache_read + other.cache_read, self.cache_write + other.cache_write)
+
+    def as_dict(self) -> dict[str, float]:
+        """The summary.json `cost_usd` buckets (per-1000 is the summary's job)."""
+        return {"total": self.total, "input": self.input, "output": self.output,
+                "cache_read": self.cache_read, "cache_write": self.cache_write}
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """The catalog in force: rows by (bare id, kind), families, and where it came from."""
+
+    as_of: _dt.date
+    path: str
+    families: Mapping[str, Family]
+    model_family: Mapping[str, str]            # bare id -> family name
+    model_name: Mapping[str, str]              # bare id -> human name
+    rows: Mapping[tuple[str, str], Price]      # (bare id, kind) -> Price
+
+    def price(self, model_id: str) -> Price:
+        """The row for any id form; PricingError if the model or its profile is not priced."""
+        bare, kind = base_id(model_id), kind_of(model_id)
+        if bare not in self.model_family:
+            raise PricingError(
+                f"no price for model {model_id!r}: {bare!r} is not in the price catalog "
+                f"{self.path} (priced: {', '.join(sorted(self.model_family))}); "
+                "add it there or give it a [[pricing]] override in the scenario"
+            )
+        row = self.rows.get((bare, kind))
+        if row is None:
+            have = ", ".join(k for k in KINDS if (bare, k) in self.rows)
+            raise PricingError(
+                f"no {kind} price for model {model_id!r} in {self.path} "
+                f"(priced profiles: {have or 'none'}); a {kind} profile may not exist for it"
+            )
+        return row
+
+    def price_at(self, model_id: str, tier: str | None) -> Price:
+        """The row for `model_id` at service tier `tier` (None: the default tier)."""
+        return self.price(model_id).for_tier(tier, model_id, self.path)
+
+    def family_of(self, model_id: str) -> Family:
+        self.price(model_id)  # same clear error for an unknown model
+        return self.families[self.model_family[base_id(model_id)]]
+
+    def with_overrides(self, overrides: Iterable[Any]) -> "PriceTable":
+        """A copy with scenario PriceOverrides applied (loadgen.scenario.parse.PriceOverride).
+
+        The override id's prefix picks the row: `us.anthropic.x` replaces the geo row of
+        `anthropic.x` only. A model not yet priced may be added if loadgen.catalog.models knows
+        its family (its cache multipliers must come from somewhere).
+        """
+        rows = dict(self.rows)
+        fams = dict(self.model_family)
+        names = dict(self.model_name)
+        for o in overrides:
+            bare, kind = base_id(o.model_id), kind_of(o.model_id)
+            for what, v in (("input_per_mtok", o.input_per_mtok), ("output_per_mtok", o.output_per_mtok)):
+                if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+                    raise PricingError(
+                        f"price override for {o.model_id!r}: {what} must be a number >= 0 "
+                        f"(USD per 1M tokens), got {v!r}"
+                    )
+            if bare not in fams:
+                fam, name = _family_from_model_catalog(o.model_id, self.path)
+                if fam not in self.families:
+                    raise PricingError(
+                        f"price override for {o.model_id!r}: its family {fam!r} has no cache "
+                        f"multipliers in {self.path} (families: {', '.join(sorted(self.families))})"
+                    )
+                fams[bare], names[bare] = fam, name
+            rows[(bare, kind)] = Price(
+                model_id=bare, kind=kind,
+                input_per_mtok=float(o.input_per_mtok), output_per_mtok=float(o.output_per_mtok),
+                source="scenario override", verified=False,
+                note=f"overridden by [[pricing]] {o.model_id}", overridden=True,
+            )
+        return replace(self, rows=MappingProxyType(rows),
+                       model_family=MappingProxyType(fams), model_name=MappingProxyType(names))
+
+
+def _family_from_model_catalog(model_id: str, path: str) -> tuple[str, str]:
+    from loadgen.catalog.models import UnknownModel, lookup
+
+    try:
+        info = lookup(model_id)
+    except UnknownModel:
+        raise PricingError(
+            f"price override for {model_id!r}: the model is in neither the price catalog {path} "
+            "nor the model catalog, so its cache multipliers are unknown"
+        ) from None
+    return info.family, info.name
+
+
+# ---------------------------------------------------------------- loading
+
+def _need(t: Mapping[str, Any], key: str, where: str, kind: type | tuple[type, ...]) -> Any:
+    if key not in t:
+        raise PricingError(f"{where}: missing key {key!r}")
+    v = t[key]
+    if not isinstance(v, kind) or isinstance(v, bool) and kind is not bool:
+        raise PricingError(f"{where}: {key} must be {getattr(kind, '__name__', kind)}, got {v!r}")
+    return v
+
+
+def _mult(v: Any, where: str) -> float:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+        raise PricingError(f"{where}: must be a number >= 0, got {v!r}")
+    return float(v)
+
+
+# Service tiers a price row may carry besides its own (standard) price (see pricing.toml).
+TIER_KEYS = ("priority", "flex")
+
+
+def _row(mid: str, kind: str, r: Any, rw: str) -> Price:
+    if not isinstance(r, dict):
+        raise PricingError(f"{rw}: expected a table with input, output, source, verified")
+    return Price(
+        model_id=mid, kind=kind,
+        input_per_mtok=_mult(_need(r, "input", rw, (int, float)), f"{rw}.input"),
+        output_per_mtok=_mult(_need(r, "output", rw, (int, float)), f"{rw}.output"),
+        source=_need(r, "source", rw, str),
+        verified=_need(r, "verified", rw, bool),
+        note=r.get("note", ""),
+    )
+
+
+def table_from_dict(raw: Mapping[str, Any], path: str = "<dict>") -> PriceTable:
+    """Build a PriceTable from parsed TOML (the catalog file's shape; see pricing.toml)."""
+    as_of = raw.get("as_of")
+    if not isinstance(as_of, _dt.date):
+        raise PricingError(f"{path}: as_of must be a TOML date like 2026-11-26, got {as_of!r}")
+    families: dict[str, Family] = {}
+    for name, f in _need(raw, "families", path, dict).items():
+        where = f"{path}: families.{name}"
+        writes = _need(f, "cache_write", where, dict)
+        for ttl in writes:
+            if ttl not in TTLS:
+                raise PricingError(f"{where}.cache_write: unknown TTL {ttl!r} (expected {', '.join(TTLS)})")
+        families[name] = Family(
+            name=name,
+            cache_read=_mult(_need(f, "cache_read", where, (int, float)), f"{where}.cache_read"),
+            cache_write=MappingProxyType({t: _mult(m, f"{where}.cache_write.{t}") for t, m in writes.items()}),
+            batch=_mult(_need(f, "batch", where, (int, float)), f"{where}.batch"),
+            source=_need(f, "source", where, str),
+            verified=_need(f, "verified", where, bool),
+            note=f.get("note", ""),
+        )
+    model_family: dict[str, str] = {}
+    model_name: dict[str, str] = {}
+    rows: dict[tuple[str, str], Price] = {}
+    for mid, m in _need(raw, "models", path, dict).items():
+        where = f"{path}: models.{mid!r}"
+        fam = _need(m, "family", where, str)
+        if fam not in families:
+            raise PricingError(f"{where}: family {fam!r} is not defined (families: {', '.join(sorted(families))})")
+        model_family[mid], model_name[mid] = fam, m.get("name", mid)
+        for key in m:
+            if key in ("family", "name"):
+                continue
+            if key not in KINDS:
+                raise PricingError(f"{where}: unknown key {key!r} (expected family, name, {', '.join(KINDS)})")
+            r, rw = m[key], f"{where}.{key}"
+            rows[(mid, key)] = replace(_row(mid, key, r, rw), tiers=MappingProxyType(
+                {t: _row(mid, key, r[t], f"{rw}.{t}") for t in TIER_KEYS if t in r}))
+    return PriceTable(as_of=as_of, path=path, families=MappingProxyType(families),
+                      model_family=MappingProxyType(model_family),
+                      model_name=MappingProxyType(model_name), rows=MappingProxyType(rows))
+
+
+@lru_cache(maxsize=None)
+def default_table() -> PriceTable:
+    """The shipped catalog, loaded once."""
+    return table_from_dict(data.load(CATALOG_FILE), data.path(CATALOG_FILE))
+
+
+# ---------------------------------------------------------------- cost
+
+def _tokens(usage: Mapping[str, Any], key: str) -> int:
+    v = usage.get(key, 0) or 0
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+        raise PricingError(f"usage.{key} must be a token count >= 0, got {v!r}")
+    return v
+
+
+def _write_parts(usage: Mapping[str, Any], cache_ttl: str) -> list[tuple[str, int]]:
+    """Cache-write tokens split by TTL.
+
+    botocore >= 1.42.31 reports `cacheDetails` (1h entries first); when present it decides
+    the TTL of each part. Tokens it does not account for (or all of them when it is absent
+    or empty) are written at `cache_ttl`, the TTL the request asked for.
+    """
+    total = _tokens(usage, "cacheWriteInputTokens")
+    details = usage.get("cacheDetails") or ()
+    parts: list[tuple[str, int]] = []
+    for i, d in enumerate(details):
+        ttl = d.get("ttl") if isinstance(d, Mapping) else None
+        if ttl not in TTLS:
+            raise PricingError(f"usage.cacheDetails[{i}].ttl must be one of {', '.join(TTLS)}, got {ttl!r}")
+        parts.append((ttl, _tokens(d, "inputTokens")))
+    rest = total - sum(n for _, n in parts)
+    if rest < 0:
+        raise PricingError(
+            f"usage.cacheDetails accounts for {total - rest} write tokens but "
+            f"cacheWriteInputTokens is {total}; expected the details to split that total"
+        )
+    if rest:
+        parts.append((cache_ttl, rest))
+    return parts
+
+
+def breakdown(model_id: str, usage: Mapping[str, Any], *, cache_ttl: str = "5m",
+              batch: bool = False, prices: PriceTable | None = None, tier: str | None = None) -> Breakdown:
+    """USD of one call by bucket, from a Converse `usage` dict (token counts).
+
+    `cache_ttl` ("5m" | "1h") prices cache writes that `usage.cacheDetails` does not split;
+    `batch` applies the family's batch multiplier to every bucket; `prices` defaults to the
+    shipped catalog (pass `default_table().with_overrides(...)` for a scenario's prices);
+    `tier` is the Converse serviceTier the call was sent at (None: default).
+    """
+    if cache_ttl not in TTLS:
+        raise PricingError(f"cache_ttl must be one of {', '.join(TTLS)}, got {cache_ttl!r}")
+    table = prices if prices is not None else default_table()
+    return _breakdown(table.price_at(model_id, tier), table.family_of(model_id), usage, cache_ttl, batch)
+
+
+def _breakdown(row: Any, fam: Any, usage: Mapping[str, Any], cache_ttl: str, batch: bool) -> Breakdown:
+    scale = fam.batch if batch else 1.0
+    p_in = row.input_per_mtok * scale / PER
+    p_out = row.output_per_mtok * scale / PER
+    write = sum(n * fam.write_mult(ttl) for ttl, n in _write_parts(usage, cache_ttl))
+    return Breakdown(
+        input=_tokens(usage, "inputTokens") * p_in,
+        output=_tokens(usage, "outputTokens") * p_out,
+        cache_read=_tokens(usage, "cacheReadInputTokens") * fam.cache_read * p_in,
+        cache_write=write * p_in,
+    )
+
+
+def table_for(overrides: Iterable[Any] = ()) -> PriceTable:
+    """The catalog with a scenario's `[pricing]` overrides applied (the catalog itself if none)."""
+    overrides = tuple(overrides)
+    return default_table().with_overrides(overrides) if overrides else default_table()
+
+
+def pricer(table: PriceTable) -> Callable[..., dict[str, float]]:
+    """`price(model_id, usage, cache_ttl, tier=None) -> {input, output, cache_read, cache_write,
+    total}` in USD, as breakdown() computes it. It runs once per attempt, so the catalog row and
+    family are looked up once per (model id, tier), not per call."""
+    rows: dict[tuple[str, str | None], tuple[Any, Any]] = {}
+
+    def price(model_id: str, usage: Mapping[str, Any], cache_ttl: str, tier: str | None = None) -> dict[str, float]:
+        rf = rows.get((model_id, tier))
+        if rf is None:
+            rf = rows[model_id, tier] = (table.price_at(model_id, tier), table.family_of(model_id))
+        if cache_ttl not in TTLS:
+            raise PricingError(f"cache_ttl must be one of {', '.join(TTLS)}, got {cache_ttl!r}")
+        return vars(_breakdown(rf[0], rf[1], usage, cache_ttl, False))
+
+    return price
+
+
+def cost(model_id: str, usage: Mapping[str, Any], *, cache_ttl: str = "5m",
+         batch: bool = False, prices: PriceTable | None = None, tier: str | None = None) -> float:
+    """USD of one call; see breakdown() for the arguments."""
+    return breakdown(model_id, usage, cache_ttl=cache_ttl, batch=batch, prices=prices, tier=tier).total
+
+
+# ---------------------------------------------------------------- `loadgen pricing`
+
+def _fmt_money(v: float) -> str:
+    """Cents always shown; more decimals only when the price has them (Nova: 0.035)."""
+    s = f"{v:.6f}".rstrip("0")
+    return s + "0" * max(0, 2 - len(s.split(".")[1]))
+
+
+def render(table: PriceTable) -> str:
+    """The catalog as a text table, sources as numbered footnotes."""
+    sources: list[str] = []
+
+    def ref(src: str) -> str:
+        if src not in sources:
+            sources.append(src)
+        return f"[{sources.index(src) + 1}]"
+
+    head = ("model", "profile", "$/1M in", "$/1M out", "read x", "write 5m x", "write 1h x",
+            "batch x", "verified", "source")
+    lines: list[tuple[str, ...]] = []
+    order = {k: i for i, k in enumerate(KINDS)}
+    for (mid, kind) in sorted(table.rows, key=lambda r: (r[0], order[r[1]])):
+        base, fam = table.rows[(mid, kind)], table.families[table.model_family[mid]]
+        w5m, w1h = fam.cache_write.get("5m"), fam.cache_write.get("1h")
+        # the standard row, then its service tiers as "<kind> <tier>"
+        for label, row in ((kind, base), *((f"{kind} {t}", r) for t, r in base.tiers.items())):
+            lines.append((
+                mid, label, _fmt_money(row.input_per_mtok), _fmt_money(row.output_per_mtok),
+                f"{fam.cache_read:g}" if fam.cache_write else "-", "-" if w5m is None else f"{w5m:g}",
+                "-" if w1h is None else f"{w1h:g}", f"{fam.batch:g}",
+                "override" if row.overridden else ("yes" if row.verified and fam.verified else "no"),
+                ref(row.source),
+            ))
+    widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
+    numeric = {2, 3, 4, 5, 6, 7}
+
+    def fmt(r: tuple[str, ...]) -> str:
+        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+
+    out = [f"Price catalog as of {table.as_of.isoformat()} ({table.path}); USD per 1M tokens,",
+           "cache and batch prices as multiples of the input price.", "",
+           fmt(head), fmt(tuple("-" * w for w in widths)), *map(fmt, lines), "", "Sources:"]
+    out += [f"  [{i + 1}] {s}" for i, s in enumerate(sources)]
+    notes = [f"  {f.name}: {f.note}" for f in table.families.values() if f.note]
+    if notes:
+        out += ["", "Family notes:", *notes]
+    return "\n".join(out) + "\n"
+
+
+def cmd_pricing(args: argparse.Namespace) -> int:
+    """`loadgen pricing [--scenario FILE]`: print the catalog in force; 2 on bad input."""
+    table = default_table()
+    scenario_path = getattr(args, "scenario", None)
+    if scenario_path:
+        from loadgen.scenario.parse import ScenarioError, load
+
+        try:
+            sc = load(scenario_path)
+            table = table.with_overrides(sc.pricing)
+        except (ScenarioError, PricingError, OSError) as e:
+            print(f"loadgen pricing: {e}", file=sys.stderr)
+            return 2
+    sys.stdout.write(render(table))
+    return 0

@@ -1,0 +1,249 @@
+"""The `loadgen` command: argument parsing and dispatch, nothing else.
+
+Exit codes: 0 ok; 1 a threshold failed; 2 bad input (scenario, flags);
+3 the target failed (no credentials, emulator could not start); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from loadgen import __version__
+EXIT_OK, EXIT_THRESHOLD, EXIT_BAD_INPUT, EXIT_TARGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 already; keep the message short
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _duration_flag(text: str) -> str:
+    """--duration: a duration longer than zero (a zero-length run sends nothing and "passes")."""
+    from loadgen.scenario.units import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be longer than zero, got {text!r}")
+    return text
+
+
+def _time_scale_flag(text: str) -> float:
+    """--time-scale: the same bounds as [target] time_scale."""
+    from loadgen.scenario.parse import time_scale_problem
+
+    try:
+        scale = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not scale > 0 or scale != scale or scale == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    problem = time_scale_problem(scale)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return scale
+
+
+_HUGE_HELP = ("plan, simulate or run a schedule above the limit of 10 million requests per arm "
+              "(refused by default: usually a unit slip)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="loadgen",
+        description="Load generator and capacity planner for Amazon Bedrock LLM traffic. "
+        "Runs a TOML scenario against the built-in Bedrock emulator (default, no credentials) "
+        "or real Bedrock (--target aws), and reports latency, throttling, prompt-cache "
+        "warm/cold behaviour and cost per arm.",
+        epilog="Exit codes: 0 ok, 1 threshold failed, 2 bad input, 3 target failed, 130 interrupted.",
+    )
+    p.add_argument("--version", action="version", version=f"loadgen {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run a scenario (default target: built-in emulator)",
+                       description="Run a scenario and write results/<scenario>-<UTC time>/.")
+    r.add_argument("scenario", help="scenario TOML file")
+    r.add_argument("--target", choices=["emulator", "aws"], help="override [target] kind")
+    r.add_argument("--endpoint-url", help="send to this bedrock-runtime endpoint (e.g. a separate `loadgen "
+                   "emulator`); such a run uses the real clock, as loadgen does not drive that endpoint's clock")
+    r.add_argument("--region", help="override [target] region")
+    r.add_argument("--time-scale", type=_time_scale_flag, help="warp clock scale (the built-in emulator only, "
+                   "at most 1000: refused with --target aws or --endpoint-url, which run on the real clock)")
+    r.add_argument("--duration", type=_duration_flag, help="override the scenario duration, e.g. 10m")
+    r.add_argument("--max-requests", type=int, help="send at most this many requests per arm (first attempts; every arm gets the same ones)")
+    r.add_argument("--max-cost-usd", type=float, help="stop dispatch when the running bill would cross this")
+    r.add_argument("--arm", action="append", help="run only this arm (repeatable)")
+    r.add_argument("--out", default="results", help="parent folder for the results directory (default: results)")
+    r.add_argument("--yes", action="store_true", help="do not ask for confirmation before sending to AWS")
+    r.add_argument("--quiet", action="store_true", help="no live progress")
+    r.add_argument("--allow-huge", action="store_true", help=_HUGE_HELP)
+    r.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser("simulate", help="run a scenario in virtual time against the in-process emulator model",
+                       description="Simulate a scenario in virtual time (hours in seconds) and write "
+                       "results/<scenario>-<UTC time>/ as `run` does; --sweep runs what-if points, "
+                       "--find-max-rate searches the highest arrival rate within the thresholds.")
+    s.add_argument("scenario", help="scenario TOML file")
+    s.add_argument("--sweep", action="append", metavar="KEY=V1,V2,...",
+                   help="sweep a scenario key over values (repeatable: the cross product), "
+                   "e.g. sessions.think_time.median=1m,6m,20m or arms.cache_ttl=5m,1h")
+    s.add_argument("--find-max-rate", action="store_true",
+                   help="open-loop scenarios: the highest arrival rate per arm within the thresholds")
+    s.add_argument("--duration", type=_duration_flag, help="override the scenario duration, e.g. 10m")
+    s.add_argument("--max-requests", type=int, help="send at most this many requests per arm (first attempts; every arm gets the same ones)")
+    s.add_argument("--arm", action="append", help="simulate only this arm (repeatable)")
+    s.add_argument("--out", default="results", help="parent folder for results (default: results)")
+    s.add_argument("--quiet", action="store_true", help="print only the summary")
+    s.add_argument("--allow-huge", action="store_true", help=_HUGE_HELP)
+    s.set_defaults(func=_cmd_simulate)
+
+    v = sub.add_parser("validate", help="parse and check a scenario, print its plan; sends nothing "
+                                        "(with --target aws: only free CountTokens calls)")
+    v.add_argument("scenario")
+    v.add_argument("--target", choices=["emulator", "aws"],
+                   help="override [target] kind; aws also measures each arm's prefix with Bedrock's CountTokens")
+    v.add_argument("--endpoint-url", help="bedrock-runtime endpoint for those CountTokens calls")
+    v.add_argument("--allow-huge", action="store_true", help=_HUGE_HELP)
+    v.set_defaults(func=_cmd_validate)
+
+    e = sub.add_parser("emulator", help="serve the Bedrock emulator on 127.0.0.1 for any Bedrock client")
+    e.add_argument("--host", default="127.0.0.1")
+    e.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
+    e.add_argument("--config", help="a scenario file (its [emulator] table is used) or a file holding only that table")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--region", default="us-east-1", help="the caller's Region for requests without a SigV4 "
+                   "credential scope (a signed request is answered as from the Region it signed for)")
+    e.set_defaults(func=_cmd_emulator)
+
+    pr = sub.add_parser("pricing", help="show the price catalog in force")
+    pr.add_argument("--scenario", help="apply this scenario's [pricing] overrides")
+    pr.set_defaults(func=_cmd_pricing)
+
+    rep = sub.add_parser("report", help="tables, plots, report.html and thresholds from a results directory",
+                         description="Re-read a results directory: print per-arm detail and thresholds, "
+                         "write DIR/plots/*.png and DIR/report.html. Exit 1 if a threshold fails.")
+    rep.add_argument("dir", help="a results directory (holding summary.json)")
+    rep.add_argument("--format", choices=["text", "json"], default="text")
+    rep.add_argument("--no-plots", action="store_true", help="print only; write no plots and no report.html")
+    rep.set_defaults(func=_cmd_report)
+
+    cmp_ = sub.add_parser("compare", help="arms of one run, or the same arms across runs, side by side",
+                          description="Compare arms of one results directory, or same-named arms across "
+                          "several (labelled run/arm), each figure with its delta against the first.")
+    cmp_.add_argument("dirs", nargs="+", metavar="DIR", help="results directories")
+    cmp_.add_argument("--format", choices=["text", "json"], default="text")
+    cmp_.set_defaults(func=_cmd_compare)
+    return p
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from loadgen.api.run import cmd_run
+
+    return cmd_run(args)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from loadgen.api.simulate import cmd_simulate
+
+    return cmd_simulate(args)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from loadgen.api.plan import cmd_validate
+
+    return cmd_validate(args)
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from loadgen.emulator.server import cmd_emulator
+
+    return cmd_emulator(args)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from loadgen.report.tables import cmd_report
+
+    return cmd_report(args)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from loadgen.report.compare import cmd_compare
+
+    return cmd_compare(args)
+
+
+def _cmd_pricing(args: argparse.Namespace) -> int:
+    from loadgen.catalog.pricing import cmd_pricing
+
+    return cmd_pricing(args)
+
+
+class _PipeGuard:
+    """stdout that survives its reader going away (`loadgen validate f.toml | head -1`).
+
+    Like other command-line tools, a closed pipe ends the output, not the command: the
+    first BrokenPipeError points fd 1 at /dev/null (so the interpreter's final flush cannot
+    raise either) and later output is dropped; the command finishes and keeps its exit code,
+    so a run still writes its results.
+    """
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def _closed(self) -> None:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass  # not a real file descriptor (e.g. captured in tests): dropping is enough
+        self._stream = open(os.devnull, "w")
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._closed()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._closed()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a bad flag (exit 2, message printed), --help or --version: a return code
+        return e.code if isinstance(e.code, int) else EXIT_BAD_INPUT
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    stdout = sys.stdout
+    if stdout is not None and not isinstance(stdout, _PipeGuard):
+        sys.stdout = _PipeGuard(stdout)
+    try:
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    finally:
+        if isinstance(sys.stdout, _PipeGuard) and sys.stdout is not stdout:
+            guard, sys.stdout = sys.stdout, stdout
+            if guard._stream is not stdout:  # the pipe closed: the original must not flush into it again
+                try:
+                    stdout.flush()
+                except BrokenPipeError:
+                    pass

@@ -1,0 +1,303 @@
+"""Bedrock calls through aiobotocore's real bedrock-runtime client.
+
+One client per run, SigV4 and botocore's parsers included. The transport times
+each call on the run's clock (send, first content delta, end) and maps every
+outcome to a status; it never retries (botocore's retries are off:
+`total_max_attempts: 1`; plain `max_attempts: 1` would still retry once). The
+runner owns retries, so every attempt is seen and recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable, Protocol
+
+import aiohttp
+import anyio
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    EventStreamError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+from loadgen.engine.clock import Clock
+from loadgen.catalog.tokens import count_tokens
+
+# Headers only loadgen's emulator sends (names as in loadgen/emulator/server.py; a test
+# pins them equal). Bedrock sends none of them, so against AWS nothing below changes.
+SERVED_REGION_HEADER = "x-loadgen-served-region"
+QUOTA_HEADER = "x-loadgen-quota"
+MODELLED_FIRST_TOKEN_HEADER = "x-loadgen-modelled-first-token-s"
+MODELLED_END_HEADER = "x-loadgen-modelled-end-s"
+
+# Bedrock error codes (HTTP spelling: in-stream codes are normalised first, see
+# normalize_code) that mean "over quota, slow down" (HTTP 429), and server-side failures.
+THROTTLE_CODES = frozenset({"ThrottlingException"})
+SERVER_ERROR_CODES = frozenset({
+    "InternalServerException", "ServiceUnavailableException", "ModelNotReadyException",
+    "ModelStreamErrorException", "ModelErrorException", "ModelTimeoutException",
+})
+
+
+class TargetError(Exception):
+    """The target cannot be used at all (no credentials, no endpoint): exit 3."""
+
+
+@dataclass
+class Outcome:
+    """What one attempt returned. Times are scenario seconds on the run's clock."""
+
+    status: str                      # ok | throttled | error | timeout
+    start: float
+    end: float
+    first_token: float | None = None
+    error_code: str | None = None
+    message: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    region: str | None = None
+    request_id: str | None = None
+    stop_reason: str | None = None
+    text: str = ""
+    http_status: int | None = None
+    quota: str | None = None         # the emulator's x-loadgen-quota on a throttle ("tpm us-east-1")
+    # the emulator's modelled offsets (scenario s after the start) of the first content
+    # delta and the end, from its x-loadgen-modelled-* headers; None elsewhere
+    modelled_first_token: float | None = None
+    modelled_end: float | None = None
+    # output tokens in the stream's content deltas that arrived (loadgen.catalog.tokens rule), whatever
+    # the outcome: what a stream that failed part-way had delivered (no usage comes then)
+    delivered_tokens: int = 0
+
+    @property
+    def retryable_kind(self) -> str | None:
+        """'throttled', '5xx' or 'timeout' when a retry policy may retry this outcome."""
+        if self.status == "throttled":
+            return "throttled"
+        if self.status == "timeout":
+            return "timeout"
+        if self.status == "error" and (
+            self.error_code in SERVER_ERROR_CODES or (self.http_status or 0) >= 500
+            or self.error_code in ("ConnectionError",)
+        ):
+            return "5xx"
+        return None
+
+
+FirstToken = Callable[[float], None]
+
+
+class Transport(Protocol):
+    async def call(self, params: dict[str, Any], *, stream: bool, timeout: float,
+                   on_first_token: FirstToken | None = None) -> Outcome:
+        """Send one Converse request; `timeout` in scenario seconds. `on_first_token(t)` is
+        called once with the scenario time the response began (the first content delta of
+        a stream), as soon as the transport knows it: the runner's cache model learns then
+        that the request's prefixes are readable (a prompt-cache entry becomes available
+        only once the response that wrote it has begun)."""
+
+
+def status_for(code: str | None) -> str:
+    """The record status of a failed call with this (normalised) error code."""
+    return "throttled" if code in THROTTLE_CODES else "error"
+
+
+def normalize_code(code: str | None) -> str | None:
+    """In-stream exceptions are named in camelCase (`throttlingException`); HTTP errors in
+    PascalCase (`ThrottlingException`). Records use the HTTP spelling, so one code is one count."""
+    return code[:1].upper() + code[1:] if code else code
+
+
+def have_credentials() -> bool:
+    """Whether the standard AWS credential chain finds anything (nothing is sent)."""
+    import botocore.session
+
+    return botocore.session.Session().get_credentials() is not None
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def unwarp(out: Outcome, scale: float) -> None:
+    """Make a warp-clock outcome's first token and end independent of the warp factor.
+
+    On a warp clock scenario time runs `scale` x real time, so the real transport
+    overhead of an attempt (HTTP, event loop, parsing: a few ms) would appear `scale`
+    times over in its latency. The emulator says when, in modelled scenario time, it
+    sent each thing (MODELLED_* headers); the server spent modelled/scale real seconds
+    on it, so the real overhead is wall - modelled/scale, and the latency reported is
+    modelled + overhead, the overhead counted once (unscaled), as a real-clock client
+    would see it. Wall elapsed = scenario elapsed / scale: while a call is in flight
+    its task is busy, so the warp clock does not jump (loadgen/engine/clock.py).
+
+    An event seen before its modelled time could have passed was not the one modelled
+    (say, the connection dropped early): it keeps its clock time. A timeout keeps its
+    deadline (timeouts are enforced on the warp clock). Outcomes without the headers
+    (AWS, other endpoints) are left alone. Times in scenario seconds.
+    """
+    def fix(t: float, modelled: float) -> float:
+        overhead = (t - out.start) / scale - modelled / scale  # real seconds
+        return out.start + modelled + overhead if overhead >= 0 else t
+
+    if out.first_token is not None and out.modelled_first_token is not None:
+        out.first_token = fix(out.first_token, out.modelled_first_token)
+    if out.status != "timeout" and out.modelled_end is not None:
+        out.end = fix(out.end, out.modelled_end)
+    if out.first_token is not None and out.first_token > out.end:
+        out.first_token = out.end
+
+
+class BedrockTransport:
+    """aiobotocore `bedrock-runtime` client on a Clock. Use `async with BedrockTransport.open(...)`."""
+
+    def __init__(self, client: Any, clock: Clock) -> None:
+        self._client = client
+        self._clock = clock
+
+    @property
+    def client(self) -> Any:
+        """The aiobotocore client (for calls besides Converse, such as CountTokens)."""
+        return self._client
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls,
+        clock: Clock,
+        *,
+        region: str,
+        endpoint_url: str | None,
+        max_connections: int,
+        dummy_credentials: bool,
+        read_timeout: float = 300.0,
+    ) -> AsyncIterator["BedrockTransport"]:
+        session = get_session()
+        config = AioConfig(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            max_pool_connections=max(10, max_connections),
+            read_timeout=read_timeout,
+            connect_timeout=10,
+            tcp_keepalive=True,
+        )
+        kwargs: dict[str, Any] = {"region_name": region, "config": config}
+        if endpoint_url:
+            kwargs["endpoint_url"] = endpoint_url
+        if dummy_credentials:
+            # The emulator checks the SigV4 shape, not the secret; never real keys.
+            kwargs.update(aws_access_key_id="loadgen-emulator", aws_secret_access_key="loadgen-emulator")
+        else:
+            creds = await session.get_credentials()
+            if creds is None:
+                raise TargetError(
+                    "no AWS credentials found (standard chain: env vars, ~/.aws, SSO, instance role); "
+                    "set them up or run against the emulator (the default target)"
+                )
+        async with session.create_client("bedrock-runtime", **kwargs) as client:
+            yield cls(client, clock)
+
+    async def call(self, params: dict[str, Any], *, stream: bool, timeout: float,
+                   on_first_token: FirstToken | None = None) -> Outcome:
+        # the clock learns a request is on the wire: a warp clock holding still between
+        # requests flows again (loadgen/engine/clock.py)
+        with self._clock.in_flight():
+            return await self._timed_call(params, stream=stream, timeout=timeout, on_first_token=on_first_token)
+
+    async def _timed_call(self, params: dict[str, Any], *, stream: bool, timeout: float,
+                          on_first_token: FirstToken | None = None) -> Outcome:
+        clock = self._clock
+        out = Outcome(status="error", start=clock.now(), end=0.0)
+        try:
+            # The timeout is in scenario seconds; on a warp clock real time runs `scale` slower.
+            # (A bare deadline scope: anyio.fail_after adds a raise/catch we do not need.)
+            with anyio.CancelScope(deadline=anyio.current_time() + timeout / clock.scale) as scope:
+                if stream:
+                    await self._stream(params, out, on_first_token)
+                else:
+                    await self._converse(params, out)
+            if scope.cancelled_caught:
+                out.status, out.error_code = "timeout", "ClientTimeout"
+                out.message = f"no complete response within {timeout:g} s"
+        except EventStreamError as e:
+            err = e.response.get("Error", {})
+            out.error_code = normalize_code(err.get("Code"))
+            out.message = (err.get("Message") or str(e))[:300]
+            out.status = status_for(out.error_code)
+        except ClientError as e:
+            err = e.response.get("Error", {})
+            self._meta(e.response, out)
+            out.error_code = err.get("Code")
+            out.message = (err.get("Message") or str(e))[:300]
+            out.status = status_for(out.error_code)
+        except ReadTimeoutError as e:
+            out.status, out.error_code, out.message = "timeout", "ReadTimeout", str(e)[:300]
+        except (EndpointConnectionError, ConnectionClosedError, ConnectionError, OSError, aiohttp.ClientError) as e:
+            # aiohttp.ClientPayloadError is how a connection dropped mid-stream surfaces
+            out.status, out.error_code, out.message = "error", "ConnectionError", str(e)[:300]
+        except NoCredentialsError as e:
+            raise TargetError(str(e)) from e
+        except Exception as e:  # anything else is still an attempt that must be accounted for
+            if isinstance(e, anyio.get_cancelled_exc_class()):
+                raise
+            out.status, out.error_code, out.message = "error", type(e).__name__, str(e)[:300]
+        out.end = clock.now()
+        if clock.scale != 1.0:
+            unwarp(out, clock.scale)
+        return out
+
+    def _meta(self, resp: dict[str, Any], out: Outcome) -> None:
+        meta = resp.get("ResponseMetadata", {})
+        out.request_id = meta.get("RequestId")
+        out.http_status = meta.get("HTTPStatusCode")
+        headers = meta.get("HTTPHeaders") or {}
+        out.region = headers.get(SERVED_REGION_HEADER)
+        out.quota = headers.get(QUOTA_HEADER)
+        out.modelled_first_token = _seconds(headers.get(MODELLED_FIRST_TOKEN_HEADER))
+        out.modelled_end = _seconds(headers.get(MODELLED_END_HEADER))
+
+    async def _converse(self, params: dict[str, Any], out: Outcome) -> None:
+        resp = await self._client.converse(**params)
+        out.first_token = self._clock.now()  # non-streaming: the first token arrives with the last
+        self._meta(resp, out)
+        out.usage = resp.get("usage", {})
+        out.stop_reason = resp.get("stopReason")
+        content = resp.get("output", {}).get("message", {}).get("content", [])
+        out.text = "".join(b.get("text", "") for b in content)
+        out.status = "ok"
+
+    async def _stream(self, params: dict[str, Any], out: Outcome, on_first_token: FirstToken | None) -> None:
+        resp = await self._client.converse_stream(**params)
+        self._meta(resp, out)
+        parts: list[str] = []
+        tool_input: list[str] = []   # toolUse deltas (a tool call's JSON input, in pieces)
+        try:
+            async for event in resp["stream"]:
+                delta = event.get("contentBlockDelta")
+                if delta is not None:
+                    if out.first_token is None:
+                        out.first_token = self._clock.now()
+                        if on_first_token is not None:
+                            on_first_token(out.first_token)
+                    d = delta.get("delta", {})
+                    parts.append(d.get("text", ""))
+                    tool_input.append(d.get("toolUse", {}).get("input", ""))
+                elif "messageStop" in event:
+                    out.stop_reason = event["messageStop"].get("stopReason")
+                elif "metadata" in event:
+                    out.usage = event["metadata"].get("usage", {})
+        finally:
+            # a timeout or reset leaves the body unread: release the connection now
+            # (otherwise aiohttp warns "Unclosed connection" later)
+            resp["stream"].close()
+            # what arrived before any failure: billed output of a stream cut short
+            out.delivered_tokens = count_tokens("".join(parts)) + count_tokens("".join(tool_input))
+        out.text = "".join(parts)
+        out.status = "ok"

@@ -1,0 +1,352 @@
+"""Arms side by side, each figure with its delta against the first: `loadgen compare`.
+
+Pure core: `compare(columns)` takes (label, summary.json arm dict) pairs and returns
+every figure with its delta against the first column: absolute and percent, or
+percentage points for ratios (a warm ratio going from 70 % to 99 % is "+29 pts", not
+"+41 %"). `groups_for(runs)` decides what is compared with what:
+
+  one results directory      its arms, against the first arm
+  several directories        the same-named arms across runs, labelled run/arm,
+                             each against the first run that has it; an arm only
+                             one run has stands alone (never against another arm)
+  no arm name shared         runs of one scenario (`run --arm a`, `run --arm b`):
+                             every run/arm against the first, as one run's arms;
+                             runs of different scenarios: nothing corresponds, and
+                             `cmd_compare` refuses (exit 2) rather than pit unrelated
+                             arms against each other
+
+Directories from different scenarios (summary.json `scenario`) are said plainly
+(`scenario_note`) before any figure. A results directory without summary.json (a
+killed run) is rebuilt from requests.jsonl by the same path `loadgen report` uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from loadgen.results.series import format_ms
+
+EXIT_OK, EXIT_BAD_INPUT = 0, 2
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str          # JSON key
+    label: str        # table row
+    kind: str         # count | ratio | usd | ms | per_minute
+    get: Callable[[Mapping[str, Any]], "float | None"]
+
+
+def _lat(metric: str, stat: str) -> Callable[[Mapping[str, Any]], "float | None"]:
+    """One figure of latency_ms.<metric> as summary.json has it (ttft, e2e, service: ok only)."""
+    return lambda arm: arm.get("latency_ms", {}).get(metric, {}).get(stat)
+
+
+def _lat_all(metric: str, stat: str) -> Callable[[Mapping[str, Any]], "float | None"]:
+    """One figure of `metric` over every attempt, failed ones included (as thresholds read it)."""
+    from loadgen.scenario.thresholds import latency_over_all
+
+    return lambda arm: (latency_over_all(arm, metric) or {}).get(stat)
+
+
+def _req(k: str) -> Callable[[Mapping[str, Any]], "float | None"]:
+    return lambda arm: arm.get("requests", {}).get(k)
+
+
+def _rate(*keys: str) -> Callable[[Mapping[str, Any]], "float | None"]:
+    def f(arm: Mapping[str, Any]) -> float | None:
+        r = arm.get("requests", {})
+        return sum(r.get(k, 0) for k in keys) / r["sent"] if r.get("sent") else 0.0
+    return f
+
+
+def _failed(req: Mapping[str, Any]) -> float | None:
+    sent, ok = req.get("sent"), req.get("ok")
+    return sent - ok if isinstance(sent, int) and isinstance(ok, int) else None
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("sent", "attempts sent", "count", _req("sent")),
+    Metric("ok", "ok", "count", _req("ok")),
+    Metric("throttle_rate", "throttled", "ratio", _rate("throttled")),
+    Metric("error_rate", "errors + timeouts", "ratio", _rate("error", "timeout")),
+    Metric("retries", "retries", "count", _req("retries")),
+    Metric("warm_ratio", "warm ratio", "ratio", lambda a: a.get("cache", {}).get("warm_ratio")),
+    Metric("cache_write_tokens", "cache write tokens", "count", lambda a: a.get("tokens", {}).get("cache_write")),
+    Metric("cache_read_tokens", "cache read tokens", "count", lambda a: a.get("tokens", {}).get("cache_read")),
+    Metric("cost_per_1000", "cost per 1000 ok", "usd", lambda a: a.get("cost_usd", {}).get("per_1000")),
+    Metric("cost_total", "cost total", "usd", lambda a: a.get("cost_usd", {}).get("total")),
+    Metric("cost_cache_write", "  cache write", "usd", lambda a: a.get("cost_usd", {}).get("cache_write")),
+    Metric("cost_cache_read", "  cache read", "usd", lambda a: a.get("cost_usd", {}).get("cache_read")),
+    Metric("cost_input", "  input", "usd", lambda a: a.get("cost_usd", {}).get("input")),
+    Metric("cost_output", "  output", "usd", lambda a: a.get("cost_usd", {}).get("output")),
+    # latency over every attempt (failed ones at the time they failed), with the failures
+    # beside it; then the ok-only figures under their original keys
+    Metric("failed", "failed attempts", "count", lambda a: _failed(a.get("requests", {}))),
+    Metric("ttft_all_p50", "ttft p50", "ms", _lat_all("ttft", "p50")),
+    Metric("ttft_all_p99", "ttft p99", "ms", _lat_all("ttft", "p99")),
+    Metric("e2e_all_p50", "e2e p50", "ms", _lat_all("e2e", "p50")),
+    Metric("e2e_all_p99", "e2e p99", "ms", _lat_all("e2e", "p99")),
+    Metric("ttft_p50", "ttft p50 (ok only)", "ms", _lat("ttft", "p50")),
+    Metric("ttft_p99", "ttft p99 (ok only)", "ms", _lat("ttft", "p99")),
+    Metric("e2e_p50", "e2e p50 (ok only)", "ms", _lat("e2e", "p50")),
+    Metric("e2e_p99", "e2e p99 (ok only)", "ms", _lat("e2e", "p99")),
+    Metric("service_p99", "service p99 (ok only)", "ms", _lat("service", "p99")),
+    Metric("schedule_lag_p99", "schedule lag p99", "ms", _lat("schedule_lag", "p99")),
+    Metric("rpm_peak", "peak RPM", "per_minute", lambda a: a.get("rpm_peak")),
+    Metric("tpm_peak", "peak TPM", "per_minute", lambda a: a.get("tpm_peak")),
+)
+BY_KEY = {m.key: m for m in METRICS}
+
+
+@dataclass(frozen=True)
+class Delta:
+    abs: float | None     # value - baseline, in the metric's unit (a fraction for ratios)
+    pct: float | None     # percent of the baseline; None for ratios and a zero baseline
+    pts: float | None     # percentage points, ratios only
+
+
+@dataclass(frozen=True)
+class Comparison:
+    labels: tuple[str, ...]                             # labels[0] is the baseline
+    values: dict[str, dict[str, float | None]]          # metric key -> label -> value
+    deltas: dict[str, dict[str, Delta]]                 # metric key -> label (not baseline) -> delta
+    settings: dict[str, str] = field(default_factory=dict)   # label -> the arm's settings, one line
+
+    @property
+    def baseline(self) -> str:
+        return self.labels[0]
+
+    def to_dict(self) -> dict:
+        return {
+            "baseline": self.baseline, "labels": list(self.labels),
+            "metrics": [{"key": m.key, "label": m.label.strip(), "unit": _UNITS[m.kind],
+                         "values": self.values[m.key],
+                         "delta": {lab: vars(d) for lab, d in self.deltas[m.key].items()}}
+                        for m in METRICS],
+            "headline": headline(self),
+            "settings": self.settings,
+        }
+
+
+_UNITS = {"count": "count", "ratio": "fraction", "usd": "USD", "ms": "ms", "per_minute": "per_minute"}
+
+
+def delta(kind: str, value: float | None, base: float | None) -> Delta:
+    """Delta of `value` against `base`; ratios in points, everything else absolute and %."""
+    if value is None or base is None:
+        return Delta(None, None, None)
+    d = value - base
+    if kind == "ratio":
+        return Delta(d, None, d * 100.0)
+    return Delta(d, (d / base * 100.0) if base else None, None)
+
+
+def compare(columns: Sequence[tuple[str, Mapping[str, Any]]]) -> Comparison:
+    """Every METRICS figure of each (label, arm) with its delta against the first column."""
+    if not columns:
+        raise ValueError("compare: expected at least one arm")
+    labels = tuple(lab for lab, _ in columns)
+    values: dict[str, dict[str, float | None]] = {}
+    deltas: dict[str, dict[str, Delta]] = {}
+    for m in METRICS:
+        vals = {lab: _num(m.get(arm)) for lab, arm in columns}
+        values[m.key] = vals
+        base = vals[labels[0]]
+        deltas[m.key] = {lab: delta(m.kind, vals[lab], base) for lab in labels[1:]}
+    return Comparison(labels, values, deltas, {lab: arm_settings(arm) for lab, arm in columns})
+
+
+def arm_settings(arm: Mapping[str, Any]) -> str:
+    """What an arm sent, from its summary: model id, profile, cache TTL, service tier. A summary
+    written before `service_tier` existed was sent at the default tier."""
+    cache = f"cache {arm.get('cache_ttl', '-')}" if arm.get("cache_enabled", True) else "no cache"
+    return (f"{arm.get('model_id', '?')} ({arm.get('profile', '?')}), {cache}, "
+            f"tier {arm.get('service_tier') or 'default'}")
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def groups_for(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[list[tuple[str, Mapping[str, Any]]]]:
+    """What to compare: see the module docstring. `runs`: (run label, summary.json).
+    Empty when the runs share no arm name and come from different scenarios."""
+    if len(runs) == 1:
+        return [[(name, arm) for name, arm in runs[0][1].get("arms", {}).items()]]
+    names: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    for run, summary in runs:
+        for name, arm in summary.get("arms", {}).items():
+            names.setdefault(name, []).append((f"{run}/{name}", arm))
+    if any(len(v) > 1 for v in names.values()):
+        return list(names.values())
+    if len(scenarios_of(runs)) > 1:
+        return []
+    return [[col for cols in names.values() for col in cols]]
+
+
+def scenarios_of(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, list[str]]:
+    """scenario name -> labels of the runs of it, in order (summary.json `scenario`; "?" when absent)."""
+    out: dict[str, list[str]] = {}
+    for run, summary in runs:
+        out.setdefault(str(summary.get("scenario") or "?"), []).append(run)
+    return out
+
+
+def scenario_note(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    """"" when every run comes from one scenario; else a line saying which run is which
+    and how arms are paired."""
+    by = scenarios_of(runs)
+    if len(by) < 2:
+        return ""
+    which = "; ".join(f"{name}: {', '.join(labels)}" for name, labels in by.items())
+    return (f"these results come from {len(by)} different scenarios ({which}); only arms of the same name are "
+            "compared, and their figures differ by scenario as well as by arm")
+
+
+def unrelated_message(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    """Why runs of different scenarios with no arm name in common are not compared."""
+    arms = "; ".join(f"{run} ({summary.get('scenario') or '?'}): {', '.join(summary.get('arms', {})) or 'no arms'}"
+                     for run, summary in runs)
+    return ("nothing to compare: the directories come from different scenarios and share no arm name "
+            f"({arms}). compare pairs arms by name across runs; to compare arms of different names, put them "
+            "in one scenario as [[arms]] and compare that run")
+
+
+# ---- formatting --------------------------------------------------------------------
+
+
+def fmt_value(kind: str, v: float | None) -> str:
+    if v is None:
+        return "-"
+    if kind == "ratio":
+        return f"{100 * v:.1f}%"
+    if kind == "usd":
+        return f"${v:.4f}" if abs(v) < 10 else f"${v:,.2f}"
+    if kind == "ms":
+        return format_ms(v, sep="")
+    return f"{v:,.0f}"
+
+
+def fmt_delta(kind: str, d: Delta) -> str:
+    """"+29.1 pts", "-$0.86 (-17 %)", "-180ms (-8 %)", "0"."""
+    if d.abs is None:
+        return "-"
+    if kind == "ratio":
+        return f"{d.pts:+.1f} pts"
+    if d.abs == 0:
+        return "0"
+    sign = "+" if d.abs > 0 else "-"
+    body = fmt_value(kind, abs(d.abs))
+    pct = f" ({d.pct:+.0f} %)" if d.pct is not None else ""
+    return f"{sign}{body}{pct}"
+
+
+def headline(c: Comparison) -> list[str]:
+    """One line per non-baseline column: "ttl-1h vs ttl-5m: cost per 1000 -17 %, warm ratio +29 pts, ..."."""
+    lines = []
+    for lab in c.labels[1:]:
+        parts = []
+        for key, name in (("cost_per_1000", "cost per 1000"), ("warm_ratio", "warm ratio"),
+                          ("ttft_all_p99", "ttft p99"), ("e2e_all_p99", "e2e p99"),
+                          ("throttle_rate", "throttled"), ("error_rate", "errors")):
+            d = c.deltas[key][lab]
+            if key in ("throttle_rate", "error_rate") and not (c.values[key][lab] or c.values[key][c.baseline]):
+                continue  # no throttles or errors on either side: nothing to say
+            if d.abs is None:
+                continue
+            if BY_KEY[key].kind == "ratio":
+                parts.append(f"{name} {d.pts:+.0f} pts" if abs(d.pts) >= 1 else f"{name} {d.pts:+.1f} pts")
+            elif d.pct is not None:
+                parts.append(f"{name} {d.pct:+.0f} %")
+        lines.append(f"{lab} vs {c.baseline}: " + (", ".join(parts) if parts else "no comparable figures"))
+    return lines
+
+
+def table_rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows: metric, baseline value, then value and delta for each other column."""
+    headers = ["metric", c.baseline]
+    for lab in c.labels[1:]:
+        headers += [lab, f"vs {c.baseline}" if len(c.labels) == 2 else "delta"]
+    rows = []
+    for m in METRICS:
+        row = [m.label, fmt_value(m.kind, c.values[m.key][c.baseline])]
+        for lab in c.labels[1:]:
+            row += [fmt_value(m.kind, c.values[m.key][lab]), fmt_delta(m.kind, c.deltas[m.key][lab])]
+        rows.append(row)
+    return headers, rows
+
+
+def compare_text(comparisons: Sequence[Comparison]) -> str:
+    from loadgen.report.tables import format_table
+
+    blocks = []
+    for c in comparisons:
+        headers, rows = table_rows(c)
+        settings = [f"{lab}: {c.settings[lab]}" for lab in c.labels if lab in c.settings]
+        blocks.append("\n".join([*headline(c), *settings, "", format_table(headers, rows)]) if len(c.labels) > 1
+                      else format_table(headers, rows) + f"\n(only {c.baseline}: nothing to compare with)")
+    return "\n\n".join(blocks)
+
+
+def run_label(path: Path, taken: set[str]) -> str:
+    """A short, unique label for a results directory: its folder name."""
+    label = path.name or str(path)
+    n = 2
+    base = label
+    while label in taken:
+        label, n = f"{base}#{n}", n + 1
+    taken.add(label)
+    return label
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from loadgen.report.tables import read_summary, write_stdout
+
+    runs = []
+    dirs: list[str] = []
+    notes: list[str] = []
+    taken: set[str] = set()
+    for d in args.dirs:
+        p = Path(d)
+        if not p.is_dir():
+            # `compare results/*` also matches files (sweep.csv, a PNG): not runs, skip them
+            print(f"loadgen compare: skipping {d}: not a directory", file=sys.stderr)
+            continue
+        try:
+            summary, note = read_summary(p, "compare")  # a killed run: rebuilt, as `report` does
+        except (OSError, ValueError) as e:
+            print(f"loadgen compare: {e}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        label = run_label(p.resolve(), taken)
+        runs.append((label, summary))
+        dirs.append(d)
+        if note:
+            notes.append(f"REBUILT {label}: {note}")
+    if not runs:
+        print("loadgen compare: none of the arguments is a directory; expected loadgen results directories",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    groups = [g for g in groups_for(runs) if g]
+    if not groups:
+        msg = unrelated_message(runs) if len(scenarios_of(runs)) > 1 and any(s.get("arms") for _, s in runs) \
+            else "the results have no arms to compare"
+        print(f"loadgen compare: {msg}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    mixed = scenario_note(runs)
+    if mixed:
+        notes.insert(0, f"note: {mixed}")
+    comparisons = [compare(g) for g in groups]
+    if args.format == "json":
+        write_stdout(json.dumps({"runs": [{"label": lab, "dir": str(d), "scenario": s.get("scenario"),
+                                           "rebuilt": bool(s.get("rebuilt"))} for (lab, s), d in zip(runs, dirs)],
+                                 "notes": notes,
+                                 "comparisons": [c.to_dict() for c in comparisons]}, indent=2))
+    else:
+        write_stdout("\n".join([*notes, ""] if notes else []) + compare_text(comparisons))
+    return EXIT_OK

@@ -1,0 +1,581 @@
+"""Metrics: fold Attempts into per-arm histograms, counters and per-second buckets.
+
+The run's sink (`run_command.RunState.sink`) calls `Metrics.record(attempt, buckets)`
+once per completed HTTP attempt
+(hot path: counters and HdrHistogram `record_value` only, no percentiles). The live
+display reads `snapshot()` and `recent()`; at the end `summary(run_facts)` builds
+the summary.json dict (keys are a contract, see DESIGN.md and docs/results-format.md).
+
+Every figure is mergeable (`merge`), so a run split over worker processes sums to
+the same summary as one process: counters add, histograms `add()` exactly because
+every histogram in loadgen is built by `new_histogram()` with the same settings.
+
+Latencies are computed in `record` from the Attempt's times: ttft and e2e from the
+*intended* start (no coordinated omission), service from the actual send, schedule
+lag = start - intended. Every attempt is timed, as vegeta and k6 do: ttft_all,
+e2e_all and service_all hold every attempt, a failed one at the time it failed (a
+timeout at its deadline, which the transport sets as `end`; an attempt that failed
+before its first token has its failure time as ttft: the wait for a token that never
+came). ttft/e2e/service keep ok attempts only (summary.json keys older than the
+all-attempt ones; each latency summary carries `failed` beside `count`, so the
+attempts they leave out are never out of sight). schedule_lag holds first attempts
+only (a retry keeps its request's intended start; its backoff is in e2e, not lag).
+
+Times are rounded to the microsecond before use, as requests.jsonl stores them, so a
+summary rebuilt from requests.jsonl (`loadgen.results.rebuild`) has exactly the same figures.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right as _bisect_right
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from hdrh.histogram import HdrHistogram
+
+from loadgen.engine.expectations import likely_cause
+from loadgen.engine.record import CACHE_STATES, STATUSES, Attempt
+
+# One set of histogram settings for the whole project: HdrHistogram.add() is exact
+# only between histograms with the same layout (DESIGN.md "Scaling out").
+HIST_UNIT = "us"
+HIST_LOWEST_US = 1
+HIST_HIGHEST_US = 24 * 3600 * 1_000_000  # 24 h: a stuck stream still lands in range
+HIST_SIGFIGS = 3
+OK_ONLY_METRICS = ("ttft", "e2e", "service")           # ok attempts only (the original keys)
+ALL_ATTEMPTS = {m: f"{m}_all" for m in OK_ONLY_METRICS}   # the same latency over every attempt
+LATENCY_METRICS = (*OK_ONLY_METRICS, "schedule_lag", *ALL_ATTEMPTS.values())
+PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9))
+COST_BUCKETS = ("input", "output", "cache_read", "cache_write")
+TOKEN_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_5m", "cache_write_1h")
+
+# Gap edges, seconds. 5 minutes is the default cache TTL, so the buckets are fine
+# around it (4-5m, 5-6m) and coarse elsewhere; 1 h is the long TTL.
+GAP_EDGES_S = (0.0, 60.0, 120.0, 240.0, 300.0, 360.0, 600.0, 1800.0, 3600.0)
+
+# Per-second bucket columns (indices into the list kept per second).
+_SENT, _OK, _THROTTLED, _ERROR, _TIMEOUT, _IN, _OUT, _CREAD, _CWRITE = range(9)
+_STATUS_COL = {"ok": _OK, "throttled": _THROTTLED, "error": _ERROR, "timeout": _TIMEOUT}
+_NCOLS = 9
+
+
+def new_histogram() -> HdrHistogram:
+    """A latency histogram in microseconds, 1 us .. 24 h, 3 significant digits."""
+    return HdrHistogram(HIST_LOWEST_US, HIST_HIGHEST_US, HIST_SIGFIGS)
+
+
+def gap_bucket_edges() -> tuple[float, ...]:
+    """Lower edges (seconds) of the gap buckets; the last bucket is open-ended."""
+    return GAP_EDGES_S
+
+
+def gap_bucket_labels(edges: Sequence[float] = GAP_EDGES_S) -> tuple[str, ...]:
+    """Human labels for the buckets of `edges`: "0-1m", "1-2m", ..., "60m+"."""
+
+    labels = [f"{lo / 60:g}-{hi / 60:g}m" for lo, hi in zip(edges, edges[1:])]
+    labels.append(f"{edges[-1] / 60:g}m+")
+    return tuple(labels)
+
+
+def gap_bucket_index(gap_s: float, edges: Sequence[float] = GAP_EDGES_S) -> int:
+    """Index of the bucket holding `gap_s` seconds: edges[i] <= gap_s < edges[i+1].
+
+    Negative gaps (clock rounding) fall into the first bucket.
+    """
+    return max(0, _bisect_right(edges, gap_s) - 1)
+
+
+@dataclass(frozen=True)
+class ArmInfo:
+    """What metrics need to know about an arm (from scenario.Arm)."""
+
+    name: str
+    model_id: str
+    profile: str        # region | geo | global
+    cache_ttl: str      # "5m" | "1h"
+    cache: bool = True  # whether the arm places cachePoints at all
+    service_tier: str = "default"   # Converse serviceTier the arm sends ("default" when unset)
+
+    @classmethod
+    def from_arm(cls, arm) -> "ArmInfo":
+        """Build from a `loadgen.scenario.parse.Arm` (duck-typed: name, model_id, profile, cache_ttl, cache,
+        service_tier)."""
+        return cls(arm.name, arm.model_id, arm.profile, arm.cache_ttl, bool(getattr(arm, "cache", True)),
+                   getattr(arm, "service_tier", None) or "default")
+
+
+@dataclass(frozen=True)
+class ArmSnapshot:
+    """Cheap live view of one arm (or the total, name "total"). cost_usd in USD."""
+
+    name: str
+    sent: int
+    ok: int
+    throttled: int
+    error: int
+    timeout: int
+    warm: int
+    cold: int
+    cost_usd: float
+
+    @property
+    def warm_ratio(self) -> float:
+        """warm / (warm + cold) over ok attempts; 0.0 before any cache traffic."""
+        n = self.warm + self.cold
+        return self.warm / n if n else 0.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    arms: tuple[ArmSnapshot, ...]
+    total: ArmSnapshot
+
+    def arm(self, name: str) -> ArmSnapshot:
+        for a in self.arms:
+            if a.name == name:
+                return a
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Recent throughput over a trailing window, scaled to per-minute figures.
+
+    rpm: attempts sent per minute; tpm: quota tokens per minute (input +
+    cache_write + output, as Bedrock's TPM quota counts them, without burndown);
+    ok/throttled/errors: attempts completed per minute by outcome.
+    """
+
+    window_s: float
+    rpm: float
+    tpm: float
+    ok_pm: float
+    throttled_pm: float
+    errors_pm: float
+
+
+class _Arm:
+    """Mutable per-arm accumulators (internal; use Metrics)."""
+
+    __slots__ = (
+        "info", "ttft", "e2e", "service", "schedule_lag", "ttft_all", "e2e_all", "service_all",
+        "status", "errors", "retries", "first_failed",
+        "cache", "mismatch", "tokens", "cost_total", "cost", "gaps", "seconds", "clamped",
+        "partial",
+    )
+
+    def __init__(self, info: ArmInfo) -> None:
+        self.info = info
+        self.ttft = new_histogram()
+        self.e2e = new_histogram()
+        self.service = new_histogram()
+        self.schedule_lag = new_histogram()
+        self.ttft_all = new_histogram()
+        self.e2e_all = new_histogram()
+        self.service_all = new_histogram()
+        self.status = dict.fromkeys(STATUSES, 0)
+        self.errors: dict[str, int] = {}
+        self.retries = 0
+        self.first_failed = 0  # first attempts that failed (they are in schedule_lag)
+        self.cache = dict.fromkeys(CACHE_STATES, 0)
+        self.mismatch: dict[tuple[str, str], int] = {}
+        self.tokens = [0] * len(TOKEN_FIELDS)  # in TOKEN_FIELDS order (a list: hot path)
+        self.cost_total = 0.0
+        self.cost = dict.fromkeys(COST_BUCKETS, 0.0)
+        # gaps[i] = {"warm": n, "cold": n, "none": n} for ok attempts whose gap_s fell in bucket i
+        self.gaps = [dict.fromkeys(CACHE_STATES, 0) for _ in GAP_EDGES_S]
+        self.seconds: dict[int, list[int]] = {}
+        self.clamped = 0  # attempts' latency values outside 0..24 h, recorded at the edge
+        # cache races (not mismatches) and failed attempts billed on estimated usage (record.py)
+        self.partial = {"cache_race": 0, "usage_estimated": 0, "cost_estimated": 0.0}
+
+    def hist(self, metric: str) -> HdrHistogram:
+        return getattr(self, metric)
+
+
+class Metrics:
+    """Per-arm histograms, counters and per-second buckets for one run (or one worker)."""
+
+    def __init__(self, arms: Sequence[ArmInfo]) -> None:
+        self._arms: dict[str, _Arm] = {}
+        for info in arms:
+            if info.name in self._arms:
+                raise ValueError(f"duplicate arm name {info.name!r}: arm names must be unique")
+            self._arms[info.name] = _Arm(info)
+
+    @property
+    def arm_names(self) -> tuple[str, ...]:
+        return tuple(self._arms)
+
+    def histogram(self, arm: str, metric: str) -> HdrHistogram:
+        """The live histogram (microseconds) of `metric` in LATENCY_METRICS for `arm`."""
+        if metric not in LATENCY_METRICS:
+            raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(LATENCY_METRICS)}")
+        return self._arms[arm].hist(metric)
+
+    # ---- hot path -------------------------------------------------------------
+
+    def record(self, a: Attempt, buckets: Mapping[str, float] | Any = None) -> None:
+        """Fold one completed attempt in.
+
+        `buckets`: the attempt's cost split in USD by COST_BUCKETS, a dict or the
+        `loadgen.catalog.pricing.Breakdown` that pricing.breakdown returns; other keys are
+        ignored. The total always comes from `a.cost_usd`.
+        """
+        try:
+            s = self._arms[a.arm]
+        except KeyError:
+            raise ValueError(f"attempt for unknown arm {a.arm!r}; expected one of {', '.join(self._arms)}") from None
+        status = a.status
+        try:
+            s.status[status] += 1
+        except KeyError:
+            raise ValueError(f"attempt status {status!r}; expected one of {', '.join(STATUSES)}") from None
+        if a.attempt > 1:
+            s.retries += 1
+
+        # Rounded to the microsecond as requests.jsonl stores them (round() is idempotent),
+        # so figures rebuilt from the file are exactly the ones written at the end of the run.
+        intended, start, end = round(a.intended, 6), round(a.start, 6), round(a.end, 6)
+        ok = status == "ok"
+        # Schedule lag is the generator's lateness, so only first attempts count: a retry
+        # keeps the request's intended start, and its earlier attempts and backoff are
+        # the target's doing (they are in the retry's e2e latency instead).
+        # Microseconds, rounded; values outside the histogram range are pinned to its
+        # edge and counted (`latency_clamped`) rather than silently dropped.
+        if a.attempt == 1:
+            lag = int((start - intended) * 1e6 + 0.5)
+            if not 0 <= lag <= HIST_HIGHEST_US:
+                lag = min(max(lag, 0), HIST_HIGHEST_US)
+                s.clamped += 1
+            s.schedule_lag.record_value(lag)
+            if not ok:
+                s.first_failed += 1
+
+        # `sent` lands in the second the attempt was sent; its outcome and tokens in
+        # the second it ended (when Bedrock charges the tokens).
+        sec = s.seconds
+        k = int(start)
+        row = sec.get(k)
+        if row is None:
+            row = sec[k] = [0] * _NCOLS
+        row[_SENT] += 1
+        k = int(end)
+        row = sec.get(k)
+        if row is None:
+            row = sec[k] = [0] * _NCOLS
+        row[_STATUS_COL[status]] += 1
+
+        # Every attempt is timed (failures too: a timeout at its deadline, which is `end`),
+        # so no percentile over *_all can let a failure vanish.
+        e2e = int((end - intended) * 1e6 + 0.5)
+        svc = int((end - start) * 1e6 + 0.5)
+        if not (0 <= e2e <= HIST_HIGHEST_US and 0 <= svc <= HIST_HIGHEST_US):
+            e2e = min(max(e2e, 0), HIST_HIGHEST_US)
+            svc = min(max(svc, 0), HIST_HIGHEST_US)
+            s.clamped += 1
+        s.e2e_all.record_value(e2e)
+        s.service_all.record_value(svc)
+        ft = a.first_token
+        if ft is not None or not ok:
+            # a failure before any token: the client waited until it failed for a first
+            # token that never came, so that wait is its time to first token
+            t = int(((round(ft, 6) if ft is not None else end) - intended) * 1e6 + 0.5)
+            if not 0 <= t <= HIST_HIGHEST_US:
+                t = min(max(t, 0), HIST_HIGHEST_US)
+                s.clamped += 1
+            s.ttft_all.record_value(t)
+            if ok:
+                s.ttft.record_value(t)
+
+        if ok:
+            s.e2e.record_value(e2e)
+            s.service.record_value(svc)
+            obs = a.cache_state
+            s.cache[obs] += 1
+            pred = a.cache_predicted
+            if a.cache_race:
+                s.partial["cache_race"] += 1
+            if pred != obs and not (a.cache_race and obs == "warm"):
+                pair = (pred, obs)
+                s.mismatch[pair] = s.mismatch.get(pair, 0) + 1
+            gap = a.gap_s
+            if gap is not None:
+                s.gaps[max(0, _bisect_right(GAP_EDGES_S, gap) - 1)][obs] += 1
+        else:
+            # A timeout may have no service error code; count it under its status.
+            code = a.error_code or status
+            s.errors[code] = s.errors.get(code, 0) + 1
+
+        inp, out, cr, cw = a.input_tokens, a.output_tokens, a.cache_read, a.cache_write
+        tok = s.tokens
+        tok[0] += inp
+        tok[1] += out
+        tok[2] += cr
+        tok[3] += cw
+        tok[4] += a.cache_write_5m
+        tok[5] += a.cache_write_1h
+        row[_IN] += inp
+        row[_OUT] += out
+        row[_CREAD] += cr
+        row[_CWRITE] += cw
+
+        s.cost_total += round(a.cost_usd, 9)  # as requests.jsonl stores it: the summary is the file's sum
+        if a.usage_estimated:
+            s.partial["usage_estimated"] += 1
+            s.partial["cost_estimated"] += round(a.cost_usd, 9)
+        if buckets:
+            c = s.cost
+            if not hasattr(buckets, "items"):
+                buckets = buckets.__dict__  # a loadgen.catalog.pricing.Breakdown (a frozen dataclass)
+            for name, usd in buckets.items():
+                if name in c:
+                    c[name] += usd
+
+    # ---- live views -------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """Per-arm and total counts so far (O(arms), no percentiles)."""
+        arms = tuple(
+            ArmSnapshot(
+                name, sum(s.status.values()), s.status["ok"], s.status["throttled"], s.status["error"],
+                s.status["timeout"], s.cache["warm"], s.cache["cold"], s.cost_total,
+            )
+            for name, s in self._arms.items()
+        )
+        total = ArmSnapshot(
+            "total", *(sum(getattr(a, f) for a in arms)
+                       for f in ("sent", "ok", "throttled", "error", "timeout", "warm", "cold", "cost_usd"))
+        )
+        return Snapshot(arms, total)
+
+    def recent(self, now: float, window: float = 60.0, arm: str | None = None) -> Rate:
+        """Rates over scenario seconds (now - window, now], per minute; all arms unless `arm`."""
+        if window <= 0:
+            raise ValueError(f"window must be > 0 seconds, got {window}")
+        hi = int(now)
+        lo = int(math.floor(now - window)) + 1
+        tot = [0] * _NCOLS
+        states = [self._arms[arm]] if arm is not None else self._arms.values()
+        for s in states:
+            sec = s.seconds
+            for k in range(lo, hi + 1):
+                row = sec.get(k)
+                if row is not None:
+                    for i in range(_NCOLS):
+                        tot[i] += row[i]
+        f = 60.0 / window
+        return Rate(
+            window_s=window,
+            rpm=tot[_SENT] * f,
+            tpm=(tot[_IN] + tot[_CWRITE] + tot[_OUT]) * f,
+            ok_pm=tot[_OK] * f,
+            throttled_pm=tot[_THROTTLED] * f,
+            errors_pm=(tot[_ERROR] + tot[_TIMEOUT]) * f,
+        )
+
+    def per_second(self, arm: str | None = None) -> dict[int, dict[str, int]]:
+        """Per-second buckets of scenario time, sorted by second (for plots).
+
+        `sent` is counted in the second the attempt was sent; outcomes and tokens
+        in the second it ended.
+        """
+        merged = _merge_seconds(s.seconds for s in ([self._arms[arm]] if arm else self._arms.values()))
+        names = ("sent", "ok", "throttled", "error", "timeout", "input", "output", "cache_read", "cache_write")
+        return {k: dict(zip(names, merged[k])) for k in sorted(merged)}
+
+    def span_s(self) -> float:
+        """Scenario seconds covered by recorded attempts: up to the end of the last
+        non-empty one-second bucket (0.0 when nothing was recorded)."""
+        last = max((max(s.seconds) for s in self._arms.values() if s.seconds), default=-1)
+        return float(last + 1)
+
+    # ---- merging ----------------------------------------------------------------
+
+    def merge(self, other: "Metrics") -> "Metrics":
+        """Add `other`'s figures into this one (in place; returns self).
+
+        Arms are matched by name; an arm only `other` has is added. The same arm
+        name with different ArmInfo is an error (the parts come from different runs).
+        """
+        for name, o in other._arms.items():
+            s = self._arms.get(name)
+            if s is None:
+                s = self._arms[name] = _Arm(o.info)
+            elif s.info != o.info:
+                raise ValueError(f"cannot merge arm {name!r}: {s.info} differs from {o.info}")
+            for m in LATENCY_METRICS:
+                s.hist(m).add(o.hist(m))
+            _add_counts(s.status, o.status)
+            _add_counts(s.errors, o.errors)
+            _add_counts(s.cache, o.cache)
+            _add_counts(s.mismatch, o.mismatch)
+            _add_counts(s.partial, o.partial)
+            s.tokens = [x + y for x, y in zip(s.tokens, o.tokens)]
+            _add_counts(s.cost, o.cost)
+            for sg, og in zip(s.gaps, o.gaps):
+                _add_counts(sg, og)
+            for k, row in o.seconds.items():
+                mine = s.seconds.get(k)
+                if mine is None:
+                    s.seconds[k] = list(row)
+                else:
+                    for i in range(_NCOLS):
+                        mine[i] += row[i]
+            s.retries += o.retries
+            s.first_failed += o.first_failed
+            s.cost_total += o.cost_total
+            s.clamped += o.clamped
+        return self
+
+    # ---- summary ----------------------------------------------------------------
+
+    def summary(self, run_facts: Mapping[str, object]) -> dict:
+        """The summary.json dict: `run_facts` at top level, then histogram settings,
+        run-wide rpm/tpm peaks and `arms` (see docs/results-format.md)."""
+        out: dict = dict(run_facts)
+        out["histograms"] = {
+            "unit": HIST_UNIT, "lowest": HIST_LOWEST_US, "highest": HIST_HIGHEST_US,
+            "significant_digits": HIST_SIGFIGS,
+        }
+        all_secs = _merge_seconds(s.seconds for s in self._arms.values())
+        out["rpm_peak"], out["tpm_peak"] = _peaks(all_secs)
+        out["arms"] = {name: _arm_summary(s) for name, s in self._arms.items()}
+        return out
+
+
+def _add_counts(into: dict, other: Mapping) -> None:
+    for k, v in other.items():
+        into[k] = into.get(k, 0) + v
+
+
+def _merge_seconds(parts: Iterable[dict[int, list[int]]]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for secs in parts:
+        for k, row in secs.items():
+            mine = out.get(k)
+            if mine is None:
+                out[k] = list(row)
+            else:
+                for i in range(_NCOLS):
+                    mine[i] += row[i]
+    return out
+
+
+def _peaks(seconds: Mapping[int, list[int]], window: int = 60) -> tuple[int, int]:
+    """Highest requests and quota tokens in any rolling `window` seconds.
+
+    A window's sum only grows when a non-empty second enters, so it suffices to
+    check the windows ending at each non-empty second.
+    """
+    keys = sorted(seconds)
+    q: deque[int] = deque()
+    rpm = tpm = best_r = best_t = 0
+    for k in keys:
+        row = seconds[k]
+        q.append(k)
+        rpm += row[_SENT]
+        tpm += row[_IN] + row[_CWRITE] + row[_OUT]
+        while q[0] <= k - window:
+            old = seconds[q.popleft()]
+            rpm -= old[_SENT]
+            tpm -= old[_IN] + old[_CWRITE] + old[_OUT]
+        best_r = max(best_r, rpm)
+        best_t = max(best_t, tpm)
+    return best_r, best_t
+
+
+def _mean_us(h: HdrHistogram) -> float:
+    """Same figure as HdrHistogram.get_mean_value() (each count at its bucket's
+    midpoint), but scanning only up to the max: the library walks all ~28k buckets,
+    which made a summary cost ~0.1 s per histogram."""
+    n = h.get_total_count()
+    if not n:
+        return 0.0
+    counts = h.counts
+    total = 0
+    for i in range(min(h.get_counts_array_index(h.get_max_value()) + 1, h.counts_len)):
+        c = counts[i]
+        if c:
+            v = h.get_value_from_index(i)
+            lo = h.get_lowest_equivalent_value(v)
+            total += c * (lo + ((h.get_highest_equivalent_value(v) - lo + 1) >> 1))
+    return total / n
+
+
+def latency_summary(h: HdrHistogram, failed: int | None = None) -> dict:
+    """p50/p90/p99/p999/max/mean in milliseconds (None when empty) and count; with
+    `failed` (failed attempts the figures include, or for an ok-only histogram leave
+    out) that too."""
+    n = h.get_total_count()
+    if n == 0:
+        d: dict = {k: None for k, _ in PERCENTILES}
+        d.update(max=None, mean=None, count=0)
+    else:
+        vals = h.get_percentile_to_value_dict([p for _, p in PERCENTILES])
+        d = {k: round(vals[p] / 1000.0, 3) for k, p in PERCENTILES}
+        d["max"] = round(h.get_max_value() / 1000.0, 3)
+        d["mean"] = round(_mean_us(h) / 1000.0, 3)
+        d["count"] = n
+    if failed is not None:
+        d["failed"] = failed
+    return d
+
+
+def _arm_summary(s: _Arm) -> dict:
+    st = s.status
+    sent = sum(st.values())
+    ok = st["ok"]
+    warm, cold = s.cache["warm"], s.cache["cold"]
+    labels = gap_bucket_labels()
+    edges = GAP_EDGES_S
+    gaps = []
+    for i, g in enumerate(s.gaps):
+        n = g["warm"] + g["cold"]
+        gaps.append({
+            "label": labels[i], "lo_s": edges[i], "hi_s": edges[i + 1] if i + 1 < len(edges) else None,
+            "warm": g["warm"], "cold": g["cold"], "none": g["none"],
+            "warm_ratio": round(g["warm"] / n, 4) if n else 0.0,
+        })
+    rpm_peak, tpm_peak = _peaks(s.seconds)
+    return {
+        "model_id": s.info.model_id,
+        "profile": s.info.profile,
+        "cache_ttl": s.info.cache_ttl,
+        "cache_enabled": s.info.cache,
+        "service_tier": s.info.service_tier,
+        "requests": {"sent": sent, "ok": ok, "throttled": st["throttled"], "error": st["error"],
+                     "timeout": st["timeout"], "retries": s.retries},
+        "errors": dict(sorted(s.errors.items())),
+        "cache": {
+            "cold": cold, "warm": warm, "none": s.cache["none"],
+            "warm_ratio": round(warm / (warm + cold), 4) if warm + cold else 0.0,
+            "race": s.partial["cache_race"],
+            "mismatch": {
+                "total": sum(s.mismatch.values()),
+                "by_pair": {f"{p}->{o}": n for (p, o), n in sorted(s.mismatch.items())},
+                # one guess per pair at why Bedrock disagreed with loadgen's cache model
+                "likely_cause": {f"{p}->{o}": likely_cause(p, o, profile=s.info.profile)
+                                 for (p, o) in sorted(s.mismatch)},
+            },
+        },
+        "tokens": dict(zip(TOKEN_FIELDS, s.tokens)),
+        "cost_usd": {
+            "total": round(s.cost_total, 9),
+            "per_1000": round(s.cost_total / ok * 1000.0, 9) if ok else 0.0,
+            **{k: round(v, 9) for k, v in s.cost.items()},
+        },
+        # failed attempts billed on usage loadgen estimated (included in tokens and cost_usd)
+        "usage_estimated": {"attempts": s.partial["usage_estimated"],
+                            "cost_usd": round(s.partial["cost_estimated"], 9)},
+        # `failed` beside every latency: failed attempts left out of ttft/e2e/service
+        # (ok only), included in *_all and (first attempts) in schedule_lag
+        "latency_ms": {m: latency_summary(s.hist(m), s.first_failed if m == "schedule_lag" else sent - ok)
+                       for m in LATENCY_METRICS},
+        "latency_clamped": s.clamped,
+        "rpm_peak": rpm_peak,
+        "tpm_peak": tpm_peak,
+        "gap_buckets": gaps,
+    }
