@@ -17,16 +17,14 @@ and replies are cut at max_tokens as the model would.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import sys
 from dataclasses import dataclass
 
 from loadgen.scenario import arrivals as arr
 from loadgen.catalog import pricing
 from loadgen.engine import schedule as schedule_of
 from loadgen.catalog.models import TTL_SECONDS, lookup
-from loadgen.scenario.parse import Arm, Scenario, ScenarioError, load
+from loadgen.scenario.parse import Arm, Scenario
 from loadgen.results.series import rolling_peak
 from loadgen.scenario.units import format_duration, format_rate
 
@@ -411,66 +409,6 @@ render_plan = render  # the name loadgen/api/run.py imports
 
 
 # --------------------------------------------------------------------------- command
-
-def cmd_validate(args: argparse.Namespace) -> int:
-    """`loadgen validate SCENARIO`: 0 and a plan on stdout, or 2 and every problem on stderr."""
-    try:
-        sc = load(args.scenario)
-    except ScenarioError as e:
-        for line in e.problems:
-            print(line, file=sys.stderr)
-        n = len(e.problems)
-        print(f"{args.scenario}: {n} problem{'s' if n != 1 else ''}; nothing was sent", file=sys.stderr)
-        return 2
-    problem = schedule_of.size_problem(sc, allow_huge=getattr(args, "allow_huge", False))
-    if problem:
-        print(problem, file=sys.stderr)
-        print(f"{args.scenario}: 1 problem; nothing was sent", file=sys.stderr)
-        return 2
-    for w in sc.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    try:
-        text = render(plan(sc))
-    except ValueError as e:  # a pricing or arrival problem the parser did not foresee
-        print(f"{args.scenario}: {e}", file=sys.stderr)
-        return 2
-    print(text)
-    if getattr(args, "target", None) == "aws":
-        # only on request: validate of a file whose target is aws still sends nothing
-        return _print_prefix_counts(sc, getattr(args, "endpoint_url", None) or sc.target.endpoint_url)
-    return 0
-
-
-def _print_prefix_counts(sc: Scenario, endpoint_url: str | None) -> int:
-    """`validate --target aws`: each arm's prefix as Bedrock's CountTokens counts it (free
-    calls; the run itself salts each prefix with its results directory name, a few tokens
-    more or less, and measures again)."""
-    import asyncio
-
-    from loadgen.engine import prefix_sizing
-    from loadgen.engine.clock import RealClock
-    from loadgen.api.run import endpoint_problem
-    from loadgen.engine.transport import BedrockTransport, TargetError
-
-    if endpoint_url and (problem := endpoint_problem(endpoint_url)):
-        print(f"--endpoint-url: {problem}", file=sys.stderr)
-        return 2
-
-    async def go() -> dict:
-        async with BedrockTransport.open(RealClock(), region=sc.target.region, endpoint_url=endpoint_url,
-                                         max_connections=1, dummy_credentials=False) as t:
-            return await prefix_sizing.measure(t.client, sc)
-
-    try:
-        sizes = asyncio.run(go())
-    except TargetError as e:
-        print(f"{sc.path}: CountTokens: {e}", file=sys.stderr)
-        return 2
-    print(f"Prefix sizes (CountTokens in {sc.target.region}"
-          + (f" via {endpoint_url}" if endpoint_url else "") + "):")
-    print("\n".join(prefix_sizing.describe(sizes)))
-    return 0
-
 
 def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"

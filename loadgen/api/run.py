@@ -28,8 +28,8 @@ from loadgen.engine.record import Attempt
 from loadgen.results.directory import ResultsDir
 from loadgen.engine.runner import Limits, Runner
 from loadgen.scenario.parse import Scenario, ScenarioError
+from loadgen.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_TARGET, EXIT_THRESHOLD
 
-EXIT_OK, EXIT_THRESHOLD, EXIT_BAD_INPUT, EXIT_TARGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def _err(msg: str) -> None:

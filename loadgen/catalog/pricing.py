@@ -15,9 +15,7 @@ model is never priced at $0.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
-import sys
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from types import MappingProxyType
@@ -420,20 +418,3 @@ def render(table: PriceTable) -> str:
     if notes:
         out += ["", "Family notes:", *notes]
     return "\n".join(out) + "\n"
-
-
-def cmd_pricing(args: argparse.Namespace) -> int:
-    """`loadgen pricing [--scenario FILE]`: print the catalog in force; 2 on bad input."""
-    table = default_table()
-    scenario_path = getattr(args, "scenario", None)
-    if scenario_path:
-        from loadgen.scenario.parse import ScenarioError, load
-
-        try:
-            sc = load(scenario_path)
-            table = table.with_overrides(sc.pricing)
-        except (ScenarioError, PricingError, OSError) as e:
-            print(f"loadgen pricing: {e}", file=sys.stderr)
-            return 2
-    sys.stdout.write(render(table))
-    return 0

@@ -11,7 +11,7 @@ import os
 import sys
 
 from loadgen import __version__
-EXIT_OK, EXIT_THRESHOLD, EXIT_BAD_INPUT, EXIT_TARGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+from loadgen.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 
 
 class _Parser(argparse.ArgumentParser):
@@ -142,43 +142,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from loadgen.api.run import cmd_run
+    from loadgen.api.run import cmd_run  # deferred: only the chosen command's modules load (start-up time)
 
     return cmd_run(args)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from loadgen.api.simulate import cmd_simulate
+    from loadgen.api.simulate import cmd_simulate  # deferred: only the chosen command's modules load (start-up time)
 
     return cmd_simulate(args)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from loadgen.api.plan import cmd_validate
+    from loadgen.commands.validate import cmd_validate  # deferred: only the chosen command's modules load (start-up time)
 
     return cmd_validate(args)
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
-    from loadgen.emulator.server import cmd_emulator
+    from loadgen.commands.emulator import cmd_emulator  # deferred: only the chosen command's modules load (start-up time)
 
     return cmd_emulator(args)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from loadgen.report.tables import cmd_report
+    from loadgen.commands.report import cmd_report  # deferred: only the chosen command's modules load (start-up time)
 
     return cmd_report(args)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from loadgen.report.compare import cmd_compare
+    from loadgen.commands.compare import cmd_compare  # deferred: only the chosen command's modules load (start-up time)
 
     return cmd_compare(args)
 
 
 def _cmd_pricing(args: argparse.Namespace) -> int:
-    from loadgen.catalog.pricing import cmd_pricing
+    from loadgen.commands.pricing import cmd_pricing  # deferred: only the chosen command's modules load (start-up time)
 
     return cmd_pricing(args)
 

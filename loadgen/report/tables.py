@@ -9,7 +9,6 @@ per-arm detail, arms against the first, thresholds (exit 1 when one fails).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from loadgen.results.series import format_ms
+from loadgen.exit_codes import EXIT_OK, EXIT_THRESHOLD
 
 
 def _ms(v: float | None) -> str:
@@ -116,7 +116,6 @@ def summary_table(summary: Mapping[str, Any]) -> str:
 # the run table, per-arm detail, arms compared with the first, and the scenario's
 # thresholds; it (re)writes DIR/plots/*.png and DIR/report.html unless --no-plots.
 
-EXIT_OK, EXIT_THRESHOLD, EXIT_BAD_INPUT = 0, 1, 2
 REPORT_HTML = "report.html"
 
 
@@ -647,40 +646,4 @@ def after_run(results_dir: Path, summary: dict, scenario: Any) -> int:
     """
     results, html, warnings = run_artifacts(results_dir, summary, scenario)
     announce(results, html, warnings)
-    return EXIT_THRESHOLD if any(r.failed for r in results) else EXIT_OK
-
-
-def write_stdout(text: str) -> None:
-    """Print `text` (plus a newline); if the reader has gone (`loadgen report DIR | head`),
-    stop quietly: the rest of the output has nowhere to go."""
-    import os
-
-    try:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # Point stdout at /dev/null so the interpreter's flush at exit does not raise again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    try:
-        view = load_view(args.dir)
-    except (ValueError, OSError) as e:   # FileNotFoundError included; messages name the path
-        print(f"loadgen report: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    results = check_thresholds(view)
-    written: list[Path] = []
-    html = None
-    if not args.no_plots:
-        written, html, warnings = write_artifacts(view, results)
-        for w in warnings:
-            print(f"warning: {w}", file=sys.stderr)
-    if args.format == "json":
-        write_stdout(json.dumps(report_dict(view, results, written), indent=2, default=str))
-    else:
-        write_stdout(report_text(view, results)
-                     + (f"\n\nreport: {html}  plots: {view.path / 'plots'}" if html is not None else ""))
     return EXIT_THRESHOLD if any(r.failed for r in results) else EXIT_OK

@@ -1,0 +1,24 @@
+"""`loadgen pricing [--scenario FILE]`: the price catalog in force."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from loadgen.catalog.pricing import PricingError, default_table, render
+from loadgen.scenario.parse import ScenarioError, load
+
+
+def cmd_pricing(args: argparse.Namespace) -> int:
+    """`loadgen pricing [--scenario FILE]`: print the catalog in force; 2 on bad input."""
+    table = default_table()
+    scenario_path = getattr(args, "scenario", None)
+    if scenario_path:
+        try:
+            sc = load(scenario_path)
+            table = table.with_overrides(sc.pricing)
+        except (ScenarioError, PricingError, OSError) as e:
+            print(f"loadgen pricing: {e}", file=sys.stderr)
+            return 2
+    sys.stdout.write(render(table))
+    return 0

@@ -1,0 +1,69 @@
+"""`loadgen validate SCENARIO`: parse, check and describe a scenario; sends nothing
+(with --target aws, only free CountTokens calls)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from loadgen.api.plan import plan, render
+from loadgen.api.run import endpoint_problem
+from loadgen.engine import prefix_sizing
+from loadgen.engine import schedule as schedule_of
+from loadgen.engine.clock import RealClock
+from loadgen.engine.transport import BedrockTransport, TargetError
+from loadgen.scenario.parse import Scenario, ScenarioError, load
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """`loadgen validate SCENARIO`: 0 and a plan on stdout, or 2 and every problem on stderr."""
+    try:
+        sc = load(args.scenario)
+    except ScenarioError as e:
+        for line in e.problems:
+            print(line, file=sys.stderr)
+        n = len(e.problems)
+        print(f"{args.scenario}: {n} problem{'s' if n != 1 else ''}; nothing was sent", file=sys.stderr)
+        return 2
+    problem = schedule_of.size_problem(sc, allow_huge=getattr(args, "allow_huge", False))
+    if problem:
+        print(problem, file=sys.stderr)
+        print(f"{args.scenario}: 1 problem; nothing was sent", file=sys.stderr)
+        return 2
+    for w in sc.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    try:
+        text = render(plan(sc))
+    except ValueError as e:  # a pricing or arrival problem the parser did not foresee
+        print(f"{args.scenario}: {e}", file=sys.stderr)
+        return 2
+    print(text)
+    if getattr(args, "target", None) == "aws":
+        # only on request: validate of a file whose target is aws still sends nothing
+        return _print_prefix_counts(sc, getattr(args, "endpoint_url", None) or sc.target.endpoint_url)
+    return 0
+
+
+def _print_prefix_counts(sc: Scenario, endpoint_url: str | None) -> int:
+    """`validate --target aws`: each arm's prefix as Bedrock's CountTokens counts it (free
+    calls; the run itself salts each prefix with its results directory name, a few tokens
+    more or less, and measures again)."""
+    if endpoint_url and (problem := endpoint_problem(endpoint_url)):
+        print(f"--endpoint-url: {problem}", file=sys.stderr)
+        return 2
+
+    async def go() -> dict:
+        async with BedrockTransport.open(RealClock(), region=sc.target.region, endpoint_url=endpoint_url,
+                                         max_connections=1, dummy_credentials=False) as t:
+            return await prefix_sizing.measure(t.client, sc)
+
+    try:
+        sizes = asyncio.run(go())
+    except TargetError as e:
+        print(f"{sc.path}: CountTokens: {e}", file=sys.stderr)
+        return 2
+    print(f"Prefix sizes (CountTokens in {sc.target.region}"
+          + (f" via {endpoint_url}" if endpoint_url else "") + "):")
+    print("\n".join(prefix_sizing.describe(sizes)))
+    return 0
