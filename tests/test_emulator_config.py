@@ -9,8 +9,9 @@ import urllib.request
 
 import pytest
 
-from loadgen.emulator.config import EmulatorConfig
-from loadgen.emulator.server import load_config_file
+from loadgen.commands.cli import main
+from loadgen.emulator.config import ConfigError, EmulatorConfig
+from loadgen.emulator.config_file import load_config_file
 
 
 def test_defaults_are_realistic_and_documented_assumptions_hold():
@@ -40,6 +41,35 @@ def test_errors_name_the_dotted_key(table, message):
     with pytest.raises(ValueError) as e:
         EmulatorConfig.from_mapping(table)
     assert message in str(e.value)
+
+
+@pytest.mark.parametrize("table, path, message", [
+    ({"faults": {"brownouts": [{"region": "us-east-1", "start": "10m", "end": "5m"}]}},
+     ("faults", "brownouts", 0, "end"), "expected a time after start (600.0 s), got '5m'"),
+    ({"quotas": {"models": {"us.x": {"tpm": -5}}}},
+     ("quotas", "models", "us.x", "tpm"), "expected a non-negative integer, got -5"),
+    ({"faults": {"a.b": 1}}, ("faults", "a.b"), "unknown key (expected one of error_rates, "
+     "mid_stream_rate, mid_stream_code, slow_stream_rate, slow_stream_factor, connection_reset_rate, brownouts)"),
+    ({"colour": 1}, ("colour",), "unknown key (expected one of latency, default_max_tokens, "
+     "stream_errors_in_band, stream_chunk_tokens, output_tokens, quotas, routing, cache, faults)"),
+])
+def test_errors_carry_the_key_path_and_the_message_apart(table, path, message):
+    # callers place an error with .path (a key may hold dots) and never parse its text
+    with pytest.raises(ConfigError) as e:
+        EmulatorConfig.from_mapping(table)
+    assert (e.value.path, e.value.message) == (path, message)
+    with pytest.raises(ConfigError) as named:
+        EmulatorConfig.from_mapping(table, source="s.toml")
+    assert named.value.path == path and str(named.value) == f"s.toml: {e.value}"
+
+
+def test_error_text_names_the_dotted_key_as_before():
+    with pytest.raises(ValueError) as e:
+        EmulatorConfig.from_mapping({"quotas": {"models": {"us.x": {"tpm": -5}}}})
+    assert str(e.value) == 'emulator.quotas.models."us.x".tpm: expected a non-negative integer, got -5'
+    with pytest.raises(ValueError) as e:
+        EmulatorConfig.from_mapping({"faults": {"brownouts": [{"region": 3}]}})
+    assert str(e.value) == "emulator.faults.brownouts[0].region: expected a Region name, got 3"
 
 
 def test_overrides_merge_over_defaults():
@@ -75,14 +105,13 @@ def test_config_file_scenario_or_bare_table(tmp_path):
     ('latency = "fast"\n\n[quotas.models."us.anthropic.x"]\ntpm = -5\n',
      4, 'emulator.quotas.models."us.anthropic.x".tpm: expected a non-negative integer'),
     ('latency = "fast"\n\n\ncolour = 3\n', 4, "emulator.colour: unknown key"),
+    ('latency = "fast"\n[faults]\nmid_stream_rate = 0.1\n"a.b" = 1\n', 4, "emulator.faults.a.b: unknown key"),
     ('latency = "fast"\n\n[quotas]\ntpd = -1\n', 4, "emulator.quotas.tpd: expected a non-negative integer"),
     ('[quotas.geo]\ntpm = 5\ntpd = "lots"\n', 3, "emulator.quotas.geo.tpd: expected a non-negative integer"),
     ('[emulator.latency]\npreset = "fast"\n\nqueue_knee = 2\n', 4, "emulator.latency.queue_knee: expected"),
     ('latency = "fast"\nlatency = "x"\n', 2, "TOML syntax error"),
 ])
 def test_loadgen_emulator_bad_config_names_file_line_and_key(tmp_path, capsys, text, line, key):
-    from loadgen.commands.cli import main
-
     cfg = tmp_path / "e.toml"
     cfg.write_text(text)
     assert main(["emulator", "--config", str(cfg)]) == 2

@@ -10,8 +10,9 @@ import sys
 from typing import Any
 
 from loadgen.emulator.config import EmulatorConfig
+from loadgen.emulator.config_file import load_config_file
 from loadgen.emulator.model import EmulatorModel
-from loadgen.emulator.server import load_config_file, serve
+from loadgen.emulator.server import serve
 from loadgen.engine.clock import RealClock
 
 

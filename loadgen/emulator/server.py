@@ -24,12 +24,11 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator
 
 from aiohttp import web
 
 from loadgen.emulator import eventstream
-from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.errors import BedrockError
 from loadgen.emulator.model import TOOL_INPUT, EmulatorModel, Plan
 
@@ -352,77 +351,3 @@ async def serve(model: EmulatorModel, clock: Any, host: str = "127.0.0.1", port:
         if on_stop is not None:
             on_stop(len(runner.server.connections) if runner.server is not None else 0)
         await runner.cleanup()
-
-
-# -- `loadgen emulator` --------------------------------------------------------------
-
-
-_SCENARIO_KEYS = ("name", "seed", "duration", "target", "model", "workload", "arms", "sessions", "arrivals")
-
-
-def load_config_file(path: str) -> EmulatorConfig:
-    """EmulatorConfig from a scenario file (its [emulator] table) or a file holding only
-    that table. Raises ValueError as `file:line: key: message` (the line of the key that
-    is wrong, found with loadgen.scenario.toml_lines as scenario errors are)."""
-    import re
-
-    from loadgen._toml import toml
-    from loadgen.scenario.toml_lines import key_lines, line_of, syntax_error
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read the config file ({e.strerror})") from None
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not a UTF-8 text file ({e.reason})") from None
-    try:
-        doc = toml.loads(text)
-    except toml.TOMLDecodeError as e:
-        raise ValueError(syntax_error(path, text, e)) from None
-    if "emulator" in doc:
-        table: Mapping = doc["emulator"]
-        root: tuple = ("emulator",)
-    elif any(k in doc for k in _SCENARIO_KEYS):
-        table, root = {}, ()
-    else:
-        table, root = doc, ()
-    try:
-        return EmulatorConfig.from_mapping(table)
-    except ValueError as e:
-        msg = str(e)
-        m = re.match(r"emulator\.(\S+?): (.*)$", msg, re.S)
-        if not m:
-            raise ValueError(f"{path}:{line_of(key_lines(text), root)}: {msg}") from None
-        line = line_of(key_lines(text), root + _key_path(table, m.group(1)))
-        raise ValueError(f"{path}:{line}: emulator.{m.group(1)}: {m.group(2)}") from None
-
-
-def _key_path(tbl: Any, dotted: str) -> tuple:
-    """`faults.brownouts[0].end` or `quotas.models."us.x".tpm` -> the path of keys and
-    array indexes into `tbl` (keys may hold dots, so parts are matched against the dict)."""
-    import re
-
-    parts: list = []
-    for quoted, bare, index in re.findall(r'"([^"]*)"|([^.\[\]"]+)|\[(\d+)\]', dotted):
-        parts.append(int(index) if index else (quoted or bare))
-    out: list = []
-    i = 0
-    while i < len(parts):
-        p = parts[i]
-        if isinstance(p, int) or not isinstance(tbl, Mapping):
-            out.append(p)
-            tbl = tbl[p] if isinstance(tbl, list) and isinstance(p, int) and p < len(tbl) else None
-            i += 1
-            continue
-        # the longest run of parts that joins into one key of this table (a key holding dots)
-        for j in range(len(parts), i, -1):
-            run = parts[i:j]
-            if all(isinstance(x, str) for x in run) and ".".join(run) in tbl:
-                key, i = ".".join(run), j
-                break
-        else:
-            key, i = p, i + 1
-        out.append(key)
-        tbl = tbl.get(key)
-    return tuple(out)
