@@ -373,29 +373,6 @@ def test_warp_clock_paces_realistic_latency_in_scenario_time():
     run(go())
 
 
-def test_server_started_inside_a_participant_still_paces_latency():
-    """A runner may start the server inside clock.participant(): its sleeps must not let
-    the WarpClock jump over the modelled latency."""
-    from loadgen.engine.clock import WarpClock
-
-    async def go():
-        clock = WarpClock(scale=20.0)
-        cfg = EmulatorConfig.from_mapping({"latency": {"preset": "fast", "ttft_s": 2.0}})
-        model = EmulatorModel(cfg, clock=clock, rng=random.Random(0))
-        with clock.participant():
-            async with serve(model, clock) as url:
-                async with get_session().create_client(
-                        "bedrock-runtime", region_name="us-east-1", endpoint_url=url,
-                        aws_access_key_id="x", aws_secret_access_key="x",
-                        config=AioConfig(retries={"total_max_attempts": 1})) as c:
-                    t0 = clock.now()
-                    w0 = clock.jumped_s
-                    await c.converse(**params(prefix_tokens=0))
-                    assert clock.now() - t0 >= 2.0
-                    assert clock.jumped_s == w0          # paced, not skipped
-    run(go())
-
-
 def test_body_past_the_size_limit_gets_bedrocks_error_shape(monkeypatch):
     """Not aiohttp's bare 413 page: a JSON ValidationException botocore parses (the limit
     itself is an assumption: Bedrock's is unsourced)."""

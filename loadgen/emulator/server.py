@@ -4,8 +4,12 @@
   POST /model/{modelId}/converse-stream   application/vnd.amazon.eventstream
 
 The shell only translates: EmulatorModel decides everything (loadgen.emulator.model),
-and this module paces the Plan on the injected clock with `await clock.sleep_until(t)`,
-so under a WarpClock the modelled latency passes in scenario time. Every response
+and this module paces the Plan on the injected clock with `await clock.sleep_until(t)`
+(a stream's body as stream.stream_schedule lays it out), so under a WarpClock the
+modelled latency passes in scenario time. Start the server outside any clock participant
+(`loadgen run` starts it before its runner): handler tasks inherit the context the
+server was started in, and their latency sleeps must not count as load-driving sleeps
+that a WarpClock jumps over (tests/test_emulator_clock.py). Every response
 carries `x-amzn-RequestId` and `x-loadgen-served-region`; a throttle by one of the
 emulator's limits names it in `x-loadgen-quota` (see errors.QUOTA_KINDS).
 
@@ -109,19 +113,8 @@ def _drop_connection(request: web.Request) -> None:
         request.transport.abort()
 
 
-def _not_a_participant() -> None:
-    """Handler tasks copy the context the server was started in; if the runner started it
-    inside `clock.participant()`, our latency sleeps would count as load-driving sleeps and
-    let a WarpClock jump over them. Reset the flag for this handler task only."""
-    from loadgen.engine import clock as _clock
-    var = getattr(_clock, "_is_participant", None)
-    if var is not None:
-        var.set(False)
-
-
 async def _begin(request: web.Request, *, stream: bool) -> tuple[EmulatorModel, Any, Plan | BedrockError]:
     """The shared start of both handlers: parse the body, ask the model, wait an error's delay."""
-    _not_a_participant()
     model: EmulatorModel = request.app[_MODEL_KEY]
     clock = request.app[_CLOCK_KEY]
     body = await _read_body(request)
@@ -296,7 +289,6 @@ async def _stream_error(request: web.Request, model: EmulatorModel, r: BedrockEr
 
 async def _count_tokens(request: web.Request) -> web.Response:
     """CountTokens: 200 `{"inputTokens": N}` (botocore CountTokensResponse) or Bedrock's error."""
-    _not_a_participant()
     model: EmulatorModel = request.app[_MODEL_KEY]
     body = await _read_body(request)
     r = (BedrockError(400, "ValidationException", "The request body is not valid JSON.", served_region=model.region)
