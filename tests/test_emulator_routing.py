@@ -99,5 +99,5 @@ def test_when_every_region_is_past_spill_at_the_least_queued_one_serves():
     for _ in range(150):   # 150 x 1,010 reserved = 0.84 of the three Regions' capacity, all at t = 0
         r = m.begin("us." + HAIKU, body, stream=False)
         assert not isinstance(r, BedrockError)
-    loads = [m._load[(HAIKU, reg)].total(0.0) / CAP for reg in ("us-east-1", "us-east-2", "us-west-2")]
+    loads = [m.regions.load[(HAIKU, reg)].total(0.0) / CAP for reg in ("us-east-1", "us-east-2", "us-west-2")]
     assert max(loads) - min(loads) < 0.05, loads

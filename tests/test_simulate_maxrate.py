@@ -131,14 +131,15 @@ def test_throttle_causes_come_from_the_quota_field_not_the_message():
 
 def test_binding_limit_does_not_depend_on_the_throttle_message_wording(tmp_path, monkeypatch):
     # reword every emulator throttle: the binding limit is still named from the structured cause
-    from loadgen.emulator import model as emulator_model
+    from loadgen.emulator import quotas, routing
 
-    real_error = emulator_model.error
+    real_error = quotas.error
 
     def reworded(code, message, **kw):
         return real_error(code, "Rate exceeded." if code == "ThrottlingException" else message, **kw)
 
-    monkeypatch.setattr(emulator_model, "error", reworded)
+    for throttler in (quotas, routing):
+        monkeypatch.setattr(throttler, "error", reworded)
     sc = write(tmp_path, "tpm = 60000")
     assert main(["simulate", str(sc), "--find-max-rate", "--out", str(tmp_path / "out"), "--quiet"]) == 0
     arm = json.loads((only_dir(tmp_path / "out") / "maxrate.json").read_text())["arms"]["in-region"]

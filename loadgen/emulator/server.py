@@ -27,14 +27,15 @@ import contextlib
 import json
 import re
 import uuid
-from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 from aiohttp import web
 
 from loadgen.emulator import eventstream
 from loadgen.emulator.errors import BedrockError
-from loadgen.emulator.model import TOOL_INPUT, EmulatorModel, Plan
+from loadgen.emulator.model import EmulatorModel
+from loadgen.emulator.plan import Plan
+from loadgen.emulator.stream import stream_schedule
 
 SERVED_REGION_HEADER = "x-loadgen-served-region"
 QUOTA_HEADER = "x-loadgen-quota"
@@ -173,75 +174,6 @@ async def _write(resp: web.StreamResponse, data: bytes) -> None:
         await resp.write(data)
     except ConnectionError as e:  # aiohttp's ClientConnectionResetError is one
         raise _ClientGone() from e
-
-
-@dataclass(frozen=True)
-class _Write:
-    """One write of a stream body: `offset` scenario s after the start; `tokens`: output
-    tokens delivered once it is out (what the quota is charged if the stream stops there)."""
-
-    offset: float
-    data: bytes
-    tokens: int
-    has_delta: bool
-
-
-def stream_schedule(plan: Plan) -> tuple[list[_Write], float, bool]:
-    """The body of a ConverseStream response to `plan`: (writes in order, offset of the
-    response's end, whether the connection is dropped there rather than closed cleanly).
-
-    Every event due at the same moment goes into one write. The first delta leaves at
-    ttft; later ones as their first token is generated; a stream with a single delta
-    sends it with the final events at duration_s. A mid-stream fault ends the body
-    after `after_deltas` deltas, at the time the last of them was due (ttft if none):
-    an exception event, or a dropped connection.
-    """
-    fault = plan.fault
-    writes: list[_Write] = []
-    pending = [eventstream.event("messageStart", {"role": "assistant"})]
-    if plan.tool_use is not None:
-        # a forced tool call (botocore ConverseStreamOutput: contentBlockStart with toolUse,
-        # then toolUse input deltas), sent with the final events as a single delta is
-        tool_id, name = plan.tool_use
-        pending.append(eventstream.event("contentBlockStart", {
-            "contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": tool_id, "name": name}}}))
-        pending.append(eventstream.event("contentBlockDelta", {
-            "contentBlockIndex": 0, "delta": {"toolUse": {"input": TOOL_INPUT}}}))
-        pending += _final_events(plan)
-        return [_Write(plan.duration_s, b"".join(pending), plan.usage.output_tokens, True)], plan.duration_s, False
-    has_delta = False
-    delivered = 0
-    t_due = plan.ttft_s
-    for i, (offset, text) in enumerate(plan.deltas()):
-        if fault is not None and i == fault.after_deltas:
-            break
-        if offset > t_due and pending:
-            writes.append(_Write(t_due, b"".join(pending), delivered, has_delta))
-            pending, has_delta = [], False
-        t_due = max(t_due, offset)
-        pending.append(eventstream.text_delta(text))
-        has_delta = True
-        delivered = min(plan.usage.output_tokens, (i + 1) * plan.chunk_tokens)
-    if fault is not None and fault.kind == "reset":
-        if pending:
-            writes.append(_Write(t_due, b"".join(pending), delivered, has_delta))
-        return writes, t_due, True
-    if fault is not None:
-        pending.append(eventstream.exception(fault.code, fault.message))
-        writes.append(_Write(t_due, b"".join(pending), delivered, has_delta))
-        return writes, t_due, False
-    end = max(t_due, plan.duration_s)
-    pending += _final_events(plan)
-    writes.append(_Write(end, b"".join(pending), plan.usage.output_tokens, has_delta))
-    return writes, end, False
-
-
-def _final_events(plan: Plan) -> list[bytes]:
-    return [eventstream.event("contentBlockStop", {"contentBlockIndex": 0}),
-            eventstream.event("messageStop", {"stopReason": plan.stop_reason}),
-            eventstream.event("metadata", {"usage": plan.usage.to_wire(),
-                                           "metrics": {"latencyMs": plan.latency_ms},
-                                           **plan.tier_wire()})]
 
 
 async def _converse_stream(request: web.Request) -> web.StreamResponse:

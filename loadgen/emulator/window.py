@@ -64,3 +64,23 @@ class Window:
         if charge.live:
             self._total += amount - charge.amount
         charge.amount = amount
+
+
+class Windows:
+    """One Window per key (a model id and a Region), made on first use, all of one length
+    (`window_s` scenario seconds) and kind."""
+
+    def __init__(self, window_s: float, kind: str) -> None:
+        self.window_s = window_s
+        self.kind = kind
+        self._by_key: dict[tuple, Window] = {}
+
+    def __getitem__(self, key: tuple) -> Window:
+        w = self._by_key.get(key)
+        if w is None:
+            w = self._by_key[key] = Window(self.window_s, self.kind)
+        return w
+
+    def get(self, key: tuple) -> Window | None:
+        """The key's window, or None if none was made yet."""
+        return self._by_key.get(key)
