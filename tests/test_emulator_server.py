@@ -14,9 +14,12 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.config import Config
 
+from loadgen.api.inprocess import InProcessTransport
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.model import EmulatorModel
 from loadgen.emulator.server import SERVED_REGION_HEADER, serve
+from loadgen.engine.clock import RealClock, WarpClock
+from loadgen.engine.transport import BedrockTransport
 
 from emulator_fakes import HAIKU, US_HAIKU, US_SONNET37, FakeClock  # noqa: E402
 
@@ -353,8 +356,6 @@ def test_boto3_reference_run_one_write_then_reads():
 
 
 def test_warp_clock_paces_realistic_latency_in_scenario_time():
-    from loadgen.engine.clock import WarpClock
-
     async def go():
         # scale 10 and a warm-up call: the first call's one-off client set-up (and a busy
         # machine) would otherwise be magnified into seconds of scenario time
@@ -376,9 +377,7 @@ def test_warp_clock_paces_realistic_latency_in_scenario_time():
 def test_body_past_the_size_limit_gets_bedrocks_error_shape(monkeypatch):
     """Not aiohttp's bare 413 page: a JSON ValidationException botocore parses (the limit
     itself is an assumption: Bedrock's is unsourced)."""
-    from loadgen.emulator import server
-
-    monkeypatch.setattr(server, "MAX_BODY_BYTES", 200_000)
+    monkeypatch.setattr("loadgen.emulator.server.MAX_BODY_BYTES", 200_000)
 
     async def go():
         async with emulator() as (c, clock, _):
@@ -448,10 +447,6 @@ def test_forced_tool_choice_returns_a_tool_use_block(choice, name):
 
 
 def test_forced_tool_call_outcome_agrees_between_http_and_in_process():
-    from loadgen.engine.clock import RealClock
-    from loadgen.api.inprocess import InProcessTransport
-    from loadgen.engine.transport import BedrockTransport
-
     p = params(prefix_tokens=0, toolConfig={**TOOLS, "toolChoice": {"any": {}}})
 
     async def go():
