@@ -8,4 +8,6 @@ PY=${PYTHON:-python3}
 "$PY" -m venv --clear .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
-.venv/bin/python -m pytest -q "$@"
+# -n auto: one worker per core (at most 4: the end-to-end cases start their own emulator
+# and time real runs, so more workers than cores would only add noise).
+.venv/bin/python -m pytest -q -n auto --maxprocesses 4 "$@"
