@@ -3,7 +3,7 @@
 import anyio
 import pytest
 
-from loadgen.engine.clock import RealClock, WarpClock
+from loadgen.engine.clock import RealClock, VirtualClock, WarpClock
 
 
 def run(fn):
@@ -25,10 +25,10 @@ def test_real_clock_starts_near_zero_and_sleeps():
 def test_warp_scale_runs_scenario_time_faster():
     async def main():
         c = WarpClock(scale=100)
-        with c.participant():
+        with c.driver():
             t_wall = anyio.current_time()
-            # a busy participant exists (this one, not sleeping on the clock) while we
-            # wait on a non-participant: no jump, time only flows at 100x
+            # a busy driver exists (this one, not sleeping on the clock) while we
+            # wait outside the clock: no jump, time only flows at 100x
             await anyio.sleep(0.05)
             return c.now(), anyio.current_time() - t_wall
 
@@ -36,21 +36,20 @@ def test_warp_scale_runs_scenario_time_faster():
     assert scen == pytest.approx(100 * wall, rel=0.2)
 
 
-def test_idle_participants_jump_to_earliest_deadline():
+def test_idle_drivers_jump_to_earliest_deadline():
     async def main():
         c = WarpClock(scale=1)
         woke = []
 
-        async def sleeper(t):
-            with c.participant(entered=True):
+        async def sleeper(t, d):
+            with d:
                 await c.sleep_until(t)
                 woke.append((t, c.now()))
 
         t_wall = anyio.current_time()
         async with anyio.create_task_group() as tg:
             for t in (3600.0, 600.0, 7200.0):
-                c.enter()
-                tg.start_soon(sleeper, t)
+                tg.start_soon(sleeper, t, c.driver())
         return woke, anyio.current_time() - t_wall, c.jumped_s
 
     woke, wall, jumped = run(main)
@@ -61,24 +60,24 @@ def test_idle_participants_jump_to_earliest_deadline():
     assert jumped == pytest.approx(7200.0, abs=0.1)
 
 
-def test_no_jump_while_a_participant_is_busy():
+def test_no_jump_while_a_driver_is_busy():
     async def main():
         c = WarpClock(scale=1)
         result = {}
 
-        async def busy():
-            with c.participant(entered=True):
+        async def busy(d):
+            with d:
                 await anyio.sleep(0.1)  # e.g. waiting for an HTTP response: real time
                 result["busy_done_at"] = c.now()
 
-        async def sleeper():
-            with c.participant(entered=True):
+        async def sleeper(d):
+            with d:
                 await c.sleep_until(1000.0)
                 result["sleeper_at"] = c.now()
 
         async with anyio.create_task_group() as tg:
-            c.enter(); tg.start_soon(busy)
-            c.enter(); tg.start_soon(sleeper)
+            tg.start_soon(busy, c.driver())
+            tg.start_soon(sleeper, c.driver())
         return result
 
     r = run(main)
@@ -86,23 +85,23 @@ def test_no_jump_while_a_participant_is_busy():
     assert r["sleeper_at"] == pytest.approx(1000.0, abs=0.05)
 
 
-def test_non_participant_sleep_wakes_on_a_jump():
+def test_sleep_outside_a_driver_wakes_on_a_jump():
     async def main():
         c = WarpClock(scale=1)
         out = {}
 
         async def emulator_like():
-            await c.sleep_until(50.0)  # not a participant: never causes a jump
+            await c.sleep_until(50.0)  # not a driver: never causes a jump
             out["emu"] = c.now()
 
-        async def driver():
-            with c.participant(entered=True):
+        async def driver(d):
+            with d:
                 await c.sleep_until(100.0)
                 out["driver"] = c.now()
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(emulator_like)
-            c.enter(); tg.start_soon(driver)
+            tg.start_soon(driver, c.driver())
         return out
 
     out = run(main)
@@ -127,8 +126,8 @@ def test_requests_due_together_start_together_on_a_held_warp_clock():
     starts: dict[str, float] = {}
     a_sent = anyio.Event()
 
-    async def turn(name: str) -> None:
-        with c.participant(entered=True):
+    async def turn(name: str, d) -> None:
+        with d:
             await c.sleep_until(10.0)
             real[0] += 0.005            # the generator's own work: build and sign the request
             starts[name] = c.now()
@@ -142,8 +141,7 @@ def test_requests_due_together_start_together_on_a_held_warp_clock():
         c.start()
         async with anyio.create_task_group() as tg:
             for name in ("a", "b"):
-                c.enter()
-                tg.start_soon(turn, name)
+                tg.start_soon(turn, name, c.driver())
 
     run(main)
     assert starts == {"a": 10.0, "b": 10.0}
@@ -157,8 +155,8 @@ def test_a_late_timer_does_not_make_its_request_late():
     seen: dict[str, float] = {}
     done = anyio.Event()
 
-    async def long_request() -> None:
-        with c.participant(entered=True):
+    async def long_request(d) -> None:
+        with d:
             with c.in_flight():
                 await done.wait()
 
@@ -166,8 +164,8 @@ def test_a_late_timer_does_not_make_its_request_late():
         await anyio.sleep(0.01)
         real[0] = 1.0 / 60 + 0.020        # 1 s of scenario time, and 20 ms (real) more
 
-    async def turn() -> None:
-        with c.participant(entered=True):
+    async def turn(d) -> None:
+        with d:
             await anyio.sleep(0)          # let the long request get on the wire
             await c.sleep_until(1.0)
             seen["start"] = c.now()
@@ -178,13 +176,45 @@ def test_a_late_timer_does_not_make_its_request_late():
     async def main() -> None:
         c.start()
         async with anyio.create_task_group() as tg:
-            c.enter()
-            tg.start_soon(long_request)
-            c.enter()
-            tg.start_soon(turn)
+            tg.start_soon(long_request, c.driver())
+            tg.start_soon(turn, c.driver())
             tg.start_soon(late_timer)
 
     run(main)
     assert seen["start"] == 1.0
     assert seen["sending"] == 1.0
     assert c.forced_flows == 0
+
+
+def test_a_driver_counts_from_creation_so_no_jump_before_its_task_starts():
+    """The runner makes a task's driver before spawning it: until that task has entered
+    and left it, a sleeping driver must not make the clock jump."""
+    async def main():
+        c = WarpClock(scale=1)
+        woke = {}
+
+        async def sleeper(d):
+            with d:
+                await c.sleep_until(1000.0)
+                woke["at"] = c.now()
+
+        async with anyio.create_task_group() as tg:
+            pending = c.driver()  # spawned, its task not started yet
+            tg.start_soon(sleeper, c.driver())
+            await anyio.sleep(0.05)
+            assert c.now() < 1.0  # no jump: the pending driver counts as busy
+            with pending:
+                pass  # its task ran and ended: now every driver sleeps
+        return woke["at"]
+
+    assert run(main) == pytest.approx(1000.0, abs=0.05)
+
+
+def test_every_clock_has_the_protocol_and_no_bookkeeping_outside_warp():
+    for c in (RealClock(), WarpClock(scale=2), VirtualClock()):
+        for name in ("now", "sleep_until", "sleep", "start", "driver", "in_flight", "waiting"):
+            assert callable(getattr(c, name)), (type(c).__name__, name)
+        assert isinstance(c.kind, str) and c.scale > 0
+    # real and virtual clocks hand out one shared no-op mark: nothing to count
+    r = RealClock()
+    assert r.driver() is r.in_flight() is VirtualClock().waiting()

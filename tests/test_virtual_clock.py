@@ -91,7 +91,7 @@ def test_time_stands_still_while_any_task_can_run():
 
 
 def test_task_waiting_for_a_slot_held_by_sleepers_does_not_stall_time():
-    # The case participant counting gets wrong: the waiter is "busy" but blocked on
+    # The case driver counting gets wrong: the waiter is "busy" but blocked on
     # tasks asleep on the clock. The loop sees that nothing is runnable and jumps.
     c = VirtualClock()
     ends: list[float] = []
@@ -140,7 +140,6 @@ def test_cancel_scope_deadline_cancels_a_clock_sleep():
 def test_protocol_shape_matches_the_other_clocks():
     c = VirtualClock()
     assert c.kind == "virtual" and c.scale == 1.0
-    c.enter()
-    with c.participant(entered=True):
+    with c.driver(), c.in_flight(), c.waiting():
         pass
     assert c.now() == 0.0

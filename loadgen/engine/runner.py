@@ -46,7 +46,7 @@ import anyio
 import anyio.lowlevel
 
 from loadgen.engine import schedule
-from loadgen.engine.clock import Clock
+from loadgen.engine.clock import Clock, Driver
 from loadgen.engine.expectations import CacheExpectations, Prediction
 from loadgen.engine.record import Attempt, observed_cache_state
 from loadgen.scenario.parse import Arm, Scenario
@@ -180,13 +180,11 @@ class Runner:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             if self.scenario.sessions is not None:
-                self.clock.enter()
-                tg.start_soon(self._session_dispatcher, tg)
+                self._spawn(tg, self._session_dispatcher, tg)
             else:
                 self._dispatching = len(self.arms)
                 for k, arm in enumerate(self.arms):
-                    self.clock.enter()
-                    tg.start_soon(self._arm_dispatcher, tg, arm, k)
+                    self._spawn(tg, self._arm_dispatcher, tg, arm, k)
         self._tg = None
 
     def _hand_off(self, tg: Any, arm: Arm, req: Request, intended: float) -> None:
@@ -200,8 +198,7 @@ class Runner:
         Raw asyncio futures: loadgen runs on anyio's asyncio backend only (aiobotocore,
         VirtualClock), and anyio's cancel scopes cancel a task waiting on one.
         """
-        self.clock.enter()  # counted before it starts: no idle jump can slip in between
-        job = (arm, req, intended)
+        job = (self.clock.driver(), arm, req, intended)  # counted now: see _spawn
         idle = self._idle
         while idle:
             fut = idle.pop()
@@ -210,12 +207,12 @@ class Runner:
                 return
         tg.start_soon(self._worker, job)
 
-    async def _worker(self, job: tuple[Arm, Request, float] | None) -> None:
+    async def _worker(self, job: tuple[Driver, Arm, Request, float] | None) -> None:
         loop = asyncio.get_running_loop()
-        clock = self.clock
         while job is not None:
-            with clock.participant(entered=True):
-                await self._send(*job, True)
+            driver, arm, req, intended = job
+            with driver:
+                await self._send(arm, req, intended, True)
             if self._pool_closed:
                 return
             fut: asyncio.Future[Any] = loop.create_future()
@@ -231,11 +228,13 @@ class Runner:
         self._idle.clear()
 
     def _spawn(self, tg: Any, fn: Callable[..., Any], *args: Any) -> None:
-        self.clock.enter()  # counted before it starts: no idle jump can slip in between
-        tg.start_soon(self._as_participant, fn, *args)
+        """Start a task that drives load. Its clock driver is made here, before the task
+        starts, so a warp clock cannot jump over the gap between spawning and its first step."""
+        tg.start_soon(self._drive, self.clock.driver(), fn, *args)
 
-    async def _as_participant(self, fn: Callable[..., Any], *args: Any) -> None:
-        with self.clock.participant(entered=True):
+    @staticmethod
+    async def _drive(driver: Driver, fn: Callable[..., Any], *args: Any) -> None:
+        with driver:
             await fn(*args)
 
     async def _arm_dispatcher(self, tg: Any, arm: Arm, k: int) -> None:
@@ -252,39 +251,37 @@ class Runner:
         n = len(self.arms)
         workload = self.workloads[arm.name]
         slots = self._slots[arm.name]
-        with self.clock.participant(entered=True):
-            try:
-                for i, offset, sizes in schedule.open_loop(self.scenario):
-                    on_time = offset > self.clock.now()
-                    if not await self._sleep_until(offset):
-                        break
-                    if on_time:
-                        for _ in range((k - i) % n):
-                            await anyio.lowlevel.checkpoint()
-                    # Take the in-flight slot before building the request: a saturated arm
-                    # then holds its own dispatcher back (the wait is still recorded as
-                    # schedule lag) instead of piling up one waiting request per arrival,
-                    # and the cost limit is checked with what is known just before sending.
-                    await self._take_slot(slots)
-                    req = workload.single(i, sizes)
-                    if not self._admit(req):
-                        slots.release()
-                        break
-                    self._hand_off(tg, arm, req, offset)
-            finally:
-                self._dispatching -= 1
-                if self._dispatching == 0:
-                    self._close_pool()
+        try:
+            for i, offset, sizes in schedule.open_loop(self.scenario):
+                on_time = offset > self.clock.now()
+                if not await self._sleep_until(offset):
+                    break
+                if on_time:
+                    for _ in range((k - i) % n):
+                        await anyio.lowlevel.checkpoint()
+                # Take the in-flight slot before building the request: a saturated arm
+                # then holds its own dispatcher back (the wait is still recorded as
+                # schedule lag) instead of piling up one waiting request per arrival,
+                # and the cost limit is checked with what is known just before sending.
+                await self._take_slot(slots)
+                req = workload.single(i, sizes)
+                if not self._admit(req):
+                    slots.release()
+                    break
+                self._hand_off(tg, arm, req, offset)
+        finally:
+            self._dispatching -= 1
+            if self._dispatching == 0:
+                self._close_pool()
 
     async def _session_dispatcher(self, tg: Any) -> None:
         n = len(self.arms)
-        with self.clock.participant(entered=True):
-            for i, start in enumerate(schedule.session_starts(self.scenario)):
-                if not await self._sleep_until(start):
-                    break
-                # rotate which arm's session starts first (see _arm_dispatcher)
-                for r in range(n):
-                    self._spawn(tg, self._session, self.arms[(i + r) % n], i, start)
+        for i, start in enumerate(schedule.session_starts(self.scenario)):
+            if not await self._sleep_until(start):
+                break
+            # rotate which arm's session starts first (see _arm_dispatcher)
+            for r in range(n):
+                self._spawn(tg, self._session, self.arms[(i + r) % n], i, start)
 
     async def _session(self, arm: Arm, index: int, start: float) -> None:
         draws = schedule.SessionDraws(self.scenario, index)  # the same draws for every arm

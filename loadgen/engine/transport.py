@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator, Callable, Protocol
 
 import aiohttp
 import anyio
+import botocore.session
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import (
@@ -115,8 +116,6 @@ def normalize_code(code: str | None) -> str | None:
 
 def have_credentials() -> bool:
     """Whether the standard AWS credential chain finds anything (nothing is sent)."""
-    import botocore.session
-
     return botocore.session.Session().get_credentials() is not None
 
 
@@ -137,7 +136,7 @@ def unwarp(out: Outcome, scale: float) -> None:
     on it, so the real overhead is wall - modelled/scale, and the latency reported is
     modelled + overhead, the overhead counted once (unscaled), as a real-clock client
     would see it. Wall elapsed = scenario elapsed / scale: while a call is in flight
-    its task is busy, so the warp clock does not jump (loadgen/engine/clock.py).
+    its task is busy, so the warp clock does not jump (loadgen/engine/clock/warp.py).
 
     An event seen before its modelled time could have passed was not the one modelled
     (say, the connection dropped early): it keeps its clock time. A timeout keeps its
@@ -207,7 +206,7 @@ class BedrockTransport:
     async def call(self, params: dict[str, Any], *, stream: bool, timeout: float,
                    on_first_token: FirstToken | None = None) -> Outcome:
         # the clock learns a request is on the wire: a warp clock holding still between
-        # requests flows again (loadgen/engine/clock.py)
+        # requests flows again (loadgen/engine/clock/warp.py)
         with self._clock.in_flight():
             return await self._timed_call(params, stream=stream, timeout=timeout, on_first_token=on_first_token)
 
