@@ -1,15 +1,14 @@
 """One attempt at one request: the unit everything downstream counts.
 
 The runner makes one Attempt per HTTP call (a retry is a new Attempt with
-attempt+1); results.py streams them to requests.jsonl; metrics.py folds them into
+attempt+1); loadgen.results writes them to requests.jsonl and folds them into
 histograms and counters. Times are scenario seconds since run start; latencies
 derived from them are measured from the *intended* start (no coordinated omission).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 STATUSES = ("ok", "throttled", "error", "timeout")
 CACHE_STATES = ("cold", "warm", "none")
@@ -52,9 +51,6 @@ class Attempt:
     stop_reason: str | None = None
     message: str | None = None        # error message, truncated
     quota: str | None = None          # throttles by loadgen's emulator: the limit, "tpm us-east-1" (docs/results-format.md)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def observed_cache_state(cache_read: int, cache_write: int, expected_read: int = 0) -> str:
