@@ -1,1 +1,14 @@
-"""engine"""
+"""The engine: what to send, when, and what came back, one attempt at a time.
+
+Owns the seeded schedule (`schedule.py`: arrivals, sizes and session draws every arm
+shares), the Converse request bodies
+(`workload.py`), the runner that drives them on a clock (`runner.py`), the clocks
+(`clock/`: real, warp, virtual), the aiobotocore transport (`transport.py`), the
+client-side prompt-cache model (`expectations.py`), CountTokens prefix sizing
+(`prefix_sizing.py`) and the per-attempt record (`record.py`).
+
+May import loadgen.scenario, loadgen.catalog and loadgen._toml only. Must not import
+loadgen.emulator (its sibling: transports reach the emulator over HTTP, and the in-process
+transport lives in loadgen.api), nor anything above it: loadgen.results, loadgen.report,
+loadgen.api, loadgen.commands.
+"""
