@@ -29,9 +29,17 @@ outcome (status error, the exception's class as error code) and the run goes on;
 and is kept in `target_error` for the caller (exit 3). Only a real cancellation is
 recorded as `Interrupted`.
 
+A runner may send only one execution segment of the schedule (`schedule.Segment`: whole
+sessions, a stripe of the arrivals); nothing here assumes it sees every session. Runners
+of several segments against one target share the cache model of the shared system prefix
+(`expectations`), so each predicts what the whole run predicts.
+
 The runner does not price, format or store anything: `sink(attempt, cost_buckets)`
 receives every attempt, `pricer(model_id, usage, cache_ttl[, service_tier])` prices it (the tier only when the
 arm sets one).
+
+(Over 400 lines: the dispatchers, the session loop and the attempt loop share the limits,
+slots, worker pool and cancel scopes kept here; split, that state would be passed around.)
 """
 
 from __future__ import annotations
@@ -85,7 +93,15 @@ class Runner:
         salt: str = "",
         wall_clock: Callable[[], float] = time.time,
         prefix_sizes: Mapping[str, Any] | None = None,
+        segment: schedule.Segment = schedule.WHOLE,
+        expectations: Mapping[str, CacheExpectations] | None = None,
     ) -> None:
+        """`segment`: the share of the schedule this runner sends (whole sessions, its
+        stripe of the arrivals); the default is all of it. `expectations`: per arm, the
+        client-side cache model, when several runners share one: the system prefix is one
+        cache entry for every session of an arm, so runners of different segments of one
+        run against one target must share it to predict what the full run predicts. The
+        rest of the model is per session, and a segment holds whole sessions."""
         self.scenario = scenario
         self.transport = transport
         self.clock = clock
@@ -97,7 +113,9 @@ class Runner:
         # prefix_sizes: arm name -> workload.PrefixSize measured with the target's CountTokens
         self.workloads = {a.name: ArmWorkload(scenario, a, salt=salt, size=(prefix_sizes or {}).get(a.name))
                           for a in self.arms}
-        self.expect = {a.name: CacheExpectations(self.workloads[a.name].info.cache_min_tokens) for a in self.arms}
+        self.segment = segment
+        self.expect = dict(expectations) if expectations is not None else {
+            a.name: CacheExpectations(self.workloads[a.name].info.cache_min_tokens) for a in self.arms}
         # live state, read by the progress display
         self.in_flight = 0
         self.dispatched = 0          # first attempts started, all arms
@@ -252,7 +270,7 @@ class Runner:
         workload = self.workloads[arm.name]
         slots = self._slots[arm.name]
         try:
-            for i, offset, sizes in schedule.open_loop(self.scenario):
+            for i, offset, sizes in schedule.open_loop(self.scenario, self.segment):
                 on_time = offset > self.clock.now()
                 if not await self._sleep_until(offset):
                     break
@@ -276,7 +294,7 @@ class Runner:
 
     async def _session_dispatcher(self, tg: Any) -> None:
         n = len(self.arms)
-        for i, start in enumerate(schedule.session_starts(self.scenario)):
+        for i, start in schedule.sessions(self.scenario, self.segment):
             if not await self._sleep_until(start):
                 break
             # rotate which arm's session starts first (see _arm_dispatcher)

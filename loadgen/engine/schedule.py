@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 from loadgen.scenario.arrivals import OpenLoop, arrivals, describe, expected_count, offsets, sample, session_turns
@@ -27,15 +27,45 @@ from loadgen.engine.workload import Sizes, draw_sizes
 MAX_REQUESTS_PER_ARM = 10_000_000
 
 
-def open_loop(sc: Scenario) -> Iterator[tuple[int, float, Sizes]]:
-    """(request index, intended start offset in seconds, sizes) of an `[arrivals]` scenario.
+@dataclass(frozen=True)
+class Segment:
+    """Execution segment `index` of `count` equal ones: the share of the schedule one worker
+    sends (k6's execution segments; for equal segments its striped offsets reduce to k mod n).
+
+    Items are striped: open-loop arrival k, or agent session k with all its turns, belongs
+    to segment k mod count. So every segment gets an even share of every stretch of the
+    run (a ramp's peak is split n ways, not handed to one worker), a session is never cut
+    in half, and the union of the `count` segments is exactly the whole schedule: same
+    indexes (the request identities and seeds), same times, same sizes.
+    """
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not (self.count >= 1 and 0 <= self.index < self.count):
+            raise ValueError(f"segment {self.index} of {self.count}: need 0 <= index < count")
+
+    def owns(self, k: int) -> bool:
+        return k % self.count == self.index
+
+
+WHOLE = Segment()
+
+
+def open_loop(sc: Scenario, segment: Segment = WHOLE) -> Iterator[tuple[int, float, Sizes]]:
+    """(request index, intended start offset in seconds, sizes) of an `[arrivals]` scenario,
+    the requests of `segment` only (the index is the whole schedule's).
 
     A trace's per-request token counts override the drawn sizes (`input_tokens` is the
     whole request's input, so the question is what is left after the prefix).
     """
     assert sc.arrivals is not None
     w = sc.workload
+    # every segment draws every arrival (one seeded stream), and sizes for its own only
     for i, point in enumerate(arrivals(sc.arrivals, sc.duration, random.Random(f"{sc.seed}:arrivals"))):
+        if not segment.owns(i):
+            continue
         sizes = draw_sizes(sc, random.Random(f"{sc.seed}:sizes:{i}"))
         if point.input_tokens is not None and w.question_tokens is not None:
             sizes = replace(sizes, question_tokens=max(1, point.input_tokens - w.prefix_tokens))
@@ -48,6 +78,14 @@ def session_starts(sc: Scenario) -> Iterator[float]:
     """Start offsets (seconds) of the sessions of a `[sessions]` scenario."""
     assert sc.sessions is not None
     return offsets(sc.sessions.arrival, sc.duration, random.Random(f"{sc.seed}:sessions"))
+
+
+def sessions(sc: Scenario, segment: Segment = WHOLE) -> Iterator[tuple[int, float]]:
+    """(session index, start offset in seconds) of `segment`'s sessions: whole sessions, each
+    with every one of its turns (SessionDraws(sc, index) draws them)."""
+    for i, start in enumerate(session_starts(sc)):
+        if segment.owns(i):
+            yield i, start
 
 
 class SessionDraws:
