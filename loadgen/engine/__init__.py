@@ -1,7 +1,7 @@
 """The engine: what to send, when, and what came back, one attempt at a time.
 
 Owns the seeded schedule (`schedule.py`: arrivals, sizes and session draws every arm
-shares), the Converse request bodies
+shares, whole or one execution segment), the Converse request bodies
 (`workload.py`), the runner that drives them on a clock (`runner.py`), the clocks
 (`clock/`: real, warp, virtual), the aiobotocore transport (`transport.py`), the
 client-side prompt-cache model (`expectations.py`), CountTokens prefix sizing
