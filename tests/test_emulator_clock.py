@@ -34,8 +34,8 @@ def test_a_handler_latency_sleep_is_waited_not_jumped_over():
         body = {"messages": [{"role": "user", "content": [{"text": "Reply with about 5 tokens"}]}],
                 "inferenceConfig": {"maxTokens": 10}}
         async with serve(model, clock) as url, aiohttp.ClientSession() as http:
-            # the one participant, busy on a request as the runner's transport is
-            with clock.participant(), clock.in_flight():
+            # the one driver (load-driving task), busy on a request as the runner's transport is
+            with clock.driver(), clock.in_flight():
                 t0, wall0 = clock.now(), time.monotonic()
                 async with http.post(f"{url}/model/{HAIKU}/converse", json=body) as r:
                     assert r.status == 200
