@@ -1,3 +1,3 @@
 """loadgen: load generator and capacity planner for Amazon Bedrock LLM traffic."""
 
-__version__ = "0.1.0"
+from loadgen._version import __version__ as __version__

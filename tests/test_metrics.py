@@ -9,14 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loadgen.results.metrics import (
-    ArmInfo,
-    Metrics,
-    gap_bucket_edges,
-    gap_bucket_index,
-    gap_bucket_labels,
-)
 from loadgen.engine.record import STATUSES, Attempt
+from loadgen.results.gap_buckets import GAP_EDGES_S, gap_bucket_index, gap_bucket_labels
+from loadgen.results.metrics import ArmInfo, Metrics
 
 ARM = ArmInfo("ttl-5m", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "geo", "5m")
 ARM_1H = ArmInfo("ttl-1h", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "geo", "1h")
@@ -135,7 +130,7 @@ def test_tokens_and_cost_buckets_per_1000_successful_requests():
 
 
 def test_gap_buckets_edges_labels_and_counts():
-    edges = gap_bucket_edges()
+    edges = GAP_EDGES_S
     assert edges[0] == 0 and list(edges) == sorted(edges)
     labels = gap_bucket_labels()
     assert labels[0] == "0-1m" and labels[3] == "4-5m" and labels[4] == "5-6m" and labels[-1] == "60m+"

@@ -142,7 +142,7 @@ def test_rebuilt_histograms_follow_metrics_schedule_lag_counts_first_attempts_on
 
 
 def _hist(values_ms):
-    from loadgen.results.metrics import new_histogram
+    from loadgen.results.histograms import new_histogram
 
     h = new_histogram()
     for v in values_ms:
@@ -193,7 +193,7 @@ def test_an_empty_run_plots_without_legend_warnings(tmp_path, recwarn, caplog, a
 
 def test_one_millisecond_format_for_prose_and_table_cells():
     from loadgen.report.compare import fmt_value
-    from loadgen.report.tables import _ms
+    from loadgen.report.table import ms as _ms
     from loadgen.scenario.thresholds import format_value, parse
 
     assert [series.format_ms(v) for v in (849.6, 999.4, 1000, 1618)] == ["850 ms", "999 ms", "1.00 s", "1.62 s"]

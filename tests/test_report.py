@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from loadgen.commands.cli import main
-from loadgen.report.tables import after_run, load_view
+from loadgen.report.artifacts import after_run
+from loadgen.report.view import load_view
 from loadgen.results.directory import load_summary
 from loadgen.scenario.parse import loads
 
@@ -286,7 +287,10 @@ def test_every_damaged_summary_is_a_clear_error_or_a_full_report(run_dir):
 
     from loadgen.report import html as html_report
     from loadgen.report.compare import compare, groups_for
-    from loadgen.report.tables import check_thresholds, detail_tables, report_dict, report_text, validate_summary
+    from loadgen.report.detail import detail_tables
+    from loadgen.report.render import report_dict, report_text
+    from loadgen.report.summary_shape import validate_summary
+    from loadgen.report.verdicts import check_thresholds
 
     view = load_view(run_dir)
     base = {**view.summary, "arms": {"cached": view.summary["arms"]["cached"]}}   # one arm is enough
@@ -314,7 +318,8 @@ def test_percentile_lookups_read_each_hlog_once(tmp_path, monkeypatch):
     from loadgen.results import directory as results
     from loadgen.results.metrics import ArmInfo, Metrics
     from loadgen.engine.record import Attempt
-    from loadgen.report.tables import percentile_from_histograms
+    from loadgen.report import verdicts
+    from loadgen.report.verdicts import percentile_from_histograms
 
     m = Metrics([ArmInfo("a", "m", "geo", "5m")])
     for i in range(4):
@@ -323,7 +328,7 @@ def test_percentile_lookups_read_each_hlog_once(tmp_path, monkeypatch):
         out.write_histograms(m, scenario_s=1.0)
     reads = []
     real = results.read_histogram
-    monkeypatch.setattr(results, "read_histogram", lambda p: reads.append(p.name) or real(p))
+    monkeypatch.setattr(verdicts, "read_histogram", lambda p: reads.append(p.name) or real(p))
     get = percentile_from_histograms(tmp_path)
     assert get("a", "ttft", 50.0) == pytest.approx(200, rel=1e-2)
     assert get("a", "ttft", 100.0) == pytest.approx(400, rel=1e-2)

@@ -16,7 +16,8 @@ import pytest
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
-from loadgen.results.metrics import LATENCY_METRICS, ArmInfo, Metrics, new_histogram
+from loadgen.results.histograms import LATENCY_METRICS, new_histogram
+from loadgen.results.metrics import ArmInfo, Metrics
 from loadgen.engine.record import Attempt
 from loadgen.results.directory import ResultsDir, load_attempts, load_summary, read_histogram
 

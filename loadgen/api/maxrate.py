@@ -40,9 +40,9 @@ from loadgen import __version__
 from loadgen.scenario import thresholds
 from loadgen.scenario.arrivals import OpenLoop
 from loadgen.engine.clock import VirtualClock
-from loadgen.results.metrics import LATENCY_METRICS
+from loadgen.results.histograms import LATENCY_METRICS
 from loadgen.results.directory import ResultsDir, safe_name
-from loadgen.report.tables import percentile_from_histograms
+from loadgen.report.verdicts import percentile_from_histograms
 from loadgen.api.run import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLD, RunState, run_facts, finish, prepare
 from loadgen.scenario.parse import Scenario, Threshold
 from loadgen.scenario.units import format_rate
@@ -184,7 +184,7 @@ def _trial(sc: Scenario, rate: float, pricer: Any, cfg: Any, checks: Sequence[An
     summary = state.metrics.summary(run_facts(state.sc, state.clock, state.wall0, None))
     peak_tpm = None
     if wants_tpm:
-        from loadgen.report.tables import burndown_of
+        from loadgen.report.view import burndown_of
         from loadgen.results.series import peak_quota_tpm
 
         peak_tpm = peak_quota_tpm(quota_events, burndown_of)

@@ -287,7 +287,8 @@ def finish(state: RunState, *, quiet: bool = False, stop_reason: str | None = No
     threshold verdicts (thresholds.Result, one per threshold and arm) are left in
     `state.verdicts`, so a caller judges them without reading stdout.
     """
-    from loadgen.report.tables import announce, run_artifacts, summary_table
+    from loadgen.report.artifacts import announce, run_artifacts
+    from loadgen.report.summary_table import summary_table
 
     runner = state.runner
     reason = stop_reason or (runner.stop_reason if runner else None)

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
 from loadgen.catalog import data
+from loadgen.catalog.models import UnknownModel, lookup
 from loadgen.catalog.profiles import KINDS, base_id, kind_of
 
 CATALOG_FILE = "pricing.toml"
@@ -103,11 +104,6 @@ class Breakdown:
         return Breakdown(self.input + other.input, self.output + other.output,
                          self.cache_read + other.cache_read, self.cache_write + other.cache_write)
 
-    def as_dict(self) -> dict[str, float]:
-        """The summary.json `cost_usd` buckets (per-1000 is the summary's job)."""
-        return {"total": self.total, "input": self.input, "output": self.output,
-                "cache_read": self.cache_read, "cache_write": self.cache_write}
-
 
 @dataclass(frozen=True)
 class PriceTable:
@@ -183,8 +179,6 @@ class PriceTable:
 
 
 def _family_from_model_catalog(model_id: str, path: str) -> tuple[str, str]:
-    from loadgen.catalog.models import UnknownModel, lookup
-
     try:
         info = lookup(model_id)
     except UnknownModel:
@@ -370,51 +364,8 @@ def cost(model_id: str, usage: Mapping[str, Any], *, cache_ttl: str = "5m",
     return breakdown(model_id, usage, cache_ttl=cache_ttl, batch=batch, prices=prices, tier=tier).total
 
 
-# ---------------------------------------------------------------- `loadgen pricing`
-
-def _fmt_money(v: float) -> str:
-    """Cents always shown; more decimals only when the price has them (Nova: 0.035)."""
-    s = f"{v:.6f}".rstrip("0")
-    return s + "0" * max(0, 2 - len(s.split(".")[1]))
-
-
-def render(table: PriceTable) -> str:
-    """The catalog as a text table, sources as numbered footnotes."""
-    sources: list[str] = []
-
-    def ref(src: str) -> str:
-        if src not in sources:
-            sources.append(src)
-        return f"[{sources.index(src) + 1}]"
-
-    head = ("model", "profile", "$/1M in", "$/1M out", "read x", "write 5m x", "write 1h x",
-            "batch x", "verified", "source")
-    lines: list[tuple[str, ...]] = []
-    order = {k: i for i, k in enumerate(KINDS)}
-    for (mid, kind) in sorted(table.rows, key=lambda r: (r[0], order[r[1]])):
-        base, fam = table.rows[(mid, kind)], table.families[table.model_family[mid]]
-        w5m, w1h = fam.cache_write.get("5m"), fam.cache_write.get("1h")
-        # the standard row, then its service tiers as "<kind> <tier>"
-        for label, row in ((kind, base), *((f"{kind} {t}", r) for t, r in base.tiers.items())):
-            lines.append((
-                mid, label, _fmt_money(row.input_per_mtok), _fmt_money(row.output_per_mtok),
-                f"{fam.cache_read:g}" if fam.cache_write else "-", "-" if w5m is None else f"{w5m:g}",
-                "-" if w1h is None else f"{w1h:g}", f"{fam.batch:g}",
-                "override" if row.overridden else ("yes" if row.verified and fam.verified else "no"),
-                ref(row.source),
-            ))
-    widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
-    numeric = {2, 3, 4, 5, 6, 7}
-
-    def fmt(r: tuple[str, ...]) -> str:
-        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-
-    out = [f"Price catalog as of {table.as_of.isoformat()} ({table.path}); USD per 1M tokens,",
-           "cache and batch prices as multiples of the input price.", "",
-           fmt(head), fmt(tuple("-" * w for w in widths)), *map(fmt, lines), "", "Sources:"]
-    out += [f"  [{i + 1}] {s}" for i, s in enumerate(sources)]
-    notes = [f"  {f.name}: {f.note}" for f in table.families.values() if f.note]
-    if notes:
-        out += ["", "Family notes:", *notes]
-    return "\n".join(out) + "\n"
+def format_usd(usd: float, *, cents_from: float = 10.0) -> str:
+    """Dollars as a person reads them: four decimals below `cents_from` ("$0.8893"), whole
+    cents from there on, with thousands separators ("$1,234.50"). Reports use the default;
+    a plan's estimates switch to cents from $1 (`cents_from=1`)."""
+    return f"${usd:,.4f}" if abs(usd) < cents_from else f"${usd:,.2f}"

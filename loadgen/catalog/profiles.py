@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Literal
 
 from loadgen.catalog import data
+
 ProfileKind = Literal["region", "geo", "global"]
 KINDS: tuple[str, ...] = ("region", "geo", "global")
 
@@ -21,10 +22,6 @@ KINDS: tuple[str, ...] = ("region", "geo", "global")
 @lru_cache(maxsize=None)
 def _table() -> dict:
     return data.load("profiles.toml")
-
-
-def geo_prefixes() -> tuple[str, ...]:
-    return tuple(_table()["geo"])
 
 
 def split(model_id: str) -> tuple[ProfileKind, str | None, str]:

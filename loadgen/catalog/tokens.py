@@ -15,8 +15,3 @@ CHARS_PER_TOKEN = 4
 def count_tokens(text: str) -> int:
     """Approximate token count of one text field (0 for the empty string)."""
     return -(-len(text) // CHARS_PER_TOKEN)
-
-
-def chars_for_tokens(tokens: int) -> int:
-    """Characters of text that count as exactly `tokens` tokens."""
-    return tokens * CHARS_PER_TOKEN

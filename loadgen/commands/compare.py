@@ -10,7 +10,7 @@ from pathlib import Path
 from loadgen.commands.output import write_stdout
 from loadgen.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from loadgen.report.compare import compare, compare_text, groups_for, scenario_note, scenarios_of, unrelated_message
-from loadgen.report.tables import read_summary
+from loadgen.report.view import read_summary
 
 
 def run_label(path: Path, taken: set[str]) -> str:

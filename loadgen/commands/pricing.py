@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loadgen.catalog.pricing import PricingError, default_table, render
+from loadgen.catalog.price_list import render
+from loadgen.catalog.pricing import PricingError, default_table
 from loadgen.scenario.parse import ScenarioError, load
 
 

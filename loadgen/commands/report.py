@@ -10,7 +10,10 @@ from pathlib import Path
 
 from loadgen.commands.output import write_stdout
 from loadgen.exit_codes import EXIT_BAD_INPUT, EXIT_OK, EXIT_THRESHOLD
-from loadgen.report.tables import check_thresholds, load_view, report_dict, report_text, write_artifacts
+from loadgen.report.artifacts import write_artifacts
+from loadgen.report.render import report_dict, report_text
+from loadgen.report.verdicts import check_thresholds
+from loadgen.report.view import load_view
 
 
 def cmd_report(args: argparse.Namespace) -> int:

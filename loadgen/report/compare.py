@@ -17,7 +17,8 @@ percentage points for ratios (a warm ratio going from 70 % to 99 % is "+29 pts",
 
 Directories from different scenarios (summary.json `scenario`) are said plainly
 (`scenario_note`) before any figure. A results directory without summary.json (a
-killed run) is rebuilt from requests.jsonl by the same path `loadgen report` uses.
+killed run) is rebuilt from requests.jsonl by the same path `loadgen report` uses
+(`loadgen.report.view.read_summary`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from loadgen.catalog.pricing import format_usd
+from loadgen.report.table import format_table
 from loadgen.results.series import format_ms
-
+from loadgen.scenario.thresholds import latency_over_all
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,6 @@ def _lat(metric: str, stat: str) -> Callable[[Mapping[str, Any]], "float | None"
 
 def _lat_all(metric: str, stat: str) -> Callable[[Mapping[str, Any]], "float | None"]:
     """One figure of `metric` over every attempt, failed ones included (as thresholds read it)."""
-    from loadgen.scenario.thresholds import latency_over_all
-
     return lambda arm: (latency_over_all(arm, metric) or {}).get(stat)
 
 
@@ -222,7 +223,7 @@ def fmt_value(kind: str, v: float | None) -> str:
     if kind == "ratio":
         return f"{100 * v:.1f}%"
     if kind == "usd":
-        return f"${v:.4f}" if abs(v) < 10 else f"${v:,.2f}"
+        return format_usd(v)
     if kind == "ms":
         return format_ms(v, sep="")
     return f"{v:,.0f}"
@@ -278,8 +279,7 @@ def table_rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
 
 
 def compare_text(comparisons: Sequence[Comparison]) -> str:
-    from loadgen.report.tables import format_table
-
+    """The comparisons as text: headline lines, each column's settings, then the table."""
     blocks = []
     for c in comparisons:
         headers, rows = table_rows(c)

@@ -13,6 +13,14 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from loadgen.report.compare import compare, headline, table_rows
+from loadgen.report.summary_table import HEADERS, failure_notes, row_values
+from loadgen.report.table import Table
+from loadgen.report.view import RunView
+from loadgen.scenario.thresholds import format_value
+
+REPORT_HTML = "report.html"
+
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:24px auto;
 max-width:1200px;padding:0 16px;color:#1b1f24;line-height:1.4}
@@ -69,13 +77,9 @@ def png_data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def render(view: Any, results: Sequence[Any], tables: Sequence[Any], plots: Sequence[Path]) -> str:
-    """The page as a string. `view`: report.RunView; `results`: thresholds.Result list;
-    `tables`: report.Table list (per-arm detail); `plots`: PNG files to embed."""
-    from loadgen.report.compare import compare, headline, table_rows
-    from loadgen.report.tables import HEADERS, _row_values, failure_notes
-    from loadgen.scenario.thresholds import format_value
-
+def render(view: RunView, results: Sequence[Any], tables: Sequence[Table], plots: Sequence[Path]) -> str:
+    """The page as a string. `results`: thresholds.Result list; `tables`: the per-arm
+    detail (`loadgen.report.detail`); `plots`: PNG files to embed."""
     s = view.summary
     arms = s.get("arms", {})
     title = f"loadgen report: {s.get('scenario', '?')}"
@@ -96,7 +100,7 @@ def render(view: Any, results: Sequence[Any], tables: Sequence[Any], plots: Sequ
         top.append(f'<p class="headline">thresholds: <span class="{"fail" if failed else "pass"}">'
                    f'{failed} of {len(results)} failed</span></p>' if failed else
                    f'<p class="headline">thresholds: <span class="pass">all {len(results)} passed</span></p>')
-    top.append(table_html("", HEADERS, [_row_values(n, a) for n, a in arms.items()]))
+    top.append(table_html("", HEADERS, [row_values(n, a) for n, a in arms.items()]))
     top += [f'<p class="note fail">{_e(line)}</p>' for line in failure_notes(s)]  # failures beside latency
     sections.append(("summary", "Summary", "".join(top)))
 
@@ -133,10 +137,10 @@ def render(view: Any, results: Sequence[Any], tables: Sequence[Any], plots: Sequ
             f"<p class=\"facts\">{_e(str(view.path))}</p><nav>{nav}</nav>{body}</body></html>\n")
 
 
-def write(view: Any, results: Sequence[Any], tables: Sequence[Any], plots: Sequence[Path]) -> Path:
+def write(view: RunView, results: Sequence[Any], tables: Sequence[Table], plots: Sequence[Path]) -> Path:
     """Write DIR/report.html atomically (temp file + rename); returns its path."""
-    out = Path(view.path) / "report.html"
-    tmp = out.with_name(f".report.html.tmp-{os.getpid()}")
+    out = Path(view.path) / REPORT_HTML
+    tmp = out.with_name(f".{REPORT_HTML}.tmp-{os.getpid()}")
     tmp.write_text(render(view, results, tables, plots), encoding="utf-8")
     os.replace(tmp, out)
     return out

@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from loadgen.results import series
-from loadgen.results.metrics import ALL_ATTEMPTS, LATENCY_METRICS
+from loadgen.results.directory import HISTOGRAM_DIR, read_histogram, safe_name
+from loadgen.results.histograms import ALL_ATTEMPTS, LATENCY_METRICS
+from loadgen.results.rebuild import rebuild_summary
+from loadgen.scenario.sweep import Axis, crossovers, numeric, split_key
 
 PLOT_DIR = "plots"
 LATENCY_PNG, CACHE_PNG, COST_PNG, THROUGHPUT_PNG = "latency.png", "cache-by-gap.png", "cost.png", "throughput.png"
@@ -158,8 +161,6 @@ def histograms_from_requests(attempts: Sequence[Mapping]) -> dict[str, dict[str,
     histograms/ are missing: folded through `loadgen.results.metrics.Metrics` (via
     `rebuild.rebuild_summary`), so the lines follow the runner's rules exactly (schedule
     lag counts first attempts only). ValueError names a record that is not an attempt."""
-    from loadgen.results.rebuild import rebuild_summary
-
     _, metrics = rebuild_summary(attempts)
     return {a: {m: metrics.histogram(a, m) for m in LATENCY_METRICS} for a in metrics.arm_names}
 
@@ -329,8 +330,6 @@ def _sweep_axes(rows: Sequence[Mapping[str, Any]], key: str) -> list[Any]:
     `sweep.row` puts the axis columns first, before "point"; the other axes are needed
     so series that differ in them are not joined into one line (nor compared as one).
     """
-    from loadgen.scenario.sweep import Axis, split_key
-
     for r in rows:
         if key not in r:
             raise KeyError(f"sweep row has no value for {key!r}: {dict(r)!r}")
@@ -351,8 +350,6 @@ def sweep_chart(sweep_rows: Sequence[Mapping[str, Any]], key: str, out_png: str 
     marked on a non-numeric axis, as none are printed. A "warm_ratio" column, when
     present, is drawn in a second panel.
     """
-    from loadgen.scenario.sweep import crossovers, numeric
-
     axes_ = _sweep_axes(sweep_rows, key)
     axis = next(a for a in axes_ if a.key == key)
     others = [a for a in axes_ if a is not axis]
@@ -417,8 +414,6 @@ def write_plots(results_dir: str | Path, summary: Mapping[str, Any], attempts: S
     Latency comes from `histograms` (arm -> metric -> HdrHistogram in us) when given,
     else histograms/<arm>.<metric>.hlog when present, else from `attempts`.
     """
-    from loadgen.results.directory import HISTOGRAM_DIR, read_histogram, safe_name
-
     d = Path(results_dir)
     out = d / PLOT_DIR
     arms = list(summary.get("arms", {}))

@@ -31,8 +31,8 @@ from typing import Any, Iterator
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader, HistogramLogWriter
 
-from loadgen.results.metrics import HIST_UNIT, LATENCY_METRICS, new_histogram
 from loadgen.engine.record import Attempt
+from loadgen.results.histograms import HIST_UNIT, LATENCY_METRICS, new_histogram
 
 REQUESTS_FILE = "requests.jsonl"
 SCENARIO_FILE = "scenario.toml"

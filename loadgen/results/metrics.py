@@ -1,10 +1,12 @@
 """Metrics: fold Attempts into per-arm histograms, counters and per-second buckets.
 
-The run's sink (`run_command.RunState.sink`) calls `Metrics.record(attempt, buckets)`
-once per completed HTTP attempt
-(hot path: counters and HdrHistogram `record_value` only, no percentiles). The live
-display reads `snapshot()` and `recent()`; at the end `summary(run_facts)` builds
-the summary.json dict (keys are a contract, see DESIGN.md and docs/results-format.md).
+The run's sink (`loadgen.api.run.RunState.sink`) calls `Metrics.record(attempt, buckets)`
+once per completed HTTP attempt (hot path: counters and HdrHistogram `record_value`
+only, no percentiles). The live display reads `snapshot()` and `recent()`
+(`loadgen.results.live`); at the end `summary(run_facts)` builds the summary.json dict
+(keys are a contract, see DESIGN.md and docs/results-format.md). The pieces it folds
+into live beside it: `histograms` (settings, metric names, latency summaries),
+`per_second` (the per-second buckets and their peaks), `gap_buckets`.
 
 Every figure is mergeable (`merge`), so a run split over worker processes sums to
 the same summary as one process: counters add, histograms `add()` exactly because
@@ -27,64 +29,26 @@ summary rebuilt from requests.jsonl (`loadgen.results.rebuild`) has exactly the 
 
 from __future__ import annotations
 
-from bisect import bisect_right as _bisect_right
+from bisect import bisect_right
 import math
-from collections import deque
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from hdrh.histogram import HdrHistogram
 
 from loadgen.engine.expectations import likely_cause
 from loadgen.engine.record import CACHE_STATES, STATUSES, Attempt
+from loadgen.results import histograms
+from loadgen.results.gap_buckets import GAP_EDGES_S, gap_bucket_rows
+from loadgen.results.histograms import HIST_HIGHEST_US, LATENCY_METRICS, latency_summary, new_histogram
+from loadgen.results.live import ArmSnapshot, Rate, Snapshot
+from loadgen.results.per_second import (
+    COLUMNS, CREAD, CWRITE, ERROR, IN, NCOLS, OK, OUT, SENT, STATUS_COL, THROTTLED, TIMEOUT,
+    add_seconds, merge_seconds, peaks, window_totals,
+)
 
-# One set of histogram settings for the whole project: HdrHistogram.add() is exact
-# only between histograms with the same layout (DESIGN.md "Scaling out").
-HIST_UNIT = "us"
-HIST_LOWEST_US = 1
-HIST_HIGHEST_US = 24 * 3600 * 1_000_000  # 24 h: a stuck stream still lands in range
-HIST_SIGFIGS = 3
-OK_ONLY_METRICS = ("ttft", "e2e", "service")           # ok attempts only (the original keys)
-ALL_ATTEMPTS = {m: f"{m}_all" for m in OK_ONLY_METRICS}   # the same latency over every attempt
-LATENCY_METRICS = (*OK_ONLY_METRICS, "schedule_lag", *ALL_ATTEMPTS.values())
-PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9))
 COST_BUCKETS = ("input", "output", "cache_read", "cache_write")
 TOKEN_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_5m", "cache_write_1h")
-
-# Gap edges, seconds. 5 minutes is the default cache TTL, so the buckets are fine
-# around it (4-5m, 5-6m) and coarse elsewhere; 1 h is the long TTL.
-GAP_EDGES_S = (0.0, 60.0, 120.0, 240.0, 300.0, 360.0, 600.0, 1800.0, 3600.0)
-
-# Per-second bucket columns (indices into the list kept per second).
-_SENT, _OK, _THROTTLED, _ERROR, _TIMEOUT, _IN, _OUT, _CREAD, _CWRITE = range(9)
-_STATUS_COL = {"ok": _OK, "throttled": _THROTTLED, "error": _ERROR, "timeout": _TIMEOUT}
-_NCOLS = 9
-
-
-def new_histogram() -> HdrHistogram:
-    """A latency histogram in microseconds, 1 us .. 24 h, 3 significant digits."""
-    return HdrHistogram(HIST_LOWEST_US, HIST_HIGHEST_US, HIST_SIGFIGS)
-
-
-def gap_bucket_edges() -> tuple[float, ...]:
-    """Lower edges (seconds) of the gap buckets; the last bucket is open-ended."""
-    return GAP_EDGES_S
-
-
-def gap_bucket_labels(edges: Sequence[float] = GAP_EDGES_S) -> tuple[str, ...]:
-    """Human labels for the buckets of `edges`: "0-1m", "1-2m", ..., "60m+"."""
-
-    labels = [f"{lo / 60:g}-{hi / 60:g}m" for lo, hi in zip(edges, edges[1:])]
-    labels.append(f"{edges[-1] / 60:g}m+")
-    return tuple(labels)
-
-
-def gap_bucket_index(gap_s: float, edges: Sequence[float] = GAP_EDGES_S) -> int:
-    """Index of the bucket holding `gap_s` seconds: edges[i] <= gap_s < edges[i+1].
-
-    Negative gaps (clock rounding) fall into the first bucket.
-    """
-    return max(0, _bisect_right(edges, gap_s) - 1)
 
 
 @dataclass(frozen=True)
@@ -104,56 +68,6 @@ class ArmInfo:
         service_tier)."""
         return cls(arm.name, arm.model_id, arm.profile, arm.cache_ttl, bool(getattr(arm, "cache", True)),
                    getattr(arm, "service_tier", None) or "default")
-
-
-@dataclass(frozen=True)
-class ArmSnapshot:
-    """Cheap live view of one arm (or the total, name "total"). cost_usd in USD."""
-
-    name: str
-    sent: int
-    ok: int
-    throttled: int
-    error: int
-    timeout: int
-    warm: int
-    cold: int
-    cost_usd: float
-
-    @property
-    def warm_ratio(self) -> float:
-        """warm / (warm + cold) over ok attempts; 0.0 before any cache traffic."""
-        n = self.warm + self.cold
-        return self.warm / n if n else 0.0
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    arms: tuple[ArmSnapshot, ...]
-    total: ArmSnapshot
-
-    def arm(self, name: str) -> ArmSnapshot:
-        for a in self.arms:
-            if a.name == name:
-                return a
-        raise KeyError(name)
-
-
-@dataclass(frozen=True)
-class Rate:
-    """Recent throughput over a trailing window, scaled to per-minute figures.
-
-    rpm: attempts sent per minute; tpm: quota tokens per minute (input +
-    cache_write + output, as Bedrock's TPM quota counts them, without burndown);
-    ok/throttled/errors: attempts completed per minute by outcome.
-    """
-
-    window_s: float
-    rpm: float
-    tpm: float
-    ok_pm: float
-    throttled_pm: float
-    errors_pm: float
 
 
 class _Arm:
@@ -260,13 +174,13 @@ class Metrics:
         k = int(start)
         row = sec.get(k)
         if row is None:
-            row = sec[k] = [0] * _NCOLS
-        row[_SENT] += 1
+            row = sec[k] = [0] * NCOLS
+        row[SENT] += 1
         k = int(end)
         row = sec.get(k)
         if row is None:
-            row = sec[k] = [0] * _NCOLS
-        row[_STATUS_COL[status]] += 1
+            row = sec[k] = [0] * NCOLS
+        row[STATUS_COL[status]] += 1
 
         # Every attempt is timed (failures too: a timeout at its deadline, which is `end`),
         # so no percentile over *_all can let a failure vanish.
@@ -303,7 +217,7 @@ class Metrics:
                 s.mismatch[pair] = s.mismatch.get(pair, 0) + 1
             gap = a.gap_s
             if gap is not None:
-                s.gaps[max(0, _bisect_right(GAP_EDGES_S, gap) - 1)][obs] += 1
+                s.gaps[max(0, bisect_right(GAP_EDGES_S, gap) - 1)][obs] += 1
         else:
             # A timeout may have no service error code; count it under its status.
             code = a.error_code or status
@@ -317,10 +231,10 @@ class Metrics:
         tok[3] += cw
         tok[4] += a.cache_write_5m
         tok[5] += a.cache_write_1h
-        row[_IN] += inp
-        row[_OUT] += out
-        row[_CREAD] += cr
-        row[_CWRITE] += cw
+        row[IN] += inp
+        row[OUT] += out
+        row[CREAD] += cr
+        row[CWRITE] += cw
 
         s.cost_total += round(a.cost_usd, 9)  # as requests.jsonl stores it: the summary is the file's sum
         if a.usage_estimated:
@@ -357,23 +271,16 @@ class Metrics:
             raise ValueError(f"window must be > 0 seconds, got {window}")
         hi = int(now)
         lo = int(math.floor(now - window)) + 1
-        tot = [0] * _NCOLS
         states = [self._arms[arm]] if arm is not None else self._arms.values()
-        for s in states:
-            sec = s.seconds
-            for k in range(lo, hi + 1):
-                row = sec.get(k)
-                if row is not None:
-                    for i in range(_NCOLS):
-                        tot[i] += row[i]
+        tot = window_totals((st.seconds for st in states), lo, hi)
         f = 60.0 / window
         return Rate(
             window_s=window,
-            rpm=tot[_SENT] * f,
-            tpm=(tot[_IN] + tot[_CWRITE] + tot[_OUT]) * f,
-            ok_pm=tot[_OK] * f,
-            throttled_pm=tot[_THROTTLED] * f,
-            errors_pm=(tot[_ERROR] + tot[_TIMEOUT]) * f,
+            rpm=tot[SENT] * f,
+            tpm=(tot[IN] + tot[CWRITE] + tot[OUT]) * f,
+            ok_pm=tot[OK] * f,
+            throttled_pm=tot[THROTTLED] * f,
+            errors_pm=(tot[ERROR] + tot[TIMEOUT]) * f,
         )
 
     def per_second(self, arm: str | None = None) -> dict[int, dict[str, int]]:
@@ -382,9 +289,8 @@ class Metrics:
         `sent` is counted in the second the attempt was sent; outcomes and tokens
         in the second it ended.
         """
-        merged = _merge_seconds(s.seconds for s in ([self._arms[arm]] if arm else self._arms.values()))
-        names = ("sent", "ok", "throttled", "error", "timeout", "input", "output", "cache_read", "cache_write")
-        return {k: dict(zip(names, merged[k])) for k in sorted(merged)}
+        merged = merge_seconds(s.seconds for s in ([self._arms[arm]] if arm else self._arms.values()))
+        return {k: dict(zip(COLUMNS, merged[k])) for k in sorted(merged)}
 
     def span_s(self) -> float:
         """Scenario seconds covered by recorded attempts: up to the end of the last
@@ -417,13 +323,7 @@ class Metrics:
             _add_counts(s.cost, o.cost)
             for sg, og in zip(s.gaps, o.gaps):
                 _add_counts(sg, og)
-            for k, row in o.seconds.items():
-                mine = s.seconds.get(k)
-                if mine is None:
-                    s.seconds[k] = list(row)
-                else:
-                    for i in range(_NCOLS):
-                        mine[i] += row[i]
+            add_seconds(s.seconds, o.seconds)
             s.retries += o.retries
             s.first_failed += o.first_failed
             s.cost_total += o.cost_total
@@ -436,12 +336,9 @@ class Metrics:
         """The summary.json dict: `run_facts` at top level, then histogram settings,
         run-wide rpm/tpm peaks and `arms` (see docs/results-format.md)."""
         out: dict = dict(run_facts)
-        out["histograms"] = {
-            "unit": HIST_UNIT, "lowest": HIST_LOWEST_US, "highest": HIST_HIGHEST_US,
-            "significant_digits": HIST_SIGFIGS,
-        }
-        all_secs = _merge_seconds(s.seconds for s in self._arms.values())
-        out["rpm_peak"], out["tpm_peak"] = _peaks(all_secs)
+        out["histograms"] = histograms.settings()
+        all_secs = merge_seconds(s.seconds for s in self._arms.values())
+        out["rpm_peak"], out["tpm_peak"] = peaks(all_secs)
         out["arms"] = {name: _arm_summary(s) for name, s in self._arms.items()}
         return out
 
@@ -451,95 +348,12 @@ def _add_counts(into: dict, other: Mapping) -> None:
         into[k] = into.get(k, 0) + v
 
 
-def _merge_seconds(parts: Iterable[dict[int, list[int]]]) -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {}
-    for secs in parts:
-        for k, row in secs.items():
-            mine = out.get(k)
-            if mine is None:
-                out[k] = list(row)
-            else:
-                for i in range(_NCOLS):
-                    mine[i] += row[i]
-    return out
-
-
-def _peaks(seconds: Mapping[int, list[int]], window: int = 60) -> tuple[int, int]:
-    """Highest requests and quota tokens in any rolling `window` seconds.
-
-    A window's sum only grows when a non-empty second enters, so it suffices to
-    check the windows ending at each non-empty second.
-    """
-    keys = sorted(seconds)
-    q: deque[int] = deque()
-    rpm = tpm = best_r = best_t = 0
-    for k in keys:
-        row = seconds[k]
-        q.append(k)
-        rpm += row[_SENT]
-        tpm += row[_IN] + row[_CWRITE] + row[_OUT]
-        while q[0] <= k - window:
-            old = seconds[q.popleft()]
-            rpm -= old[_SENT]
-            tpm -= old[_IN] + old[_CWRITE] + old[_OUT]
-        best_r = max(best_r, rpm)
-        best_t = max(best_t, tpm)
-    return best_r, best_t
-
-
-def _mean_us(h: HdrHistogram) -> float:
-    """Same figure as HdrHistogram.get_mean_value() (each count at its bucket's
-    midpoint), but scanning only up to the max: the library walks all ~28k buckets,
-    which made a summary cost ~0.1 s per histogram."""
-    n = h.get_total_count()
-    if not n:
-        return 0.0
-    counts = h.counts
-    total = 0
-    for i in range(min(h.get_counts_array_index(h.get_max_value()) + 1, h.counts_len)):
-        c = counts[i]
-        if c:
-            v = h.get_value_from_index(i)
-            lo = h.get_lowest_equivalent_value(v)
-            total += c * (lo + ((h.get_highest_equivalent_value(v) - lo + 1) >> 1))
-    return total / n
-
-
-def latency_summary(h: HdrHistogram, failed: int | None = None) -> dict:
-    """p50/p90/p99/p999/max/mean in milliseconds (None when empty) and count; with
-    `failed` (failed attempts the figures include, or for an ok-only histogram leave
-    out) that too."""
-    n = h.get_total_count()
-    if n == 0:
-        d: dict = {k: None for k, _ in PERCENTILES}
-        d.update(max=None, mean=None, count=0)
-    else:
-        vals = h.get_percentile_to_value_dict([p for _, p in PERCENTILES])
-        d = {k: round(vals[p] / 1000.0, 3) for k, p in PERCENTILES}
-        d["max"] = round(h.get_max_value() / 1000.0, 3)
-        d["mean"] = round(_mean_us(h) / 1000.0, 3)
-        d["count"] = n
-    if failed is not None:
-        d["failed"] = failed
-    return d
-
-
 def _arm_summary(s: _Arm) -> dict:
     st = s.status
     sent = sum(st.values())
     ok = st["ok"]
     warm, cold = s.cache["warm"], s.cache["cold"]
-    labels = gap_bucket_labels()
-    edges = GAP_EDGES_S
-    gaps = []
-    for i, g in enumerate(s.gaps):
-        n = g["warm"] + g["cold"]
-        gaps.append({
-            "label": labels[i], "lo_s": edges[i], "hi_s": edges[i + 1] if i + 1 < len(edges) else None,
-            "warm": g["warm"], "cold": g["cold"], "none": g["none"],
-            "warm_ratio": round(g["warm"] / n, 4) if n else 0.0,
-        })
-    rpm_peak, tpm_peak = _peaks(s.seconds)
+    rpm_peak, tpm_peak = peaks(s.seconds)
     return {
         "model_id": s.info.model_id,
         "profile": s.info.profile,
@@ -577,5 +391,5 @@ def _arm_summary(s: _Arm) -> dict:
         "latency_clamped": s.clamped,
         "rpm_peak": rpm_peak,
         "tpm_peak": tpm_peak,
-        "gap_buckets": gaps,
+        "gap_buckets": gap_bucket_rows(s.gaps),
     }

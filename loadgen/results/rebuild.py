@@ -21,8 +21,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from loadgen.results.metrics import ArmInfo, Metrics
+from loadgen._version import __version__
+from loadgen.catalog.pricing import PricingError, pricer, table_for
 from loadgen.engine.record import Attempt
+from loadgen.results.metrics import ArmInfo, Metrics
 
 KILLED = "killed (rebuilt from requests.jsonl)"
 _FIELDS = {f.name for f in dataclasses.fields(Attempt)}
@@ -45,28 +47,34 @@ def _arm_infos(records: Sequence[Mapping[str, Any]], scenario: Any) -> list[ArmI
     return out
 
 
-def _pricer(scenario: Any):
-    """USD by cost bucket for one attempt, priced as the run priced it (scenario overrides
-    applied); None when the scenario is unknown (then only totals, from cost_usd)."""
+def _usage(a: Attempt) -> dict[str, Any]:
+    """The Converse `usage` an attempt record was priced from (1h cache writes first, as
+    botocore reports `cacheDetails`)."""
+    details = [d for d in ({"ttl": "1h", "inputTokens": a.cache_write_1h},
+                           {"ttl": "5m", "inputTokens": a.cache_write_5m}) if d["inputTokens"]]
+    return {"inputTokens": a.input_tokens, "outputTokens": a.output_tokens,
+            "cacheReadInputTokens": a.cache_read, "cacheWriteInputTokens": a.cache_write,
+            "cacheDetails": details}
+
+
+def _cost_buckets(scenario: Any, infos: Sequence[ArmInfo]):
+    """USD by cost bucket for one attempt, priced as the run priced it: the same pricer
+    (`pricing.pricer` over the scenario's `[pricing]` overrides) at the arm's cache TTL and
+    service tier. None when the scenario is unknown (then only totals, from cost_usd)."""
     if scenario is None:
         return None
-    from loadgen.catalog.pricing import PricingError, breakdown, default_table
+    price = pricer(table_for(scenario.pricing))
+    arms = {i.name: i for i in infos}
 
-    table = default_table().with_overrides(scenario.pricing) if scenario.pricing else default_table()
-
-    def price(a: Attempt, cache_ttl: str) -> dict[str, float] | None:
-        details = [d for d in ({"ttl": "1h", "inputTokens": a.cache_write_1h},
-                               {"ttl": "5m", "inputTokens": a.cache_write_5m}) if d["inputTokens"]]
-        usage = {"inputTokens": a.input_tokens, "outputTokens": a.output_tokens,
-                 "cacheReadInputTokens": a.cache_read, "cacheWriteInputTokens": a.cache_write,
-                 "cacheDetails": details}
+    def buckets(a: Attempt) -> dict[str, float] | None:
+        info = arms[a.arm]
+        ttl = info.cache_ttl if info.cache_ttl in ("5m", "1h") else "5m"
         try:
-            return vars(breakdown(a.model_id, usage, cache_ttl=cache_ttl if cache_ttl in ("5m", "1h") else "5m",
-                                  prices=table))
+            return price(a.model_id, _usage(a), ttl, info.service_tier)
         except PricingError:
             return None
 
-    return price
+    return buckets
 
 
 def rebuild_summary(records: Sequence[Mapping[str, Any]], scenario: Any = None, *,
@@ -80,17 +88,16 @@ def rebuild_summary(records: Sequence[Mapping[str, Any]], scenario: Any = None, 
     """
     infos = _arm_infos(records, scenario)
     metrics = Metrics(infos)
-    ttl = {i.name: i.cache_ttl for i in infos}
-    price = _pricer(scenario)
+    price = _cost_buckets(scenario, infos)
     for n, r in enumerate(records, 1):
         try:
             a = Attempt(**{k: v for k, v in r.items() if k in _FIELDS})
         except TypeError as e:
             raise ValueError(f"requests.jsonl record {n}: not an attempt record ({e})") from None
-        metrics.record(a, price(a, ttl[a.arm]) if price else None)
+        metrics.record(a, price(a) if price else None)
     walls = [float(r["wall_start"]) for r in records if r.get("wall_start")]
     facts: dict[str, Any] = {
-        "loadgen_version": _version(),
+        "loadgen_version": __version__,
         "scenario": getattr(scenario, "name", None) or Path(results_dir).name or "?",
         "target": scenario.target.kind if scenario is not None else "unknown",
         **_clock_facts(scenario, run_facts),
@@ -122,8 +129,3 @@ def _clock_facts(scenario: Any, run_facts: Mapping[str, Any] | None = None) -> d
     else:
         kind, scale = "warp", float(target.time_scale)
     return {"clock": kind, "time_scale": scale, "clock_source": "scenario.toml"}
-
-
-def _version() -> str:
-    from loadgen import __version__
-    return __version__

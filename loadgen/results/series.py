@@ -14,6 +14,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
+from loadgen.results.gap_buckets import gap_bucket_index
+
 
 @dataclass(frozen=True)
 class MinuteSeries:
@@ -126,9 +128,8 @@ def gap_points(attempts: Iterable[Mapping]) -> dict[str, list[tuple[float, bool]
 
 def warm_ratio_bins(points: Sequence[tuple[float, bool]], edges_s: Sequence[float]
                     ) -> list[tuple[float, float, int, float]]:
-    """(lo_s, hi_s, n, warm ratio) per non-empty bin `lo <= gap < hi`; the last edge is open."""
-    from loadgen.results.metrics import gap_bucket_index  # summary.json's bucketing rule, any edges
-
+    """(lo_s, hi_s, n, warm ratio) per non-empty bin `lo <= gap < hi`; the last edge is open
+    (summary.json's bucketing rule, here with any edges)."""
     bins = [[0, 0] for _ in edges_s]
     for gap, warm in points:
         i = gap_bucket_index(gap, edges_s)

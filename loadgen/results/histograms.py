@@ -1,0 +1,68 @@
+"""Latency histograms: one set of HdrHistogram settings for the whole project, the metric
+names summary.json uses, and a histogram's summary in milliseconds.
+
+HdrHistogram.add() is exact only between histograms with the same layout (DESIGN.md
+"Scaling out"), so every latency histogram in loadgen comes from `new_histogram()`.
+Values are recorded in microseconds; summaries are in milliseconds.
+"""
+
+from __future__ import annotations
+
+from hdrh.histogram import HdrHistogram
+
+HIST_UNIT = "us"
+HIST_LOWEST_US = 1
+HIST_HIGHEST_US = 24 * 3600 * 1_000_000  # 24 h: a stuck stream still lands in range
+HIST_SIGFIGS = 3
+OK_ONLY_METRICS = ("ttft", "e2e", "service")           # ok attempts only (the original keys)
+ALL_ATTEMPTS = {m: f"{m}_all" for m in OK_ONLY_METRICS}   # the same latency over every attempt
+LATENCY_METRICS = (*OK_ONLY_METRICS, "schedule_lag", *ALL_ATTEMPTS.values())
+PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9))
+
+
+def new_histogram() -> HdrHistogram:
+    """A latency histogram in microseconds, 1 us .. 24 h, 3 significant digits."""
+    return HdrHistogram(HIST_LOWEST_US, HIST_HIGHEST_US, HIST_SIGFIGS)
+
+
+def settings() -> dict:
+    """The histogram settings as summary.json records them (`histograms`)."""
+    return {"unit": HIST_UNIT, "lowest": HIST_LOWEST_US, "highest": HIST_HIGHEST_US,
+            "significant_digits": HIST_SIGFIGS}
+
+
+def mean_us(h: HdrHistogram) -> float:
+    """Same figure as HdrHistogram.get_mean_value() (each count at its bucket's
+    midpoint), but scanning only up to the max: the library walks all ~28k buckets,
+    which made a summary cost ~0.1 s per histogram."""
+    n = h.get_total_count()
+    if not n:
+        return 0.0
+    counts = h.counts
+    total = 0
+    for i in range(min(h.get_counts_array_index(h.get_max_value()) + 1, h.counts_len)):
+        c = counts[i]
+        if c:
+            v = h.get_value_from_index(i)
+            lo = h.get_lowest_equivalent_value(v)
+            total += c * (lo + ((h.get_highest_equivalent_value(v) - lo + 1) >> 1))
+    return total / n
+
+
+def latency_summary(h: HdrHistogram, failed: int | None = None) -> dict:
+    """p50/p90/p99/p999/max/mean in milliseconds (None when empty) and count; with
+    `failed` (failed attempts the figures include, or for an ok-only histogram leave
+    out) that too."""
+    n = h.get_total_count()
+    if n == 0:
+        d: dict = {k: None for k, _ in PERCENTILES}
+        d.update(max=None, mean=None, count=0)
+    else:
+        vals = h.get_percentile_to_value_dict([p for _, p in PERCENTILES])
+        d = {k: round(vals[p] / 1000.0, 3) for k, p in PERCENTILES}
+        d["max"] = round(h.get_max_value() / 1000.0, 3)
+        d["mean"] = round(mean_us(h) / 1000.0, 3)
+        d["count"] = n
+    if failed is not None:
+        d["failed"] = failed
+    return d
