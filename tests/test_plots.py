@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from loadgen.report import plots
-
+from loadgen.report import latency_plot, plots
+from loadgen.report.sweep_chart import sweep_chart, sweep_figure
 from loadgen.results import series
+
+
 def att(arm, start, *, status="ok", gap=None, state="warm", cost=0.01, inp=0, out=100, read=0, write=0,
         model="us.anthropic.claude-haiku-4-5-20251001-v1:0", attempt=1, intended=None):
     """A requests.jsonl record (every Attempt field, as results.py writes them)."""
@@ -67,10 +69,9 @@ def _sweep_rows(values, costs_by_arm, key="sessions.think_time.median", warm=Non
 
 
 def _chart(monkeypatch, rows, key, out):
-    """(the saved Figure, path) of plots.sweep_chart."""
-    figs, real = [], plots._save
-    monkeypatch.setattr(plots, "_save", lambda fig, p: figs.append(fig) or real(fig, p))
-    return figs[0] if _png(plots.sweep_chart(rows, key, out)) else None
+    """The Figure of the chart `sweep_chart` writes to `out` (a PNG, checked)."""
+    _png(sweep_chart(rows, key, out))
+    return sweep_figure(rows, key)
 
 
 def _marks(fig):
@@ -87,7 +88,7 @@ def test_sweep_chart_over_durations_and_numbers(tmp_path, monkeypatch):
     fig = _chart(monkeypatch, nums, "prefix_tokens", tmp_path / "nums.png")
     assert fig.axes[0].get_xscale() == "log" and not _marks(fig)
     with pytest.raises(KeyError, match="no value for 'rate'"):
-        plots.sweep_chart(nums, "rate", tmp_path / "x.png")
+        sweep_chart(nums, "rate", tmp_path / "x.png")
 
 
 def test_sweep_chart_marks_the_crossovers_the_sweep_text_prints(tmp_path, monkeypatch):
@@ -153,11 +154,11 @@ def _hist(values_ms):
 def test_the_latency_line_reaches_the_worst_request():
     # slow-agent: TTFT max 2.52 s, yet the line stopped at p(1 - 1/n) ~ 1.5 s
     h = _hist([800, 900, 1000, 1100, 1500, 2520])
-    xs, ys = plots.spectrum_points(h)
+    xs, ys = latency_plot.spectrum_points(h)
     assert ys[-1] == pytest.approx(2520, rel=1e-3) and max(ys) == ys[-1]
     assert xs[-1] == pytest.approx(6)          # at the last percentile n resolves
     assert ys[-2] < 2000                        # which alone would hide the max
-    fig = plots.latency_figure({"a": {"ttft": h}}, metrics=("ttft",))
+    fig = latency_plot.latency_figure({"a": {"ttft": h}}, metrics=("ttft",))
     ax = fig.axes[0]
     assert max(max(line.get_ydata()) for line in ax.get_lines()) == pytest.approx(2520, rel=1e-3)
     assert ax.get_ylim()[1] >= 2520 and ax.get_xlim()[1] > xs[-1]   # the marker is inside the frame

@@ -378,7 +378,7 @@ def _num(x: Any, fmt: str) -> str:
 def _chart(rows: Sequence[dict[str, Any]], axes: Sequence[Any], parent: Path, stop: StopFlag) -> None:
     """A cost-per-1000 chart per axis; a chart that fails is a warning, not a lost sweep.
     Ctrl-C here skips the charts left: sweep.json is complete and its verdict stands."""
-    from loadgen.report.plots import sweep_chart
+    from loadgen.report.sweep_chart import sweep_chart
 
     for a in axes:
         if stop.set:
