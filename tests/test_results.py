@@ -20,6 +20,8 @@ from loadgen.results.histograms import LATENCY_METRICS, new_histogram
 from loadgen.results.metrics import ArmInfo, Metrics
 from loadgen.engine.record import Attempt
 from loadgen.results.directory import ResultsDir, load_attempts, load_summary, read_histogram
+from loadgen.results.rebuild import rebuild_summary
+from loadgen.scenario.parse import load
 
 NOW = datetime(2026, 3, 1, 12, 30, 5, tzinfo=timezone.utc)
 ARMS = [ArmInfo("ttl-5m", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "geo", "5m"),
@@ -218,3 +220,48 @@ def test_histogram_interval_defaults_to_the_span_of_the_attempts(tmp_path):
     got.close()
     assert h.get_total_count() == 1
     assert h.get_end_time_stamp() - h.get_start_time_stamp() == pytest.approx(142.0 * 1000)
+
+
+TIERED = """\
+name = "tiers"
+seed = 3
+duration = "1m"
+
+[model]
+id = "openai.gpt-oss-120b-1:0"
+max_tokens = 200
+
+[workload]
+kind = "single"
+prefix_tokens = 1000
+question_tokens = 300
+output_tokens = 100
+
+[arrivals]
+kind = "constant"
+rate = "1/s"
+
+[[arms]]
+name = "standard"
+cache = false
+
+[[arms]]
+name = "flex"
+cache = false
+service_tier = "flex"
+"""
+
+
+def test_a_rebuilt_summary_prices_cost_buckets_at_the_arms_service_tier(tmp_path):
+    # a killed run's cost split must be the one the finished run wrote: flex bills at half
+    # the standard price, and the split used to come out at the standard price
+    (tmp_path / "s.toml").write_text(TIERED)
+    p = subprocess.run([sys.executable, "-m", "loadgen", "simulate", str(tmp_path / "s.toml"), "--out",
+                        str(tmp_path / "out"), "--quiet"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    d = next((tmp_path / "out").iterdir())
+    want = load_summary(d)["arms"]
+    got, _ = rebuild_summary(list(load_attempts(d)), load(str(d / "scenario.toml")), results_dir=d)
+    assert want["flex"]["cost_usd"]["input"] == pytest.approx(want["standard"]["cost_usd"]["input"] / 2)
+    for arm in ("standard", "flex"):
+        assert got["arms"][arm]["cost_usd"] == want[arm]["cost_usd"]
