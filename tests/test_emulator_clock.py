@@ -1,9 +1,9 @@
-"""The emulator on `run`'s warp clock: its handlers are not clock participants.
+"""The emulator on `run`'s warp clock: its handlers are not clock drivers.
 
-`loadgen run` starts the in-process emulator outside any participant (loadgen/api/run.py
+`loadgen run` starts the in-process emulator outside any driver (loadgen/api/run.py
 `_target`), so a handler's latency sleep is the modelled service time, waited at the
 clock's scale; were it counted as a load-driving sleep, a WarpClock would jump over it
-as soon as every participant waited on the emulator, and the latency would vanish.
+as soon as every driver waited on the emulator, and the latency would vanish.
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@
 The shell only translates: EmulatorModel decides everything (loadgen.emulator.model),
 and this module paces the Plan on the injected clock with `await clock.sleep_until(t)`
 (a stream's body as stream.stream_schedule lays it out), so under a WarpClock the
-modelled latency passes in scenario time. Start the server outside any clock participant
-(`loadgen run` starts it before its runner): handler tasks inherit the context the
-server was started in, and their latency sleeps must not count as load-driving sleeps
-that a WarpClock jumps over (tests/test_emulator_clock.py). Every response
+modelled latency passes in scenario time. Start the server outside any clock driver
+(a load-driving task; `loadgen run` starts the server before its runner): handler tasks
+inherit the context the server was started in, and their latency sleeps must not count
+as load-driving sleeps that a WarpClock jumps over (tests/test_emulator_clock.py). Every response
 carries `x-amzn-RequestId` and `x-loadgen-served-region`; a throttle by one of the
 emulator's limits names it in `x-loadgen-quota` (see errors.QUOTA_KINDS).
 
