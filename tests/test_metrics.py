@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loadgen.catalog.pricing import Breakdown
 from loadgen.engine.record import STATUSES, Attempt
 from loadgen.results.gap_buckets import GAP_EDGES_S, gap_bucket_index, gap_bucket_labels
 from loadgen.results.metrics import ArmInfo, Metrics
@@ -265,8 +266,6 @@ def test_clear_errors_for_unknown_arm_and_status():
 
 
 def test_cost_split_accepts_the_pricing_breakdown():
-    from loadgen.catalog.pricing import Breakdown
-
     m = one()
     m.record(att(cost_usd=0.75), Breakdown(input=0.25, output=0.5))
     c = arm_summary(m)["cost_usd"]

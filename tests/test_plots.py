@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from loadgen.engine.record import Attempt
 from loadgen.report import latency_plot, plots
+from loadgen.report.compare import fmt_value
 from loadgen.report.sweep_chart import sweep_chart, sweep_figure
+from loadgen.report.table import ms as _ms
 from loadgen.results import series
+from loadgen.results.directory import ResultsDir
+from loadgen.results.histograms import new_histogram
+from loadgen.results.metrics import ArmInfo, Metrics
+from loadgen.scenario import sweep
+from loadgen.scenario.thresholds import format_value, parse
 
 
 def att(arm, start, *, status="ok", gap=None, state="warm", cost=0.01, inp=0, out=100, read=0, write=0,
@@ -68,7 +76,7 @@ def _sweep_rows(values, costs_by_arm, key="sessions.think_time.median", warm=Non
             for i, v in enumerate(values) for arm, costs in costs_by_arm.items()]
 
 
-def _chart(monkeypatch, rows, key, out):
+def _chart(rows, key, out):
     """The Figure of the chart `sweep_chart` writes to `out` (a PNG, checked)."""
     _png(sweep_chart(rows, key, out))
     return sweep_figure(rows, key)
@@ -78,40 +86,39 @@ def _marks(fig):
     return [t.get_text() for t in fig.axes[0].texts if "crossover" in t.get_text()]
 
 
-def test_sweep_chart_over_durations_and_numbers(tmp_path, monkeypatch):
+def test_sweep_chart_over_durations_and_numbers(tmp_path):
     rows = _sweep_rows(["1m", "5m", "20m"], {"ttl-5m": [2.0, 4.0, 6.0], "ttl-1h": [2.6, 3.2, 4.0]},
                        warm={"ttl-5m": [0.95, 0.5, 0.05], "ttl-1h": [0.9] * 3})
-    fig = _chart(monkeypatch, rows, "sessions.think_time.median", tmp_path / "sweep.png")
+    fig = _chart(rows, "sessions.think_time.median", tmp_path / "sweep.png")
     assert _marks(fig) == [" crossover ttl-5m / ttl-1h\n sessions.think_time.median ~ 2m43s"]
     assert [t.get_text() for t in fig.axes[-1].get_xticklabels()] == ["1m", "5m", "20m"]
     nums = _sweep_rows(["1000", "4000", "16000"], {"a": [1.0, 4.0, 16.0]}, key="prefix_tokens")
-    fig = _chart(monkeypatch, nums, "prefix_tokens", tmp_path / "nums.png")
+    fig = _chart(nums, "prefix_tokens", tmp_path / "nums.png")
     assert fig.axes[0].get_xscale() == "log" and not _marks(fig)
     with pytest.raises(KeyError, match="no value for 'rate'"):
         sweep_chart(nums, "rate", tmp_path / "x.png")
 
 
-def test_sweep_chart_marks_the_crossovers_the_sweep_text_prints(tmp_path, monkeypatch):
-    from loadgen.scenario import sweep
+def test_sweep_chart_marks_the_crossovers_the_sweep_text_prints(tmp_path):
     # at 5m the arms are within sweep's 0.5 % tie: no crossing between 1m and 5m or 5m
     # and 20m on its own, one between 1m and 20m (the text's; the chart must agree)
     key = "sessions.think_time.median"
     rows = _sweep_rows(["1m", "5m", "20m"], {"a": [2.0, 3.0, 4.0], "b": [2.5, 3.005, 3.5]})
     (c,) = sweep.crossovers(rows, sweep.parse_axes([f"{key}=1m,5m,20m"]))
     assert c.between == ("1m", "20m")
-    fig = _chart(monkeypatch, rows, key, tmp_path / "tie.png")
+    fig = _chart(rows, key, tmp_path / "tie.png")
     assert _marks(fig) == [f" crossover a / b\n {key} ~ {c.estimate}"]
     # a non-numeric axis: values in order, no crossing marked (the text prints none)
     cats = _sweep_rows(["geo", "global"], {"a": [1.0, 3.0], "b": [2.0, 2.0]}, key="arms.profile")
-    fig = _chart(monkeypatch, cats, "arms.profile", tmp_path / "cats.png")
+    fig = _chart(cats, "arms.profile", tmp_path / "cats.png")
     assert not _marks(fig) and [t.get_text() for t in fig.axes[-1].get_xticklabels()] == ["geo", "global"]
 
 
-def test_sweep_chart_keeps_other_swept_keys_apart(tmp_path, monkeypatch):
+def test_sweep_chart_keeps_other_swept_keys_apart(tmp_path):
     rows = [{"arrivals.rate": r, "sessions.think_time.median": m, "point": i, "arm": "a", "cost_per_1000": c}
             for i, (r, m, c) in enumerate([("1/s", "1m", 1.0), ("1/s", "5m", 2.0),
                                           ("2/s", "1m", 3.0), ("2/s", "5m", 1.5)])]
-    fig = _chart(monkeypatch, rows, "sessions.think_time.median", tmp_path / "two.png")
+    fig = _chart(rows, "sessions.think_time.median", tmp_path / "two.png")
     assert sorted(ln.get_label() for ln in fig.axes[0].get_lines() if not ln.get_label().startswith("_")) == [
         "a (rate=1/s)", "a (rate=2/s)"]
     # rate 1/s is cheaper below ~4m12s: the same series and the same crossing the text names
@@ -143,8 +150,6 @@ def test_rebuilt_histograms_follow_metrics_schedule_lag_counts_first_attempts_on
 
 
 def _hist(values_ms):
-    from loadgen.results.histograms import new_histogram
-
     h = new_histogram()
     for v in values_ms:
         h.record_value(int(v * 1000))
@@ -166,10 +171,6 @@ def test_the_latency_line_reaches_the_worst_request():
 
 
 def test_write_plots_prefers_the_hlog_files(tmp_path, monkeypatch):
-    from loadgen.results.metrics import ArmInfo, Metrics
-    from loadgen.engine.record import Attempt
-    from loadgen.results.directory import ResultsDir
-
     m = Metrics([ArmInfo("a", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "geo", "5m")])
     m.record(Attempt("a", 0, 0, 1, 0.0, 0.0, 0.4, 1.0, "ok", None, "m", "geo", None))
     with ResultsDir(tmp_path) as out:
@@ -193,10 +194,6 @@ def test_an_empty_run_plots_without_legend_warnings(tmp_path, recwarn, caplog, a
 
 
 def test_one_millisecond_format_for_prose_and_table_cells():
-    from loadgen.report.compare import fmt_value
-    from loadgen.report.table import ms as _ms
-    from loadgen.scenario.thresholds import format_value, parse
-
     assert [series.format_ms(v) for v in (849.6, 999.4, 1000, 1618)] == ["850 ms", "999 ms", "1.00 s", "1.62 s"]
     assert series.format_ms(1618, sep="") == _ms(1618) == fmt_value("ms", 1618) == "1.62s"
     assert _ms(850) == fmt_value("ms", 850) == "850ms" and _ms(None) == fmt_value("ms", None) == "-"

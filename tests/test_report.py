@@ -4,6 +4,8 @@ plots and a self-contained report.html."""
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import io
 import json
 import shutil
@@ -13,9 +15,18 @@ from pathlib import Path
 import pytest
 
 from loadgen.commands.cli import main
+from loadgen.engine.record import Attempt
+from loadgen.report import html as html_report
+from loadgen.report import verdicts
 from loadgen.report.artifacts import after_run
+from loadgen.report.compare import compare, groups_for
+from loadgen.report.detail import detail_tables
+from loadgen.report.render import report_dict, report_text
+from loadgen.report.summary_shape import validate_summary
+from loadgen.report.verdicts import check_thresholds, percentile_from_histograms
 from loadgen.report.view import load_view
-from loadgen.results.directory import load_summary
+from loadgen.results.directory import ResultsDir, load_summary, read_histogram
+from loadgen.results.metrics import ArmInfo, Metrics
 from loadgen.scenario.parse import loads
 
 SCENARIO = """
@@ -267,8 +278,6 @@ def _key_paths(obj, prefix=(), depth=3):
 
 
 def _mutated(summary, path, bad):
-    import copy
-
     s = copy.deepcopy(summary)
     node = s
     for k in path[:-1]:
@@ -283,15 +292,6 @@ def _mutated(summary, path, bad):
 def test_every_damaged_summary_is_a_clear_error_or_a_full_report(run_dir):
     # Delete or retype every key (down to arms.<arm>.<table>.<figure>): validate_summary
     # names the key (report exits 2), or every renderer copes with what is left.
-    import dataclasses
-
-    from loadgen.report import html as html_report
-    from loadgen.report.compare import compare, groups_for
-    from loadgen.report.detail import detail_tables
-    from loadgen.report.render import report_dict, report_text
-    from loadgen.report.summary_shape import validate_summary
-    from loadgen.report.verdicts import check_thresholds
-
     view = load_view(run_dir)
     base = {**view.summary, "arms": {"cached": view.summary["arms"]["cached"]}}   # one arm is enough
     rendered = rejected = 0
@@ -315,19 +315,13 @@ def test_every_damaged_summary_is_a_clear_error_or_a_full_report(run_dir):
 
 
 def test_percentile_lookups_read_each_hlog_once(tmp_path, monkeypatch):
-    from loadgen.results import directory as results
-    from loadgen.results.metrics import ArmInfo, Metrics
-    from loadgen.engine.record import Attempt
-    from loadgen.report import verdicts
-    from loadgen.report.verdicts import percentile_from_histograms
-
     m = Metrics([ArmInfo("a", "m", "geo", "5m")])
     for i in range(4):
         m.record(Attempt("a", i, 0, 1, 0.0, 0.0, 0.1 * (i + 1), 1.0, "ok", None, "m", "geo", None))
-    with results.ResultsDir(tmp_path) as out:
+    with ResultsDir(tmp_path) as out:
         out.write_histograms(m, scenario_s=1.0)
     reads = []
-    real = results.read_histogram
+    real = read_histogram
     monkeypatch.setattr(verdicts, "read_histogram", lambda p: reads.append(p.name) or real(p))
     get = percentile_from_histograms(tmp_path)
     assert get("a", "ttft", 50.0) == pytest.approx(200, rel=1e-2)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -153,9 +155,6 @@ def test_compare_skips_files_a_glob_matched(tmp_path, capsys):
 @pytest.mark.parametrize("command", ["report", "compare"])
 def test_a_closed_pipe_ends_quietly(tmp_path, command):
     # `loadgen report DIR | head`: the reader goes away before loadgen writes
-    import subprocess
-    import sys
-
     facts = {"scenario": "s", "target": "emulator", "clock": "virtual", "scenario_s": 60.0, "wall_s": 1.0}
     d = _write(tmp_path / "run", {**facts, "arms": {"ttl-5m": FIVE, "ttl-1h": HOUR}})
     p = subprocess.Popen([sys.executable, "-m", "loadgen", command, d] + (["--no-plots"] if command == "report" else []),

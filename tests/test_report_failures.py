@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from loadgen.commands.cli import main
-from loadgen.results.directory import load_summary
+from loadgen.results.directory import load_summary, read_histogram
 
 # Slow streams (20 %, 100x slower) cannot finish within the 10 s request timeout.
 SCENARIO = """
@@ -130,8 +130,6 @@ def test_a_killed_copy_rebuilds_exactly_the_figures_the_run_wrote(timed_out, tmp
 
 
 def test_the_saved_histograms_give_the_summary_figures(timed_out):
-    from loadgen.results.directory import read_histogram
-
     _, _, d = timed_out
     s = load_summary(d)
     for metric in ("e2e_all", "ttft_all", "e2e"):
