@@ -178,7 +178,7 @@ def load_scenario(text: str, endpoint_url: str):
     """Parse scenario text and point it at the emulator (as `--target aws --endpoint-url` does)."""
     import dataclasses
 
-    from loadgen.scenario.parse import loads
+    from loadgen.scenario import loads
 
     sc = loads(text, "<bench>")
     return dataclasses.replace(sc, target=dataclasses.replace(sc.target, endpoint_url=endpoint_url))

@@ -38,7 +38,7 @@ from loadgen.emulator.config import EmulatorConfig  # noqa: E402
 from loadgen.emulator.model import EmulatorModel  # noqa: E402
 from loadgen.results.directory import ResultsDir  # noqa: E402
 from loadgen.api.run import RunState  # noqa: E402
-from loadgen.scenario.parse import load, loads  # noqa: E402
+from loadgen.scenario import load, loads  # noqa: E402
 from loadgen.api.run import make_pricer  # noqa: E402
 from loadgen.api.simulate import ProbeState, simulate  # noqa: E402
 from loadgen.scenario.units import parse_duration  # noqa: E402

@@ -26,7 +26,7 @@ import anyio
 
 from loadgen.engine.clock import VirtualClock
 from loadgen.engine.runner import Limits, Runner
-from loadgen.scenario.parse import Scenario, loads
+from loadgen.scenario import Scenario, loads
 from loadgen.engine.transport import Outcome
 
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"

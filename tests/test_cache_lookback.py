@@ -24,7 +24,7 @@ from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.model import EmulatorModel, Plan
 from loadgen.engine.expectations import CacheExpectations
 from loadgen.engine.record import observed_cache_state
-from loadgen.scenario.parse import load
+from loadgen.scenario import load
 from loadgen.catalog.tokens import count_tokens
 from loadgen.engine.workload import AgentSession, ArmWorkload, Sizes
 

@@ -20,7 +20,7 @@ from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.model import EmulatorModel, Plan
 from loadgen.emulator.server import serve
 from loadgen.catalog.pricing import default_table
-from loadgen.scenario.parse import load
+from loadgen.scenario import load
 
 from emulator_fakes import HAIKU, NOVA_MICRO, SONNET37, FakeClock  # noqa: E402
 

@@ -79,7 +79,7 @@ from loadgen.engine.clock import RealClock  # noqa: E402
 from loadgen.emulator.config import EmulatorConfig  # noqa: E402
 from loadgen.emulator.model import EmulatorModel  # noqa: E402
 from loadgen.emulator.server import serve  # noqa: E402
-from loadgen.scenario.parse import load  # noqa: E402
+from loadgen.scenario import load  # noqa: E402
 from loadgen.catalog.tokens import count_tokens  # noqa: E402
 from loadgen.engine.workload import arm_prefix  # noqa: E402
 

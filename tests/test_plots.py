@@ -15,6 +15,7 @@ from loadgen.results.histograms import new_histogram
 from loadgen.results.metrics import ArmInfo, Metrics
 from loadgen.scenario import sweep
 from loadgen.scenario.thresholds import format_value, parse
+from loadgen.scenario.units import format_ms
 
 
 def att(arm, start, *, status="ok", gap=None, state="warm", cost=0.01, inp=0, out=100, read=0, write=0,
@@ -194,7 +195,7 @@ def test_an_empty_run_plots_without_legend_warnings(tmp_path, recwarn, caplog, a
 
 
 def test_one_millisecond_format_for_prose_and_table_cells():
-    assert [series.format_ms(v) for v in (849.6, 999.4, 1000, 1618)] == ["850 ms", "999 ms", "1.00 s", "1.62 s"]
-    assert series.format_ms(1618, sep="") == _ms(1618) == fmt_value("ms", 1618) == "1.62s"
+    assert [format_ms(v) for v in (849.6, 999.4, 1000, 1618)] == ["850 ms", "999 ms", "1.00 s", "1.62 s"]
+    assert format_ms(1618, sep="") == _ms(1618) == fmt_value("ms", 1618) == "1.62s"
     assert _ms(850) == fmt_value("ms", 850) == "850ms" and _ms(None) == fmt_value("ms", None) == "-"
     assert format_value(parse("p99(ttft) < 2s"), 1618) == "1.62 s"

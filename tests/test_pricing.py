@@ -19,7 +19,7 @@ from loadgen.catalog import models
 
 from loadgen.catalog import pricing
 from loadgen.catalog.pricing import Breakdown, PricingError, breakdown, cost, default_table
-from loadgen.scenario.parse import PriceOverride
+from loadgen.scenario import PriceOverride
 
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
 SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"

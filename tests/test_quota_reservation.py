@@ -20,7 +20,7 @@ from loadgen.emulator.model import EmulatorModel, Plan
 from loadgen.emulator.request import parse
 from loadgen.catalog.models import lookup
 from loadgen.api.plan import plan
-from loadgen.scenario.parse import load, loads
+from loadgen.scenario import load, loads
 from loadgen.engine.workload import ArmWorkload
 
 from emulator_fakes import HAIKU, NOVA_MICRO, FakeClock  # noqa: E402

@@ -27,7 +27,7 @@ from loadgen.report.verdicts import check_thresholds, percentile_from_histograms
 from loadgen.report.view import load_view
 from loadgen.results.directory import ResultsDir, load_summary, read_histogram
 from loadgen.results.metrics import ArmInfo, Metrics
-from loadgen.scenario.parse import loads
+from loadgen.scenario import loads
 
 SCENARIO = """
 name = "report-fast"

@@ -21,7 +21,7 @@ from loadgen.results.metrics import ArmInfo, Metrics
 from loadgen.engine.record import Attempt
 from loadgen.results.directory import ResultsDir, load_attempts, load_summary, read_histogram
 from loadgen.results.rebuild import rebuild_summary
-from loadgen.scenario.parse import load
+from loadgen.scenario import load
 
 NOW = datetime(2026, 3, 1, 12, 30, 5, tzinfo=timezone.utc)
 ARMS = [ArmInfo("ttl-5m", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "geo", "5m"),

@@ -20,7 +20,7 @@ from loadgen.commands.cli import main
 from loadgen.engine.clock import VirtualClock
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.api.run import make_pricer
-from loadgen.scenario.parse import loads
+from loadgen.scenario import loads
 from loadgen.api.simulate import ProbeState, simulate
 
 # Two arms identical but for their names, a saturated in-flight bound (about 1.8 s per

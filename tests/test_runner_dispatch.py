@@ -9,7 +9,7 @@ import anyio.lowlevel
 
 from loadgen.engine.clock import RealClock
 from loadgen.engine.runner import OVERDUE_YIELD_EVERY, Limits, Runner
-from loadgen.scenario.parse import loads
+from loadgen.scenario import loads
 from loadgen.engine.transport import Outcome
 
 # 200,000 requests/s for 5 ms: far more than one core dispatches, so every start is

@@ -13,7 +13,7 @@ from handler_transport import HAIKU, HandlerTransport, flat_pricer, ok, raises, 
 from loadgen.commands.cli import main
 from loadgen.engine.clock import VirtualClock
 from loadgen.engine.runner import Runner
-from loadgen.scenario.parse import loads
+from loadgen.scenario import loads
 from loadgen.engine.transport import BedrockTransport, TargetError
 
 SCENARIO = f"""

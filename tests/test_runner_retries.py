@@ -7,7 +7,7 @@ from collections import defaultdict
 from handler_transport import HAIKU, Call, Reply, error, flat_pricer, ok, run_virtual, throttle
 from loadgen.engine import schedule
 from loadgen.engine.runner import Limits
-from loadgen.scenario.parse import loads
+from loadgen.scenario import loads
 from loadgen.engine.workload import ArmWorkload
 
 BASE = f"""

@@ -19,7 +19,7 @@ from loadgen.engine.clock import VirtualClock
 from loadgen.engine.expectations import CacheExpectations
 from loadgen.engine.runner import Runner
 from loadgen.engine.schedule import Segment
-from loadgen.scenario.parse import load, loads
+from loadgen.scenario import load, loads
 
 ARRIVALS = {
     "constant": '{ kind = "constant", rate = "3/s" }',

@@ -15,7 +15,7 @@ import pytest
 from loadgen.catalog import pricing
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.model import EmulatorModel
-from loadgen.scenario.parse import ScenarioError, load
+from loadgen.scenario import ScenarioError, load
 
 from emulator_fakes import FakeClock  # noqa: E402
 from test_emulator_server import emulator, run  # noqa: E402

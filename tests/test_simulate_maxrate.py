@@ -157,7 +157,7 @@ def test_tpm_threshold_is_the_peak_quota_tokens_with_burndown(tmp_path):
 
 
 def test_results_at_the_max_rate_hold_the_scenario_they_ran(tmp_path):
-    from loadgen.scenario.parse import loads
+    from loadgen.scenario import loads
 
     sc = write(tmp_path, "tpm = 60000")
     assert main(["simulate", str(sc), "--find-max-rate", "--out", str(tmp_path / "out"), "--quiet"]) == 0

@@ -15,7 +15,7 @@ import pytest
 from loadgen.scenario import sweep
 from loadgen._toml import toml
 from loadgen.commands.cli import main
-from loadgen.scenario.parse import loads
+from loadgen.scenario import loads
 from result_files import only_dir
 
 HERE = Path(__file__).resolve().parent

@@ -36,7 +36,7 @@ from loadgen.engine.clock import VirtualClock
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.results.directory import ResultsDir
 from loadgen.api.run import RunState, make_pricer, run_facts
-from loadgen.scenario.parse import loads
+from loadgen.scenario import loads
 from loadgen.api.simulate import simulate
 
 STORM = Path(__file__).parent / "soak" / "storm.toml"

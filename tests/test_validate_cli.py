@@ -14,7 +14,7 @@ import pytest
 from loadgen.scenario import arrivals
 from loadgen.commands.cli import main
 from loadgen.api.plan import plan
-from loadgen.scenario.parse import load
+from loadgen.scenario import load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = sorted(glob.glob(os.path.join(ROOT, "scenarios", "*.toml")))

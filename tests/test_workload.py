@@ -5,7 +5,7 @@ import random
 
 from loadgen.scenario.arrivals import Dist, OpenLoop
 from loadgen.engine.expectations import CacheExpectations
-from loadgen.scenario.parse import Arm, Model, Scenario, Sessions, Target, Workload
+from loadgen.scenario import Arm, Model, Scenario, Sessions, Target, Workload
 from loadgen.catalog.tokens import count_tokens
 from loadgen.engine.workload import AgentSession, ArmWorkload, Sizes, draw_sizes
 

@@ -44,7 +44,7 @@ from loadgen.results.histograms import LATENCY_METRICS
 from loadgen.results.directory import ResultsDir, safe_name
 from loadgen.report.verdicts import percentile_from_histograms
 from loadgen.api.run import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLD, RunState, run_facts, finish, prepare
-from loadgen.scenario.parse import Scenario, Threshold
+from loadgen.scenario import Scenario, Threshold
 from loadgen.scenario.units import format_rate
 
 DEFAULT_THRESHOLDS = (Threshold("throttle_rate < 1%"),)
@@ -348,6 +348,6 @@ def _table(found: Sequence[Found], sc: Scenario, cfg: Any) -> str:
 
 
 def _ms(x: Any) -> str:
-    from loadgen.results.series import format_ms
+    from loadgen.scenario.units import format_ms
 
     return "-" if x is None else format_ms(x)

@@ -24,7 +24,8 @@ from loadgen.scenario import arrivals as arr
 from loadgen.catalog import pricing
 from loadgen.engine import schedule as schedule_of
 from loadgen.catalog.models import TTL_SECONDS, lookup
-from loadgen.scenario.parse import Arm, Scenario
+from loadgen.emulator.config import EmulatorConfig
+from loadgen.scenario import Arm, Scenario
 from loadgen.results.series import rolling_peak
 from loadgen.scenario.units import format_duration, format_rate
 
@@ -290,8 +291,6 @@ def _quota_tpm(sc: Scenario, arm: Arm) -> int:
     """The emulator's TPM quota for the arm's model id as called (0: not the emulator, or none)."""
     if sc.target.kind != "emulator":
         return 0
-    from loadgen.emulator.config import EmulatorConfig  # the emulator's own reading of [emulator]
-
     try:
         cfg = EmulatorConfig.from_mapping(sc.emulator, source=sc.path)
     except ValueError:

@@ -27,7 +27,8 @@ from loadgen.results.metrics import ArmInfo, Metrics
 from loadgen.engine.record import Attempt
 from loadgen.results.directory import ResultsDir
 from loadgen.engine.runner import Limits, Runner
-from loadgen.scenario.parse import Scenario, ScenarioError
+from loadgen.emulator.config import EmulatorConfig
+from loadgen.scenario import Scenario, ScenarioError
 from loadgen.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_TARGET, EXIT_THRESHOLD
 
 
@@ -39,7 +40,7 @@ def _err(msg: str) -> None:
 def apply_overrides(sc: Scenario, args: argparse.Namespace) -> Scenario:
     """The scenario as the flags amend it (ValueError with a flag name on bad values,
     ScenarioError `file:line: key: message` on a contradiction inside the file)."""
-    from loadgen.scenario.parse import parse_duration
+    from loadgen.scenario.units import parse_duration
 
     target = sc.target
     if args.target:
@@ -169,10 +170,10 @@ def prepare(args: argparse.Namespace, command: str = "run") -> tuple[Scenario, A
 
     Everything here happens before a request is sent or a file is written.
     """
-    from loadgen.scenario.parse import load
+    from loadgen.scenario import load
 
     try:
-        sc = apply_overrides(load(args.scenario), args)
+        sc = apply_overrides(load(args.scenario, check_emulator=EmulatorConfig.from_mapping), args)
     except ScenarioError as e:
         _err(str(e))
         return EXIT_BAD_INPUT
@@ -183,8 +184,6 @@ def prepare(args: argparse.Namespace, command: str = "run") -> tuple[Scenario, A
         _err(f"warning: {w}")
     emulator_config = None
     if sc.target.kind == "emulator" and not sc.target.endpoint_url:
-        from loadgen.emulator.config import EmulatorConfig
-
         try:
             emulator_config = EmulatorConfig.from_mapping(sc.emulator, source=sc.path)
         except ValueError as e:  # the message already names the file and the key

@@ -33,7 +33,8 @@ from loadgen.engine.clock import VirtualClock
 from loadgen.results.directory import ResultsDir, safe_name
 from loadgen.api.run import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLD, RunState,
                                  apply_overrides, drive, finish, make_pricer, open_results, prepare)
-from loadgen.scenario.parse import Scenario, ScenarioError
+from loadgen.emulator.config import EmulatorConfig
+from loadgen.scenario import Scenario, ScenarioError
 from loadgen.scenario.thresholds import format_results
 
 # `loadgen run` flags simulate does not take; apply_overrides reads them all.
@@ -128,8 +129,6 @@ class StopFlag:
 
 
 def _emulator_config(sc: Scenario) -> Any:
-    from loadgen.emulator.config import EmulatorConfig
-
     return EmulatorConfig.from_mapping(sc.emulator, source=sc.path)
 
 
@@ -176,9 +175,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def _load_raw(path: str) -> tuple[str, dict]:
     from loadgen._toml import toml
-    from loadgen.scenario.parse import load
+    from loadgen.scenario import load
 
-    load(path)  # the base file must be valid on its own: its own errors, file:line: key
+    load(path, check_emulator=EmulatorConfig.from_mapping)  # the base file must be valid on its own: its own errors, file:line: key
     with open(path, encoding="utf-8") as f:
         text = f.read()
     return text, toml.loads(text)
@@ -192,7 +191,7 @@ def sweep_scenarios(path: str, flags: Sequence[str], args: argparse.Namespace
     messages name the flag, key and value.
     """
     from loadgen.scenario import sweep
-    from loadgen.scenario.parse import loads
+    from loadgen.scenario import loads
 
     axes = sweep.parse_axes(flags)
     text, raw = _load_raw(path)
@@ -210,7 +209,7 @@ def sweep_scenarios(path: str, flags: Sequence[str], args: argparse.Namespace
                                                   *(f"  and {n}" for n in notes),
                                                   f"generated from {path} (comments dropped)"]))
         try:
-            sc = apply_overrides(loads(body, path), args)
+            sc = apply_overrides(loads(body, path, check_emulator=EmulatorConfig.from_mapping), args)
         except ScenarioError as e:
             # lines refer to the generated text; the key and message are what matter here
             for line in e.problems:

@@ -143,7 +143,7 @@ class PriceTable:
         return self.families[self.model_family[base_id(model_id)]]
 
     def with_overrides(self, overrides: Iterable[Any]) -> "PriceTable":
-        """A copy with scenario PriceOverrides applied (loadgen.scenario.parse.PriceOverride).
+        """A copy with scenario PriceOverrides applied (loadgen.scenario.PriceOverride).
 
         The override id's prefix picks the row: `us.anthropic.x` replaces the geo row of
         `anthropic.x` only. A model not yet priced may be added if loadgen.catalog.models knows

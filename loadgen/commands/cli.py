@@ -35,7 +35,7 @@ def _duration_flag(text: str) -> str:
 
 def _time_scale_flag(text: str) -> float:
     """--time-scale: the same bounds as [target] time_scale."""
-    from loadgen.scenario.parse import time_scale_problem
+    from loadgen.scenario import time_scale_problem
 
     try:
         scale = float(text)

@@ -7,7 +7,8 @@ import sys
 
 from loadgen.catalog.price_list import render
 from loadgen.catalog.pricing import PricingError, default_table
-from loadgen.scenario.parse import ScenarioError, load
+from loadgen.emulator.config import EmulatorConfig
+from loadgen.scenario import ScenarioError, load
 
 
 def cmd_pricing(args: argparse.Namespace) -> int:
@@ -16,7 +17,7 @@ def cmd_pricing(args: argparse.Namespace) -> int:
     scenario_path = getattr(args, "scenario", None)
     if scenario_path:
         try:
-            sc = load(scenario_path)
+            sc = load(scenario_path, check_emulator=EmulatorConfig.from_mapping)
             table = table.with_overrides(sc.pricing)
         except (ScenarioError, PricingError, OSError) as e:
             print(f"loadgen pricing: {e}", file=sys.stderr)

@@ -13,13 +13,14 @@ from loadgen.engine import prefix_sizing
 from loadgen.engine import schedule as schedule_of
 from loadgen.engine.clock import RealClock
 from loadgen.engine.transport import BedrockTransport, TargetError
-from loadgen.scenario.parse import Scenario, ScenarioError, load
+from loadgen.emulator.config import EmulatorConfig
+from loadgen.scenario import Scenario, ScenarioError, load
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """`loadgen validate SCENARIO`: 0 and a plan on stdout, or 2 and every problem on stderr."""
     try:
-        sc = load(args.scenario)
+        sc = load(args.scenario, check_emulator=EmulatorConfig.from_mapping)
     except ScenarioError as e:
         for line in e.problems:
             print(line, file=sys.stderr)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from loadgen.catalog.profiles import base_id
-from loadgen.scenario.parse import Scenario
+from loadgen.scenario import Scenario
 from loadgen.catalog.tokens import count_tokens
 from loadgen.engine.workload import PrefixSize, arm_prefix
 

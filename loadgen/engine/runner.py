@@ -57,7 +57,7 @@ from loadgen.engine import schedule
 from loadgen.engine.clock import Clock, Driver
 from loadgen.engine.expectations import CacheExpectations, Prediction
 from loadgen.engine.record import Attempt, observed_cache_state
-from loadgen.scenario.parse import Arm, Scenario
+from loadgen.scenario import Arm, Scenario
 from loadgen.engine.transport import Outcome, TargetError, Transport
 from loadgen.engine.workload import AgentSession, ArmWorkload, Request
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Iterator
 
 from loadgen.scenario.arrivals import OpenLoop, arrivals, describe, expected_count, offsets, sample, session_turns
-from loadgen.scenario.parse import Scenario
+from loadgen.scenario import Scenario
 from loadgen.scenario.toml_lines import key_lines, line_of
 from loadgen.scenario.units import format_duration
 from loadgen.engine.workload import Sizes, draw_sizes

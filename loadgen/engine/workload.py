@@ -40,7 +40,7 @@ from typing import Any
 
 from loadgen.scenario.arrivals import Dist, sample_int
 from loadgen.catalog.models import lookup
-from loadgen.scenario.parse import Arm, Scenario
+from loadgen.scenario import Arm, Scenario
 from loadgen.catalog.tokens import CHARS_PER_TOKEN, count_tokens
 
 # A small vocabulary of plain words: realistic-looking text, cheap to produce.

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from loadgen.catalog.pricing import format_usd
 from loadgen.report.table import format_table
-from loadgen.results.series import format_ms
+from loadgen.scenario.units import format_ms
 from loadgen.scenario.thresholds import latency_over_all
 
 

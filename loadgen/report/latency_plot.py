@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 from loadgen.report.figures import figure, legend, save, styles
 from loadgen.results.histograms import ALL_ATTEMPTS
-from loadgen.results.series import format_ms
+from loadgen.scenario.units import format_ms
 
 PANELS = ("ttft", "e2e", "service", "schedule_lag")   # latency.png's four panels
 _TITLES = {"ttft": "time to first token (from intended start)", "e2e": "end to end (from intended start)",

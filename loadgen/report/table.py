@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadgen.catalog.pricing import format_usd
-from loadgen.results.series import format_ms
+from loadgen.scenario.units import format_ms
 
 
 def ms(v: float | None) -> str:

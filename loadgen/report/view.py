@@ -25,7 +25,7 @@ from loadgen.results.directory import (
 )
 from loadgen.results.histograms import LATENCY_METRICS
 from loadgen.results.rebuild import rebuild_summary
-from loadgen.scenario.parse import ScenarioError, Threshold, loads
+from loadgen.scenario import ScenarioError, Threshold, loads
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def _scenario_of(path: Path) -> tuple[Any, list[str]]:
     except OSError as e:
         return None, [f"{p}: cannot read ({e.strerror or e}): thresholds and quotas not checked"]
     try:
-        return loads(text, str(p)), []
+        return loads(text, str(p), check_emulator=EmulatorConfig.from_mapping), []
     except ScenarioError as e:
         # A relative trace file does not travel with the copy; thresholds still can.
         return None, [f"{p}: does not validate where it was copied ({e.problems[0]}); "

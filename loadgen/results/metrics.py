@@ -64,7 +64,7 @@ class ArmInfo:
 
     @classmethod
     def from_arm(cls, arm) -> "ArmInfo":
-        """Build from a `loadgen.scenario.parse.Arm` (duck-typed: name, model_id, profile, cache_ttl, cache,
+        """Build from a `loadgen.scenario.Arm` (duck-typed: name, model_id, profile, cache_ttl, cache,
         service_tier)."""
         return cls(arm.name, arm.model_id, arm.profile, arm.cache_ttl, bool(getattr(arm, "cache", True)),
                    getattr(arm, "service_tier", None) or "default")

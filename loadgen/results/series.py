@@ -27,12 +27,6 @@ class MinuteSeries:
     raw_tokens: tuple[int, ...]     # input + cache_read + cache_write + output (everything billed)
 
 
-def format_ms(ms: float, sep: str = " ") -> str:
-    """A latency in milliseconds as a person reads it: "850 ms", "1.62 s" (whole ms below
-    a second, hundredths of a second above). `sep=""` for tight table cells: "850ms"."""
-    return f"{ms / 1000:.2f}{sep}s" if abs(ms) >= 1000 else f"{ms:.0f}{sep}ms"
-
-
 def _minutes(n_seconds: float) -> int:
     return max(1, int(math.floor(n_seconds / 60.0)) + 1)
 

@@ -37,8 +37,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from loadgen.results.series import format_ms
-from loadgen.scenario.units import parse_duration, parse_percent, parse_usd
+from loadgen.scenario.units import format_ms, parse_duration, parse_percent, parse_usd
 
 LATENCIES = ("ttft", "e2e", "service", "schedule_lag", "ttft_ok", "e2e_ok", "service_ok")
 # summary.json latency_ms keys over every attempt (metrics.ALL_ATTEMPTS; this module sits

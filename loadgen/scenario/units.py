@@ -128,6 +128,12 @@ def format_rate(per_second: float) -> str:
     raise AssertionError("unreachable")
 
 
+def format_ms(ms: float, sep: str = " ") -> str:
+    """A latency in milliseconds as a person reads it: "850 ms", "1.62 s" (whole ms below
+    a second, hundredths of a second above). `sep=""` for tight table cells: "850ms"."""
+    return f"{ms / 1000:.2f}{sep}s" if abs(ms) >= 1000 else f"{ms:.0f}{sep}ms"
+
+
 def _fmt_num(x: float) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
