@@ -317,6 +317,38 @@ def test_emulator_table_errors_land_on_their_line(tmp_path):
     assert m.startswith(f"{tmp_path / 's.toml'}:21: emulator.quotas.windoww: ")
 
 
+EMULATOR_TABLE = BASE + "\n[emulator.quotas]\ntpm = 1000\nwindow = \"sliding\"\n"
+
+
+class _Structured(ValueError):
+    def __init__(self, path: tuple, message: str) -> None:
+        super().__init__("text the parser must not read")
+        self.path, self.message = path, message
+
+
+def test_a_structured_emulator_error_is_placed_by_its_path_not_its_text():
+    def check(table):
+        raise _Structured(("quotas", "window"), "expected fixed or sliding")
+
+    with pytest.raises(ScenarioError) as e:
+        loads(EMULATOR_TABLE, "s.toml", check_emulator=check)
+    assert e.value.problems == ["s.toml:21: emulator.quotas.window: expected fixed or sliding"]
+
+
+def test_an_emulator_error_without_a_path_is_read_from_its_text():
+    def check(table):
+        raise ValueError("emulator.quotas.tpm: expected a positive integer, got 1000")
+
+    with pytest.raises(ScenarioError) as e:
+        loads(EMULATOR_TABLE, "s.toml", check_emulator=check)
+    assert e.value.problems == ["s.toml:20: emulator.quotas.tpm: expected a positive integer, got 1000"]
+
+
+def test_without_an_emulator_check_the_table_is_kept_as_is():
+    sc = loads(BASE + "\n[emulator.quotas]\nwindoww = \"sliding\"\n", "s.toml")
+    assert sc.emulator == {"quotas": {"windoww": "sliding"}}
+
+
 # --------------------------------------------------------------------------- warnings
 
 def test_prefix_below_the_cache_minimum_is_a_warning_not_an_error(tmp_path):
