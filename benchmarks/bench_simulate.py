@@ -32,7 +32,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from loadgen.scenario.arrivals import OpenLoop  # noqa: E402
 from loadgen.engine.clock import VirtualClock  # noqa: E402
 from loadgen.emulator.config import EmulatorConfig  # noqa: E402
 from loadgen.emulator.model import EmulatorModel  # noqa: E402

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from loadgen.emulator.config import EmulatorConfig
-from loadgen.scenario import arrivals
+from loadgen.scenario import arrivals, distributions
 from loadgen.scenario import ScenarioError, load, loads
 from loadgen.scenario.units import format_duration, parse_duration, parse_rate
 
@@ -78,9 +78,9 @@ def test_slow_agent_is_the_design_sketch():
     assert sc.target.time_scale == 60
     w = sc.workload
     assert (w.kind, w.prefix_tokens, w.turns_min, w.turns_max) == ("agent", 6000, 5, 20)
-    assert w.turn_tokens == arrivals.Dist("lognormal", median=300, p90=1200)
-    assert sc.sessions.arrival == arrivals.OpenLoop("poisson", rate=12 / 3600)
-    assert sc.sessions.think_time == arrivals.Dist("lognormal", median=180, p90=900)
+    assert w.turn_tokens == distributions.Lognormal(median=300, p90=1200)
+    assert sc.sessions.arrival == arrivals.Poisson(rate=12 / 3600)
+    assert sc.sessions.think_time == distributions.Lognormal(median=180, p90=900)
     assert sc.arrivals is None
     assert [(a.name, a.cache_ttl, a.profile, a.model_id) for a in sc.arms] == [
         ("ttl-5m", "5m", "geo", "us." + HAIKU), ("ttl-1h", "1h", "geo", "us." + HAIKU)]
@@ -89,7 +89,7 @@ def test_slow_agent_is_the_design_sketch():
 
 def test_seed_reference_sends_exactly_four_requests_with_its_price_override():
     sc = load(os.path.join(ROOT, "scenarios", "seed-reference.toml"))
-    assert list(arrivals.offsets(sc.arrivals, sc.duration, random.Random(sc.seed))) == [0, 10, 20, 30]
+    assert list(sc.arrivals.offsets(sc.duration, random.Random(sc.seed))) == [0, 10, 20, 30]
     assert sc.workload.prefix_tokens == 5024
     assert {a.name: a.cache for a in sc.arms} == {"baseline": False, "cached": True}
     (o,) = sc.pricing
@@ -154,7 +154,7 @@ def test_defaults_when_keys_are_left_out(tmp_path):
     (arm,) = sc.arms
     assert (arm.name, arm.model_id, arm.profile, arm.cache, arm.cache_ttl, arm.max_tokens) == (
         "default", HAIKU, "region", True, "5m", 256)
-    assert sc.workload.question_tokens == arrivals.Dist("constant", value=20)
+    assert sc.workload.question_tokens == distributions.Constant(value=20)
 
 
 # --------------------------------------------------------------------------- distributions and processes
@@ -164,7 +164,7 @@ def test_distribution_kinds(tmp_path):
     sc = load(write(tmp_path, BASE.replace("question_tokens = 20",
                                            'question_tokens = { dist = "uniform", low = 10, high = 40 }')
                     .replace("output_tokens = 100", 'output_tokens = { dist = "empirical", file = "sizes.txt" }')))
-    assert sc.workload.question_tokens == arrivals.Dist("uniform", low=10, high=40)
+    assert sc.workload.question_tokens == distributions.Uniform(low=10, high=40)
     assert sc.workload.output_tokens.values == (100, 250, 400)
 
 
@@ -184,11 +184,11 @@ def test_empirical_csv_column_and_time_values(tmp_path):
 
 
 @pytest.mark.parametrize("table,expected", [
-    ('kind = "poisson"\nrate = "20/s"', arrivals.OpenLoop("poisson", rate=20)),
+    ('kind = "poisson"\nrate = "20/s"', arrivals.Poisson(rate=20)),
     ('kind = "bursts"\nevery = "1m"\nsize = 50\nspread = "2s"\nrate = "1/s"',
-     arrivals.OpenLoop("bursts", every=60, size=50, spread=2, rate=1)),
+     arrivals.Bursts(every=60, size=50, spread=2, rate=1)),
     ('kind = "stages"\nstart_rate = "0/s"\nstages = [{ duration = "5m", target = "10/s" }]',
-     arrivals.OpenLoop("stages", start_rate=0, stages=(arrivals.Stage(300, 10),))),
+     arrivals.Stages(start_rate=0, stages=(arrivals.Stage(300, 10),))),
 ])
 def test_arrival_processes(tmp_path, table, expected):
     sc = load(write(tmp_path, BASE.replace('kind = "constant"\nrate = "1/s"', table)))

@@ -11,7 +11,6 @@ import sys
 
 import pytest
 
-from loadgen.scenario import arrivals
 from loadgen.commands.cli import main
 from loadgen.api.plan import plan
 from loadgen.scenario import load
@@ -105,7 +104,7 @@ def test_reference_run_costs_match_design():
 
 def test_open_loop_plan_counts_what_the_runner_will_send():
     sc = load(os.path.join(ROOT, "scenarios", "steady-chat.toml"))
-    sent = list(arrivals.offsets(sc.arrivals, sc.duration, random.Random(f"{sc.seed}:arrivals")))
+    sent = list(sc.arrivals.offsets(sc.duration, random.Random(f"{sc.seed}:arrivals")))
     p = plan(sc)
     assert p.requests == len(sent) and all(a.requests == len(sent) for a in p.arms)
     assert p.peak_rpm >= len(sent) / (sc.duration / 60)   # the busiest minute is at least the mean

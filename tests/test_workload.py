@@ -3,7 +3,7 @@
 import json
 import random
 
-from loadgen.scenario.arrivals import Dist, OpenLoop
+from loadgen.scenario import arrivals, distributions
 from loadgen.engine.expectations import CacheExpectations
 from loadgen.scenario import Arm, Model, Scenario, Sessions, Target, Workload
 from loadgen.catalog.tokens import count_tokens
@@ -14,13 +14,13 @@ HAIKU = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 
 def scenario(kind="single", prefix=6000, arms=None):
     arms = arms or (Arm(name="a", model_id=HAIKU, profile="geo"), Arm(name="b", model_id=HAIKU, profile="geo", cache_ttl="1h"))
-    wl = Workload(kind=kind, prefix_tokens=prefix, output_tokens=Dist("constant", value=100),
-                  question_tokens=Dist("constant", value=20) if kind == "single" else None,
-                  turn_tokens=Dist("constant", value=300) if kind == "agent" else None,
+    wl = Workload(kind=kind, prefix_tokens=prefix, output_tokens=distributions.Constant(value=100),
+                  question_tokens=distributions.Constant(value=20) if kind == "single" else None,
+                  turn_tokens=distributions.Constant(value=300) if kind == "agent" else None,
                   turns_min=3, turns_max=3)
     return Scenario(name="t", seed=7, duration=60.0, target=Target(), model=Model(id=HAIKU), workload=wl, arms=arms,
-                    arrivals=OpenLoop("constant", rate=1.0) if kind == "single" else None,
-                    sessions=Sessions(OpenLoop("constant", rate=1.0), Dist("constant", value=60.0)) if kind == "agent" else None)
+                    arrivals=arrivals.Constant(rate=1.0) if kind == "single" else None,
+                    sessions=Sessions(arrivals.Constant(rate=1.0), distributions.Constant(value=60.0)) if kind == "agent" else None)
 
 
 def test_prefix_has_exactly_the_requested_tokens_and_is_byte_stable():

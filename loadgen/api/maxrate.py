@@ -38,7 +38,7 @@ from typing import Any, Callable, Sequence
 from loadgen import __version__
 
 from loadgen.scenario import thresholds
-from loadgen.scenario.arrivals import OpenLoop
+from loadgen.scenario.arrivals import Poisson
 from loadgen.engine.clock import VirtualClock
 from loadgen.results.histograms import LATENCY_METRICS
 from loadgen.results.directory import ResultsDir, safe_name
@@ -100,9 +100,9 @@ def throttle_cause(quota: str | None, message: str | None, model_id: str) -> str
 def at_rate(sc: Scenario, rate: float) -> Scenario:
     """The scenario with its arrival rate set to `rate` per second (see the module doc)."""
     assert sc.arrivals is not None
-    if sc.arrivals.kind in ("constant", "poisson"):
+    if sc.arrivals.is_steady:
         return dataclasses.replace(sc, arrivals=dataclasses.replace(sc.arrivals, rate=rate))
-    return dataclasses.replace(sc, arrivals=OpenLoop(kind="poisson", rate=rate))
+    return dataclasses.replace(sc, arrivals=Poisson(rate=rate))
 
 
 def scenario_text_at(sc: Scenario, rate: float) -> str:
@@ -112,7 +112,7 @@ def scenario_text_at(sc: Scenario, rate: float) -> str:
 
     doc = toml.loads(sc.source)
     arrivals = doc.get("arrivals") or {}
-    if arrivals.get("kind") not in ("constant", "poisson"):
+    if not sc.arrivals.is_steady:
         arrivals = {"kind": "poisson"}
     doc["arrivals"] = {**arrivals, "rate": f"{rate!r}/s"}
     if "arms" in doc:
@@ -222,13 +222,13 @@ def cmd_find_max_rate(args: argparse.Namespace) -> int:
              "needs an open-loop scenario with [arrivals] (an arrival rate to raise)")
         return EXIT_BAD_INPUT
     checks = sc.thresholds or DEFAULT_THRESHOLDS
-    start = sc.arrivals.rate if sc.arrivals.kind in ("constant", "poisson") and sc.arrivals.rate > 0 else 1.0
+    start = sc.arrivals.rate if sc.arrivals.is_steady and sc.arrivals.rate > 0 else 1.0
     quiet = args.quiet
     print(f"loadgen {__version__}: find-max-rate for {sc.name}, {len(sc.arms)} arm(s), "
           f"{sc.duration:g} s of scenario time per trial, virtual time", flush=True)
     print("thresholds: " + "; ".join(t.expr + (f" [{t.arm}]" if t.arm else "") for t in checks)
           + ("" if sc.thresholds else " (default: the scenario has none)"), flush=True)
-    if sc.arrivals.kind not in ("constant", "poisson"):
+    if not sc.arrivals.is_steady:
         print(f"note: trials replace the {sc.arrivals.kind} arrival shape with a Poisson process "
               "at the trial rate", flush=True)
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from loadgen.scenario import arrivals as arr
 from loadgen.catalog import pricing
 from loadgen.engine import schedule as schedule_of
 from loadgen.catalog.models import TTL_SECONDS, lookup
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.scenario import Arm, Scenario
+from loadgen.scenario.distributions import Distribution
 from loadgen.results.series import rolling_peak
 from loadgen.scenario.units import format_duration, format_rate
 
@@ -33,7 +33,7 @@ WINDOW_S = 60.0  # Bedrock quotas are per minute
 
 # Drawing the schedule costs ~40 us a request (a seeded generator per request, as the runner
 # draws them), so above this many requests per arm the plan is estimated from a thinned
-# sample of about this size (schedule.thinned): validate stays near a second at any size.
+# sample of about this size (Process.thinned): validate stays near a second at any size.
 EXACT_PLAN_MAX = 20_000
 
 
@@ -205,15 +205,15 @@ def plan(scenario: Scenario) -> Plan:
     """
     n = schedule_of.expected_requests(scenario)
     process = scenario.arrivals if scenario.arrivals is not None else scenario.sessions.arrival  # type: ignore[union-attr]
-    if n <= EXACT_PLAN_MAX or process.kind == "trace":
+    if n <= EXACT_PLAN_MAX or process.replay:
         return _plan(scenario, scenario, 1.0)
     f = EXACT_PLAN_MAX / n
     if scenario.arrivals is not None:
-        thin = dataclasses.replace(scenario, arrivals=schedule_of.thinned(scenario.arrivals, f))
+        thin = dataclasses.replace(scenario, arrivals=scenario.arrivals.thinned(f))
     else:
         assert scenario.sessions is not None
         thin = dataclasses.replace(scenario, sessions=dataclasses.replace(
-            scenario.sessions, arrival=schedule_of.thinned(scenario.sessions.arrival, f)))
+            scenario.sessions, arrival=scenario.sessions.arrival.thinned(f)))
     return _plan(scenario, thin, f)
 
 
@@ -277,8 +277,8 @@ def _plan(scenario: Scenario, drawn: Scenario, f: float) -> Plan:
             reserve_max=max((v for _, v in reserved), default=0),
             quota_tpm=_quota_tpm(sc, arm),
         ))
-    traffic = arr.describe(scenario.arrivals if scenario.arrivals is not None
-                           else scenario.sessions.arrival)  # type: ignore[union-attr]
+    traffic = (scenario.arrivals if scenario.arrivals is not None
+               else scenario.sessions.arrival).describe()  # type: ignore[union-attr]
     n_over = len(sc.pricing)
     note = f"prices: catalog as of {table.as_of}" + (
         f", {n_over} override{'s' if n_over != 1 else ''} from the scenario" if n_over else "")
@@ -314,17 +314,8 @@ def reservation_line(a: ArmPlan) -> str:
 
 # --------------------------------------------------------------------------- text
 
-def _dist(d: arr.Dist, unit: str) -> str:
-    f = format_duration if unit == "s" else (lambda x: f"{x:g}")
-    if d.kind == "constant":
-        return f"{f(d.value)}"
-    if d.kind == "uniform":
-        return f"uniform {f(d.low)}..{f(d.high)}"
-    if d.kind == "exponential":
-        return f"exponential, mean {f(d.mean)}"
-    if d.kind == "lognormal":
-        return f"lognormal, median {f(d.median)}, p90 {f(d.p90)}"
-    return f"empirical, {len(d.values)} values"
+def _dist(d: Distribution, unit: str) -> str:
+    return d.describe(format_duration if unit == "s" else (lambda x: f"{x:g}"))
 
 
 def _n(x: float) -> str:

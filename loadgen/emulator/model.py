@@ -40,10 +40,10 @@ from loadgen.emulator.request import count_input, parse
 from loadgen.emulator.routing import Regions, resolve, resolve_model_id
 from loadgen.emulator.tiers import PRIORITY_TPS_GAIN, TIER_QUEUE_FACTOR
 from loadgen.emulator.window import Charge, Window
+from loadgen.scenario.distributions import Z90
 
 __all__ = ["EmulatorModel", "Plan"]
 
-_Z90 = 1.2815515655446004  # standard normal quantile at 0.90
 
 # Cheap deterministic output text; no stop sequence a user is likely to set occurs in it
 # by accident except plain words. Sliced to length, so count_tokens(text) == tokens.
@@ -71,7 +71,7 @@ class EmulatorModel:
         self.quotas = Quotas(config)
         self.regions = Regions(config)
         self._open: dict[str, _Open] = {}
-        self._out_sigma = math.log(config.output_p90 / config.output_median) / _Z90
+        self._out_sigma = math.log(config.output_p90 / config.output_median) / Z90
         # characters per token of the CountTokens route; tests set another value to stand in
         # for a real tokenizer that disagrees with loadgen's chars/4 rule
         self.chars_per_token = CHARS_PER_TOKEN

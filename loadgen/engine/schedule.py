@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass, replace
 from typing import Iterator
 
-from loadgen.scenario.arrivals import OpenLoop, arrivals, describe, expected_count, offsets, sample, session_turns
+from loadgen.scenario.distributions import session_turns
 from loadgen.scenario import Scenario
 from loadgen.scenario.toml_lines import key_lines, line_of
 from loadgen.scenario.units import format_duration
@@ -63,7 +63,7 @@ def open_loop(sc: Scenario, segment: Segment = WHOLE) -> Iterator[tuple[int, flo
     assert sc.arrivals is not None
     w = sc.workload
     # every segment draws every arrival (one seeded stream), and sizes for its own only
-    for i, point in enumerate(arrivals(sc.arrivals, sc.duration, random.Random(f"{sc.seed}:arrivals"))):
+    for i, point in enumerate(sc.arrivals.arrivals(sc.duration, random.Random(f"{sc.seed}:arrivals"))):
         if not segment.owns(i):
             continue
         sizes = draw_sizes(sc, random.Random(f"{sc.seed}:sizes:{i}"))
@@ -77,7 +77,7 @@ def open_loop(sc: Scenario, segment: Segment = WHOLE) -> Iterator[tuple[int, flo
 def session_starts(sc: Scenario) -> Iterator[float]:
     """Start offsets (seconds) of the sessions of a `[sessions]` scenario."""
     assert sc.sessions is not None
-    return offsets(sc.sessions.arrival, sc.duration, random.Random(f"{sc.seed}:sessions"))
+    return sc.sessions.arrival.offsets(sc.duration, random.Random(f"{sc.seed}:sessions"))
 
 
 def sessions(sc: Scenario, segment: Segment = WHOLE) -> Iterator[tuple[int, float]]:
@@ -104,33 +104,25 @@ class SessionDraws:
     def think_time(self) -> float:
         """Seconds between a turn's end and the next turn's start."""
         assert self._sc.sessions is not None
-        return sample(self._sc.sessions.think_time, self._rng)
+        return self._sc.sessions.think_time.sample(self._rng)
 
 
 # --------------------------------------------------------------------------- size, without drawing
 
 def expected_requests(sc: Scenario) -> float:
     """Requests (first attempts) per arm the schedule is expected to hold, computed from the
-    process alone (arrivals.expected_count): exact for constant, stages and trace arrivals,
+    process alone (its expected_count): exact for constant, stages and trace arrivals,
     the mean for poisson and bursts. Agent sessions: expected sessions x mean turns, an upper
     estimate (turns that would start after the end are not sent). inf when it overflows.
     """
     try:
         if sc.arrivals is not None:
-            return _count(sc.arrivals, sc.duration)
+            return sc.arrivals.expected_count(sc.duration)
         assert sc.sessions is not None
         w = sc.workload
-        return _count(sc.sessions.arrival, sc.duration) * (w.turns_min + w.turns_max) / 2
+        return sc.sessions.arrival.expected_count(sc.duration) * (w.turns_min + w.turns_max) / 2
     except OverflowError:
         return math.inf
-
-
-def _count(process: OpenLoop, duration: float) -> float:
-    if process.kind in ("constant", "poisson"):  # rate x duration may overflow to inf: ceil would raise
-        n = process.rate * duration
-        if not math.isfinite(n):
-            return math.inf
-    return expected_count(process, duration)
 
 
 def size_problem(sc: Scenario, allow_huge: bool = False) -> str | None:
@@ -142,22 +134,7 @@ def size_problem(sc: Scenario, allow_huge: bool = False) -> str | None:
     process = sc.arrivals if sc.arrivals is not None else sc.sessions.arrival  # type: ignore[union-attr]
     line = line_of(key_lines(sc.source), ("duration",)) if sc.source else 1
     about = f"{n:,.0f}" if math.isfinite(n) else "more than 1e308"
-    shape = describe(process) + (" (session starts)" if sc.sessions is not None else "")
+    shape = process.describe() + (" (session starts)" if sc.sessions is not None else "")
     return (f"{sc.path}:{line}: duration: about {about} requests per arm ({shape} for "
             f"{format_duration(sc.duration)}) is above the limit of {MAX_REQUESTS_PER_ARM:,}; "
             f"check the units of duration and rate, or pass --allow-huge to plan it anyway")
-
-
-def thinned(process: OpenLoop, f: float) -> OpenLoop:
-    """The process with its arrivals thinned to a share `f` (0 < f <= 1), same shape in time:
-    rates x f; bursts keep their size and come 1/f times as rarely. Over a window of 60/f
-    seconds the thinned process expects as many arrivals as the original in one minute.
-    A trace is returned as is (its points are already in memory)."""
-    if process.kind in ("constant", "poisson"):
-        return replace(process, rate=process.rate * f)
-    if process.kind == "stages":
-        return replace(process, start_rate=process.start_rate * f,
-                       stages=tuple(replace(st, target=st.target * f) for st in process.stages))
-    if process.kind == "bursts":
-        return replace(process, rate=process.rate * f, every=process.every / f)
-    return process

@@ -38,7 +38,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadgen.scenario.arrivals import Dist, sample_int
+from loadgen.scenario.distributions import Distribution, sample_int
 from loadgen.catalog.models import lookup
 from loadgen.scenario import Arm, Scenario
 from loadgen.catalog.tokens import CHARS_PER_TOKEN, count_tokens
@@ -216,7 +216,7 @@ class Sizes:
 def draw_sizes(scenario: Scenario, rng: random.Random) -> Sizes:
     w = scenario.workload
 
-    def draw(d: Dist | None) -> int:
+    def draw(d: Distribution | None) -> int:
         return 0 if d is None else sample_int(d, rng)
 
     return Sizes(question_tokens=draw(w.question_tokens), turn_tokens=draw(w.turn_tokens),

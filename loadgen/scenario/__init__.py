@@ -4,8 +4,8 @@
 Owns: the schema (schema.py), the validation framework (fields.py), the section readers
 (sections.py, arms.py, traffic.py), data files a scenario points to (datafiles.py), the
 entry points (loader.py), value syntax and formatting (units.py), the TOML line map
-(toml_lines.py), arrival-process and distribution kinds (arrivals.py), sweeps (sweep.py)
-and the threshold grammar (thresholds.py).
+(toml_lines.py), arrival-process and distribution kinds (arrivals.py, distributions.py,
+and what they share in kinds.py), sweeps (sweep.py) and the threshold grammar (thresholds.py).
 
 Imports nothing above itself: only loadgen.catalog and loadgen._toml. Checks that belong
 to a higher package (the emulator's [emulator] keys) are passed in by the caller.

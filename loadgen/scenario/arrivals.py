@@ -1,11 +1,14 @@
-"""Arrival processes and gap distributions: pure, seeded, no clock.
+"""Arrival processes: when open-loop requests (or agent sessions) start. One small class
+per kind, like vegeta's pacers; pure, seeded, no clock.
 
-Everything here is a function of its arguments and a `random.Random` passed in:
-no clock, no sleeping, no global random state. The runner turns offsets into
-sleeps; tests and `loadgen validate` read them directly.
+Each kind owns its parameters, its rules (`problems`: checked when the object is made,
+and by the parser, which puts each problem on its key's line), its TOML table (`read`),
+its one-line description for plans (`describe`), its offsets and their expected count.
+PROCESSES maps the TOML name (`kind = "poisson"`) to the class: adding a process touches
+this file only. Callers ask the object (`is_steady`, `replay`, `thinned`), never its name.
 
-Processes (`OpenLoop.kind`), all yielding offsets t in seconds from run start,
-non-decreasing, 0 <= t < duration, generated lazily:
+All yield offsets t in seconds from run start, non-decreasing, 0 <= t < duration,
+lazily, from the `random.Random` passed in:
 
   constant  t_k = k / rate, k = 0, 1, ...                 (count = ceil(rate * D))
   poisson   t_k = t_{k-1} + Exp(rate), t_0 = Exp(rate)    (E[count] = rate * D)
@@ -21,6 +24,11 @@ non-decreasing, 0 <= t < duration, generated lazily:
 constant so a single flat stage is the constant process, arrival for arrival.
 (k6's ramping-arrival-rate counts from k = 1, i.e. floor; with a whole integral
 its last arrival lands exactly on the end, outside our [0, duration).)
+
+Rates are per second, durations in seconds. The rules are the scenario's: a process
+must send something (rates above zero, stages not all zero, bursts of at least one).
+
+Over 400 lines on purpose: all five processes live here so that adding one touches one file.
 """
 
 from __future__ import annotations
@@ -28,35 +36,16 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from dataclasses import dataclass
-from statistics import NormalDist
-from typing import Iterator
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Iterator, Mapping, Union
 
-# z such that P(Z <= z) = 0.9 for a standard normal; turns (median, p90) into sigma.
-Z90 = NormalDist().inv_cdf(0.9)
+from loadgen.scenario.kinds import Problem, TableReader, build, number_problems, plain, raise_first
+from loadgen.scenario.units import format_duration, format_rate
 
 # Float sums of rates x seconds land a hair off whole numbers (20/m x 60 s =
 # 19.999999999999996); snap within this relative tolerance before ceil so the
 # count a user computes by hand is the count they get.
 _SNAP = 1e-9
-
-
-@dataclass(frozen=True)
-class Dist:
-    """A distribution of non-negative numbers (seconds or tokens).
-
-    kind: "constant" (value), "uniform" (low, high), "exponential" (mean),
-    "lognormal" (median, p90), "empirical" (values: sampled uniformly).
-    """
-
-    kind: str
-    value: float | None = None
-    low: float | None = None
-    high: float | None = None
-    mean: float | None = None
-    median: float | None = None
-    p90: float | None = None
-    values: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,93 +61,10 @@ class TracePoint:
     output_tokens: int | None = None
 
 
-@dataclass(frozen=True)
-class OpenLoop:
-    """An open-loop arrival process.
-
-    kind: "constant" (rate), "poisson" (rate), "stages" (start_rate, stages),
-    "bursts" (every, size, spread, rate between bursts), "trace" (points).
-    Rates are per second.
-    """
-
-    kind: str
-    rate: float = 0.0
-    start_rate: float = 0.0
-    stages: tuple[Stage, ...] = ()
-    every: float = 0.0
-    size: int = 0
-    spread: float = 0.0
-    points: tuple[TracePoint, ...] = ()
-
-
-DIST_KINDS = ("constant", "uniform", "exponential", "lognormal", "empirical")
-PROCESS_KINDS = ("constant", "poisson", "stages", "bursts", "trace")
-
-
-# --------------------------------------------------------------------------- validation
-
-def _nonneg(what: str, x: float | None) -> float:
-    if x is None:
-        raise ValueError(f"{what} is required (a number >= 0)")
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0:
-        raise ValueError(f"{what} must be a finite number >= 0, got {x!r}")
-    return float(x)
-
-
-def check_dist(dist: Dist) -> None:
-    """Raise ValueError (saying what was expected) if `dist` cannot be sampled."""
-    k = dist.kind
-    if k == "constant":
-        _nonneg("constant: value", dist.value)
-    elif k == "uniform":
-        low, high = _nonneg("uniform: low", dist.low), _nonneg("uniform: high", dist.high)
-        if low > high:
-            raise ValueError(f"uniform: low ({low:g}) must be <= high ({high:g})")
-    elif k == "exponential":
-        _nonneg("exponential: mean", dist.mean)
-    elif k == "lognormal":
-        median, p90 = _nonneg("lognormal: median", dist.median), _nonneg("lognormal: p90", dist.p90)
-        if median <= 0:
-            raise ValueError(f"lognormal: median must be > 0, got {median:g}")
-        if p90 < median:
-            raise ValueError(f"lognormal: p90 ({p90:g}) must be >= median ({median:g})")
-    elif k == "empirical":
-        if not dist.values:
-            raise ValueError("empirical: values must be a non-empty list of numbers >= 0")
-        for i, v in enumerate(dist.values):
-            _nonneg(f"empirical: values[{i}]", v)
-    else:
-        raise ValueError(f"unknown distribution {k!r}; expected one of {', '.join(DIST_KINDS)}")
-
-
-def check_process(process: OpenLoop) -> None:
-    """Raise ValueError (saying what was expected) if `process` cannot generate arrivals."""
-    k = process.kind
-    if k in ("constant", "poisson"):
-        _nonneg(f"{k}: rate", process.rate)
-    elif k == "stages":
-        _nonneg("stages: start_rate", process.start_rate)
-        if not process.stages:
-            raise ValueError("stages: at least one stage {duration, target} is required")
-        for i, s in enumerate(process.stages):
-            _nonneg(f"stages[{i}]: duration", s.duration)
-            _nonneg(f"stages[{i}]: target", s.target)
-    elif k == "bursts":
-        _nonneg("bursts: rate", process.rate)
-        _nonneg("bursts: spread", process.spread)
-        if isinstance(process.size, bool) or not isinstance(process.size, int) or process.size < 0:
-            raise ValueError(f"bursts: size must be a whole number >= 0, got {process.size!r}")
-        if _nonneg("bursts: every", process.every) <= 0 and process.size > 0:
-            raise ValueError("bursts: every must be > 0 seconds")
-    elif k == "trace":
-        for i, p in enumerate(process.points):
-            _nonneg(f"trace: points[{i}].offset", p.offset)
-    else:
-        raise ValueError(f"unknown arrival kind {k!r}; expected one of {', '.join(PROCESS_KINDS)}")
-
-
 def _check_duration(duration: float) -> float:
-    return _nonneg("duration (seconds)", duration)
+    for _, message in number_problems({"d": duration}, ("d",), positive=()):
+        raise ValueError(f"duration (seconds): {message}")
+    return float(duration)
 
 
 def _ceil(x: float) -> int:
@@ -169,48 +75,60 @@ def _ceil(x: float) -> int:
     return math.ceil(x)
 
 
-# --------------------------------------------------------------------------- distributions
-
-def sample(dist: Dist, rng: random.Random) -> float:
-    """One draw from `dist`, in the dist's own unit (seconds or tokens); never negative.
-
-    lognormal: ln X ~ Normal(mu, sigma) with mu = ln(median) and
-    sigma = (ln(p90) - ln(median)) / z90, z90 = Phi^-1(0.9) ~= 1.2816,
-    so P(X <= median) = 0.5 and P(X <= p90) = 0.9.
-    """
-    check_dist(dist)
-    k = dist.kind
-    if k == "constant":
-        return float(dist.value)  # type: ignore[arg-type]
-    if k == "uniform":
-        return rng.uniform(dist.low, dist.high)  # type: ignore[arg-type]
-    if k == "exponential":
-        return rng.expovariate(1.0 / dist.mean) if dist.mean else 0.0
-    if k == "lognormal":
-        mu = math.log(dist.median)  # type: ignore[arg-type]
-        sigma = (math.log(dist.p90) - mu) / Z90  # type: ignore[arg-type]
-        return rng.lognormvariate(mu, sigma)
-    return float(rng.choice(dist.values))  # empirical
+def _rate(per_s: float) -> str:
+    return format_rate(per_s, plain=True)
 
 
-def sample_int(dist: Dist, rng: random.Random, *, minimum: int = 1) -> int:
-    """One draw from `dist` rounded half-up to a whole count (tokens), at least `minimum`."""
-    return max(minimum, int(sample(dist, rng) + 0.5))
+def _dur(seconds: float) -> str:
+    return format_duration(seconds, coarse=True)
 
 
-def session_turns(rng: random.Random, turns_min: int, turns_max: int) -> int:
-    """Turns in one agent session: uniform over the whole numbers turns_min..turns_max inclusive."""
-    if not 1 <= turns_min <= turns_max:
-        raise ValueError(f"turns: expected 1 <= min <= max, got min={turns_min!r}, max={turns_max!r}")
-    return rng.randint(turns_min, turns_max)
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
-# --------------------------------------------------------------------------- processes
+# --------------------------------------------------------------------------- constant, poisson
+
+@dataclass(frozen=True)
+class Constant:
+    """Evenly spaced: t_k = k / rate for k = 0 .. ceil(rate * duration) - 1."""
+
+    kind: ClassVar[str] = "constant"
+    keys: ClassVar[tuple[str, ...]] = ("rate",)
+    is_steady: ClassVar[bool] = True    # one rate throughout: `rate` is the mean rate
+    replay: ClassVar[bool] = False      # arrivals are given, not generated
+    rate: float
+
+    def __post_init__(self) -> None:
+        raise_first(self.kind, self.problems(vars(self)))
+
+    @classmethod
+    def problems(cls, p: Mapping[str, Any], show: Any = plain) -> list[Problem]:
+        return number_problems(p, cls.keys, positive=cls.keys)
+
+    @classmethod
+    def read(cls, r: TableReader) -> Any:
+        return build(r, cls, {"rate": r.rate("rate")}, plain)
+
+    def offsets(self, duration: float, rng: random.Random) -> Iterator[float]:
+        return _constant(self.rate, _check_duration(duration))
+
+    def arrivals(self, duration: float, rng: random.Random) -> Iterator[TracePoint]:
+        return (TracePoint(t) for t in self.offsets(duration, rng))
+
+    def expected_count(self, duration: float) -> float:
+        n = self.rate * _check_duration(duration)
+        return n if not math.isfinite(n) else float(_ceil(n))
+
+    def thinned(self, f: float) -> Constant:
+        return replace(self, rate=self.rate * f)
+
+    def describe(self) -> str:
+        return f"Constant arrivals at {_rate(self.rate)}"
+
 
 def _constant(rate: float, duration: float) -> Iterator[float]:
     """t_k = k / rate for k = 0 .. ceil(rate * duration) - 1 (computed, not summed: no drift)."""
-    if rate <= 0:
-        return
     for k in range(_ceil(rate * duration)):
         t = k / rate
         if t >= duration:  # float guard; _ceil already stops here
@@ -229,219 +147,304 @@ def _poisson(rate: float, duration: float, rng: random.Random) -> Iterator[float
         t += expo(rate)
 
 
-def _segments(process: OpenLoop) -> list[tuple[float, float, float, float, float]]:
-    """(t0, d, r0, r1, R0) per stage: start time, length (s), rates at ends (/s), R(t0)."""
-    out, t0, r0, area = [], 0.0, float(process.start_rate), 0.0
-    for s in process.stages:
-        r1 = float(s.target)
-        out.append((t0, float(s.duration), r0, r1, area))
-        area += (r0 + r1) / 2 * s.duration
-        t0 += s.duration
-        r0 = r1
-    return out
+@dataclass(frozen=True)
+class Poisson:
+    """Exponential gaps with mean 1 / rate: E[count] = rate x duration."""
+
+    kind: ClassVar[str] = "poisson"
+    keys: ClassVar[tuple[str, ...]] = ("rate",)
+    is_steady: ClassVar[bool] = True
+    replay: ClassVar[bool] = False
+    rate: float
+
+    def __post_init__(self) -> None:
+        raise_first(self.kind, self.problems(vars(self)))
+
+    @classmethod
+    def problems(cls, p: Mapping[str, Any], show: Any = plain) -> list[Problem]:
+        return number_problems(p, cls.keys, positive=cls.keys)
+
+    @classmethod
+    def read(cls, r: TableReader) -> Any:
+        return build(r, cls, {"rate": r.rate("rate")}, plain)
+
+    def offsets(self, duration: float, rng: random.Random) -> Iterator[float]:
+        return _poisson(self.rate, _check_duration(duration), rng)
+
+    def arrivals(self, duration: float, rng: random.Random) -> Iterator[TracePoint]:
+        return (TracePoint(t) for t in self.offsets(duration, rng))
+
+    def expected_count(self, duration: float) -> float:
+        """The mean (inf when rate x duration overflows)."""
+        return self.rate * _check_duration(duration)
+
+    def thinned(self, f: float) -> Poisson:
+        return replace(self, rate=self.rate * f)
+
+    def describe(self) -> str:
+        return f"Poisson arrivals at {_rate(self.rate)}"
 
 
-def _stages_integral(process: OpenLoop, until: float) -> float:
-    """R(until): expected arrivals over [0, until) under the piecewise-linear rate."""
-    total = 0.0
-    for t0, d, r0, r1, _ in _segments(process):
-        if until <= t0:
-            break
-        s = min(d, until - t0)
-        if s > 0:
-            # trapezoid to the rate at t0 + s; stays finite for subnormal stage lengths
-            total += (r0 + (r0 + (r1 - r0) * (s / d))) / 2 * s
-    return total
+# --------------------------------------------------------------------------- stages
 
+@dataclass(frozen=True)
+class Stages:
+    """A piecewise-linear rate from start_rate through each stage's target (k6's
+    ramping-arrival-rate); arrival k where the integral of the rate passes k."""
 
-def _stages(process: OpenLoop, duration: float) -> Iterator[float]:
-    """k-th arrival at the time R(t) passes k, for k = 0 .. ceil(R(end)) - 1.
+    kind: ClassVar[str] = "stages"
+    keys: ClassVar[tuple[str, ...]] = ("start_rate", "stages")
+    is_steady: ClassVar[bool] = False
+    replay: ClassVar[bool] = False
+    start_rate: float
+    stages: tuple[Stage, ...]
 
-    In a segment starting at t0 with rate r0 rising linearly to r1 over d seconds,
-    R(t0 + s) = R0 + r0 s + a s^2, a = (r1 - r0) / (2 d). For c = k - R0 the root
-    s = 2c / (r0 + sqrt(r0^2 + 4 a c)) is exact, needs no division by a (flat
-    segments) and stays finite when r0 = 0 (a ramp from zero). Segment i owns the
-    k with R0_i <= k < R0_{i+1}, so zero-rate holds own none.
-    """
-    segs = [g for g in _segments(process) if g[1] > 0 and (g[2] > 0 or g[3] > 0)]
-    end = min(duration, sum(s.duration for s in process.stages))
-    n = _ceil(_stages_integral(process, end))
-    i = 0
-    for k in range(n):
-        # move to the segment that owns k; the last segment takes float leftovers
-        while i + 1 < len(segs) and k >= segs[i + 1][4]:
-            i += 1
-        t0, d, r0, r1, area0 = segs[i]
-        c = k - area0
-        if c <= 0:
-            s = 0.0
-        else:
-            a = (r1 - r0) / (2 * d)
-            s = 2 * c / (r0 + math.sqrt(max(0.0, r0 * r0 + 4 * a * c)))
-        t = t0 + min(s, d)
-        if t >= end:
-            return
-        yield t
+    def __post_init__(self) -> None:
+        raise_first(self.kind, self.problems(vars(self)))
 
+    @classmethod
+    def problems(cls, p: Mapping[str, Any], show: Any = plain) -> list[Problem]:
+        out = number_problems(p, ("start_rate",), positive=())
+        stages = p["stages"]
+        if not isinstance(stages, tuple) or not stages:
+            return out + [("stages", "expected at least one stage {duration, target}")]
+        for i, s in enumerate(stages):
+            out += [(f"stages[{i}].{k}", m) for k, m in
+                    number_problems(vars(s), ("duration", "target"), positive=("duration",))]
+        if not out and p["start_rate"] == 0 and all(s.target == 0 for s in stages):
+            out.append(("stages", "every rate is zero: no request would be sent"))
+        return out
 
-def _bursts(process: OpenLoop, duration: float, rng: random.Random) -> Iterator[float]:
-    """Bursts at j * every, each `size` arrivals uniform over `spread` s, merged with
-    background poisson at `rate`.
+    @classmethod
+    def read(cls, r: TableReader) -> Any:
+        return build(r, cls, {"start_rate": r.rate("start_rate", 0.0, allow_zero=True),
+                              "stages": r.stages("stages")}, plain)
 
-    Bursts may overlap (spread > every), so pending arrivals wait in a heap and leave
-    once the next burst's start passes them: everything later comes after that start.
-    The background draws from its own generator, seeded from `rng` up front, so burst
-    positions do not depend on how the two streams interleave.
-    """
-    background = _poisson(process.rate, duration, random.Random(rng.getrandbits(64)))
+    def _segments(self) -> list[tuple[float, float, float, float, float]]:
+        """(t0, d, r0, r1, R0) per stage: start time, length (s), rates at ends (/s), R(t0)."""
+        out, t0, r0, area = [], 0.0, float(self.start_rate), 0.0
+        for s in self.stages:
+            r1 = float(s.target)
+            out.append((t0, float(s.duration), r0, r1, area))
+            area += (r0 + r1) / 2 * s.duration
+            t0 += s.duration
+            r0 = r1
+        return out
 
-    def burst_stream() -> Iterator[float]:
-        if process.size <= 0:
-            return
-        pending: list[float] = []
-        j = 0
-        while True:
-            start = j * process.every
-            if start >= duration:
+    def _integral(self, until: float) -> float:
+        """R(until): expected arrivals over [0, until) under the piecewise-linear rate."""
+        total = 0.0
+        for t0, d, r0, r1, _ in self._segments():
+            if until <= t0:
                 break
-            for _ in range(process.size):
-                t = start + process.spread * rng.random()
-                if t < duration:
-                    heapq.heappush(pending, t)
-            j += 1
-            nxt = j * process.every
-            while pending and pending[0] < nxt:
-                yield heapq.heappop(pending)
-        while pending:
-            yield heapq.heappop(pending)
-
-    return heapq.merge(burst_stream(), background)
-
-
-def _trace(process: OpenLoop, duration: float) -> Iterator[TracePoint]:
-    """The points in offset order (a stable sort: equal offsets keep file order), < duration."""
-    points = process.points
-    if any(points[i].offset > points[i + 1].offset for i in range(len(points) - 1)):
-        points = tuple(sorted(points, key=lambda p: p.offset))
-    for p in points:
-        if p.offset >= duration:
-            return
-        yield p
-
-
-def offsets(process: OpenLoop, duration: float, rng: random.Random) -> Iterator[float]:
-    """Intended start offsets (seconds from run start), non-decreasing, all in [0, duration).
-
-    Lazy: a one-hour 1000/s run is never a list. Same process, duration and rng state
-    -> the same offsets. Raises ValueError on a malformed process.
-    """
-    check_process(process)
-    duration = _check_duration(duration)
-    k = process.kind
-    if k == "constant":
-        return _constant(process.rate, duration)
-    if k == "poisson":
-        return _poisson(process.rate, duration, rng)
-    if k == "stages":
-        return _stages(process, duration)
-    if k == "bursts":
-        return _bursts(process, duration, rng)
-    return (p.offset for p in _trace(process, duration))
-
-
-def arrivals(process: OpenLoop, duration: float, rng: random.Random) -> Iterator[TracePoint]:
-    """Like `offsets`, as TracePoints: trace replay carries its per-request token
-    counts, every other kind yields TracePoint(offset) with the token fields None.
-    """
-    if process.kind == "trace":
-        check_process(process)
-        return _trace(process, _check_duration(duration))
-    return (TracePoint(t) for t in offsets(process, duration, rng))
-
-
-# --------------------------------------------------------------------------- plans
-
-def expected_count(process: OpenLoop, duration: float) -> float:
-    """Arrivals expected over [0, duration).
-
-    Exact for the deterministic kinds (constant, stages, trace: what `offsets`
-    yields); the mean for poisson (rate x duration) and bursts (whole bursts,
-    the share of a burst cut by the end, plus the background's rate x duration).
-    """
-    check_process(process)
-    duration = _check_duration(duration)
-    k = process.kind
-    if k == "constant":
-        return float(_ceil(process.rate * duration)) if process.rate > 0 else 0.0
-    if k == "poisson":
-        return process.rate * duration
-    if k == "stages":
-        end = min(duration, sum(s.duration for s in process.stages))
-        return float(_ceil(_stages_integral(process, end)))
-    if k == "bursts":
-        total = process.rate * duration
-        if process.size > 0:
-            every, spread = process.every, process.spread
-            n = math.ceil(duration / every)       # bursts start at j * every < duration
-            while n > 0 and (n - 1) * every >= duration:
-                n -= 1
-            while n * every < duration:
-                n += 1
-            # bursts before `whole` end inside the run; later ones lose the share past the end
-            whole = min(n, max(0, math.floor((duration - spread) / every) + 1))
-            total += process.size * whole
-            # the rest (j = whole .. n-1) lose the share past the end: each keeps
-            # (duration - j * every) / spread, summed in closed form (an arithmetic series;
-            # a loop here ran for hours when spread spans billions of bursts)
-            cut = n - whole
-            if cut > 0:
-                total += process.size * (cut * duration - every * (whole + n - 1) * cut / 2) / spread
+            s = min(d, until - t0)
+            if s > 0:
+                # trapezoid to the rate at t0 + s; stays finite for subnormal stage lengths
+                total += (r0 + (r0 + (r1 - r0) * (s / d))) / 2 * s
         return total
-    return float(sum(1 for p in process.points if p.offset < duration))
+
+    def _end(self, duration: float) -> float:
+        return min(_check_duration(duration), sum(s.duration for s in self.stages))
+
+    def offsets(self, duration: float, rng: random.Random) -> Iterator[float]:
+        """k-th arrival at the time R(t) passes k, for k = 0 .. ceil(R(end)) - 1.
+
+        In a segment starting at t0 with rate r0 rising linearly to r1 over d seconds,
+        R(t0 + s) = R0 + r0 s + a s^2, a = (r1 - r0) / (2 d). For c = k - R0 the root
+        s = 2c / (r0 + sqrt(r0^2 + 4 a c)) is exact, needs no division by a (flat
+        segments) and stays finite when r0 = 0 (a ramp from zero). Segment i owns the
+        k with R0_i <= k < R0_{i+1}, so zero-rate holds own none.
+        """
+        end = self._end(duration)
+        return self._offsets(end)
+
+    def _offsets(self, end: float) -> Iterator[float]:
+        segs = [g for g in self._segments() if g[1] > 0 and (g[2] > 0 or g[3] > 0)]
+        n = _ceil(self._integral(end))
+        i = 0
+        for k in range(n):
+            # move to the segment that owns k; the last segment takes float leftovers
+            while i + 1 < len(segs) and k >= segs[i + 1][4]:
+                i += 1
+            t0, d, r0, r1, area0 = segs[i]
+            c = k - area0
+            if c <= 0:
+                s = 0.0
+            else:
+                a = (r1 - r0) / (2 * d)
+                s = 2 * c / (r0 + math.sqrt(max(0.0, r0 * r0 + 4 * a * c)))
+            t = t0 + min(s, d)
+            if t >= end:
+                return
+            yield t
+
+    def arrivals(self, duration: float, rng: random.Random) -> Iterator[TracePoint]:
+        return (TracePoint(t) for t in self.offsets(duration, rng))
+
+    def expected_count(self, duration: float) -> float:
+        return float(_ceil(self._integral(self._end(duration))))
+
+    def thinned(self, f: float) -> Stages:
+        return replace(self, start_rate=self.start_rate * f,
+                       stages=tuple(replace(st, target=st.target * f) for st in self.stages))
+
+    def describe(self) -> str:
+        peak = max([self.start_rate, *(s.target for s in self.stages)])
+        total = sum(s.duration for s in self.stages)
+        return f"Up to {_rate(peak)} over {_plural(len(self.stages), 'stage')} ({_dur(total)})"
 
 
-def _num(x: float) -> str:
-    """Three significant figures, no exponent, no trailing zeros: 20, 0.333, 1500."""
-    if x == 0 or not math.isfinite(x):
-        return f"{x:g}"
-    decimals = max(0, 2 - math.floor(math.log10(abs(x))))
-    return f"{round(x, decimals):.{decimals}f}".rstrip("0").rstrip(".") if decimals else f"{round(x):d}"
+# --------------------------------------------------------------------------- bursts, trace
+
+@dataclass(frozen=True)
+class Bursts:
+    """`size` arrivals uniform over `spread` seconds every `every` seconds, plus a
+    background Poisson process at `rate` (0: none)."""
+
+    kind: ClassVar[str] = "bursts"
+    keys: ClassVar[tuple[str, ...]] = ("every", "size", "spread", "rate")
+    is_steady: ClassVar[bool] = False
+    replay: ClassVar[bool] = False
+    every: float
+    size: int
+    spread: float = 0.0
+    rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        raise_first(self.kind, self.problems(vars(self)))
+
+    @classmethod
+    def problems(cls, p: Mapping[str, Any], show: Any = plain) -> list[Problem]:
+        out = number_problems(p, ("every", "spread", "rate"), positive=("every",))
+        size = p["size"]
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            out.append(("size", f"expected a whole number >= 1, got {size!r}"))
+        return out
+
+    @classmethod
+    def read(cls, r: TableReader) -> Any:
+        return build(r, cls, {"every": r.duration("every"), "size": r.count("size", minimum=1),
+                              "spread": r.duration("spread", 0.0, allow_zero=True),
+                              "rate": r.rate("rate", 0.0, allow_zero=True)}, plain)
+
+    def offsets(self, duration: float, rng: random.Random) -> Iterator[float]:
+        """Bursts may overlap (spread > every), so pending arrivals wait in a heap and leave
+        once the next burst's start passes them: everything later comes after that start.
+        The background draws from its own generator, seeded from `rng` up front, so burst
+        positions do not depend on how the two streams interleave.
+        """
+        duration = _check_duration(duration)
+        background = _poisson(self.rate, duration, random.Random(rng.getrandbits(64)))
+
+        def burst_stream() -> Iterator[float]:
+            pending: list[float] = []
+            j = 0
+            while True:
+                start = j * self.every
+                if start >= duration:
+                    break
+                for _ in range(self.size):
+                    t = start + self.spread * rng.random()
+                    if t < duration:
+                        heapq.heappush(pending, t)
+                j += 1
+                nxt = j * self.every
+                while pending and pending[0] < nxt:
+                    yield heapq.heappop(pending)
+            while pending:
+                yield heapq.heappop(pending)
+
+        return heapq.merge(burst_stream(), background)
+
+    def arrivals(self, duration: float, rng: random.Random) -> Iterator[TracePoint]:
+        return (TracePoint(t) for t in self.offsets(duration, rng))
+
+    def expected_count(self, duration: float) -> float:
+        """The mean: whole bursts, the share of a burst cut by the end, plus the
+        background's rate x duration."""
+        duration = _check_duration(duration)
+        every, spread = self.every, self.spread
+        total = self.rate * duration
+        n = math.ceil(duration / every)       # bursts start at j * every < duration
+        while n > 0 and (n - 1) * every >= duration:
+            n -= 1
+        while n * every < duration:
+            n += 1
+        # bursts before `whole` end inside the run; later ones lose the share past the end
+        whole = min(n, max(0, math.floor((duration - spread) / every) + 1))
+        total += self.size * whole
+        # the rest (j = whole .. n-1) lose the share past the end: each keeps
+        # (duration - j * every) / spread, summed in closed form (an arithmetic series;
+        # a loop here ran for hours when spread spans billions of bursts)
+        cut = n - whole
+        if cut > 0:
+            total += self.size * (cut * duration - every * (whole + n - 1) * cut / 2) / spread
+        return total
+
+    def thinned(self, f: float) -> Bursts:
+        """Bursts keep their size and come 1/f times as rarely."""
+        return replace(self, rate=self.rate * f, every=self.every / f)
+
+    def describe(self) -> str:
+        text = f"Bursts of {self.size} every {_dur(self.every)} over {_dur(self.spread)}"
+        return text + (f", plus Poisson background at {_rate(self.rate)}" if self.rate > 0 else "")
 
 
-def _rate(per_s: float) -> str:
-    """A rate in the largest unit that keeps it >= 1: 20/s, 30/m, 12/h."""
-    for scale, unit in ((1, "s"), (60, "m"), (3600, "h")):
-        if per_s * scale >= 1 or unit == "h":
-            return f"{_num(per_s * scale)}/{unit}"
-    raise AssertionError  # unreachable
+@dataclass(frozen=True)
+class Trace:
+    """Replay of recorded requests: each point's offset, with its token counts if given."""
+
+    kind: ClassVar[str] = "trace"
+    keys: ClassVar[tuple[str, ...]] = ("file", "time_scale")
+    is_steady: ClassVar[bool] = False
+    replay: ClassVar[bool] = True
+    points: tuple[TracePoint, ...]
+
+    def __post_init__(self) -> None:
+        raise_first(self.kind, self.problems(vars(self)))
+
+    @classmethod
+    def problems(cls, p: Mapping[str, Any], show: Any = plain) -> list[Problem]:
+        points = p["points"]
+        if not isinstance(points, tuple) or not points:
+            return [("file", "a trace needs at least one request")]
+        return [(f"points[{i}].offset", m) for i, pt in enumerate(points)
+                for _, m in number_problems(vars(pt), ("offset",), positive=())]
+
+    @classmethod
+    def read(cls, r: TableReader) -> Any:
+        """Offsets in the file are divided by time_scale (2 replays twice as fast)."""
+        scale = r.number("time_scale", 1.0, low=0, low_open=True)
+        return build(r, cls, {"points": r.trace("file", scale)}, plain)
+
+    def arrivals(self, duration: float, rng: random.Random) -> Iterator[TracePoint]:
+        """The points in offset order (a stable sort: equal offsets keep file order), < duration."""
+        duration = _check_duration(duration)
+        points = self.points
+        if any(points[i].offset > points[i + 1].offset for i in range(len(points) - 1)):
+            points = tuple(sorted(points, key=lambda p: p.offset))
+        return (p for p in points if p.offset < duration)
+
+    def offsets(self, duration: float, rng: random.Random) -> Iterator[float]:
+        return (p.offset for p in self.arrivals(duration, rng))
+
+    def expected_count(self, duration: float) -> float:
+        duration = _check_duration(duration)
+        return float(sum(1 for p in self.points if p.offset < duration))
+
+    def thinned(self, f: float) -> Trace:
+        """As is: its points are already in memory."""
+        return self
+
+    def describe(self) -> str:
+        span = max((p.offset for p in self.points), default=0.0)
+        return f"Trace replay of {_plural(len(self.points), 'request')} over {_dur(span)}"
 
 
-def _dur(seconds: float) -> str:
-    """90 -> 1m30s, 3600 -> 1h, 2.5 -> 2.5s."""
-    if seconds < 60:
-        return f"{_num(seconds)}s"
-    h, rest = divmod(round(seconds), 3600)
-    m, s = divmod(rest, 60)
-    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v)
+# Any arrival process. Each offers: offsets(duration, rng) and arrivals(duration, rng)
+# (lazy, seconds from run start, in [0, duration)); expected_count(duration); thinned(f),
+# the same shape with a share f of the arrivals; describe(); is_steady; replay.
+Process = Union[Constant, Poisson, Stages, Bursts, Trace]
 
-
-def describe(process: OpenLoop) -> str:
-    """One line for plans, like k6's executor descriptions."""
-    k = process.kind
-    if k == "constant":
-        return f"Constant arrivals at {_rate(process.rate)}"
-    if k == "poisson":
-        return f"Poisson arrivals at {_rate(process.rate)}"
-    if k == "stages":
-        peak = max([process.start_rate, *(s.target for s in process.stages)])
-        n = len(process.stages)
-        total = sum(s.duration for s in process.stages)
-        return f"Up to {_rate(peak)} over {n} stage{'s' if n != 1 else ''} ({_dur(total)})"
-    if k == "bursts":
-        text = f"Bursts of {process.size} every {_dur(process.every)} over {_dur(process.spread)}"
-        return text + (f", plus Poisson background at {_rate(process.rate)}" if process.rate > 0 else "")
-    if k == "trace":
-        n = len(process.points)
-        span = max((p.offset for p in process.points), default=0.0)
-        return f"Trace replay of {n} request{'s' if n != 1 else ''} over {_dur(span)}"
-    return f"Unknown arrival kind {k!r}"
+# The TOML name of each process (`kind = "..."`) -> its class.
+PROCESSES: dict[str, Any] = {c.kind: c for c in (Constant, Poisson, Stages, Bursts, Trace)}

@@ -12,6 +12,25 @@ from typing import Any, Mapping
 from loadgen.scenario.arrivals import TracePoint
 from loadgen.scenario.fields import Ctx
 
+def read_numbers(ctx: Ctx, path: tuple, name: str, column: str | None) -> tuple[float, ...] | None:
+    """The numbers of an empirical data file (see numbers_file); `path` is its `file` key."""
+    full = ctx.file(name)
+    try:
+        with open(full, encoding="utf-8", newline="") as f:
+            text = f.read()
+    except OSError as e:
+        ctx.err(path, f"cannot read empirical data file {full}: {e.strerror or e} "
+                      f"(paths are relative to the scenario file)")
+        return None
+    vals = numbers_file(ctx, full, text, column)
+    if vals is None:
+        return None
+    if not vals:
+        ctx.err(path, f"{full} holds no numbers; expected one number per line (or a CSV column)")
+        return None
+    return tuple(vals)
+
+
 def numbers_file(ctx: Ctx, full: str, text: str, column: str | None) -> list[float] | None:
     """One number per line, or a CSV whose header names `column` (default: its first column).
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from loadgen.scenario.arrivals import OpenLoop
-from loadgen.scenario.arrivals import Dist
+from loadgen.scenario.arrivals import Process
+from loadgen.scenario.distributions import Distribution
 
 
 class ScenarioError(Exception):
@@ -46,9 +46,9 @@ class Model:
 class Workload:
     kind: str                       # "single" | "agent"
     prefix_tokens: int              # byte-stable cached part (system prompt + tools)
-    output_tokens: Dist             # tokens the emulator is asked to produce (hint, see workload.py)
-    question_tokens: Dist | None = None   # single: the varying part below the checkpoint
-    turn_tokens: Dist | None = None       # agent: new user-turn size
+    output_tokens: Distribution             # tokens the emulator is asked to produce (hint, see workload.py)
+    question_tokens: Distribution | None = None   # single: the varying part below the checkpoint
+    turn_tokens: Distribution | None = None       # agent: new user-turn size
     turns_min: int = 1                    # agent: turns per session, uniform in [min, max]
     turns_max: int = 1
     checkpoint_pattern: str = "kept"      # agent: "kept" | "moving" (workload.py)
@@ -56,8 +56,8 @@ class Workload:
 
 @dataclass(frozen=True)
 class Sessions:
-    arrival: OpenLoop               # when sessions start
-    think_time: Dist                # gap (seconds) between a turn's end and the next turn's start
+    arrival: Process               # when sessions start
+    think_time: Distribution                # gap (seconds) between a turn's end and the next turn's start
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class Scenario:
     model: Model
     workload: Workload
     arms: tuple[Arm, ...]
-    arrivals: OpenLoop | None = None    # open loop (single-turn); exactly one of arrivals/sessions
+    arrivals: Process | None = None    # open loop (single-turn); exactly one of arrivals/sessions
     sessions: Sessions | None = None    # closed-loop agent sessions
     retry: Retry = field(default_factory=Retry)
     thresholds: tuple[Threshold, ...] = ()

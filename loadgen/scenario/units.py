@@ -101,8 +101,18 @@ def parse_usd(value: object) -> float:
     raise ValueError(f'expected an amount in USD like "$3.00", got {value!r}')
 
 
-def format_duration(seconds: float) -> str:
-    """Short human form: 0.25 -> "250ms", 90 -> "1m30s", 7200 -> "2h"."""
+def format_duration(seconds: float, *, coarse: bool = False) -> str:
+    """Short human form: 0.25 -> "250ms", 90 -> "1m30s", 7200 -> "2h".
+
+    coarse (plans, arrival descriptions): whole seconds from a minute up and no
+    milliseconds below it: 90.4 -> "1m30s", 0.25 -> "0.25s", 2.5 -> "2.5s".
+    """
+    if coarse:
+        if seconds < 60:
+            return f"{format_number(seconds)}s"
+        h, rest = divmod(round(seconds), 3600)
+        m, s = divmod(rest, 60)
+        return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v)
     if seconds == 0:
         return "0s"
     if seconds < 1:
@@ -120,12 +130,25 @@ def format_duration(seconds: float) -> str:
     return out
 
 
-def format_rate(per_second: float) -> str:
-    """Pick the unit that gives a readable number: 0.00333 -> "12/h", 5 -> "5/s"."""
+def format_rate(per_second: float, *, plain: bool = False) -> str:
+    """Pick the unit that gives a readable number: 0.00333 -> "12/h", 5 -> "5/s".
+
+    Three significant figures; plain (arrival descriptions) writes them without an
+    exponent: 1500/s, where the default writes 1.5e+03/s.
+    """
     for unit, size in (("s", 1), ("m", 60), ("h", 3600)):
         if per_second * size >= 1 or unit == "h":
-            return f"{per_second * size:.3g}/{unit}"
+            number = format_number(per_second * size) if plain else f"{per_second * size:.3g}"
+            return f"{number}/{unit}"
     raise AssertionError("unreachable")
+
+
+def format_number(x: float) -> str:
+    """Three significant figures, no exponent, no trailing zeros: 20, 0.333, 1500."""
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    decimals = max(0, 2 - math.floor(math.log10(abs(x))))
+    return f"{round(x, decimals):.{decimals}f}".rstrip("0").rstrip(".") if decimals else f"{round(x):d}"
 
 
 def format_ms(ms: float, sep: str = " ") -> str:
