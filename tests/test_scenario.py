@@ -335,13 +335,25 @@ def test_a_structured_emulator_error_is_placed_by_its_path_not_its_text():
     assert e.value.problems == ["s.toml:21: emulator.quotas.window: expected fixed or sliding"]
 
 
-def test_an_emulator_error_without_a_path_is_read_from_its_text():
+def test_an_emulator_error_without_a_path_is_placed_at_the_emulator_table():
+    """The parser never reads an error's text for a key: a check that gives no path is
+    reported at [emulator], with its message as it is."""
     def check(table):
-        raise ValueError("emulator.quotas.tpm: expected a positive integer, got 1000")
+        raise ValueError("emulator.quotas.tpm: a message the parser must not parse")
 
     with pytest.raises(ScenarioError) as e:
         loads(EMULATOR_TABLE, "s.toml", check_emulator=check)
-    assert e.value.problems == ["s.toml:20: emulator.quotas.tpm: expected a positive integer, got 1000"]
+    (problem,) = e.value.problems
+    assert problem.startswith("s.toml:19: emulator: ")
+
+
+def test_the_emulators_own_error_for_a_dotted_key_lands_on_its_line():
+    """The real check: a model id holding dots inside a quoted key is one key of the path."""
+    text = BASE + '\n[emulator.quotas.models."us.anthropic.x"]\ntpm = -5\n'
+    with pytest.raises(ScenarioError) as e:
+        loads(text, "s.toml", check_emulator=EmulatorConfig.from_mapping)
+    (problem,) = e.value.problems
+    assert problem.startswith('s.toml:20: emulator.quotas.models."us.anthropic.x".tpm: '), problem
 
 
 def test_without_an_emulator_check_the_table_is_kept_as_is():

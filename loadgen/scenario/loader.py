@@ -34,37 +34,15 @@ EmulatorCheck = Callable[[Mapping[str, Any]], object]
 def _check_emulator(ctx: Ctx, table: Mapping[str, Any], check: EmulatorCheck) -> None:
     """Ask the emulator's check about `table`, and place its error on the key's line.
 
-    A structured error carries `.path` (keys and indexes under [emulator]) and `.message`;
-    an error without them is read from its `emulator.<dotted key>: message` text.
+    The emulator's errors are structured (loadgen.emulator.config.ConfigError): `.path`
+    holds the keys and indexes under [emulator], `.message` the text. An error without a
+    path is placed at [emulator] itself.
     """
     try:
         check(table)
     except ValueError as e:
-        path, message = getattr(e, "path", None), getattr(e, "message", None)
-        if isinstance(path, tuple) and isinstance(message, str):
-            ctx.err(("emulator",) + path, message)
-            return
-        # TODO(issue 12): drop this text fallback once every emulator error is structured
-        msg = str(e)
-        m = re.match(r"emulator\.(\S+?): (.*)$", msg, re.S)
-        if not m:
-            ctx.err(("emulator",), msg)
-            return
-        ctx.err(("emulator",) + _key_path(table, m.group(1)), m.group(2))
-
-
-def _key_path(tbl: Any, dotted: str) -> tuple:
-    """Split a dotted key against the dict it addresses (keys may themselves hold dots)."""
-    out: list[str] = []
-    rest = dotted
-    while rest and isinstance(tbl, Mapping):
-        match = max((k for k in tbl if rest == k or rest.startswith(k + ".")), key=len, default=None)
-        if match is None:
-            out.append(rest.split(".")[0])
-            break
-        out.append(match)
-        tbl, rest = tbl[match], rest[len(match) + 1:]
-    return tuple(out)
+        path = getattr(e, "path", None)
+        ctx.err(("emulator",) + (path if isinstance(path, tuple) else ()), getattr(e, "message", str(e)))
 
 
 # --------------------------------------------------------------------------- entry points
