@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from loadgen.catalog import models
@@ -206,6 +206,31 @@ def test_lookback_hit_refreshes_the_entry_it_read_and_expired_entries_are_not_re
     assert p.usage.cache_read == 0
 
 
+def test_lookback_reaching_past_a_dead_breakpoint_still_writes_that_breakpoint():
+    """The last breakpoint's window reaches past an earlier breakpoint with no live entry
+    to the system prompt's: the system prompt is read and BOTH later breakpoints are
+    written, each segment at its own TTL (docs/emulator.md "Prompt cache"), so the next
+    request reads the middle one. (The emulator once wrote only the last breakpoint.)"""
+    m, clock = make()
+    one_h = {"cachePoint": {"type": "default", "ttl": "1h"}}
+    sys_ = [{"text": "s" * 4 * 5000}, one_h]
+    ok(m.begin(HAIKU, {"system": sys_, "messages": [{"role": "user", "content": [{"text": "hi"}]}]},
+               stream=False))
+    clock.t = 1.0
+    u1 = {"role": "user", "content": [{"text": "one"}]}
+    a1 = {"role": "assistant", "content": [{"text": "two"}]}
+    p = ok(m.begin(HAIKU, {"system": sys_, "messages": [
+        {"role": "user", "content": [{"text": "one"}, one_h]}, a1,
+        {"role": "user", "content": [{"text": "three"}, CP]}]}, stream=False))
+    one, rest = count_tokens("one"), count_tokens("two") + count_tokens("three")
+    assert (p.usage.cache_read, p.usage.cache_write) == (5000, one + rest)
+    assert p.usage.cache_details == (("1h", one), ("5m", rest))
+    clock.t = 2.0
+    p = ok(m.begin(HAIKU, {"system": sys_, "messages": [u1, a1, {"role": "user", "content": [{"text": "x"}, CP]}]},
+                   stream=False))
+    assert p.usage.cache_read == 5000 + one
+
+
 @pytest.mark.parametrize("model", [NOVA_PRO, HAIKU])
 def test_model_without_lookback_reads_only_at_its_checkpoints(monkeypatch, model):
     """Nova (cache_lookback_blocks = 0), and Claude with its lookback switched off: moving
@@ -268,6 +293,8 @@ def scenario_file(tmp_path: Path, *, pattern: str = "moving", ttl: str = "5m", p
        blocks=st.sampled_from([0, 2, 3, 5, 20]), prefix=st.sampled_from([1000, 5000]),
        steps=st.lists(st.tuples(st.integers(0, 1), st.floats(0, 900), st.integers(1, 1500), st.booleans()),
                       min_size=1, max_size=30))
+@example(pattern="kept", ttl="5m", blocks=5, prefix=5000,
+         steps=[(1, 0, 1, False), (0, 300, 1, False), (1, 0, 1, True), (1, 0, 1, False)])
 def test_prediction_reads_what_the_emulator_reads(tmp_path, pattern, ttl, blocks, prefix, steps):
     """Two interleaved sessions, random gaps, turn sizes and failed turns (the response began,
     so the prompt was cached, but the turn is dropped from the history), with lookback windows

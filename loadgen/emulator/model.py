@@ -180,7 +180,12 @@ class EmulatorModel:
                     found, read = k, tokens
                     break
             if found is not None:
+                # the window can reach past earlier breakpoints: every breakpoint longer than
+                # the prefix found is written (docs/emulator.md: "the request's own
+                # checkpoints are written"), not only the ones after valid[i - 1]
                 hit = i - 1
+                while hit >= 0 and valid[hit].tokens > read:
+                    hit -= 1
                 break
         details: dict[str, int] = {}
         prev = read
