@@ -122,12 +122,13 @@ async def _loop(a: argparse.Namespace, call) -> dict:
 
 async def _loadgen(url: str, a: argparse.Namespace) -> dict:
     """The `loadgen run` path, driven as run_command does it, against the emulator at url."""
-    import argparse as ap
     import datetime as dt
     import tempfile
 
     from loadgen.engine.clock import RealClock
-    from loadgen.api.run import RunState, make_pricer, drive
+    from loadgen.api.session import RunState, drive
+    from loadgen.api.setup import make_pricer
+    from loadgen.engine.runner import Limits
     from loadgen.results.directory import ResultsDir
     from loadgen.engine.transport import BedrockTransport
 
@@ -144,14 +145,14 @@ async def _loadgen(url: str, a: argparse.Namespace) -> dict:
             for _ in range(20):
                 await transport.call(_request_params(sc), stream=a.stream, timeout=120.0)
             state = RunState(sc, clock, out)
-            args = ap.Namespace(max_requests=total, max_cost_usd=None, quiet=True)
+            limits = Limits(max_requests=total)
             prof = None
             if a.profile:
                 import cProfile
                 prof = cProfile.Profile()
                 prof.enable()
             cpu0, t0 = C.cpu_seconds(), time.perf_counter()
-            await drive(state, transport, pricer, args, signals=False)
+            await drive(state, transport, pricer, limits=limits, signals=False)
             wall, cpu = time.perf_counter() - t0, C.cpu_seconds() - cpu0
             if prof is not None:
                 prof.disable()
@@ -221,7 +222,7 @@ def pieces(a: argparse.Namespace) -> dict[str, float]:
     from loadgen.results.metrics import ArmInfo, Metrics
     from loadgen.engine.record import Attempt
     from loadgen.results.directory import ResultsDir, attempt_line
-    from loadgen.api.run import make_pricer
+    from loadgen.api.setup import make_pricer
     from loadgen.engine.workload import ArmWorkload, draw_sizes
 
     C.pin(1)
@@ -277,7 +278,6 @@ def _runner_alone(a: argparse.Namespace, n: int = 20000) -> float:
     """CPU us per request of the whole `loadgen run` path (runner, workload, pricing, metrics,
     requests.jsonl, event loop) with a transport that answers after one loop turn: what
     loadgen costs with no HTTP at all. Best of 3."""
-    import argparse as ap
     import datetime as dt
     import tempfile
 
@@ -286,7 +286,9 @@ def _runner_alone(a: argparse.Namespace, n: int = 20000) -> float:
 
     from loadgen.engine.clock import RealClock
     from loadgen.results.directory import ResultsDir
-    from loadgen.api.run import RunState, make_pricer, drive
+    from loadgen.api.session import RunState, drive
+    from loadgen.api.setup import make_pricer
+    from loadgen.engine.runner import Limits
     from loadgen.engine.transport import Outcome
 
     usage = {"inputTokens": 90, "outputTokens": 16, "totalTokens": 106, "cacheReadInputTokens": 0,
@@ -311,9 +313,9 @@ def _runner_alone(a: argparse.Namespace, n: int = 20000) -> float:
             out = ResultsDir.create(d, sc.name, dt.datetime.now(dt.timezone.utc))
             clock = RealClock()
             state = RunState(sc, clock, out)
-            args = ap.Namespace(max_requests=n, max_cost_usd=None, quiet=True)
+            limits = Limits(max_requests=n)
             cpu0 = C.cpu_seconds()
-            anyio.run(lambda: drive(state, Instant(clock), make_pricer(sc), args, signals=False))
+            anyio.run(lambda: drive(state, Instant(clock), make_pricer(sc), limits=limits, signals=False))
             best = min(best, (C.cpu_seconds() - cpu0) / n * 1e6)
             out.close()
     return best

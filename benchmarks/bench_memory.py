@@ -34,7 +34,6 @@ SLOW_EMULATOR = C.EMULATOR_CONFIG.replace('latency = "fast"', 'latency = { prese
 
 async def _drive(url: str, *, rate: float, requests: int, max_in_flight: int, samples: int = 10,
                  sample_every_s: float | None = None) -> dict:
-    import argparse as ap
     import datetime as dt
     import tempfile
 
@@ -42,7 +41,9 @@ async def _drive(url: str, *, rate: float, requests: int, max_in_flight: int, sa
 
     from loadgen.engine.clock import RealClock
     from loadgen.results.directory import ResultsDir
-    from loadgen.api.run import RunState, make_pricer, drive
+    from loadgen.api.session import RunState, drive
+    from loadgen.api.setup import make_pricer
+    from loadgen.engine.runner import Limits
     from loadgen.engine.transport import BedrockTransport
 
     sc = C.load_scenario(C.scenario_text(rate=rate, duration_s=requests / rate * 10 + 60,
@@ -77,8 +78,7 @@ async def _drive(url: str, *, rate: float, requests: int, max_in_flight: int, sa
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(watch)
-                await drive(state, transport, make_pricer(sc),
-                            ap.Namespace(max_requests=requests, max_cost_usd=None, quiet=True), signals=False)
+                await drive(state, transport, make_pricer(sc), limits=Limits(max_requests=requests), signals=False)
                 tg.cancel_scope.cancel()
         out.close()
         ok = state.metrics.snapshot().total.ok

@@ -36,10 +36,10 @@ from loadgen.engine.clock import VirtualClock  # noqa: E402
 from loadgen.emulator.config import EmulatorConfig  # noqa: E402
 from loadgen.emulator.model import EmulatorModel  # noqa: E402
 from loadgen.results.directory import ResultsDir  # noqa: E402
-from loadgen.api.run import RunState  # noqa: E402
+from loadgen.api.session import ProbeState, RunState  # noqa: E402
 from loadgen.scenario import load, loads  # noqa: E402
-from loadgen.api.run import make_pricer  # noqa: E402
-from loadgen.api.simulate import ProbeState, simulate  # noqa: E402
+from loadgen.api.setup import make_pricer  # noqa: E402
+from loadgen.api.virtual import run_virtual  # noqa: E402
 from loadgen.scenario.units import parse_duration  # noqa: E402
 from loadgen.engine.workload import ArmWorkload, draw_sizes  # noqa: E402
 
@@ -115,7 +115,7 @@ def run_case(sc, with_files: bool) -> tuple[int, float, float]:
         out = None
         state = ProbeState(sc, VirtualClock())
     t0 = time.perf_counter()
-    simulate(state, pricer, cfg, signals=False)
+    run_virtual(state, pricer, cfg, signals=False)
     wall = time.perf_counter() - t0
     if out is not None:
         out.close()

@@ -19,9 +19,10 @@ from handler_transport import HAIKU, ok, run_virtual
 from loadgen.commands.cli import main
 from loadgen.engine.clock import VirtualClock
 from loadgen.emulator.config import EmulatorConfig
-from loadgen.api.run import make_pricer
+from loadgen.api.setup import make_pricer
 from loadgen.scenario import loads
-from loadgen.api.simulate import ProbeState, simulate
+from loadgen.api.session import ProbeState
+from loadgen.api import virtual
 
 # Two arms identical but for their names, a saturated in-flight bound (about 1.8 s per
 # request, 3 slots, 0.7 arrivals/s per arm), latency without random draws.
@@ -123,7 +124,7 @@ def test_identical_arms_sharing_a_quota_are_throttled_alike(tmp_path):
             .replace("queue_max_s = 0 }", "queue_max_s = 0 }\nquotas = { tpm = 150000 }"))
     sc = loads(textwrap.dedent(text), "quota.toml")
     seen: list = []
-    simulate(ProbeState(sc, VirtualClock(), on_attempt=seen.append), make_pricer(sc),
+    virtual.run_virtual(ProbeState(sc, VirtualClock(), on_attempt=seen.append), make_pricer(sc),
              EmulatorConfig.from_mapping(sc.emulator), signals=False)
     a, b = (Counter(x.status for x in seen if x.arm == n) for n in ("a", "b"))
     assert a.total() == b.total() and a["throttled"] > 0.3 * a.total()  # the quota binds hard

@@ -31,13 +31,14 @@ from pathlib import Path
 
 import pytest
 
-import loadgen.api.simulate as simulate_mod
+import loadgen.api.virtual as virtual_mod
 from loadgen.engine.clock import VirtualClock
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.results.directory import ResultsDir
-from loadgen.api.run import RunState, make_pricer, run_facts
+from loadgen.api.session import RunState, run_facts
+from loadgen.api.setup import make_pricer
 from loadgen.scenario import loads
-from loadgen.api.simulate import simulate
+from loadgen.api.virtual import run_virtual
 
 STORM = Path(__file__).parent / "soak" / "storm.toml"
 RETRYABLE = {"throttled", "timeout"}
@@ -88,16 +89,16 @@ def test_an_hour_under_a_fault_storm_loses_nothing(tmp_path, monkeypatch):
     state = WatchedRun(sc, VirtualClock(), out)
 
     after: dict = {}
-    real_drive = simulate_mod.drive
+    real_drive = virtual_mod.drive
 
     async def drive(*args, **kwargs):
         await real_drive(*args, **kwargs)
         after["tasks"] = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         after["blocks"] = live_blocks()
 
-    monkeypatch.setattr(simulate_mod, "drive", drive)
+    monkeypatch.setattr(virtual_mod, "drive", drive)
     try:
-        simulate(state, pricer, EmulatorConfig.from_mapping(sc.emulator, source=str(STORM)), signals=False)
+        run_virtual(state, pricer, EmulatorConfig.from_mapping(sc.emulator, source=str(STORM)), signals=False)
     finally:
         out.close()
     summary = state.metrics.summary(run_facts(sc, state.clock, state.wall0, state.runner.stop_reason))

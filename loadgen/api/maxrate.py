@@ -24,11 +24,9 @@ some arm even the lowest rate tried fails them.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
 import json
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -36,16 +34,24 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from loadgen import __version__
-
-from loadgen.scenario import thresholds
-from loadgen.scenario.arrivals import Poisson
+from loadgen._toml import toml
+from loadgen.api.result import MaxRateResult, RunResult
+from loadgen.api.session import ProbeState, RunState, finish, run_facts
+from loadgen.api.setup import InputError
+from loadgen.api.signals import StopFlag
+from loadgen.api.virtual import run_virtual
+from loadgen.catalog import profiles
 from loadgen.engine.clock import VirtualClock
-from loadgen.results.histograms import LATENCY_METRICS
-from loadgen.results.directory import ResultsDir, safe_name
+from loadgen.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLD
 from loadgen.report.verdicts import percentile_from_histograms
-from loadgen.api.run import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLD, RunState, run_facts, finish, prepare
+from loadgen.report.view import burndown_of
+from loadgen.results.directory import ResultsDir, safe_name
+from loadgen.results.histograms import LATENCY_METRICS
+from loadgen.results.series import peak_quota_tpm
+from loadgen.scenario import sweep, thresholds
 from loadgen.scenario import Scenario, Threshold
-from loadgen.scenario.units import format_rate
+from loadgen.scenario.arrivals import Poisson
+from loadgen.scenario.units import format_ms, format_rate
 
 DEFAULT_THRESHOLDS = (Threshold("throttle_rate < 1%"),)
 
@@ -107,9 +113,6 @@ def at_rate(sc: Scenario, rate: float) -> Scenario:
 
 def scenario_text_at(sc: Scenario, rate: float) -> str:
     """TOML of the one-arm scenario `sc` at `rate` requests/s, as `at_rate` runs it."""
-    from loadgen.scenario import sweep
-    from loadgen._toml import toml
-
     doc = toml.loads(sc.source)
     arrivals = doc.get("arrivals") or {}
     if not sc.arrivals.is_steady:
@@ -156,15 +159,9 @@ def search(probe: Callable[[float], Trial], start: float, *, tolerance: float = 
     return good, bad, trials
 
 
-# --------------------------------------------------------------------------- the command
-
-def _err(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
+# --------------------------------------------------------------------------- the search
 
 def _trial(sc: Scenario, rate: float, pricer: Any, cfg: Any, checks: Sequence[Any]) -> Trial:
-    from loadgen.api.simulate import ProbeState, simulate
-
     causes: Counter[str] = Counter()
     arm = sc.arms[0]
     # a `tpm` threshold is measured like the report does: peak quota tokens from the attempts
@@ -180,13 +177,10 @@ def _trial(sc: Scenario, rate: float, pricer: Any, cfg: Any, checks: Sequence[An
                                  "output_tokens": a.output_tokens})
 
     state = ProbeState(at_rate(sc, rate), VirtualClock(), on_attempt=seen)
-    simulate(state, pricer, cfg, signals=False)
+    run_virtual(state, pricer, cfg, signals=False)
     summary = state.metrics.summary(run_facts(state.sc, state.clock, state.wall0, None))
     peak_tpm = None
     if wants_tpm:
-        from loadgen.report.view import burndown_of
-        from loadgen.results.series import peak_quota_tpm
-
         peak_tpm = peak_quota_tpm(quota_events, burndown_of)
     # percentiles summary.json does not carry (p95) come from the trial's live histograms
     hists = {a: {m: state.metrics.histogram(a, m) for m in LATENCY_METRICS} for a in state.metrics.arm_names}
@@ -209,37 +203,46 @@ class _Stopped(Exception):
     """Ctrl-C during a find-max-rate trial: the search ends after it."""
 
 
-def cmd_find_max_rate(args: argparse.Namespace) -> int:
-    prepared = prepare(args, "simulate")
-    if isinstance(prepared, int):
-        return prepared
-    sc, _, cfg = prepared
-    from loadgen.api.run import make_pricer
+def header(sc: Scenario) -> list[str]:
+    """What `loadgen simulate --find-max-rate` prints before its first trial."""
+    checks = sc.thresholds or DEFAULT_THRESHOLDS
+    lines = [f"loadgen {__version__}: find-max-rate for {sc.name}, {len(sc.arms)} arm(s), "
+             f"{sc.duration:g} s of scenario time per trial, virtual time",
+             "thresholds: " + "; ".join(t.expr + (f" [{t.arm}]" if t.arm else "") for t in checks)
+             + ("" if sc.thresholds else " (default: the scenario has none)")]
+    if sc.arrivals is not None and not sc.arrivals.is_steady:
+        lines.append(f"note: trials replace the {sc.arrivals.kind} arrival shape with a Poisson process "
+                     "at the trial rate")
+    return lines
 
-    pricer = make_pricer(sc)
+
+def check_open_loop(sc: Scenario) -> None:
+    """InputError unless `sc` has an arrival rate to raise (open loop, [arrivals])."""
     if sc.arrivals is None:
-        _err(f"loadgen simulate --find-max-rate: {sc.path} drives closed-loop [sessions]; the search "
-             "needs an open-loop scenario with [arrivals] (an arrival rate to raise)")
-        return EXIT_BAD_INPUT
+        raise InputError(f"loadgen simulate --find-max-rate: {sc.path} drives closed-loop [sessions]; the search "
+                         "needs an open-loop scenario with [arrivals] (an arrival rate to raise)")
+
+
+def find_max_rate(sc: Scenario, pricer: Any, cfg: Any, *, out: str | Path = "results",
+                  progress: Callable[[str], None] | None = None, signals: bool = True) -> MaxRateResult:
+    """Search each arm's highest rate within the thresholds; write `<out>/<name>-maxrate-<UTC>/`
+    (maxrate.json, and a results directory per arm at the rate found).
+
+    `progress` receives one line per trial and per arm searched. `exit_code`: 0 when every
+    arm has a rate within the thresholds, 1 when for some arm even the lowest rate tried
+    fails them, 130 when interrupted.
+    """
+    check_open_loop(sc)
+    assert sc.arrivals is not None
     checks = sc.thresholds or DEFAULT_THRESHOLDS
     start = sc.arrivals.rate if sc.arrivals.is_steady and sc.arrivals.rate > 0 else 1.0
-    quiet = args.quiet
-    print(f"loadgen {__version__}: find-max-rate for {sc.name}, {len(sc.arms)} arm(s), "
-          f"{sc.duration:g} s of scenario time per trial, virtual time", flush=True)
-    print("thresholds: " + "; ".join(t.expr + (f" [{t.arm}]" if t.arm else "") for t in checks)
-          + ("" if sc.thresholds else " (default: the scenario has none)"), flush=True)
-    if not sc.arrivals.is_steady:
-        print(f"note: trials replace the {sc.arrivals.kind} arrival shape with a Poisson process "
-              "at the trial rate", flush=True)
-
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    parent = Path(args.out) / f"{safe_name(sc.name)}-maxrate-{stamp}"
+    parent = Path(out) / f"{safe_name(sc.name)}-maxrate-{stamp}"
     parent.mkdir(parents=True, exist_ok=False)
     found: list[Found] = []
+    points: list[RunResult] = []
     interrupted = False
-    from loadgen.api.simulate import StopFlag
-
-    with StopFlag("the trial") as stop:
+    with StopFlag("the trial", enabled=signals) as stop:
         for arm in sc.arms:
             one = dataclasses.replace(sc, arms=(arm,))
             mine = tuple(t for t in checks if t.arm in (None, arm.name))
@@ -249,9 +252,9 @@ def cmd_find_max_rate(args: argparse.Namespace) -> int:
             def probe(rate: float, one: Scenario = one, mine: tuple = mine, tried: list = tried) -> Trial:
                 t = _trial(one, rate, pricer, cfg, mine)
                 tried.append(t)
-                if not quiet:
-                    print(f"  {arm.name}: {format_rate(rate):>9} {'pass' if t.passed else 'FAIL'}  "
-                          f"({t.sent} attempts, throttled {t.measured['throttle_pct']:.2f}%)", flush=True)
+                if progress is not None:
+                    progress(f"  {arm.name}: {format_rate(rate):>9} {'pass' if t.passed else 'FAIL'}  "
+                             f"({t.sent} attempts, throttled {t.measured['throttle_pct']:.2f}%)")
                 if stop.set:
                     raise _Stopped
                 return t
@@ -269,14 +272,14 @@ def cmd_find_max_rate(args: argparse.Namespace) -> int:
             if interrupted:
                 break
             if good is not None:  # a full results directory at the rate found, for report/compare
-                _results_at(parent / safe_name(arm.name), one, good.rate, pricer, cfg)
-            if not quiet:
-                print(f"  {arm.name}: {len(trials)} trials in {time.monotonic() - t0:.1f} s wall", flush=True)
+                points.append(_results_at(parent / safe_name(arm.name), one, good.rate, pricer, cfg))
+            if progress is not None:
+                progress(f"  {arm.name}: {len(trials)} trials in {time.monotonic() - t0:.1f} s wall")
             if stop.set:
                 interrupted = True
                 break
 
-    print(_table(found, sc, cfg), flush=True)
+    text = table(found, sc, cfg)
     # A failing trial is how the search finds the limit, not a failure of the command: exit 1
     # only when an arm has no rate at all within the thresholds (even the lowest tried failed).
     none = [f.arm for f in found if f.max_rate is None and not f.interrupted]
@@ -289,14 +292,14 @@ def cmd_find_max_rate(args: argparse.Namespace) -> int:
                             "binding": f.binding, "interrupted": f.interrupted, "at_max": _trial_dict(f.at_max),
                             "at_first_fail": _trial_dict(f.at_fail),
                             "trials": [_trial_dict(t) for t in f.trials]} for f in found}}
-    (parent / "maxrate.json").write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"results: {parent}", flush=True)
-    if none:
-        _err(f"thresholds: no rate passes for {', '.join(none)} (even the lowest rate tried fails; "
-             "see maxrate.json for each trial's verdicts)")
-    if interrupted:
-        _err(f"interrupted: partial search written ({len(found)} of {len(sc.arms)} arm(s) in maxrate.json)")
-    return code
+    body = json.dumps(doc, indent=2) + "\n"
+    (parent / "maxrate.json").write_text(body)
+    return MaxRateResult(parent, json.loads(body), {f.arm: f for f in found}, points, text)
+
+
+def no_rate(result: MaxRateResult) -> list[str]:
+    """The arms for which even the lowest rate tried fails the thresholds."""
+    return [f.arm for f in result.arms.values() if f.max_rate is None and not f.interrupted]
 
 
 def _trial_dict(t: Trial | None) -> dict[str, Any] | None:
@@ -306,23 +309,21 @@ def _trial_dict(t: Trial | None) -> dict[str, Any] | None:
             "throttles": dict(t.throttles), **t.measured, "thresholds": list(t.verdicts)}
 
 
-def _results_at(path: Path, sc: Scenario, rate: float, pricer: Any, cfg: Any) -> None:
-    from loadgen.api.simulate import simulate
-
+def _results_at(path: Path, sc: Scenario, rate: float, pricer: Any, cfg: Any) -> RunResult:
     path.mkdir(parents=True)
     out = ResultsDir(path)
     run = at_rate(sc, rate)
     out.write_scenario(scenario_text_at(sc, rate))  # what this directory ran, not the input file
     state = RunState(run, VirtualClock(), out)
     try:
-        simulate(state, pricer, cfg, signals=False)
+        run_virtual(state, pricer, cfg, signals=False)
     finally:
         out.close()
-    finish(state, quiet=True)  # maxrate.json holds the verdicts; this directory is for report/compare
+    return finish(state)  # maxrate.json holds the verdicts; this directory is for report/compare
 
 
-def _table(found: Sequence[Found], sc: Scenario, cfg: Any) -> str:
-    from loadgen.catalog import profiles
+def table(found: Sequence[Found], sc: Scenario, cfg: Any) -> str:
+    """The result per arm: the rate found, what it showed, what bound it."""
     lines = []
     for f in found:
         arm = next(a for a in sc.arms if a.name == f.arm)
@@ -348,6 +349,4 @@ def _table(found: Sequence[Found], sc: Scenario, cfg: Any) -> str:
 
 
 def _ms(x: Any) -> str:
-    from loadgen.scenario.units import format_ms
-
     return "-" if x is None else format_ms(x)

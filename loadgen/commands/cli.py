@@ -22,7 +22,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _duration_flag(text: str) -> str:
     """--duration: a duration longer than zero (a zero-length run sends nothing and "passes")."""
-    from loadgen.scenario.units import parse_duration
+    from loadgen.scenario.units import parse_duration  # deferred: loadgen.scenario loads the whole parser (~0.3 s); --version and --help must not wait
 
     try:
         seconds = parse_duration(text)
@@ -35,7 +35,7 @@ def _duration_flag(text: str) -> str:
 
 def _time_scale_flag(text: str) -> float:
     """--time-scale: the same bounds as [target] time_scale."""
-    from loadgen.scenario import time_scale_problem
+    from loadgen.scenario import time_scale_problem  # deferred: as parse_duration above (start-up time)
 
     try:
         scale = float(text)
@@ -142,13 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from loadgen.api.run import cmd_run  # deferred: only the chosen command's modules load (start-up time)
+    from loadgen.commands.run import cmd_run  # deferred: only the chosen command's modules load (start-up time)
 
     return cmd_run(args)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from loadgen.api.simulate import cmd_simulate  # deferred: only the chosen command's modules load (start-up time)
+    from loadgen.commands.simulate import cmd_simulate  # deferred: only the chosen command's modules load (start-up time)
 
     return cmd_simulate(args)
 

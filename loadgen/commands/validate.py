@@ -7,20 +7,20 @@ import argparse
 import asyncio
 import sys
 
-from loadgen.api.plan import plan, render
-from loadgen.api.run import endpoint_problem
+from loadgen.api.plan import plan
+from loadgen.api.plan_text import render
+from loadgen.api.setup import endpoint_problem, load_scenario
 from loadgen.engine import prefix_sizing
 from loadgen.engine import schedule as schedule_of
 from loadgen.engine.clock import RealClock
 from loadgen.engine.transport import BedrockTransport, TargetError
-from loadgen.emulator.config import EmulatorConfig
-from loadgen.scenario import Scenario, ScenarioError, load
+from loadgen.scenario import Scenario, ScenarioError
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """`loadgen validate SCENARIO`: 0 and a plan on stdout, or 2 and every problem on stderr."""
     try:
-        sc = load(args.scenario, check_emulator=EmulatorConfig.from_mapping)
+        sc = load_scenario(args.scenario)
     except ScenarioError as e:
         for line in e.problems:
             print(line, file=sys.stderr)

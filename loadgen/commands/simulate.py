@@ -1,0 +1,104 @@
+"""`loadgen simulate SCENARIO [--sweep K=V1,V2 ... | --find-max-rate]`: flags ->
+loadgen.api.simulate (or its sweep / find-max-rate) -> tables on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from loadgen.api import maxrate
+from loadgen.api.setup import InputError, Overrides, load_scenario
+from loadgen.api.simulate import simulate_prepared, speed_line
+from loadgen.api.sweep import run_sweep, table
+from loadgen.commands.run import err, prepared, print_run, say
+from loadgen.exit_codes import EXIT_BAD_INPUT
+from loadgen.scenario import ScenarioError
+from loadgen.scenario.sweep import SweepError, parse_axes
+from loadgen.scenario.thresholds import format_results
+
+
+def _overrides(args: argparse.Namespace) -> Overrides:
+    # simulate always calls the built-in emulator's model, whatever [target] says
+    return Overrides(target="emulator", duration=args.duration, arms=tuple(args.arm or ()),
+                     max_requests=args.max_requests, allow_huge=args.allow_huge)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    if args.find_max_rate and args.sweep:
+        err("loadgen simulate: --find-max-rate and --sweep do not combine; run them separately")
+        return EXIT_BAD_INPUT
+    if args.sweep:
+        return _sweep(args)
+    if args.find_max_rate:
+        return _find_max_rate(args)
+    ready = prepared(args.scenario, _overrides(args), "simulate", builtin_emulator=True)
+    if isinstance(ready, int):
+        return ready
+    try:
+        res = simulate_prepared(ready, out=args.out, max_requests=args.max_requests,
+                                progress=None if args.quiet else say)
+    except InputError as e:  # --out cannot hold a results directory
+        err(str(e))
+        return EXIT_BAD_INPUT
+    print_run(res)  # --quiet silences the progress lines, not the summary
+    if not args.quiet:
+        say(speed_line(res))
+    return res.exit_code
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    """Every point; exit 130 if interrupted, else 1 if any point failed a threshold, else 0."""
+    try:
+        parse_axes(args.sweep)  # the flags before the file, as they come first on the line
+        sc = load_scenario(args.scenario)  # the base file must be valid on its own: file:line: key
+        res = run_sweep(sc, args.sweep, _overrides(args), out=args.out, progress=None if args.quiet else say)
+    except ScenarioError as e:
+        err(str(e))
+        return EXIT_BAD_INPUT
+    except (SweepError, ValueError, OSError) as e:
+        err(f"loadgen simulate: {e}")
+        return EXIT_BAD_INPUT
+    say(table(res.rows, res.axes) if res.rows else "no point finished")
+    if res.crossovers:
+        say("crossovers (cost per 1000 requests):")
+        for c in res.crossovers:
+            say(f"  {c.text()}")
+    elif len(res.rows) > 1 and not res.interrupted:
+        say("no crossover: the same arm/point is cheapest at every swept value")
+    if res.failed:
+        say(f"thresholds: {len(res.failed)} of {res.summary['points_done']} points failed a threshold")
+        for p, bad in res.failed:
+            for line in format_results(bad).splitlines():
+                say(f"  {p.label(res.axes)}  {line}")
+    for w in res.warnings:
+        err(f"warning: {w}")
+    say(f"results: {res.path}")
+    if res.interrupted:
+        err(f"interrupted: partial sweep written ({res.summary['points_done']} of {res.summary['points_total']} "
+            "points in sweep.json)")
+    return res.exit_code
+
+
+def _find_max_rate(args: argparse.Namespace) -> int:
+    ready = prepared(args.scenario, _overrides(args), "simulate", builtin_emulator=True)
+    if isinstance(ready, int):
+        return ready
+    sc = ready.scenario
+    try:
+        maxrate.check_open_loop(sc)
+    except InputError as e:
+        err(str(e))
+        return EXIT_BAD_INPUT
+    for line in maxrate.header(sc):  # printed even with --quiet, which silences the trial lines
+        say(line)
+    res = maxrate.find_max_rate(sc, ready.pricer, ready.emulator, out=args.out,
+                                progress=None if args.quiet else say)
+    say(res.table)
+    say(f"results: {res.path}")
+    none = maxrate.no_rate(res)
+    if none:
+        err(f"thresholds: no rate passes for {', '.join(none)} (even the lowest rate tried fails; "
+            "see maxrate.json for each trial's verdicts)")
+    if res.interrupted:
+        err(f"interrupted: partial search written ({len(res.arms)} of {len(sc.arms)} arm(s) in maxrate.json)")
+    return res.exit_code
