@@ -15,7 +15,8 @@ import anyio
 from loadgen.engine.runner import Runner
 
 
-def _err(msg: str) -> None:
+def notice(msg: str) -> None:
+    """An interrupt notice on stderr, at once."""
     print(msg, file=sys.stderr, flush=True)
 
 
@@ -27,7 +28,7 @@ async def watch_signals(runner: Runner, scope: anyio.CancelScope) -> None:
     """
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
-            _err(f"\ninterrupt: stopping dispatch; waiting up to {runner.limits.grace_s:g} s "
+            notice(f"\ninterrupt: stopping dispatch; waiting up to {runner.limits.grace_s:g} s "
                  "for in-flight requests (Ctrl-C again to abort)")
             runner.stop("interrupted")
             with anyio.move_on_after(runner.limits.grace_s):
@@ -67,7 +68,7 @@ class StopFlag:
         if self.set:
             raise KeyboardInterrupt
         self.set = True
-        _err(f"\ninterrupt: finishing {self.what} in hand, then stopping (Ctrl-C again to abort)")
+        notice(f"\ninterrupt: finishing {self.what} in hand, then stopping (Ctrl-C again to abort)")
 
     def __enter__(self) -> "StopFlag":
         self.install()

@@ -20,7 +20,7 @@ from loadgen._toml import toml
 from loadgen.api.result import RunResult, SweepResult
 from loadgen.api.session import RunState, finish
 from loadgen.api.setup import Overrides, apply_overrides, emulator_config, make_pricer
-from loadgen.api.signals import StopFlag, _err
+from loadgen.api.signals import StopFlag, notice
 from loadgen.api.virtual import run_virtual
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.engine.clock import VirtualClock
@@ -215,7 +215,7 @@ def _charts(rows: Sequence[dict[str, Any]], axes: Sequence[Any], parent: Path, s
     warnings = []
     for a in axes:
         if stop.set:
-            _err("interrupt: the remaining sweep charts are skipped (sweep.json is complete)")
+            notice("interrupt: the remaining sweep charts are skipped (sweep.json is complete)")
             break
         try:
             sweep_chart(rows, a.key, str(parent / f"sweep-{safe_name(a.short)}.png"))

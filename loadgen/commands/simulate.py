@@ -4,7 +4,6 @@ loadgen.api.simulate (or its sweep / find-max-rate) -> tables on stdout."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from loadgen.api import maxrate
 from loadgen.api.setup import InputError, Overrides, load_scenario
