@@ -10,14 +10,12 @@ The Python API (README "Python API"; the `loadgen` commands call the same functi
 They live in loadgen.api (setup.py, simulate.py, run.py; results in result.py).
 """
 
-from typing import Any
-
 from loadgen._version import __version__ as __version__
 
 __all__ = ["__version__", "load_scenario", "run", "simulate"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     """loadgen.load_scenario / simulate / run, imported on first use."""
     if name == "load_scenario":
         from loadgen.api.setup import load_scenario  # deferred: the API loads aiobotocore and the runner (~1.5 s); `loadgen --version` must not wait for it
