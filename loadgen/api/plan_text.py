@@ -5,6 +5,7 @@ before it asks to send). Pure formatting of a `plan.Plan`; figures are computed 
 from __future__ import annotations
 
 from loadgen.api.plan import EXACT_PLAN_MAX, ArmPlan, Plan
+from loadgen.catalog.pricing import format_usd
 from loadgen.scenario.distributions import Distribution
 from loadgen.scenario.units import format_duration, format_rate
 
@@ -31,8 +32,9 @@ def _n(x: float) -> str:
     return f"{x:,.0f}"
 
 
-def _usd(x: float) -> str:
-    return f"${x:,.4f}" if x < 1 else f"${x:,.2f}"
+def _usd_plan(x: float) -> str:
+    """A plan's estimate in USD: cents from $1 (figures this rough need no more)."""
+    return format_usd(x, cents_from=1)
 
 
 def render(p: Plan) -> str:
@@ -92,13 +94,13 @@ def render(p: Plan) -> str:
                         if a.peak_tpm_charged_warm != a.peak_tpm_charged_cold else _n(a.peak_tpm_charged_cold))
                      + " (input + cache writes + output x burndown)")
         if a.cost_warm_usd != a.cost_cold_usd:
-            lines.append(f"  cost         {_usd(a.cost_warm_usd)} all warm .. {_usd(a.cost_cold_usd)} all cold  "
-                         f"({_usd(a.per_1000_warm)} .. {_usd(a.per_1000_cold)} per 1000 requests)")
-            lines.append(f"  expected     {_usd(a.cost_expected_usd)} ({_usd(a.per_1000_expected)} per 1000), "
+            lines.append(f"  cost         {_usd_plan(a.cost_warm_usd)} all warm .. {_usd_plan(a.cost_cold_usd)} all cold  "
+                         f"({_usd_plan(a.per_1000_warm)} .. {_usd_plan(a.per_1000_cold)} per 1000 requests)")
+            lines.append(f"  expected     {_usd_plan(a.cost_expected_usd)} ({_usd_plan(a.per_1000_expected)} per 1000), "
                          f"{a.expected_warm_ratio:.1%} of requests warm, {a.expected_read_share:.1%} of cached "
                          f"tokens read: the schedule's gaps against the {arm.cache_ttl} TTL")
         else:
-            lines.append(f"  cost         {_usd(a.cost_cold_usd)}  ({_usd(a.per_1000_cold)} per 1000 requests)")
+            lines.append(f"  cost         {_usd_plan(a.cost_cold_usd)}  ({_usd_plan(a.per_1000_cold)} per 1000 requests)")
         lines.append("")
     lines.append(f"{p.prices_note}; standard service tier. Nothing was sent.")
     return "\n".join(lines)
