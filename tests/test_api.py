@@ -16,7 +16,7 @@ import pytest
 
 import loadgen
 from loadgen.api.result import RunResult, SweepResult
-from loadgen.scenario.parse import ScenarioError
+from loadgen.scenario import ScenarioError
 
 ROOT = Path(__file__).resolve().parent.parent
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -96,6 +96,14 @@ def test_load_scenario_reports_every_problem(tmp_path):
     with pytest.raises(ScenarioError) as e:
         loadgen.load_scenario(bad)
     assert str(bad) in str(e.value) and "duration" in str(e.value)
+
+
+def test_load_scenario_checks_the_emulator_table_as_validate_does(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(textwrap.dedent(TINY).replace('latency = "fast"', 'latency = "warp9"'))
+    with pytest.raises(ScenarioError) as e:
+        loadgen.load_scenario(bad)
+    assert "emulator.latency" in str(e.value)
 
 
 def test_simulate_returns_the_summary_it_wrote(tiny, tmp_path):
