@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 import signal
 import sys
 from typing import Any
 
+from loadgen.emulator.batch import JobStore
+from loadgen.emulator.batch_config import BatchConfig
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.config_file import load_config_file
+from loadgen.emulator.control_plane import ControlPlane
 from loadgen.emulator.model import EmulatorModel
+from loadgen.emulator.s3 import S3Server, S3Storage
 from loadgen.emulator.server import serve
 from loadgen.engine.clock import RealClock
 
@@ -25,6 +30,10 @@ def cmd_emulator(args: Any) -> int:
     except ValueError as e:
         print(f"loadgen emulator: {e}", file=sys.stderr)
         return 2
+    # Everything imported so far (moto's server is a large module graph) lives until exit:
+    # frozen, the collector skips it while serving and at interpreter exit, which otherwise
+    # takes about 0.5 s more to stop (a stop within SHUTDOWN_GRACE_S + moto's 0.5 s is the aim)
+    gc.freeze()
     clock = RealClock()
     model = EmulatorModel(config, clock=clock, rng=random.Random(args.seed), region=args.region)
 
@@ -38,13 +47,31 @@ def cmd_emulator(args: Any) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
+        # S3 for batch jobs: moto's server on a free port beside the emulator
+        s3 = S3Server(host=args.host)
+        s3_url = s3.start()
+        # standalone, batch jobs run on the "fast" preset (a 100-record job ends in about
+        # 1.5 s); run/simulate use the scenario-time model (emulator.toml [batch])
+        store = JobStore(BatchConfig.load(timing="fast"), config, clock=clock, rng=random.Random(f"batch-{args.seed}"),
+                         storage=S3Storage(s3_url, args.region))
+        control = ControlPlane(store, region=args.region)
         try:
-            async with serve(model, clock, host=args.host, port=args.port, on_stop=stopping) as url:
+            async with serve(model, clock, host=args.host, port=args.port, on_stop=stopping,
+                             control=control) as url:
                 print(f"loadgen emulator listening on {url}", flush=True)
+                print(f"  bedrock-runtime  {url}\n  bedrock          {url}\n  s3               {s3_url}")
+                print(f"export AWS_ENDPOINT_URL_BEDROCK_RUNTIME={url}\n"
+                      f"export AWS_ENDPOINT_URL_BEDROCK={url}\n"
+                      f"export AWS_ENDPOINT_URL_S3={s3_url}", flush=True)
                 print(f"  Region {args.region}, latency {config.latency_name}, seed {args.seed}; "
                       "Ctrl-C stops", file=sys.stderr, flush=True)
                 await stop.wait()
+                # moto's server takes about 0.5 s to stop (werkzeug polls for shutdown):
+                # overlap it with the emulator's own shutdown grace
+                s3_stopped = asyncio.ensure_future(asyncio.to_thread(s3.stop))
+            await s3_stopped
         except OSError as e:
+            s3.stop()
             print(f"loadgen emulator: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
             return 3
         return 0

@@ -47,7 +47,8 @@ from loadgen.emulator.batch_records import RecordError, converse_body, model_out
 from loadgen.emulator.batch_requests import ACCOUNT_ID, ControlError, JobRequest, S3Uri, invalid, not_found
 from loadgen.emulator.config import EmulatorConfig, Limit
 from loadgen.emulator.errors import BedrockError
-from loadgen.emulator.model import EmulatorModel, resolve_model_id
+from loadgen.emulator.model import EmulatorModel
+from loadgen.emulator.routing import resolve, resolve_model_id
 from loadgen.emulator.storage import MemoryStorage, Storage
 
 ENDED = ("Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired")
@@ -145,7 +146,7 @@ class JobStore:
             # the same model-id rules as Converse (bare id served on demand in the Region, geo
             # profile callable from it, global profile exists); ASSUMPTION: Bedrock's own list
             # of batch-capable models is not modelled
-            resolved = self._model._resolve(req.model_id, region)
+            resolved = resolve(req.model_id, region)
             if isinstance(resolved, BedrockError):
                 raise invalid(resolved.message)
             base = profiles.base_id(resolve_model_id(req.model_id))

@@ -23,7 +23,7 @@ from typing import Any
 
 from loadgen.catalog.models import ModelInfo
 from loadgen.emulator.errors import BedrockError
-from loadgen.emulator.model import Plan
+from loadgen.emulator.plan import Plan
 
 # Newer copy of the batch-inference user guide: tool calling is not supported in Converse
 # batch jobs, "Records that include toolConfig fail with a 400 error" (an older copy says

@@ -240,8 +240,9 @@ async def _unknown(request: web.Request) -> web.Response:
     return _error_response(err, str(uuid.uuid4()))
 
 
-def build_app(model: EmulatorModel, clock: Any) -> web.Application:
-    """The aiohttp application serving `model`, pacing its plans on `clock`."""
+def build_app(model: EmulatorModel, clock: Any, control: Any = None) -> web.Application:
+    """The aiohttp application serving `model`, pacing its plans on `clock`; `control`:
+    a control_plane.ControlPlane whose `bedrock` routes join (None: bedrock-runtime only)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[_LIMIT_KEY] = MAX_BODY_BYTES
     app[_MODEL_KEY] = model
@@ -250,19 +251,21 @@ def build_app(model: EmulatorModel, clock: Any) -> web.Application:
     app.router.add_post(r"/model/{modelId:.+}/converse", _converse)
     app.router.add_post(r"/model/{modelId:.+}/converse-stream", _converse_stream)
     app.router.add_post(r"/model/{modelId:.+}/count-tokens", _count_tokens)
+    if control is not None:
+        control.install(app)
     app.router.add_route("*", r"/{tail:.*}", _unknown)
     return app
 
 
 @contextlib.asynccontextmanager
 async def serve(model: EmulatorModel, clock: Any, host: str = "127.0.0.1", port: int = 0,
-                on_stop: Any = None) -> AsyncIterator[str]:
+                on_stop: Any = None, control: Any = None) -> AsyncIterator[str]:
     """Run the emulator in the current event loop; yields its URL (http://HOST:PORT).
 
     On exit, requests still in flight get SHUTDOWN_GRACE_S (wall seconds) to finish and
     are then cancelled, their connections closed; `on_stop(n)` is called first with the
     number of connections still open."""
-    runner = web.AppRunner(build_app(model, clock), access_log=None, handle_signals=False,
+    runner = web.AppRunner(build_app(model, clock, control), access_log=None, handle_signals=False,
                            shutdown_timeout=SHUTDOWN_GRACE_S)
     await runner.setup()
     try:
