@@ -51,6 +51,7 @@ def test_lifecycle_follows_the_timing_model_in_scenario_time():
     tm = store.config.timing
     job = store.create(request(), "us-east-1")
     assert job.status == "Submitted" and len(job.job_id) == 12 and job.job_id.isalnum()
+    assert store.next_event() == tm.submitted_s   # a virtual-time driver sleeps until then
     assert job.arn == f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/{job.job_id}"
     seen = []
     t_end = tm.submitted_s + tm.validation_s + tm.queue_wait_s + 100 * 60 / tm.records_per_minute

@@ -235,8 +235,9 @@ async def _count_tokens(request: web.Request) -> web.Response:
 async def _unknown(request: web.Request) -> web.Response:
     model: EmulatorModel = request.app[_MODEL_KEY]
     err = BedrockError(404, "UnknownOperationException",
-                       f"The emulator serves POST /model/{{modelId}}/converse and /converse-stream only, "
-                       f"not {request.method} {request.path}", served_region=model.region)
+                       f"The emulator does not serve {request.method} {request.path} (bedrock-runtime: "
+                       "/model/{modelId}/converse, /converse-stream, /count-tokens; bedrock: batch jobs, "
+                       "inference profiles, foundation models)", served_region=model.region)
     return _error_response(err, str(uuid.uuid4()))
 
 
