@@ -190,9 +190,14 @@ def test_stop_writes_what_was_processed_and_then_conflicts():
     assert e.value.code == "ConflictException"
 
 
-def test_a_job_stopped_before_it_starts_writes_nothing():
+@pytest.mark.parametrize("when", ["submitted", "just before it starts"])
+def test_a_job_stopped_before_it_starts_writes_nothing(when):
     clock, storage, store = make()
+    tm = store.config.timing
     job = store.create(request(), "us-east-1")
+    if when != "submitted":
+        # Scheduled; Stopping then lasts past the time it would have started
+        clock.t = tm.submitted_s + tm.validation_s + tm.queue_wait_s - tm.stopping_s / 2
     store.stop(job.job_id, "us-east-1")
     clock.t = 10_000.0
     store.advance()

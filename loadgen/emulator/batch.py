@@ -307,8 +307,8 @@ class JobStore:
                 self._end(job, "Stopped", t)
 
     def _end(self, job: Job, status: str, t: float) -> None:
-        if status == "Stopped" and t < self._times(job)[2]:
-            pass  # stopped before it started: nothing to write (ASSUMPTION)
+        if status == "Stopped" and job.stop_t is not None and job.stop_t < self._times(job)[2]:
+            pass  # stopped before it started (even if Stopping ends after that): nothing to write (ASSUMPTION)
         else:
             self._write_outputs(job)
         job.status, job.modified_t, job.end_t = status, t, t
