@@ -47,18 +47,21 @@ def cmd_emulator(args: Any) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        # S3 for batch jobs: moto's server on a free port beside the emulator
+        # S3 for batch jobs: moto's server on a free port beside the emulator. It starts in
+        # a worker thread (loading moto takes about a second) while the runtime's port opens,
+        # so bedrock-runtime clients are not kept waiting; the job store's S3 client waits for it.
         s3 = S3Server(host=args.host)
-        s3_url = s3.start()
+        s3_started = asyncio.ensure_future(asyncio.to_thread(s3.start))
         # standalone, batch jobs run on the "fast" preset (a 100-record job ends in about
         # 1.5 s); run/simulate use the scenario-time model (emulator.toml [batch])
         store = JobStore(BatchConfig.load(timing="fast"), config, clock=clock, rng=random.Random(f"batch-{args.seed}"),
-                         storage=S3Storage(s3_url, args.region))
+                         storage=S3Storage(s3, args.region))
         control = ControlPlane(store, region=args.region)
         try:
             async with serve(model, clock, host=args.host, port=args.port, on_stop=stopping,
                              control=control) as url:
                 print(f"loadgen emulator listening on {url}", flush=True)
+                s3_url = await s3_started
                 print(f"  bedrock-runtime  {url}\n  bedrock          {url}\n  s3               {s3_url}")
                 print(f"export AWS_ENDPOINT_URL_BEDROCK_RUNTIME={url}\n"
                       f"export AWS_ENDPOINT_URL_BEDROCK={url}\n"
@@ -71,6 +74,7 @@ def cmd_emulator(args: Any) -> int:
                 s3_stopped = asyncio.ensure_future(asyncio.to_thread(s3.stop))
             await s3_stopped
         except OSError as e:
+            await s3_started
             s3.stop()
             print(f"loadgen emulator: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
             return 3

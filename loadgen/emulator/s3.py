@@ -11,11 +11,8 @@ no model-invocation jobs, no inference profiles), which the emulator serves itse
 from __future__ import annotations
 
 import logging
-
-import botocore.config
-import botocore.session
-from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
+import threading
+from typing import Any
 
 # Credentials the emulator's own S3 client signs with: moto accepts any.
 _CREDENTIALS = {"aws_access_key_id": "loadgen", "aws_secret_access_key": "loadgen"}
@@ -25,20 +22,26 @@ class S3Server:
     """moto's S3 server on `host:port` (0 = a free port); a context manager."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        self.host, self.port = host, port
+        self._server: Any = None
         self.url = ""
+        self.started = threading.Event()
 
     def start(self) -> str:
-        """Start serving; returns the endpoint URL (http://HOST:PORT)."""
+        """Start serving (blocks until bound); returns the endpoint URL (http://HOST:PORT)."""
+        from moto.server import ThreadedMotoServer  # deferred: moto loads boto3 and flask (~1 s); `loadgen emulator` starts it after the runtime port is up
         # werkzeug logs one access line per request to stderr even when not verbose
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
+        self.started.set()
         return self.url
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._server is not None:
+            self._server.stop()
 
     def __enter__(self) -> "S3Server":
         self.start()
@@ -50,19 +53,37 @@ class S3Server:
 
 class S3Storage:
     """The job store's Storage on an S3 endpoint (path-style addressing: moto's URL is an
-    IP address). Calls block: the HTTP shell runs the store in worker threads."""
+    IP address). `endpoint`: a URL, or an S3Server whose URL is taken (waiting for it to
+    start) at the first call. Calls block: the HTTP shell runs the store in worker threads."""
 
-    def __init__(self, endpoint_url: str, region: str = "us-east-1") -> None:
-        session = botocore.session.get_session()
-        self._client = session.create_client(
-            "s3", region_name=region, endpoint_url=endpoint_url, **_CREDENTIALS,
-            config=botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}))
+    def __init__(self, endpoint: "str | S3Server", region: str = "us-east-1") -> None:
+        self._endpoint = endpoint
+        self._region = region
+        self._made: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def _client(self) -> Any:
+        with self._lock:
+            if self._made is None:
+                import botocore.config  # deferred: with moto's server, off the runtime's start-up path
+                import botocore.session  # deferred: with moto's server, off the runtime's start-up path
+
+                url = self._endpoint
+                if isinstance(url, S3Server):
+                    url.started.wait()
+                    url = url.url
+                self._made = botocore.session.get_session().create_client(
+                    "s3", region_name=self._region, endpoint_url=url, **_CREDENTIALS,
+                    config=botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}))
+            return self._made
 
     def bucket_exists(self, bucket: str) -> bool:
+        client = self._client
         try:
-            self._client.head_bucket(Bucket=bucket)
+            client.head_bucket(Bucket=bucket)
             return True
-        except ClientError:
+        except client.exceptions.ClientError:
             return False
 
     def list_objects(self, bucket: str, prefix: str) -> list[tuple[str, int]]:
