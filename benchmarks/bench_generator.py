@@ -8,7 +8,7 @@ runs in a fresh process pinned to core 1, so the generator has one core to itsel
              loadgen builds. This is the ceiling.
   transport  N tasks looping loadgen's `BedrockTransport.call` (the timing and
              outcome wrapper around the same client).
-  loadgen    the whole `loadgen run` path (`run_command.drive`: Runner, workload
+  loadgen    the whole `loadgen run` path (`api.session.drive`: Runner, workload
              builder, cache expectations, pricing, Metrics.record, requests.jsonl,
              live progress) on a RealClock, open loop at 1.5 x the ceiling with
              `max_in_flight = N`, stopped by `--max-requests` after about `--seconds`.
@@ -121,7 +121,7 @@ async def _loop(a: argparse.Namespace, call) -> dict:
 
 
 async def _loadgen(url: str, a: argparse.Namespace) -> dict:
-    """The `loadgen run` path, driven as run_command does it, against the emulator at url."""
+    """The `loadgen run` path, driven as `loadgen run` drives it (api/session.py), against the emulator at url."""
     import datetime as dt
     import tempfile
 

@@ -1,7 +1,7 @@
 """Memory of `loadgen run`: RSS over run length, and RSS per request in flight.
 
 Emulator on core 0, each case a fresh generator process on core 1 (so its RSS is
-its own), driving `run_command.drive` on a RealClock as `loadgen run` does.
+its own), driving `api.session.drive` on a RealClock as `loadgen run` does.
 
   length     open loop at `--rate` (below saturation, so no backlog builds) until
              `--requests`; RSS sampled every 10 % of the run. Baseline: RSS after

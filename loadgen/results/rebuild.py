@@ -115,7 +115,7 @@ def rebuild_summary(records: Sequence[Mapping[str, Any]], scenario: Any = None, 
 
 def _clock_facts(scenario: Any, run_facts: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """`clock`, `time_scale` and `clock_source`: from run.json when the run wrote one,
-    else for a run of `scenario` by the rule run_command applies (None: unknown)."""
+    else for a run of `scenario` by the rule `api/setup.py` applies (None: unknown)."""
     if run_facts and isinstance(run_facts.get("clock"), str):
         scale = run_facts.get("time_scale")
         return {"clock": run_facts["clock"],
@@ -124,7 +124,7 @@ def _clock_facts(scenario: Any, run_facts: Mapping[str, Any] | None = None) -> d
     if scenario is None:
         return {"clock": "unknown", "clock_source": "unknown: no run.json and scenario.toml could not be read"}
     target = scenario.target
-    if target.kind == "aws" or target.endpoint_url:  # run_command.real_clock_reason: a target keeping its own time
+    if target.kind == "aws" or target.endpoint_url:  # api/setup.py real_clock_reason: a target keeping its own time
         kind, scale = "real", 1.0
     else:
         kind, scale = "warp", float(target.time_scale)
