@@ -18,7 +18,7 @@ from hdrh.log import HistogramLogReader
 
 from loadgen.results.histograms import LATENCY_METRICS, new_histogram
 from loadgen.results.metrics import ArmInfo, Metrics
-from loadgen.engine.record import Attempt
+from loadgen.engine.record import BATCH_FIELDS, Attempt
 from loadgen.results.directory import ResultsDir, load_attempts, load_summary, read_histogram
 from loadgen.results.rebuild import rebuild_summary
 from loadgen.scenario import load
@@ -77,7 +77,17 @@ def test_attempts_round_trip_with_rounded_floats(tmp_path):
     assert rows[0]["start"] == 0.001235  # microseconds
     assert rows[0]["cost_usd"] == 0.001234568  # 1e-9 USD
     assert rows[5]["status"] == "throttled" and rows[5]["first_token"] is None
-    assert set(rows[0]) == {f.name for f in dataclasses.fields(Attempt)}  # every Attempt field, nothing else
+    # every Attempt field, nothing else; the batch fields only on a batch arm's records
+    assert set(rows[0]) == {f.name for f in dataclasses.fields(Attempt)} - set(BATCH_FIELDS)
+
+
+def test_a_batch_record_line_carries_the_batch_fields(tmp_path):
+    with ResultsDir.create(tmp_path, "s", NOW) as r:
+        r.append(att(0, first_token=None, batch_status="Completed", batch_job="abcdefghij12", batch_submit=10.0,
+                     queue_wait_s=5.0, job_s=60.0, cost_stacked_usd=0.001, cost_unstacked_usd=0.002))
+    row = next(iter(load_attempts(r.path)))
+    assert set(row) == {f.name for f in dataclasses.fields(Attempt)}
+    assert (row["batch_job"], row["job_s"], row["cost_unstacked_usd"]) == ("abcdefghij12", 60.0, 0.002)
 
 
 def test_killed_process_leaves_every_completed_attempt_on_disk(tmp_path):

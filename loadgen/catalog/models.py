@@ -37,6 +37,7 @@ class ModelInfo:
     in_region_regions: tuple[str, ...] = ()   # those Regions
     service_tiers: tuple[str, ...] = ("default",)
     count_tokens: bool = False       # bedrock-runtime CountTokens serves the model
+    batch: bool = False              # batch inference (CreateModelInvocationJob) takes the model
     lifecycle: str = "active"        # active | legacy | deprecated
     eol: str = ""                    # ISO date AWS gives for a legacy model ("" if none)
     # content-block positions a breakpoint's cache lookup checks, itself included
@@ -102,6 +103,7 @@ def _info(mid: str, t: dict) -> ModelInfo:
         in_region_regions=regions,
         service_tiers=tuple(t["service_tiers"]),
         count_tokens=bool(t.get("count_tokens", False)),
+        batch=bool(t.get("batch", False)),
         lifecycle=str(t["lifecycle"]),
         eol=eol.isoformat() if eol is not None else "",
     )

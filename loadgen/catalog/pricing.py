@@ -27,6 +27,9 @@ from loadgen.catalog.profiles import KINDS, base_id, kind_of
 
 CATALOG_FILE = "pricing.toml"
 TTLS: tuple[str, ...] = ("5m", "1h")
+# How a batch record's cache tokens are billed (pricing.toml [batch], an ASSUMPTION):
+# "stacked" at the cache multipliers x batch, "unstacked" as plain input at the batch price.
+BATCH_CACHE = ("stacked", "unstacked")
 PER = 1_000_000  # prices are per 1M tokens
 
 
@@ -115,6 +118,7 @@ class PriceTable:
     model_family: Mapping[str, str]            # bare id -> family name
     model_name: Mapping[str, str]              # bare id -> human name
     rows: Mapping[tuple[str, str], Price]      # (bare id, kind) -> Price
+    batch_cache: str = "stacked"               # BATCH_CACHE: the assumption cost_usd follows
 
     def price(self, model_id: str) -> Price:
         """The row for any id form; PricingError if the model or its profile is not priced."""
@@ -261,7 +265,12 @@ def table_from_dict(raw: Mapping[str, Any], path: str = "<dict>") -> PriceTable:
             r, rw = m[key], f"{where}.{key}"
             rows[(mid, key)] = replace(_row(mid, key, r, rw), tiers=MappingProxyType(
                 {t: _row(mid, key, r[t], f"{rw}.{t}") for t in TIER_KEYS if t in r}))
-    return PriceTable(as_of=as_of, path=path, families=MappingProxyType(families),
+    bt = raw.get("batch", {})
+    batch_cache = bt.get("cache_pricing", "stacked") if isinstance(bt, dict) else bt
+    if batch_cache not in BATCH_CACHE:
+        raise PricingError(f"{path}: batch.cache_pricing must be one of {', '.join(BATCH_CACHE)}, "
+                           f"got {batch_cache!r}")
+    return PriceTable(as_of=as_of, path=path, batch_cache=batch_cache, families=MappingProxyType(families),
                       model_family=MappingProxyType(model_family),
                       model_name=MappingProxyType(model_name), rows=MappingProxyType(rows))
 
@@ -322,7 +331,10 @@ def breakdown(model_id: str, usage: Mapping[str, Any], *, cache_ttl: str = "5m",
     return _breakdown(table.price_at(model_id, tier), table.family_of(model_id), usage, cache_ttl, batch)
 
 
-def _breakdown(row: Any, fam: Any, usage: Mapping[str, Any], cache_ttl: str, batch: bool) -> Breakdown:
+def _breakdown(row: Any, fam: Any, usage: Mapping[str, Any], cache_ttl: str, batch: bool,
+               batch_cache: str = "stacked") -> Breakdown:
+    if batch and batch_cache == "unstacked":
+        usage = unstacked_usage(usage)
     scale = fam.batch if batch else 1.0
     p_in = row.input_per_mtok * scale / PER
     p_out = row.output_per_mtok * scale / PER
@@ -335,6 +347,14 @@ def _breakdown(row: Any, fam: Any, usage: Mapping[str, Any], cache_ttl: str, bat
     )
 
 
+def unstacked_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
+    """`usage` with its cache reads and writes counted as plain input tokens: how a batch
+    record is billed if the cache discount does not stack with batch ("unstacked")."""
+    total_in = (_tokens(usage, "inputTokens") + _tokens(usage, "cacheReadInputTokens")
+                + _tokens(usage, "cacheWriteInputTokens"))
+    return {"inputTokens": total_in, "outputTokens": _tokens(usage, "outputTokens")}
+
+
 def table_for(overrides: Iterable[Any] = ()) -> PriceTable:
     """The catalog with a scenario's `[pricing]` overrides applied (the catalog itself if none)."""
     overrides = tuple(overrides)
@@ -342,19 +362,25 @@ def table_for(overrides: Iterable[Any] = ()) -> PriceTable:
 
 
 def pricer(table: PriceTable) -> Callable[..., dict[str, float]]:
-    """`price(model_id, usage, cache_ttl, tier=None) -> {input, output, cache_read, cache_write,
-    total}` in USD, as breakdown() computes it. It runs once per attempt, so the catalog row and
-    family are looked up once per (model id, tier), not per call."""
+    """`price(model_id, usage, cache_ttl, tier=None, *, batch=None) -> {input, output,
+    cache_read, cache_write, total}` in USD, as breakdown() computes it. `batch`: None for an
+    on-demand call, "stacked" or "unstacked" (BATCH_CACHE) for a batch record, priced at the
+    family's batch multiplier; `price.batch_cache` is the catalog's assumption. It runs once
+    per attempt, so the catalog row and family are looked up once per (model id, tier)."""
     rows: dict[tuple[str, str | None], tuple[Any, Any]] = {}
 
-    def price(model_id: str, usage: Mapping[str, Any], cache_ttl: str, tier: str | None = None) -> dict[str, float]:
+    def price(model_id: str, usage: Mapping[str, Any], cache_ttl: str, tier: str | None = None, *,
+              batch: str | None = None) -> dict[str, float]:
         rf = rows.get((model_id, tier))
         if rf is None:
             rf = rows[model_id, tier] = (table.price_at(model_id, tier), table.family_of(model_id))
         if cache_ttl not in TTLS:
             raise PricingError(f"cache_ttl must be one of {', '.join(TTLS)}, got {cache_ttl!r}")
-        return vars(_breakdown(rf[0], rf[1], usage, cache_ttl, False))
+        if batch is not None and batch not in BATCH_CACHE:
+            raise PricingError(f"batch must be one of {', '.join(BATCH_CACHE)}, got {batch!r}")
+        return vars(_breakdown(rf[0], rf[1], usage, cache_ttl, batch is not None, batch or "stacked"))
 
+    price.batch_cache = table.batch_cache  # type: ignore[attr-defined]
     return price
 
 

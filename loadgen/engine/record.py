@@ -51,6 +51,26 @@ class Attempt:
     stop_reason: str | None = None
     message: str | None = None        # error message, truncated
     quota: str | None = None          # throttles by loadgen's emulator: the limit, "tpm us-east-1" (docs/results-format.md)
+    # Batch arms only (mode = "batch", loadgen.engine.batch_arm): one attempt per record.
+    # start = intended (the record is written when it arrives), end = when its result was
+    # read (or the record given up); first_token stays None (batch has no TTFT).
+    batch_status: str | None = None   # the job's last status seen, or "NotSubmitted"
+    batch_job: str | None = None      # job id (the ARN's last segment); None: never submitted
+    batch_submit: float | None = None # scenario s: the job was submitted
+    queue_wait_s: float | None = None # s from submit to the first poll that saw InProgress (or later)
+    job_s: float | None = None        # s from submit to the job's end (None: it did not end)
+    cost_stacked_usd: float | None = None    # USD if cache pricing stacks with batch
+    cost_unstacked_usd: float | None = None  # USD if it does not (cache tokens as input)
+
+
+# error_code of a batch record whose output line held an `error` (the model refused the
+# record); every other failed batch record was not completed (its job failed, expired or
+# was stopped, or the run ended first).
+BATCH_RECORD_ERROR = "BatchRecordError"
+
+# The batch fields above, left out of on-demand lines of requests.jsonl (all None there).
+BATCH_FIELDS = ("batch_status", "batch_job", "batch_submit", "queue_wait_s", "job_s",
+                "cost_stacked_usd", "cost_unstacked_usd")
 
 
 def observed_cache_state(cache_read: int, cache_write: int, expected_read: int = 0) -> str:

@@ -54,6 +54,7 @@ import anyio
 import anyio.lowlevel
 
 from loadgen.engine import schedule
+from loadgen.engine.batch_arm import BatchArm, BatchSetup
 from loadgen.engine.clock import Clock, Driver
 from loadgen.engine.expectations import CacheExpectations, Prediction
 from loadgen.engine.record import Attempt, observed_cache_state
@@ -95,6 +96,7 @@ class Runner:
         prefix_sizes: Mapping[str, Any] | None = None,
         segment: schedule.Segment = schedule.WHOLE,
         expectations: Mapping[str, CacheExpectations] | None = None,
+        batch: BatchSetup | None = None,
     ) -> None:
         """`segment`: the share of the schedule this runner sends (whole sessions, its
         stripe of the arrivals); the default is all of it. `expectations`: per arm, the
@@ -109,17 +111,22 @@ class Runner:
         self.pricer = pricer
         self.limits = limits
         self.wall = wall_clock
-        self.arms = scenario.arms
+        # on-demand arms go through the dispatchers below; batch arms through batch_arm.BatchArm
+        self.arms = tuple(a for a in scenario.arms if getattr(a, "mode", "on_demand") != "batch")
+        self.batch_arms = tuple(a for a in scenario.arms if getattr(a, "mode", "on_demand") == "batch")
+        if self.batch_arms and (batch is None or scenario.sessions is not None):
+            raise ValueError("batch arms need an [arrivals] scenario and a batch setup (clients, bucket, role)")
+        self.batch = batch
         # prefix_sizes: arm name -> workload.PrefixSize measured with the target's CountTokens
         self.workloads = {a.name: ArmWorkload(scenario, a, salt=salt, size=(prefix_sizes or {}).get(a.name))
-                          for a in self.arms}
+                          for a in scenario.arms}
         self.segment = segment
         self.expect = dict(expectations) if expectations is not None else {
             a.name: CacheExpectations(self.workloads[a.name].info.cache_min_tokens) for a in self.arms}
         # live state, read by the progress display
         self.in_flight = 0
         self.dispatched = 0          # first attempts started, all arms
-        self._dispatched_by_arm = {a.name: 0 for a in self.arms}
+        self._dispatched_by_arm = {a.name: 0 for a in scenario.arms}
         self.cost_usd = 0.0
         self.stop_reason: str | None = None
         self.target_error: TargetError | None = None  # the target failed: the caller exits 3
@@ -203,6 +210,9 @@ class Runner:
                 self._dispatching = len(self.arms)
                 for k, arm in enumerate(self.arms):
                     self._spawn(tg, self._arm_dispatcher, tg, arm, k)
+                for arm in self.batch_arms:
+                    assert self.batch is not None
+                    self._spawn(tg, BatchArm(self, arm, self.batch).run, tg)
         self._tg = None
 
     def _hand_off(self, tg: Any, arm: Arm, req: Request, intended: float) -> None:
@@ -322,7 +332,10 @@ class Runner:
 
     def _worst_cost(self, req: Request) -> float:
         usage = {"inputTokens": 0, "cacheWriteInputTokens": req.input_tokens, "outputTokens": req.max_tokens}
-        return float(self._price(req.model_id, usage, "1h", self.workloads[req.arm].arm.service_tier)["total"])
+        arm = self.workloads[req.arm].arm
+        if getattr(arm, "mode", "on_demand") == "batch":  # stacked: a 1h write costs more than plain input
+            return float(self.pricer(req.model_id, usage, "1h", batch="stacked")["total"])
+        return float(self._price(req.model_id, usage, "1h", arm.service_tier)["total"])
 
     def _price(self, model_id: str, usage: Mapping[str, Any], ttl: str, tier: str | None) -> Mapping[str, float]:
         # the tier is passed only when the arm sets one, so a three-argument pricer (the

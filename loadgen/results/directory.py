@@ -31,7 +31,7 @@ from typing import Any, Iterator
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader, HistogramLogWriter
 
-from loadgen.engine.record import Attempt
+from loadgen.engine.record import BATCH_FIELDS, Attempt
 from loadgen.results.histograms import HIST_UNIT, LATENCY_METRICS, new_histogram
 
 REQUESTS_FILE = "requests.jsonl"
@@ -59,6 +59,9 @@ def safe_name(name: str) -> str:
 def attempt_line(a: Attempt) -> str:
     """One requests.jsonl line (with trailing newline) for `a`; times rounded to 1 us, USD to 1e-9."""
     d: dict[str, Any] = dict(a.__dict__)  # field order = declaration order
+    if a.batch_status is None:  # an on-demand attempt: its lines stay as they were
+        for name in BATCH_FIELDS:
+            del d[name]
     for name in _TIME_FIELDS:
         v = d[name]
         if v is not None:

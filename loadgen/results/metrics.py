@@ -39,6 +39,7 @@ from hdrh.histogram import HdrHistogram
 from loadgen.engine.expectations import likely_cause
 from loadgen.engine.record import CACHE_STATES, STATUSES, Attempt
 from loadgen.results import histograms
+from loadgen.results.batch_figures import BatchFigures
 from loadgen.results.gap_buckets import GAP_EDGES_S, gap_bucket_rows
 from loadgen.results.histograms import HIST_HIGHEST_US, LATENCY_METRICS, latency_summary, new_histogram
 from loadgen.results.live import ArmSnapshot, Rate, Snapshot
@@ -61,13 +62,14 @@ class ArmInfo:
     cache_ttl: str      # "5m" | "1h"
     cache: bool = True  # whether the arm places cachePoints at all
     service_tier: str = "default"   # Converse serviceTier the arm sends ("default" when unset)
+    mode: str = "on_demand"         # "on_demand" | "batch" (scenario [[arms]] mode)
 
     @classmethod
     def from_arm(cls, arm) -> "ArmInfo":
         """Build from a `loadgen.scenario.Arm` (duck-typed: name, model_id, profile, cache_ttl, cache,
         service_tier)."""
         return cls(arm.name, arm.model_id, arm.profile, arm.cache_ttl, bool(getattr(arm, "cache", True)),
-                   getattr(arm, "service_tier", None) or "default")
+                   getattr(arm, "service_tier", None) or "default", getattr(arm, "mode", "on_demand"))
 
 
 class _Arm:
@@ -77,7 +79,7 @@ class _Arm:
         "info", "ttft", "e2e", "service", "schedule_lag", "ttft_all", "e2e_all", "service_all",
         "status", "errors", "retries", "first_failed",
         "cache", "mismatch", "tokens", "cost_total", "cost", "gaps", "seconds", "clamped",
-        "partial",
+        "partial", "batch",
     )
 
     def __init__(self, info: ArmInfo) -> None:
@@ -104,6 +106,7 @@ class _Arm:
         self.clamped = 0  # attempts' latency values outside 0..24 h, recorded at the edge
         # cache races (not mismatches) and failed attempts billed on estimated usage (record.py)
         self.partial = {"cache_race": 0, "usage_estimated": 0, "cost_estimated": 0.0}
+        self.batch = BatchFigures() if info.mode == "batch" else None
 
     def hist(self, metric: str) -> HdrHistogram:
         return getattr(self, metric)
@@ -193,7 +196,10 @@ class Metrics:
         s.e2e_all.record_value(e2e)
         s.service_all.record_value(svc)
         ft = a.first_token
-        if ft is not None or not ok:
+        if a.batch_status is not None:
+            # a batch record: no first token to wait for; its times go to the batch figures
+            (s.batch if s.batch is not None else _batch_of(s)).record(a)
+        elif ft is not None or not ok:
             # a failure before any token: the client waited until it failed for a first
             # token that never came, so that wait is its time to first token
             t = int(((round(ft, 6) if ft is not None else end) - intended) * 1e6 + 0.5)
@@ -328,6 +334,8 @@ class Metrics:
             s.first_failed += o.first_failed
             s.cost_total += o.cost_total
             s.clamped += o.clamped
+            if o.batch is not None:
+                _batch_of(s).merge(o.batch)
         return self
 
     # ---- summary ----------------------------------------------------------------
@@ -341,6 +349,12 @@ class Metrics:
         out["rpm_peak"], out["tpm_peak"] = peaks(all_secs)
         out["arms"] = {name: _arm_summary(s) for name, s in self._arms.items()}
         return out
+
+
+def _batch_of(s: _Arm) -> "BatchFigures":
+    if s.batch is None:
+        s.batch = BatchFigures()
+    return s.batch
 
 
 def _add_counts(into: dict, other: Mapping) -> None:
@@ -392,4 +406,5 @@ def _arm_summary(s: _Arm) -> dict:
         "rpm_peak": rpm_peak,
         "tpm_peak": tpm_peak,
         "gap_buckets": gap_bucket_rows(s.gaps),
+        **({"mode": "batch", "batch": s.batch.summary()} if s.batch is not None else {}),
     }
