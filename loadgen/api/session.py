@@ -78,15 +78,16 @@ class ProbeState(RunState):
 
 async def drive(state: RunState, transport: Any, pricer: Any, *, limits: Limits | None = None,
                 status: TextIO | None = None, salt: str = "", signals: bool = True,
-                prefix_sizes: Any = None) -> None:
+                prefix_sizes: Any = None, batch: Any = None) -> None:
     """Run the scenario through `transport` on `state.clock`.
 
     `status`: where the live status line goes (None: nowhere). `signals`: Ctrl-C stops
-    dispatch and lets in-flight requests finish (main thread only).
+    dispatch and lets in-flight requests finish (main thread only). `batch`: the clients
+    the scenario's batch arms use (engine.batch_arm.BatchSetup; None without batch arms).
     """
     sc, clock = state.sc, state.clock
     runner = Runner(sc, transport, clock, sink=state.sink, pricer=pricer, limits=limits or Limits(),
-                    salt=salt, prefix_sizes=prefix_sizes)
+                    salt=salt, prefix_sizes=prefix_sizes, batch=batch)
     state.runner = runner
     progress = Progress(runner, state.metrics, clock, duration=sc.duration, quiet=status is None, stream=status)
     async with anyio.create_task_group() as tg:

@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 
+from loadgen.api.batch_setup import has_batch, inprocess_batch
 from loadgen.api.inprocess import InProcessTransport
 from loadgen.api.session import RunState, drive
 from loadgen.emulator.config import EmulatorConfig
@@ -33,7 +34,9 @@ def run_virtual(state: RunState, pricer: Any, emulator_config: EmulatorConfig, *
         model = EmulatorModel(emulator_config, clock=clock, rng=random.Random(f"{sc.seed}:emulator"),
                               region=sc.target.region)
         transport = InProcessTransport(model, clock, rng=random.Random(f"{sc.seed}:request-ids"))
-        await drive(state, transport, pricer, limits=Limits(max_requests=max_requests), signals=signals)
+        batch = inprocess_batch(sc, clock, emulator_config) if has_batch(sc) else None
+        await drive(state, transport, pricer, limits=Limits(max_requests=max_requests), signals=signals,
+                    batch=batch)
 
     def go(signals: bool) -> None:
         anyio.run(main, signals, backend_options={"loop_factory": clock.loop_factory})

@@ -12,12 +12,13 @@ from loadgen.catalog import pricing
 from loadgen.catalog.models import ModelInfo, UnknownModel, lookup
 from loadgen.catalog.profiles import KINDS, kind_of, with_profile
 from loadgen.scenario import thresholds
+from loadgen.scenario.batch import arm_mode
 from loadgen.scenario.fields import MISSING, Ctx, type_name
 from loadgen.scenario.schema import Arm, Model, PriceOverride, Target, Threshold, Workload
 from loadgen.scenario.sections import check_max_tokens, check_profile, lookup_model
 
 ARM_KEYS = ("name", "model", "profile", "cache", "cache_ttl", "stream", "max_tokens", "temperature",
-            "service_tier")
+            "service_tier", "mode")
 PRICE_KEYS = ("input_per_mtok", "output_per_mtok")
 TTL_CHOICES = ("5m", "1h")
 SERVICE_TIERS = ("priority", "default", "flex", "reserved")
@@ -87,6 +88,7 @@ def read_arms(ctx: Ctx, raw: Mapping[str, Any], model: Model, info: ModelInfo | 
         elif ainfo is not None and cache and ttl is not None and not ainfo.supports_ttl(ttl):
             ctx.err(p + ("cache_ttl",), f"{ainfo.name} does not support a {ttl} cache TTL (it supports: "
                                         f"{', '.join(ainfo.cache_ttls)}); the 1h TTL needs a Claude 4.5 model")
+        mode = arm_mode(ctx, a, p, ainfo)
         max_set = bool(p) and "max_tokens" in a or model.max_tokens_set
         inherited = model.max_tokens if max_set or ainfo is None else ainfo.max_output_tokens
         max_tokens = ctx.int_(a, p, "max_tokens", inherited, minimum=1) if p else inherited
@@ -95,10 +97,11 @@ def read_arms(ctx: Ctx, raw: Mapping[str, Any], model: Model, info: ModelInfo | 
         arms.append(Arm(
             name=name or f"arm-{len(arms)}", model_id=mid or "", profile=profile or kind_of(mid or ""),
             cache=cache, cache_ttl=ttl or "5m",
-            stream=ctx.bool_(a, p, "stream", model.stream) if p else model.stream,
+            stream=False if mode == "batch" else ctx.bool_(a, p, "stream", model.stream) if p else model.stream,
             max_tokens=max_tokens or model.max_tokens, max_tokens_set=max_set,
             temperature=ctx.num(a, p, "temperature", model.temperature, low=0, high=1) if p else model.temperature,
-            service_tier=_service_tier(ctx, a, p, ainfo, target.kind),
+            service_tier=None if mode == "batch" else _service_tier(ctx, a, p, ainfo, target.kind),
+            mode=mode,
         ))
     return tuple(arms)
 

@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping
 from loadgen._toml import toml
 from loadgen.scenario.arms import (NAME_MAX_CHARS, cache_warnings, check_context, check_prices,
                                    max_tokens_warnings, name_ok, read_arms, read_pricing, read_thresholds)
+from loadgen.scenario.batch import check_scenario
 from loadgen.scenario.fields import Ctx
 from loadgen.scenario.schema import Scenario, ScenarioError
 from loadgen.scenario.sections import read_model, read_retry, read_sessions, read_target, read_workload
@@ -134,6 +135,7 @@ def _build(ctx: Ctx, raw: Mapping[str, Any], text: str,
 
     retry = read_retry(ctx, raw)
     arms = read_arms(ctx, raw, model, info, target) if info is not None or "arms" in raw else ()
+    check_scenario(ctx, arms, target, has_s)
     thresholds_ = read_thresholds(ctx, raw, [a.name for a in arms])
     prices = read_pricing(ctx, raw)
     if arms and not ctx.problems:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from loadgen.scenario.arrivals import Process
+from loadgen.scenario.batch import BatchTarget
 from loadgen.scenario.distributions import Distribution
 
 
@@ -31,6 +32,7 @@ class Target:
     endpoint_url: str | None = None # aws only: a non-default endpoint (e.g. a local emulator)
     max_in_flight: int = 64         # bound on concurrent requests, per arm
     request_timeout: float = 120.0  # seconds (scenario time) before an attempt is a timeout
+    batch: BatchTarget | None = None  # where batch arms put their records (scenario/batch.py)
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Arm:
     temperature: float | None = None
     service_tier: str | None = None
     max_tokens_set: bool = True     # False: requests omit maxTokens, as a client without it would
+    mode: str = "on_demand"         # "on_demand" | "batch" (scenario/batch.py)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ from loadgen.catalog.models import ModelInfo, UnknownModel, lookup
 from loadgen.catalog.profiles import region_problem, split
 from loadgen.scenario.fields import MISSING, Ctx, type_name
 from loadgen.scenario.schema import Model, Retry, Sessions, Target, Workload
+from loadgen.scenario.batch import target_batch
 from loadgen.scenario.traffic import read_dist, read_process
 from loadgen.scenario.units import format_duration
 
-TARGET_KEYS = ("kind", "region", "time_scale", "endpoint_url", "max_in_flight", "request_timeout")
+TARGET_KEYS = ("kind", "region", "time_scale", "endpoint_url", "max_in_flight", "request_timeout", "batch")
 MODEL_KEYS = ("id", "max_tokens", "stream", "temperature")
 WORKLOAD_KEYS = ("kind", "prefix_tokens", "question_tokens", "turn_tokens", "output_tokens", "turns",
                  "checkpoint_pattern")
@@ -54,6 +55,7 @@ def read_target(ctx: Ctx, raw: Mapping[str, Any]) -> Target:
         endpoint_url=ctx.str_(t, p, "endpoint_url", d.endpoint_url),
         max_in_flight=ctx.int_(t, p, "max_in_flight", d.max_in_flight, minimum=1),
         request_timeout=_request_timeout(ctx, t, p, d.request_timeout),
+        batch=target_batch(ctx, t, p),
     )
 
 
