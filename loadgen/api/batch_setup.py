@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import random
+import sys
 from typing import Any, AsyncIterator
 
 from aiobotocore.session import get_session
@@ -183,3 +184,51 @@ async def http_batch(sc: Any, clock: Any, *, bedrock_url: str | None, s3_url: st
                          limits=limits_from(BatchConfig.load()),
                          # against the emulator the job model runs on the run's clock
                          poll_first_s=5.0, poll_max_s=60.0)
+
+
+async def leftover_objects(setup: BatchSetup) -> list[str]:
+    """Every object under the run's prefix (inputs, outputs, manifests), sorted."""
+    keys: list[str] = []
+    kw: dict[str, Any] = {"Bucket": setup.layout.bucket, "Prefix": setup.layout.prefix}
+    while True:
+        page = await setup.s3.list_objects_v2(**kw)
+        keys += [o["Key"] for o in page.get("Contents", [])]
+        if not page.get("IsTruncated"):
+            return sorted(keys)
+        kw["ContinuationToken"] = page["NextContinuationToken"]
+
+
+async def remove_objects(setup: BatchSetup, keys: list[str]) -> int:
+    """Delete `keys` from the run's bucket (1000 per call, S3's limit); how many went."""
+    gone = 0
+    for i in range(0, len(keys), 1000):
+        resp = await setup.s3.delete_objects(Bucket=setup.layout.bucket,
+                                             Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]]})
+        gone += len(resp.get("Deleted", []))
+    return gone
+
+
+async def batch_leftovers(setup: BatchSetup, cleanup: bool) -> tuple[list[str], int, str | None]:
+    """At the end of a run whose batch objects live in a real S3 (not the emulator's moto,
+    gone with it): (the s3:// URIs of what the run left under its prefix, how many objects
+    --cleanup removed, why the bucket could not be read or None)."""
+    where = setup.layout.uri(setup.layout.prefix)
+    try:
+        keys = await leftover_objects(setup)
+        removed = await remove_objects(setup, keys) if cleanup and keys else 0
+    except Exception as e:  # noqa: BLE001 - the run's results are written; say what could not be checked
+        return [], 0, f"could not list the objects under {where}: {e}"
+    left = keys if not removed else await leftover_objects(setup)
+    return [f"s3://{setup.layout.bucket}/{k}" for k in left], removed, None
+
+
+def leftover_lines(setup_uri: str, left: list[str], removed: int, problem: str | None) -> list[str]:
+    """What `loadgen run` prints about a batch run's S3 objects."""
+    if problem:
+        return [f"batch: {problem}"]
+    lines = [f"batch: removed {removed} object(s) under {setup_uri} (--cleanup)"] if removed else []
+    if left:
+        lines.append(f"batch: {len(left)} object(s) left under {setup_uri}"
+                     + ("" if removed else " (remove them with --cleanup)") + ":")
+        lines += [f"  {u}" for u in left]
+    return lines

@@ -67,6 +67,8 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)   # from the plots and report (also in the report)
     behind: list[str] = field(default_factory=list)     # arms whose requests started late, in words
     target_error: Exception | None = None       # the target failed mid-run (dispatch stopped)
+    # a run with batch arms against a real S3 bucket: what it left there (or removed), in words
+    batch_leftovers: list[str] = field(default_factory=list)
 
     @property
     def arms(self) -> dict[str, ArmResult]:

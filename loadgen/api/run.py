@@ -8,11 +8,15 @@ prints; this module prints nothing itself (see `progress` and `status` below).
 
 from __future__ import annotations
 
+import contextlib
 import random
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
+import anyio
+
 from loadgen import __version__
+from loadgen.api.batch_setup import batch_leftovers, has_batch, http_batch, leftover_lines
 from loadgen.api.result import RunResult
 from loadgen.api.session import RunState, drive, finish, open_results
 from loadgen.api.setup import (Overrides, Prepared, apply_overrides, as_scenario, check_credentials, prepare,
@@ -32,14 +36,15 @@ async def run(scenario: Scenario | str | Path, *, out: str | Path = "results", t
               duration: str | None = None, arms: Sequence[str] = (), max_requests: int | None = None,
               max_cost_usd: float | None = None, allow_huge: bool = False,
               progress: Callable[[str], None] | None = None, status: TextIO | None = None,
-              signals: bool = True) -> RunResult:
+              signals: bool = True, cleanup: bool = False) -> RunResult:
     """Run `scenario` (a Scenario or a path) and write a results directory under `out`.
 
     The keyword arguments are `loadgen run`'s flags (`target="aws"` sends real traffic
     and is billed: the API asks for no confirmation). `progress` receives the header
     lines as they happen; `status` is where the live status line goes (e.g. sys.stderr);
     `signals`: the first Ctrl-C stops dispatch and the partial results are written
-    (main thread only).
+    (main thread only). `cleanup`: remove the S3 objects batch arms wrote to a real
+    bucket at the end (else they are listed in the result's `batch_leftovers`).
 
     Returns the RunResult (its `exit_code` is what `loadgen run` exits with). Raises
     ScenarioError / InputError / ValueError on bad input before anything is sent or
@@ -52,25 +57,27 @@ async def run(scenario: Scenario | str | Path, *, out: str | Path = "results", t
     ready = prepare(sc)
     check_credentials(sc)
     return await run_prepared(ready, out=out, max_requests=max_requests, max_cost_usd=max_cost_usd,
-                              progress=progress, status=status, signals=signals)
+                              progress=progress, status=status, signals=signals, cleanup=cleanup)
 
 
 async def run_prepared(ready: Prepared, *, out: str | Path = "results", max_requests: int | None = None,
                        max_cost_usd: float | None = None, progress: Callable[[str], None] | None = None,
-                       status: TextIO | None = None, signals: bool = True) -> RunResult:
+                       status: TextIO | None = None, signals: bool = True, cleanup: bool = False) -> RunResult:
     """`run` of a scenario already amended and checked (`setup.prepare`), as `loadgen run`
     calls it after asking before AWS. The limits were checked with the overrides."""
     sc = ready.scenario
     results = open_results(str(out), sc)
     try:
         return await _run(sc, results, ready.pricer, ready.emulator, Limits(max_requests=max_requests,
-                          max_cost_usd=max_cost_usd), progress=progress, status=status, signals=signals)
+                          max_cost_usd=max_cost_usd), progress=progress, status=status, signals=signals,
+                          cleanup=cleanup)
     finally:
         results.close()
 
 
 async def _run(sc: Scenario, out: Any, pricer: Any, emulator_config: EmulatorConfig | None, limits: Limits, *,
-               progress: Callable[[str], None] | None, status: TextIO | None, signals: bool) -> RunResult:
+               progress: Callable[[str], None] | None, status: TextIO | None, signals: bool,
+               cleanup: bool = False) -> RunResult:
     aws = sc.target.kind == "aws"
     real_why = real_clock_reason(sc)
     state = RunState(sc, RealClock() if real_why else WarpClock(sc.target.time_scale, hold_between_requests=True),
@@ -78,8 +85,18 @@ async def _run(sc: Scenario, out: Any, pricer: Any, emulator_config: EmulatorCon
     clock = state.clock
     if progress is not None:
         progress(header(sc, clock, real_why, out.path))
+    target = _target(sc, clock, emulator_config)
+    leftovers: tuple[list[str], int, str | None] = ([], 0, None)
+    result_uri = ""
     try:
-        async with _target(sc, clock, emulator_config) as endpoint:
+        async with target as endpoint, contextlib.AsyncExitStack() as stack:
+            batch = None
+            if has_batch(sc):
+                # the built-in emulator's S3 is moto's server, with the bucket made for the run;
+                # elsewhere the endpoints are AWS's (or AWS_ENDPOINT_URL_S3 / _BEDROCK), the bucket the user's
+                batch = await stack.enter_async_context(http_batch(
+                    sc, clock, bedrock_url=endpoint, s3_url=target.s3_url, salt=out.path.name,
+                    dummy_credentials=not aws, create_bucket=target.s3_url is not None))
             async with BedrockTransport.open(
                 clock, region=sc.target.region, endpoint_url=endpoint,
                 max_connections=sc.target.max_in_flight * len(sc.arms), dummy_credentials=not aws,
@@ -91,12 +108,18 @@ async def _run(sc: Scenario, out: Any, pricer: Any, emulator_config: EmulatorCon
                     if progress is not None:
                         progress("\n".join(["Prefix sizes (CountTokens):", *prefix_sizing.describe(sizes)]))
                 await drive(state, transport, pricer, limits=limits, status=status, signals=signals,
-                            salt=out.path.name if aws else "", prefix_sizes=sizes)
+                            salt=out.path.name if aws else "", prefix_sizes=sizes, batch=batch)
+            if batch is not None and target.s3_url is None:  # a real bucket: what the run left there
+                leftovers = await batch_leftovers(batch, cleanup)
+                result_uri = batch.layout.uri(batch.layout.prefix)
     except TargetError as e:
         result = finish(state, stop_reason="target-failed")
         result.target_error = e
         return result
-    return finish(state)
+    result = finish(state)
+    if leftovers != ([], 0, None):
+        result.batch_leftovers = leftover_lines(result_uri, *leftovers)
+    return result
 
 
 def header(sc: Scenario, clock: Any, real_why: str | None, path: Path) -> str:
@@ -117,18 +140,30 @@ class _target:
     def __init__(self, sc: Scenario, clock: Any, emulator_config: EmulatorConfig | None) -> None:
         self.sc, self.clock, self.cfg = sc, clock, emulator_config
         self._cm: Any = None
+        self._batch: Any = None
+        self.s3_url: str | None = None   # the built-in emulator's S3 (moto), when a batch arm needs it
 
     async def __aenter__(self) -> str | None:
         if self.cfg is None:
             return self.sc.target.endpoint_url
         model = EmulatorModel(self.cfg, clock=self.clock, rng=random.Random(f"{self.sc.seed}:emulator"),
                               region=self.sc.target.region)
-        self._cm = serve(model, self.clock, host="127.0.0.1", port=0)
+        control = None
+        if has_batch(self.sc):
+            from loadgen.api.batch_emulator import EmulatorBatchBackend  # deferred: moto's server takes ~1.6 s to import; only batch runs need it
+
+            self._batch = EmulatorBatchBackend(self.sc, self.clock, self.cfg)
+            self.s3_url, control = self._batch.s3_url, self._batch.control
+        self._cm = serve(model, self.clock, host="127.0.0.1", port=0, control=control)
         try:
             return await self._cm.__aenter__()
         except OSError as e:
             raise TargetError(f"the emulator could not start: {e}") from e
 
     async def __aexit__(self, *exc: Any) -> None:
-        if self._cm is not None:
-            await self._cm.__aexit__(*exc)
+        try:
+            if self._cm is not None:
+                await self._cm.__aexit__(*exc)
+        finally:
+            if self._batch is not None:
+                await anyio.to_thread.run_sync(self._batch.close)

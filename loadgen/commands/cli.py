@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--yes", action="store_true", help="do not ask for confirmation before sending to AWS")
     r.add_argument("--quiet", action="store_true", help="no live progress")
     r.add_argument("--allow-huge", action="store_true", help=_HUGE_HELP)
+    r.add_argument("--cleanup", action="store_true", help="remove the S3 objects batch arms wrote (inputs, outputs) at the end of the run")
     r.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("simulate", help="run a scenario in virtual time against the in-process emulator model",

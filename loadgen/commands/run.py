@@ -83,7 +83,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not _confirm_aws(sc, args):
             return EXIT_BAD_INPUT
     go = functools.partial(run_prepared, ready, out=args.out, max_requests=args.max_requests, max_cost_usd=args.max_cost_usd,
-                           progress=None if args.quiet else say, status=None if args.quiet else sys.stderr)
+                           progress=None if args.quiet else say, status=None if args.quiet else sys.stderr,
+                           cleanup=args.cleanup)
     try:
         res = anyio.run(go)
     except InputError as e:  # --out cannot hold a results directory
@@ -92,6 +93,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if res.target_error is not None:
         err(f"loadgen run: target failed: {res.target_error}")
     print_run(res)  # --quiet silences the progress line, not the summary
+    for line in res.batch_leftovers:
+        say(line)
     return res.exit_code
 
 

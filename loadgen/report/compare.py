@@ -61,6 +61,10 @@ def _rate(*keys: str) -> Callable[[Mapping[str, Any]], "float | None"]:
     return f
 
 
+def _batch(arm: Mapping[str, Any]) -> Mapping[str, Any]:
+    return arm.get("batch") or {}
+
+
 def _failed(req: Mapping[str, Any]) -> float | None:
     sent, ok = req.get("sent"), req.get("ok")
     return sent - ok if isinstance(sent, int) and isinstance(ok, int) else None
@@ -76,6 +80,14 @@ METRICS: tuple[Metric, ...] = (
     Metric("cache_write_tokens", "cache write tokens", "count", lambda a: a.get("tokens", {}).get("cache_write")),
     Metric("cache_read_tokens", "cache read tokens", "count", lambda a: a.get("tokens", {}).get("cache_read")),
     Metric("cost_per_1000", "cost per 1000 ok", "usd", lambda a: a.get("cost_usd", {}).get("per_1000")),
+    # batch arms: the bill both ways (cache pricing stacked with the batch discount or not,
+    # an assumption: docs/pricing.md), and when the last result came (every arm beside one)
+    Metric("batch_stacked_per_1000", "  batch, cache stacked", "usd",
+           lambda a: _batch(a).get("cost_usd", {}).get("stacked_per_1000")),
+    Metric("batch_unstacked_per_1000", "  batch, cache unstacked", "usd",
+           lambda a: _batch(a).get("cost_usd", {}).get("unstacked_per_1000")),
+    Metric("time_to_last_result_s", "time to last result", "s",
+           lambda a: _batch(a).get("time_to_last_result_s", a.get("last_result_s"))),
     Metric("cost_total", "cost total", "usd", lambda a: a.get("cost_usd", {}).get("total")),
     Metric("cost_cache_write", "  cache write", "usd", lambda a: a.get("cost_usd", {}).get("cache_write")),
     Metric("cost_cache_read", "  cache read", "usd", lambda a: a.get("cost_usd", {}).get("cache_read")),
@@ -130,7 +142,7 @@ class Comparison:
         }
 
 
-_UNITS = {"count": "count", "ratio": "fraction", "usd": "USD", "ms": "ms", "per_minute": "per_minute"}
+_UNITS = {"count": "count", "ratio": "fraction", "usd": "USD", "ms": "ms", "per_minute": "per_minute", "s": "s"}
 
 
 def delta(kind: str, value: float | None, base: float | None) -> Delta:
@@ -162,6 +174,9 @@ def arm_settings(arm: Mapping[str, Any]) -> str:
     """What an arm sent, from its summary: model id, profile, cache TTL, service tier. A summary
     written before `service_tier` existed was sent at the default tier."""
     cache = f"cache {arm.get('cache_ttl', '-')}" if arm.get("cache_enabled", True) else "no cache"
+    if arm.get("mode") == "batch":
+        how = _batch(arm).get("cost_usd", {}).get("cache_pricing", "?")
+        return f"{arm.get('model_id', '?')} ({arm.get('profile', '?')}), {cache}, batch (cost_usd: cache {how})"
     return (f"{arm.get('model_id', '?')} ({arm.get('profile', '?')}), {cache}, "
             f"tier {arm.get('service_tier') or 'default'}")
 
@@ -226,6 +241,8 @@ def fmt_value(kind: str, v: float | None) -> str:
         return format_usd(v)
     if kind == "ms":
         return format_ms(v, sep="")
+    if kind == "s":
+        return f"{v:,.0f}s"
     return f"{v:,.0f}"
 
 
@@ -248,7 +265,8 @@ def headline(c: Comparison) -> list[str]:
     lines = []
     for lab in c.labels[1:]:
         parts = []
-        for key, name in (("cost_per_1000", "cost per 1000"), ("warm_ratio", "warm ratio"),
+        for key, name in (("cost_per_1000", "cost per 1000"), ("time_to_last_result_s", "time to last result"),
+                          ("warm_ratio", "warm ratio"),
                           ("ttft_all_p99", "ttft p99"), ("e2e_all_p99", "e2e p99"),
                           ("throttle_rate", "throttled"), ("error_rate", "errors")):
             d = c.deltas[key][lab]

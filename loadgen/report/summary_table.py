@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from loadgen.report.batch_table import batch_table
 from loadgen.report.table import format_table, ms, pct
 from loadgen.scenario.thresholds import latency_over_all
 
@@ -71,6 +72,9 @@ def summary_table(summary: Mapping[str, Any]) -> str:
              + f", {summary.get('scenario_s') or 0:.0f} s scenario time in {summary.get('wall_s') or 0:.1f} s wall"
              + (f", stopped: {summary['stopped']}" if summary.get("stopped") not in (None, "completed") else ""))
     lines = [facts, format_table(HEADERS, rows)]
+    batch = batch_table(summary)
+    if batch:
+        lines.append(batch)
     notes = failure_notes(summary)
     for name, arm in summary["arms"].items():
         mm = arm["cache"].get("mismatch", {})

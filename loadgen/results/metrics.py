@@ -79,7 +79,7 @@ class _Arm:
         "info", "ttft", "e2e", "service", "schedule_lag", "ttft_all", "e2e_all", "service_all",
         "status", "errors", "retries", "first_failed",
         "cache", "mismatch", "tokens", "cost_total", "cost", "gaps", "seconds", "clamped",
-        "partial", "batch",
+        "partial", "batch", "last_ok",
     )
 
     def __init__(self, info: ArmInfo) -> None:
@@ -107,6 +107,7 @@ class _Arm:
         # cache races (not mismatches) and failed attempts billed on estimated usage (record.py)
         self.partial = {"cache_race": 0, "usage_estimated": 0, "cost_estimated": 0.0}
         self.batch = BatchFigures() if info.mode == "batch" else None
+        self.last_ok: float | None = None  # scenario s: the latest end of an ok attempt
 
     def hist(self, metric: str) -> HdrHistogram:
         return getattr(self, metric)
@@ -211,6 +212,8 @@ class Metrics:
                 s.ttft.record_value(t)
 
         if ok:
+            if s.last_ok is None or end > s.last_ok:
+                s.last_ok = end
             s.e2e.record_value(e2e)
             s.service.record_value(svc)
             obs = a.cache_state
@@ -336,6 +339,8 @@ class Metrics:
             s.clamped += o.clamped
             if o.batch is not None:
                 _batch_of(s).merge(o.batch)
+            if o.last_ok is not None and (s.last_ok is None or o.last_ok > s.last_ok):
+                s.last_ok = o.last_ok
         return self
 
     # ---- summary ----------------------------------------------------------------
@@ -348,6 +353,11 @@ class Metrics:
         all_secs = merge_seconds(s.seconds for s in self._arms.values())
         out["rpm_peak"], out["tpm_peak"] = peaks(all_secs)
         out["arms"] = {name: _arm_summary(s) for name, s in self._arms.items()}
+        if any(s.batch is not None for s in self._arms.values()):
+            # beside a batch arm, every arm says when its last result came (compare's "time to
+            # last result"); runs without one keep their summary.json as it was
+            for name, s in self._arms.items():
+                out["arms"][name]["last_result_s"] = s.last_ok
         return out
 
 
