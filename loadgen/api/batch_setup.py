@@ -31,7 +31,7 @@ from loadgen.emulator.batch_config import BatchConfig
 from loadgen.emulator.batch_requests import ControlError, JobRequest, RequestInvalid, job_wire
 from loadgen.emulator.storage import MemoryStorage
 from loadgen.engine.batch_arm import BatchSetup
-from loadgen.engine.batch_jobs import BatchLimits, Layout
+from loadgen.engine.batch_jobs import BatchLimits, Layout, safe_key, split
 
 # The bucket loadgen creates in the emulator's S3 (moto or in memory) when the scenario names none.
 EMULATOR_BUCKET = "loadgen-batch"
@@ -231,4 +231,29 @@ def leftover_lines(setup_uri: str, left: list[str], removed: int, problem: str |
         lines.append(f"batch: {len(left)} object(s) left under {setup_uri}"
                      + ("" if removed else " (remove them with --cleanup)") + ":")
         lines += [f"  {u}" for u in left]
+    return lines
+
+
+def plan_lines(sc: Any, arm: Any, requests: int, input_tokens: int) -> list[str]:
+    """The dry plan's lines for a batch arm: records, jobs and where their objects go.
+    `requests` and `input_tokens` are the arm's planned totals."""
+    limits = limits_from(BatchConfig.load())(arm.model_id)
+    # a record's line: its text (4 characters a token) plus the JSON around it
+    per_record = (input_tokens / requests * 4 + 400) if requests else 0
+    sizes = split(requests, limits.records_per_job_for(per_record * 1.2))
+    bucket, _, prefix = target_batch(sc)
+    base = f"s3://{bucket}/{prefix.strip('/') + '/' if prefix.strip('/') else ''}<run>/{safe_key(arm.name)}"
+    lines = [f"  batch        {requests:,} records in {len(sizes)} job(s)"
+             + (f" of {min(sizes):,}..{max(sizes):,} records" if sizes else "")
+             + f" (Bedrock: at least {limits.min_records_per_job:,}, at most {limits.records_per_job:,} "
+               "per job); modelInvocationType Converse",
+             f"  S3           input  {base}/input/job-NNNN.jsonl",
+             f"               output {base}/output/job-NNNN/<job id>/ (<run>: the results directory's name)"]
+    if sizes and min(sizes) < limits.min_records_per_job:
+        lines.append(f"  WARNING      {min(sizes):,} records is below Bedrock's minimum of "
+                     f"{limits.min_records_per_job:,} per job: that job will fail in validation, as Bedrock "
+                     "fails it (its records are counted as not completed)")
+    if sc.target.kind != "aws":
+        lines.append("               (the emulator's S3: moto's server in `run`, memory in `simulate`; the "
+                     "bucket is created)")
     return lines

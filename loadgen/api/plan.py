@@ -257,8 +257,9 @@ def _plan(scenario: Scenario, drawn: Scenario, f: float) -> Plan:
             n_in += total
             n_out += output
             reserved.append((r.t, total + arm.max_tokens))  # reserved at start: input + maxTokens
+        batch = arm.mode == "batch"  # priced at the batch price, cache stacked (docs/pricing.md)
         cost = {c: pricing.cost(arm.model_id, tot[c], cache_ttl=arm.cache_ttl, prices=table,
-                             tier=arm.service_tier) * scale
+                             tier=arm.service_tier, batch=batch) * scale
                 for c in cases}
         arms.append(ArmPlan(
             arm=arm, requests=round(full), input_tokens=round(n_in * scale), output_tokens=round(n_out * scale),

@@ -4,6 +4,7 @@ before it asks to send). Pure formatting of a `plan.Plan`; figures are computed 
 
 from __future__ import annotations
 
+from loadgen.api.batch_setup import plan_lines
 from loadgen.api.plan import EXACT_PLAN_MAX, ArmPlan, Plan
 from loadgen.catalog.pricing import format_usd
 from loadgen.scenario.distributions import Distribution
@@ -82,17 +83,20 @@ def render(p: Plan) -> str:
         extras = [mt, "stream" if arm.stream else "no stream"]
         if arm.service_tier:
             extras.append(f"service tier {arm.service_tier}")
+        if arm.mode == "batch":
+            extras = [mt, "batch inference (priced at the batch price, cache stacked)"]
         cache = f"cache {arm.cache_ttl}" if arm.cache else "no cache"
         if arm.cache and not a.cache_effective:
             cache += " (prefix below the cache minimum: see warning)"
         lines.append(f"arm {arm.name}: {arm.model_id} ({arm.profile} profile), {cache}, {', '.join(extras)}")
         lines.append(f"  requests     {_n(a.requests)}, peak {_n(a.peak_rpm)}/min")
         lines.append(f"  tokens       input {_n(a.input_tokens)}, output {_n(a.output_tokens)}")
-        lines.append(reservation_line(a))
-        lines.append(f"  peak TPM     reserved {_n(a.peak_tpm_reserved)} (input + max_tokens); charged "
-                     + (f"{_n(a.peak_tpm_charged_warm)} all warm .. {_n(a.peak_tpm_charged_cold)} all cold"
-                        if a.peak_tpm_charged_warm != a.peak_tpm_charged_cold else _n(a.peak_tpm_charged_cold))
-                     + " (input + cache writes + output x burndown)")
+        if arm.mode != "batch":  # a batch job has its own quotas, not the on-demand TPM
+            lines.append(reservation_line(a))
+            lines.append(f"  peak TPM     reserved {_n(a.peak_tpm_reserved)} (input + max_tokens); charged "
+                         + (f"{_n(a.peak_tpm_charged_warm)} all warm .. {_n(a.peak_tpm_charged_cold)} all cold"
+                            if a.peak_tpm_charged_warm != a.peak_tpm_charged_cold else _n(a.peak_tpm_charged_cold))
+                         + " (input + cache writes + output x burndown)")
         if a.cost_warm_usd != a.cost_cold_usd:
             lines.append(f"  cost         {_usd_plan(a.cost_warm_usd)} all warm .. {_usd_plan(a.cost_cold_usd)} all cold  "
                          f"({_usd_plan(a.per_1000_warm)} .. {_usd_plan(a.per_1000_cold)} per 1000 requests)")
@@ -101,6 +105,8 @@ def render(p: Plan) -> str:
                          f"tokens read: the schedule's gaps against the {arm.cache_ttl} TTL")
         else:
             lines.append(f"  cost         {_usd_plan(a.cost_cold_usd)}  ({_usd_plan(a.per_1000_cold)} per 1000 requests)")
+        if arm.mode == "batch":
+            lines.extend(plan_lines(p.scenario, arm, a.requests, a.input_tokens))
         lines.append("")
     lines.append(f"{p.prices_note}; standard service tier. Nothing was sent.")
     return "\n".join(lines)
