@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import random
 import sys
+import uuid
 from typing import Any, AsyncIterator
 
 from aiobotocore.session import get_session
@@ -180,7 +181,8 @@ async def http_batch(sc: Any, clock: Any, *, bedrock_url: str | None, s3_url: st
                                   config=cfg, **creds) as bedrock:
         if create_bucket:
             await s3.create_bucket(Bucket=bucket)
-        yield BatchSetup(s3=s3, bedrock=bedrock, layout=Layout.of(bucket, prefix, salt), role_arn=role,
+        yield BatchSetup(s3=s3, bedrock=bedrock, layout=Layout.of(bucket, prefix, salt, uuid.uuid4().hex[:8]),
+                         role_arn=role,
                          limits=limits_from(BatchConfig.load()),
                          # against the emulator the job model runs on the run's clock
                          poll_first_s=5.0, poll_max_s=60.0)

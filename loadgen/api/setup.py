@@ -26,6 +26,7 @@ from loadgen.emulator.config import EmulatorConfig
 from loadgen.engine.schedule import size_problem
 from loadgen.engine.transport import TargetError, have_credentials
 from loadgen.scenario import Scenario, ScenarioError, load
+from loadgen.scenario.batch import aws_problem as batch_aws_problem
 from loadgen.scenario.toml_lines import key_lines, line_of
 from loadgen.scenario.units import parse_duration
 
@@ -93,6 +94,10 @@ def apply_overrides(sc: Scenario, ov: Overrides) -> Scenario:
                              "built-in emulator runs warped)")
         if not ov.endpoint_url:  # both in the file; a scale in the file with the flag is not applied
             raise ScenarioError([_in_file(sc, ("target", "time_scale"), why + " (remove time_scale or endpoint_url)")])
+    if ov.target == "aws":  # the file's own [target] kind was checked by the parser
+        problem = batch_aws_problem(sc.arms, target)
+        if problem:
+            raise ValueError(f"--target aws: {problem}")
     sc = dataclasses.replace(sc, target=target)
     if ov.duration:
         try:

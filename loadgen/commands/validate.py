@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 
 from loadgen.api.plan import plan
@@ -15,6 +16,7 @@ from loadgen.engine import schedule as schedule_of
 from loadgen.engine.clock import RealClock
 from loadgen.engine.transport import BedrockTransport, TargetError
 from loadgen.scenario import Scenario, ScenarioError
+from loadgen.scenario.batch import aws_problem as batch_aws_problem
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -34,6 +36,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 2
     for w in sc.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    if getattr(args, "target", None) == "aws":  # the plan of the run `run --target aws` would send
+        sc = dataclasses.replace(sc, target=dataclasses.replace(sc.target, kind="aws"))
+        problem = batch_aws_problem(sc.arms, sc.target)
+        if problem:
+            print(f"--target aws: {problem}", file=sys.stderr)
+            return 2
     try:
         text = render(plan(sc))
     except ValueError as e:  # a pricing or arrival problem the parser did not foresee

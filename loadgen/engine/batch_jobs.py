@@ -91,11 +91,12 @@ class Layout:
 
     bucket: str
     prefix: str    # ends with "/" (or is "")
+    tag: str = ""  # appended to job names: two runs in one second must not share a name
 
     @classmethod
-    def of(cls, bucket: str, prefix: str, salt: str) -> "Layout":
+    def of(cls, bucket: str, prefix: str, salt: str, tag: str = "") -> "Layout":
         parts = [safe_key(p) for p in prefix.strip("/").split("/") if p] + [safe_key(salt)]
-        return cls(bucket, "/".join(parts) + "/")
+        return cls(bucket, "/".join(parts) + "/", tag)
 
     def input_key(self, arm: str, k: int) -> str:
         return f"{self.prefix}{safe_key(arm)}/input/job-{k:04d}.jsonl"
@@ -110,7 +111,8 @@ class Layout:
         """A job name within Bedrock's pattern ([a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9+\\-.]){0,63}):
         unique per run and arm."""
         salt = safe_key(self.prefix.rstrip("/").rsplit("/", 1)[-1])
-        return f"loadgen-{safe_key(arm)}-{k}-{salt}"[:120].rstrip("-.")
+        tag = f"-{safe_key(self.tag)}" if self.tag else ""
+        return f"loadgen-{safe_key(arm)}-{k}{tag}-{salt}"[:120].rstrip("-.")
 
 
 @dataclass(frozen=True)

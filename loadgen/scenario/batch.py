@@ -105,3 +105,16 @@ def check_scenario(ctx: Any, arms: Any, target: Any, has_sessions: bool) -> None
                 ctx.err(("target", "batch"), "a batch arm against AWS needs role_arn: the IAM role Bedrock "
                                              f"assumes to read and write {b.bucket}")
         return  # the scenario-wide problems once, at the first batch arm
+
+
+def aws_problem(arms: Any, target: Any) -> str | None:
+    """Why a run of these arms against AWS cannot start (a batch arm without `[target] batch`
+    bucket and role_arn), or None: for `--target aws` on a file whose own target is the emulator."""
+    if target.kind != "aws" or not any(getattr(a, "mode", "on_demand") == "batch" for a in arms):
+        return None
+    if target.batch is None:
+        return f"a batch arm against AWS needs an S3 bucket and a service role: add {AWS_HINT} to the scenario"
+    if target.batch.role_arn is None:
+        return (f"a batch arm against AWS needs [target] batch role_arn: the IAM role Bedrock assumes to "
+                f"read and write {target.batch.bucket}")
+    return None
