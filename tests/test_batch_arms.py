@@ -21,6 +21,7 @@ from loadgen.emulator.model import EmulatorModel
 from loadgen.engine.batch_jobs import BatchLimits, parse_output, record_line, split
 from loadgen.engine.clock import VirtualClock
 from loadgen.engine.runner import Limits, Runner
+from loadgen.results.rebuild import rebuild_summary
 from loadgen.scenario import loads
 from result_files import only_dir, read_results
 
@@ -94,6 +95,9 @@ def test_simulate_batch_arm_takes_every_request_at_half_price(tmp_path, capsys):
     assert summary["arms"]["on-demand"]["last_result_s"] == pytest.approx(150, abs=5)
     out = capsys.readouterr().out
     assert "batch arm" in out and "1 (1 Completed)" in out
+    # a killed run's summary, rebuilt from requests.jsonl, has the same batch figures and bill
+    rebuilt, _ = rebuild_summary(lines, loads(path.read_text(), str(path)))
+    assert rebuilt["arms"]["batch"] == arm and rebuilt["arms"]["on-demand"] == summary["arms"]["on-demand"]
 
 
 def test_cache_pricing_stacked_and_unstacked_side_by_side(tmp_path, capsys):

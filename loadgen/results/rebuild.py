@@ -70,6 +70,8 @@ def _cost_buckets(scenario: Any, infos: Sequence[ArmInfo]):
         info = arms[a.arm]
         ttl = info.cache_ttl if info.cache_ttl in ("5m", "1h") else "5m"
         try:
+            if a.batch_status is not None:  # a batch record: the batch price, as the run priced it
+                return price(a.model_id, _usage(a), ttl, batch=price.batch_cache) if a.status == "ok" else None
             return price(a.model_id, _usage(a), ttl, info.service_tier)
         except PricingError:
             return None
