@@ -5,8 +5,13 @@ each, through `loadgen simulate` (virtual time, the emulator's job store in-proc
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import anyio
@@ -14,6 +19,7 @@ import pytest
 
 from loadgen.api.batch_setup import inprocess_batch
 from loadgen.api.inprocess import InProcessTransport
+from loadgen.api.run import new_metrics, run_facts
 from loadgen.catalog import pricing
 from loadgen.commands.cli import main
 from loadgen.emulator.config import EmulatorConfig
@@ -181,8 +187,6 @@ def _simulate(sc, *, stop_at: float | None = None, limits: BatchLimits | None = 
               max_cost: float | None = None) -> dict:
     """The scenario through a Runner on a VirtualClock with the in-process job store; a
     Ctrl-C (runner.stop("interrupted")) at scenario second `stop_at`. Returns a summary."""
-    from loadgen.api.run import new_metrics, run_facts  # the summary as `simulate` builds it
-
     clock = VirtualClock()
     metrics = new_metrics(sc)
     cfg = EmulatorConfig.from_mapping(sc.emulator, source=sc.path)
@@ -257,3 +261,26 @@ def test_run_against_the_emulator_over_http(tmp_path, capsys):
     bt = summary["arms"]["batch"]["batch"]
     assert bt["jobs_by_status"] == {"Completed": 1} and bt["records_ok"] == 150
     assert bt["job_duration_s"]["p50"] >= 1050   # the realistic preset, in warped scenario time
+
+
+@pytest.mark.slow  # a loadgen process interrupted after a few seconds: about 8 s
+def test_ctrl_c_during_a_run_books_every_collected_record(tmp_path):
+    path = scenario(tmp_path, rate="20/s", duration="60s")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "loadgen", "run", str(path), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list(out.glob("*/requests.jsonl")):
+        time.sleep(0.1)
+    time.sleep(2.0)  # some on-demand requests done, the batch job's records still arriving
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    summary, lines = read_results(only_dir(out))
+    b = summary["arms"]["batch"]
+    od = summary["arms"]["on-demand"]["requests"]["sent"]
+    # every record that arrived before Ctrl-C is booked, as not submitted: its job never was
+    assert b["errors"] == {"BatchNotSubmitted": b["requests"]["sent"]} and b["requests"]["ok"] == 0
+    assert abs(b["requests"]["sent"] - od) <= 2 and od > 10
+    assert len(by_arm(lines, "batch")) == b["requests"]["sent"]
+    assert os.path.exists(only_dir(out) / "summary.json")
