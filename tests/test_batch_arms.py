@@ -19,7 +19,7 @@ import pytest
 
 from loadgen.api.batch_setup import inprocess_batch
 from loadgen.api.inprocess import InProcessTransport
-from loadgen.api.run import new_metrics, run_facts
+from loadgen.api.session import new_metrics, run_facts
 from loadgen.catalog import pricing
 from loadgen.commands.cli import main
 from loadgen.emulator.config import EmulatorConfig
