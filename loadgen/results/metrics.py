@@ -25,6 +25,9 @@ only (a retry keeps its request's intended start; its backoff is in e2e, not lag
 
 Times are rounded to the microsecond before use, as requests.jsonl stores them, so a
 summary rebuilt from requests.jsonl (`loadgen.results.rebuild`) has exactly the same figures.
+
+(Over 400 lines: `record`, `merge` and the summary read and write the same per-arm
+accumulators, and a batch arm's share of them, in one place.)
 """
 
 from __future__ import annotations
