@@ -1,7 +1,9 @@
 """The `bedrock` control plane over the wire: real boto3 clients on 127.0.0.1.
 
-First a plain boto3 script, run as its own process against `loadgen emulator` with only
-the three AWS_ENDPOINT_URL_* lines the command prints (S3 is moto's server); then the
+First a plain boto3 script (the tutorial's steps: a call, a cached prefix written once
+then read, a batch job, the profile list), run as its own process against `loadgen
+emulator` with only the three AWS_ENDPOINT_URL_* lines the command prints (S3 is moto's
+server); then the
 operations' shapes, typed errors and paging against an in-process emulator whose clock
 the test moves."""
 
@@ -44,6 +46,14 @@ SCRIPT = textwrap.dedent('''
     r = runtime.converse(modelId=MODEL, messages=[{"role": "user", "content": [{"text": "Hi. Reply with about 5 tokens."}]}],
                          inferenceConfig={"maxTokens": 20})
     print("converse", r["stopReason"])
+
+    # prompt caching: a long system prompt with a cache checkpoint, sent three times
+    system = [{"text": "You are a careful assistant who answers in one short sentence. " * 400},
+              {"cachePoint": {"type": "default"}}]
+    for i in range(3):
+        u = runtime.converse(modelId=MODEL, system=system, inferenceConfig={"maxTokens": 20},
+                             messages=[{"role": "user", "content": [{"text": f"Question {i}?"}]}])["usage"]
+        print("cache", u.get("cacheWriteInputTokens", 0), u.get("cacheReadInputTokens", 0))
 
     s3.create_bucket(Bucket="batch-demo")
 
@@ -101,7 +111,7 @@ def emulator_process():
 
 
 @pytest.mark.slow  # two processes (emulator + moto, and the script's boto3): about 6 s
-def test_a_plain_boto3_script_runs_a_batch_job_and_lists_profiles(emulator_process, tmp_path):
+def test_a_plain_boto3_script_caches_runs_a_batch_job_and_lists_profiles(emulator_process, tmp_path):
     script = tmp_path / "batch.py"
     script.write_text(SCRIPT)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -110,6 +120,10 @@ def test_a_plain_boto3_script_runs_a_batch_job_and_lists_profiles(emulator_proce
     assert r.returncode == 0, r.stderr
     first, last = r.stdout.splitlines()[0], json.loads(r.stdout.splitlines()[-1])
     assert first == "converse end_turn"
+    # one cache write, then reads of the same prefix
+    cache = [tuple(map(int, ln.split()[1:])) for ln in r.stdout.splitlines() if ln.startswith("cache ")]
+    assert len(cache) == 3 and cache[0][0] > 4096 and cache[0][1] == 0
+    assert cache[1] == cache[2] == (0, cache[0][0])
     assert last["status"] == "Completed" and last["success"] == 100
     assert last["ids"] == [f"CALL{i:07d}" for i in range(100)] and last["outputs"] == 100
     m = last["manifest"]
