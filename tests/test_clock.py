@@ -55,8 +55,10 @@ def test_idle_drivers_jump_to_earliest_deadline():
     woke, wall, jumped = run(main)
     assert [t for t, _ in woke] == [600.0, 3600.0, 7200.0]
     for t, now in woke:
-        assert now == pytest.approx(t, abs=0.05)  # woke on time in scenario seconds
-    assert wall < 1.0  # two hours of scenario time, no real waiting
+        # woke on time in scenario seconds: never early; late only by the real time the
+        # waking task waited for the event loop (scale 1), which a busy machine stretches
+        assert t - 1e-6 <= now < t + 0.5
+    assert wall < 2.0  # two hours of scenario time, no real waiting
     assert jumped == pytest.approx(7200.0, abs=0.1)
 
 
