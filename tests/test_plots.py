@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from loadgen.commands.cli import main
 from loadgen.engine.record import Attempt
 from loadgen.report import latency_plot, plots
 from loadgen.report.compare import fmt_value
@@ -180,7 +183,7 @@ def test_write_plots_prefers_the_hlog_files(tmp_path, monkeypatch):
                         lambda attempts: pytest.fail("rebuilt from requests.jsonl although histograms/ exist"))
     seen = {}
     real = plots.latency_spectrum
-    monkeypatch.setattr(plots, "latency_spectrum", lambda hists, out: seen.update(hists) or real(hists, out))
+    monkeypatch.setattr(plots, "latency_spectrum", lambda hists, out, **kw: seen.update(hists) or real(hists, out, **kw))
     plots.write_plots(tmp_path, {"scenario_s": 1.0, "arms": {"a": {"model_id": "m"}}}, [att("a", 0)])
     assert seen["a"]["ttft"].get_total_count() == 1 and seen["a"]["e2e"].get_max_value() >= 999_000
 
@@ -199,3 +202,19 @@ def test_one_millisecond_format_for_prose_and_table_cells():
     assert format_ms(1618, sep="") == _ms(1618) == fmt_value("ms", 1618) == "1.62s"
     assert _ms(850) == fmt_value("ms", 850) == "850ms" and _ms(None) == fmt_value("ms", None) == "-"
     assert format_value(parse("p99(ttft) < 2s"), 1618) == "1.62 s"
+
+
+def test_batch_arms_are_left_out_of_the_latency_figure_and_the_figure_says_so(tmp_path, monkeypatch):
+    """A batch arm's results arrive in hours; on the on-demand arms' axis it would flatten
+    them. The latency figure draws the on-demand arms and names the batch arm it leaves out."""
+    seen = {}
+
+    def spy(hists, out_png, metrics=latency_plot.PANELS, *, note=None):
+        seen["arms"], seen["note"] = sorted(hists), note
+        return latency_plot.latency_spectrum(hists, out_png, metrics, note=note)
+
+    monkeypatch.setattr(plots, "latency_spectrum", spy)
+    levers = Path(__file__).resolve().parent.parent / "scenarios" / "levers.toml"
+    assert main(["simulate", str(levers), "--out", str(tmp_path), "--quiet"]) == 0
+    assert seen["arms"] == ["cached-1h", "cached-5m", "global-5m", "on-demand"]
+    assert seen["note"] == "batch arm 'batch' not drawn (results in hours: see the batch table)"

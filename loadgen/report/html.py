@@ -41,7 +41,8 @@ figcaption{color:#57606a;font-size:.9em}
 CAPTIONS = {
     "latency.png": "Latency by percentile per arm, on HdrHistogram's log percentile axis (x = 1/(1-p)): "
                    "90 %, 99 %, 99.9 % are evenly spaced. Every attempt is drawn, failed ones at the time "
-                   "they failed (the legend counts them); a dotted line is the same arm's ok attempts alone.",
+                   "they failed (the legend counts them); a dotted line is the same arm's ok attempts alone. "
+                   "Batch arms are not drawn (their results come back in hours): see the batch table.",
     "cache-by-gap.png": "Cache warm ratio against the gap since the previous call on the same prefix; "
                         "dashed lines at the 5-minute and 1-hour TTLs; ticks above 100 % / below 0 % are "
                         "individual warm / cold calls.",

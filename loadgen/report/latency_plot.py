@@ -41,8 +41,10 @@ def spectrum_points(h: Any, steps: int = 150) -> tuple[list[float], list[float]]
     return [*xs, xs[-1]], [*(vals[p] / 1000.0 for p in pcts), h.get_max_value() / 1000.0]
 
 
-def latency_figure(hists: Mapping[str, Mapping[str, Any]], metrics: Sequence[str] = PANELS) -> Any:
-    """The latency_spectrum figure (matplotlib Figure), not saved.
+def latency_figure(hists: Mapping[str, Mapping[str, Any]], metrics: Sequence[str] = PANELS, *,
+                   note: str | None = None) -> Any:
+    """The latency_spectrum figure (matplotlib Figure), not saved; `note` (e.g. which arms
+    are not drawn) goes under the percentile axis label.
 
     A ttft / e2e / service panel draws every attempt (`<metric>_all`, failed ones at the
     time they failed) when that histogram is given, with the failed count in the legend,
@@ -90,15 +92,15 @@ def latency_figure(hists: Mapping[str, Mapping[str, Any]], metrics: Sequence[str
     fig.suptitle("Latency by percentile, per arm, every attempt (failed ones at the time they failed)")
     # one label per axis for all four panels: each panel's own labels would be placed by
     # measuring every tick label again, a fifth of the figure's drawing time
-    fig.supxlabel("percentile (triangle: max)")
+    fig.supxlabel("percentile (triangle: max)" + (f"; {note}" if note else ""))
     fig.supylabel("ms")
     return fig
 
 
 def latency_spectrum(hists: Mapping[str, Mapping[str, Any]], out_png: Path,
-                     metrics: Sequence[str] = PANELS) -> Path:
+                     metrics: Sequence[str] = PANELS, *, note: str | None = None) -> Path:
     """Latency against percentile, one line per arm, one panel per metric, saved to `out_png`.
 
     `hists`: arm -> metric -> HdrHistogram (values in microseconds).
     """
-    return save(latency_figure(hists, metrics), out_png)
+    return save(latency_figure(hists, metrics, note=note), out_png)

@@ -210,9 +210,12 @@ def write_plots(results_dir: str | Path, summary: Mapping[str, Any], attempts: S
     d = Path(results_dir)
     out = d / PLOT_DIR
     arms = list(summary.get("arms", {}))
+    # A batch arm's results come back in hours, not seconds: drawn on the same axis it would
+    # flatten every on-demand line. Its latency is in the report's batch table instead.
+    batch = [a for a in arms if summary["arms"][a].get("mode") == "batch"]
     hists: dict[str, dict[str, Any]] = {}
     rebuilt = None
-    for arm in arms:
+    for arm in (a for a in arms if a not in batch):
         for m in LATENCY_METRICS:
             p = d / HISTOGRAM_DIR / f"{safe_name(arm)}.{m}.hlog"
             if histograms is not None:
@@ -223,7 +226,9 @@ def write_plots(results_dir: str | Path, summary: Mapping[str, Any], attempts: S
                 if rebuilt is None:  # only for a directory without its .hlog files (a killed run)
                     rebuilt = histograms_from_requests(attempts)
                 hists.setdefault(arm, {})[m] = rebuilt.get(arm, {}).get(m)
-    written = [latency_spectrum(hists, out / LATENCY_PNG)]
+    note = (f"batch arm{'s' if len(batch) > 1 else ''} {', '.join(repr(a) for a in batch)} not drawn (results in hours: "
+            "see the batch table)") if batch else None
+    written = [latency_spectrum(hists, out / LATENCY_PNG, note=note)]
     gap_pts = series.gap_points(attempts)
     written.append(cache_by_gap({a: gap_pts.get(a, []) for a in arms} if gap_pts else {}, out / CACHE_PNG,
                                 buckets={a: summary["arms"][a].get("gap_buckets", []) for a in arms}))
