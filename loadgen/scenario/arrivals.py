@@ -39,7 +39,7 @@ import random
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Iterator, Mapping, Union
 
-from loadgen.scenario.kinds import Problem, TableReader, build, number_problems, plain, raise_first
+from loadgen.scenario.kinds import Checked, Problem, TableReader, build, number_problems, plain
 from loadgen.scenario.units import format_duration, format_rate
 
 # Float sums of rates x seconds land a hair off whole numbers (20/m x 60 s =
@@ -90,17 +90,13 @@ def _plural(n: int, noun: str) -> str:
 # --------------------------------------------------------------------------- constant, poisson
 
 @dataclass(frozen=True)
-class Constant:
-    """Evenly spaced: t_k = k / rate for k = 0 .. ceil(rate * duration) - 1."""
+class _OneRate(Checked):
+    """What the two one-rate processes share: the rate, its rule, its table, thinning."""
 
-    kind: ClassVar[str] = "constant"
     keys: ClassVar[tuple[str, ...]] = ("rate",)
     is_steady: ClassVar[bool] = True    # one rate throughout: `rate` is the mean rate
     replay: ClassVar[bool] = False      # arrivals are given, not generated
     rate: float
-
-    def __post_init__(self) -> None:
-        raise_first(self.kind, self.problems(vars(self)))
 
     @classmethod
     def problems(cls, p: Mapping[str, Any], show: Any = plain) -> list[Problem]:
@@ -110,21 +106,44 @@ class Constant:
     def read(cls, r: TableReader) -> Any:
         return build(r, cls, {"rate": r.rate("rate")}, plain)
 
-    def offsets(self, duration: float, rng: random.Random) -> Iterator[float]:
-        return _constant(self.rate, _check_duration(duration))
-
     def arrivals(self, duration: float, rng: random.Random) -> Iterator[TracePoint]:
         return (TracePoint(t) for t in self.offsets(duration, rng))
+
+    def thinned(self, f: float) -> Any:
+        return replace(self, rate=self.rate * f)
+
+    def describe(self) -> str:
+        return f"{self.label} arrivals at {_rate(self.rate)}"
+
+
+@dataclass(frozen=True)
+class Constant(_OneRate):
+    """Evenly spaced: t_k = k / rate for k = 0 .. ceil(rate * duration) - 1."""
+
+    kind: ClassVar[str] = "constant"
+    label: ClassVar[str] = "Constant"
+
+    def offsets(self, duration: float, rng: random.Random) -> Iterator[float]:
+        return _constant(self.rate, _check_duration(duration))
 
     def expected_count(self, duration: float) -> float:
         n = self.rate * _check_duration(duration)
         return n if not math.isfinite(n) else float(_ceil(n))
 
-    def thinned(self, f: float) -> Constant:
-        return replace(self, rate=self.rate * f)
 
-    def describe(self) -> str:
-        return f"Constant arrivals at {_rate(self.rate)}"
+@dataclass(frozen=True)
+class Poisson(_OneRate):
+    """Exponential gaps with mean 1 / rate: E[count] = rate x duration."""
+
+    kind: ClassVar[str] = "poisson"
+    label: ClassVar[str] = "Poisson"
+
+    def offsets(self, duration: float, rng: random.Random) -> Iterator[float]:
+        return _poisson(self.rate, _check_duration(duration), rng)
+
+    def expected_count(self, duration: float) -> float:
+        """The mean (inf when rate x duration overflows)."""
+        return self.rate * _check_duration(duration)
 
 
 def _constant(rate: float, duration: float) -> Iterator[float]:
@@ -147,48 +166,10 @@ def _poisson(rate: float, duration: float, rng: random.Random) -> Iterator[float
         t += expo(rate)
 
 
-@dataclass(frozen=True)
-class Poisson:
-    """Exponential gaps with mean 1 / rate: E[count] = rate x duration."""
-
-    kind: ClassVar[str] = "poisson"
-    keys: ClassVar[tuple[str, ...]] = ("rate",)
-    is_steady: ClassVar[bool] = True
-    replay: ClassVar[bool] = False
-    rate: float
-
-    def __post_init__(self) -> None:
-        raise_first(self.kind, self.problems(vars(self)))
-
-    @classmethod
-    def problems(cls, p: Mapping[str, Any], show: Any = plain) -> list[Problem]:
-        return number_problems(p, cls.keys, positive=cls.keys)
-
-    @classmethod
-    def read(cls, r: TableReader) -> Any:
-        return build(r, cls, {"rate": r.rate("rate")}, plain)
-
-    def offsets(self, duration: float, rng: random.Random) -> Iterator[float]:
-        return _poisson(self.rate, _check_duration(duration), rng)
-
-    def arrivals(self, duration: float, rng: random.Random) -> Iterator[TracePoint]:
-        return (TracePoint(t) for t in self.offsets(duration, rng))
-
-    def expected_count(self, duration: float) -> float:
-        """The mean (inf when rate x duration overflows)."""
-        return self.rate * _check_duration(duration)
-
-    def thinned(self, f: float) -> Poisson:
-        return replace(self, rate=self.rate * f)
-
-    def describe(self) -> str:
-        return f"Poisson arrivals at {_rate(self.rate)}"
-
-
 # --------------------------------------------------------------------------- stages
 
 @dataclass(frozen=True)
-class Stages:
+class Stages(Checked):
     """A piecewise-linear rate from start_rate through each stage's target (k6's
     ramping-arrival-rate); arrival k where the integral of the rate passes k."""
 
@@ -198,9 +179,6 @@ class Stages:
     replay: ClassVar[bool] = False
     start_rate: float
     stages: tuple[Stage, ...]
-
-    def __post_init__(self) -> None:
-        raise_first(self.kind, self.problems(vars(self)))
 
     @classmethod
     def problems(cls, p: Mapping[str, Any], show: Any = plain) -> list[Problem]:
@@ -297,7 +275,7 @@ class Stages:
 # --------------------------------------------------------------------------- bursts, trace
 
 @dataclass(frozen=True)
-class Bursts:
+class Bursts(Checked):
     """`size` arrivals uniform over `spread` seconds every `every` seconds, plus a
     background Poisson process at `rate` (0: none)."""
 
@@ -309,9 +287,6 @@ class Bursts:
     size: int
     spread: float = 0.0
     rate: float = 0.0
-
-    def __post_init__(self) -> None:
-        raise_first(self.kind, self.problems(vars(self)))
 
     @classmethod
     def problems(cls, p: Mapping[str, Any], show: Any = plain) -> list[Problem]:
@@ -391,7 +366,7 @@ class Bursts:
 
 
 @dataclass(frozen=True)
-class Trace:
+class Trace(Checked):
     """Replay of recorded requests: each point's offset, with its token counts if given."""
 
     kind: ClassVar[str] = "trace"
@@ -399,9 +374,6 @@ class Trace:
     is_steady: ClassVar[bool] = False
     replay: ClassVar[bool] = True
     points: tuple[TracePoint, ...]
-
-    def __post_init__(self) -> None:
-        raise_first(self.kind, self.problems(vars(self)))
 
     @classmethod
     def problems(cls, p: Mapping[str, Any], show: Any = plain) -> list[Problem]:

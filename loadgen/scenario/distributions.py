@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any, Callable, ClassVar, Mapping, Union
 
-from loadgen.scenario.kinds import Problem, TableReader, build, number_problems, plain, raise_first
+from loadgen.scenario.kinds import Checked, Problem, TableReader, build, number_problems, plain
 
 # z such that P(Z <= z) = 0.9 for a standard normal; turns (median, p90) into sigma.
 Z90 = NormalDist().inv_cdf(0.9)
@@ -25,15 +25,12 @@ Show = Callable[[float], str]
 
 
 @dataclass(frozen=True)
-class Constant:
+class Constant(Checked):
     """Always `value`."""
 
     kind: ClassVar[str] = "constant"
     keys: ClassVar[tuple[str, ...]] = ("value",)
     value: float
-
-    def __post_init__(self) -> None:
-        raise_first(self.kind, self.problems(vars(self), plain))
 
     @classmethod
     def problems(cls, p: Mapping[str, Any], show: Show) -> list[Problem]:
@@ -51,16 +48,13 @@ class Constant:
 
 
 @dataclass(frozen=True)
-class Uniform:
+class Uniform(Checked):
     """Uniform on [low, high]."""
 
     kind: ClassVar[str] = "uniform"
     keys: ClassVar[tuple[str, ...]] = ("low", "high")
     low: float
     high: float
-
-    def __post_init__(self) -> None:
-        raise_first(self.kind, self.problems(vars(self), plain))
 
     @classmethod
     def problems(cls, p: Mapping[str, Any], show: Show) -> list[Problem]:
@@ -82,15 +76,12 @@ class Uniform:
 
 
 @dataclass(frozen=True)
-class Exponential:
+class Exponential(Checked):
     """Exponential with the given mean (a memoryless gap)."""
 
     kind: ClassVar[str] = "exponential"
     keys: ClassVar[tuple[str, ...]] = ("mean",)
     mean: float
-
-    def __post_init__(self) -> None:
-        raise_first(self.kind, self.problems(vars(self), plain))
 
     @classmethod
     def problems(cls, p: Mapping[str, Any], show: Show) -> list[Problem]:
@@ -108,7 +99,7 @@ class Exponential:
 
 
 @dataclass(frozen=True)
-class Lognormal:
+class Lognormal(Checked):
     """Lognormal given by its median and 90th percentile.
 
     ln X ~ Normal(mu, sigma) with mu = ln(median) and sigma = (ln(p90) - ln(median)) / z90,
@@ -121,9 +112,6 @@ class Lognormal:
     keys: ClassVar[tuple[str, ...]] = ("median", "p90")
     median: float
     p90: float
-
-    def __post_init__(self) -> None:
-        raise_first(self.kind, self.problems(vars(self), plain))
 
     @classmethod
     def problems(cls, p: Mapping[str, Any], show: Show) -> list[Problem]:
@@ -147,15 +135,12 @@ class Lognormal:
 
 
 @dataclass(frozen=True)
-class Empirical:
+class Empirical(Checked):
     """One of the given values, each equally likely (from `values = [...]` or a data file)."""
 
     kind: ClassVar[str] = "empirical"
     keys: ClassVar[tuple[str, ...]] = ("values", "file", "column")
     values: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        raise_first(self.kind, self.problems(vars(self), plain))
 
     @classmethod
     def problems(cls, p: Mapping[str, Any], show: Show) -> list[Problem]:

@@ -71,3 +71,12 @@ def number_problems(params: Mapping[str, Any], keys: Iterable[str], positive: It
         elif x < 0 or (x == 0 and key in positive):
             out.append((key, f"expected a number {'> 0' if key in positive else '>= 0'}, got {x!r}"))
     return out
+
+
+class Checked:
+    """The base of every kind: its rules (`problems`) run when it is built, so an object made
+    in code obeys the same rules as one read from a scenario file (frozen dataclasses call
+    this after their generated __init__)."""
+
+    def __post_init__(self) -> None:
+        raise_first(self.kind, self.problems(vars(self), plain))  # type: ignore[attr-defined]
