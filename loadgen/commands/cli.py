@@ -139,6 +139,25 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("dirs", nargs="+", metavar="DIR", help="results directories")
     cmp_.add_argument("--format", choices=["text", "json"], default="text")
     cmp_.set_defaults(func=_cmd_compare)
+
+    cal = sub.add_parser(
+        "calibrate", help="fit the emulator's latency model to a real run's requests.jsonl",
+        description="Fit the emulator's latency model (time to first token, prefill and cache-read "
+        "slopes, output speed, cross-Region penalty) to the ok, streamed attempts of a results "
+        "directory, and print an [emulator.latency] table with the fit quality in comments "
+        "(loadgen emulator --config FILE reads it; so does a scenario). Writes calibration.png "
+        "(observed vs fitted) beside --out, else in DIR/plots/.",
+        epilog="Exit codes: 0 fitted; 2 bad input or a parameter the data cannot identify "
+        "(named, with the reason; nothing written).")
+    cal.add_argument("dir", help="a results directory (holding requests.jsonl), e.g. from `loadgen run --target aws`")
+    cal.add_argument("--out", metavar="FILE", help="write the table to FILE (refused if it exists) instead of printing it")
+    cal.add_argument("--force", action="store_true", help="replace an existing --out FILE")
+    cal.add_argument("--model", help="the model to fit when the run called several (any id form)")
+    cal.add_argument("--keep-defaults", action="store_true",
+                     help="keep the shipped value of a parameter the data cannot identify (marked in the "
+                     "table) instead of refusing")
+    cal.add_argument("--no-plot", action="store_true", help="write no calibration.png")
+    cal.set_defaults(func=_cmd_calibrate)
     return p
 
 
@@ -176,6 +195,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from loadgen.commands.compare import cmd_compare  # deferred: only the chosen command's modules load (start-up time)
 
     return cmd_compare(args)
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from loadgen.commands.calibrate import cmd_calibrate  # deferred: only the chosen command's modules load (start-up time)
+
+    return cmd_calibrate(args)
 
 
 def _cmd_pricing(args: argparse.Namespace) -> int:
