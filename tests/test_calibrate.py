@@ -16,12 +16,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loadgen.api.setup import load_scenario
 from loadgen.commands.cli import main
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.config_file import load_config_file
-from loadgen.results.calibration import calibrate
+from loadgen.results.calibration import CalibrationError, calibrate
 
 TRUE = {"ttft_s": 0.45, "ttft_sigma": 0.3, "prefill_s_per_1k": 0.04, "cache_read_s_per_1k": 0.004,
         "tokens_per_s": 90.0, "tokens_per_s_sigma": 0.2, "cross_region_s": 0.12}
@@ -85,6 +87,54 @@ def test_known_parameters_come_back_within_tolerance(seed):
     # the 10x slow responses are set aside, not fitted
     assert 20 <= sum(n for why, n in excluded.items() if why.startswith("outliers")) <= 70
     assert cal.ttft.r2 > 0.7 and cal.e2e.r2 > 0.8
+
+
+SCALED_KEYS = ("ttft_s", "prefill_s_per_1k", "cache_read_s_per_1k", "cross_region_s")
+
+
+@settings(max_examples=20, deadline=None)
+@given(k=st.floats(min_value=0.2, max_value=5.0), seed=st.integers(min_value=0, max_value=50))
+def test_times_scaled_by_k_scale_the_fit_by_k(k, seed):
+    """Every time k times longer: the ttft terms come back k times larger, the output speed
+    k times smaller, the spreads unchanged, the same attempts set aside."""
+    recs = synthetic(300, seed)
+    scaled = [dict(r, first_token=None if r["first_token"] is None else r["start"] + k * (r["first_token"] - r["start"]),
+                   end=r["start"] + k * (r["end"] - r["start"])) for r in recs]
+    a = calibrate(recs, defaults=DEFAULTS, caller_region="us-east-1")
+    b = calibrate(scaled, defaults=DEFAULTS, caller_region="us-east-1")
+    for key in SCALED_KEYS:
+        assert b.value(key) == pytest.approx(k * a.value(key), rel=1e-6, abs=1e-12), key
+    assert b.value("tokens_per_s") == pytest.approx(a.value("tokens_per_s") / k, rel=1e-6)
+    for key in ("ttft_sigma", "tokens_per_s_sigma"):
+        assert b.value(key) == pytest.approx(a.value(key), rel=1e-6), key
+    assert a.excluded == b.excluded
+
+
+def test_several_models_need_a_choice_and_the_others_are_counted_out():
+    recs = synthetic(600, 8)
+    for r in recs[::3]:
+        r["model_id"] = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    with pytest.raises(CalibrationError, match="several models .*choose one with --model"):
+        calibrate(recs, defaults=DEFAULTS, caller_region="us-east-1")
+    cal = calibrate(recs, defaults=DEFAULTS, caller_region="us-east-1", model="us." + MODEL)
+    assert cal.model == MODEL
+    assert dict(cal.excluded)["another model (anthropic.claude-sonnet-4-5-20250929-v1:0)"] > 150
+    with pytest.raises(CalibrationError, match="no ok, streamed attempt of amazon.nova-pro-v1:0"):
+        calibrate(recs, defaults=DEFAULTS, caller_region="us-east-1", model="amazon.nova-pro-v1:0")
+
+
+def test_without_served_regions_the_profile_stands_for_cross_region():
+    """Against AWS the records carry no served Region: a geo/global call against an
+    in-Region one is what the penalty is fitted from."""
+    recs = synthetic(3000, 9)
+    for r in recs:
+        r["profile"] = "geo" if r["region"] != "us-east-1" else "region"
+        r["model_id"] = ("us." + MODEL) if r["profile"] == "geo" else MODEL
+        r["region"] = None
+    cal = calibrate(recs, defaults=DEFAULTS, caller_region="us-east-1")
+    assert cal.cross_basis == "profile"
+    assert abs(cal.value("cross_region_s") - TRUE["cross_region_s"]) <= CROSS_TOLERANCE_S
+    assert [g for g, _, _ in cal.base_by_profile] == ["geo", "region"]
 
 
 def _write_run(tmp_path: Path, records: list[dict], region: str = "us-east-1") -> Path:

@@ -90,6 +90,11 @@ class Calibration:
     excluded: tuple[tuple[str, int], ...]   # (reason, count)
     unidentified: tuple[tuple[str, str], ...]  # (key, why)
     other_models: tuple[tuple[str, int], ...] = ()  # (base id, usable attempts) left out
+    # the fitted base (ttft minus the fitted input terms) by served Region and by profile kind:
+    # (group, attempts, median s). The emulator has one latency model for every Region; these
+    # show how far apart they were.
+    base_by_region: tuple[tuple[str, int, float], ...] = ()
+    base_by_profile: tuple[tuple[str, int, float], ...] = ()
     # for the plot: (observed ttft, fitted ttft, observed e2e, fitted e2e) per used attempt, s
     points: tuple[tuple[float, float, float, float], ...] = field(default=(), repr=False)
 
@@ -110,6 +115,8 @@ class _Obs:
     r: float           # cache-read tokens
     x: float           # 1.0: a cross-Region call
     out: int           # output tokens
+    served: str        # Region that served it ("unknown" when the record does not say)
+    profile: str       # region | geo | global
 
 
 def calibrate(records: Iterable[Mapping], *, defaults: Latency, caller_region: str | None,
@@ -174,7 +181,8 @@ def _observation(rec: Mapping, kind: str, caller_region: str | None) -> _Obs:
     return _Obs(ttft=first - start, e2e=end - start, stream_s=end - first,
                 u=float(rec.get("input_tokens") or 0) + float(rec.get("cache_write") or 0),
                 r=float(rec.get("cache_read") or 0), x=1.0 if cross else 0.0,
-                out=int(rec.get("output_tokens") or 0))
+                out=int(rec.get("output_tokens") or 0), served=str(rec.get("region") or "unknown"),
+                profile=kind)
 
 
 def _unidentified(cols: np.ndarray, raw: np.ndarray) -> dict[str, str]:
@@ -225,6 +233,14 @@ def _quality(observed: np.ndarray, fitted: np.ndarray) -> Quality:
     r2 = 1.0 - float(((observed - fitted) ** 2).sum()) / total if total > 0 else float("nan")
     rel = np.abs(fitted - observed) / np.where(observed > 0, observed, np.nan)
     return Quality(n=len(observed), r2=r2, median_rel_err=float(np.nanmedian(rel)) if len(rel) else float("nan"))
+
+
+def _by(used: list[_Obs], base: np.ndarray, key) -> tuple[tuple[str, int, float], ...]:
+    """(group, attempts, median base s) per group of the `used` attempts."""
+    groups: dict[str, list[float]] = {}
+    for o, b in zip(used, base):
+        groups.setdefault(key(o), []).append(float(b))
+    return tuple((g, len(v), float(np.median(v))) for g, v in sorted(groups.items()))
 
 
 def _fit(obs: list[_Obs], defaults: Latency, model: str, caller_region: str | None, basis: str,
@@ -313,4 +329,6 @@ def _fit(obs: list[_Obs], defaults: Latency, model: str, caller_region: str | No
         used=len(used), excluded=tuple(excluded.items()),
         unidentified=tuple((k, missing[k]) for k in LATENCY_KEYS if k in missing),
         other_models=others,
+        base_by_region=_by(used, obs_ttft - fit_ttft + params["ttft_s"].value, lambda o: o.served),
+        base_by_profile=_by(used, obs_ttft - fit_ttft + params["ttft_s"].value, lambda o: o.profile),
         points=tuple(zip(obs_ttft.tolist(), fit_ttft.tolist(), obs_e2e.tolist(), fit_e2e.tolist())))

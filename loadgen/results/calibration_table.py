@@ -68,6 +68,11 @@ def calibration_toml(cal: Calibration, *, source: str, preset: str = "realistic"
         f"# cross-Region: {cross}",
         "# Times are from the actual send (schedule lag left out); fitted values are medians.",
     ]
+    # one latency model serves every Region and profile in the emulator: how far apart they were
+    for label, groups in (("served Region", cal.base_by_region), ("profile", cal.base_by_profile)):
+        if len(groups) > 1:
+            lines.append(f"# base time to first token by {label} (median s, attempts): "
+                         + ", ".join(f"{g} {m:.3f} ({n})" for g, n, m in groups))
     kept = [p.key for p in cal.params if not p.fitted]
     if kept:
         lines.append(f'# Defaults kept (preset "{preset}"): {", ".join(kept)}')
