@@ -189,6 +189,23 @@ def test_nothing_to_fit_is_a_one_line_error(tmp_path, capsys):
     assert "no requests.jsonl" in capsys.readouterr().err
 
 
+def test_damaged_or_thin_input_is_refused_in_one_line(tmp_path, capsys):
+    recs = synthetic(50, 6)
+    d = _write_run(tmp_path, recs[:8])
+    assert main(["calibrate", str(d), "--no-plot"]) == 2
+    assert "calibrate needs at least 10" in capsys.readouterr().err
+    (d / "requests.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "start"}) + "\n"
+                                              for r in recs))
+    assert main(["calibrate", str(d), "--no-plot"]) == 2
+    err = capsys.readouterr().err
+    assert "a record is not a loadgen attempt (KeyError: 'start')" in err and "Traceback" not in err
+    (d / "requests.jsonl").write_text("{not json\n" + json.dumps(recs[0]) + "\n")
+    assert main(["calibrate", str(d), "--no-plot"]) == 2
+    assert "requests.jsonl:1: not a JSON attempt record" in capsys.readouterr().err
+    assert main(["calibrate", str(d), "--out", str(tmp_path / "x.png")]) == 2
+    assert "name it .toml" in capsys.readouterr().err
+
+
 SIMULATED = {"ttft_s": 0.5, "ttft_sigma": 0.2, "prefill_s_per_1k": 0.05, "cache_read_s_per_1k": 0.01,
              "tokens_per_s": 80.0, "tokens_per_s_sigma": 0.15, "cross_region_s": 0.2}
 

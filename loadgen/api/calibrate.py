@@ -47,17 +47,24 @@ def calibrate(results_dir: str | Path, *, model: str | None = None, out: str | P
     if not (src / REQUESTS_FILE).is_file():
         raise InputError(f"{src}: no {REQUESTS_FILE}; expected a loadgen results directory")
     out_path = Path(out) if out is not None else None
+    if out_path is not None and out_path.suffix.lower() == ".png":
+        raise InputError(f"{out_path}: --out is the TOML table (the plot goes beside it as <name>.png); "
+                         "name it .toml")
     if out_path is not None and out_path.exists() and not overwrite:
         raise InputError(f"{out_path}: already exists; choose another --out or pass --force to replace it")
     facts = load_run_facts(src) or {}
     region = facts.get("region") if isinstance(facts.get("region"), str) else None
     defaults = EmulatorConfig.from_mapping({"latency": PRESET}).latency
     try:
-        cal = fit(load_attempts(src), defaults=defaults, caller_region=region, model=model)
+        records = list(load_attempts(src))
+    except (OSError, ValueError) as e:   # a damaged line: the message names file:line
+        raise InputError(str(e)) from None
+    try:
+        cal = fit(records, defaults=defaults, caller_region=region, model=model)
     except CalibrationError as e:
         raise InputError(f"{src}: {e}") from None
-    except (KeyError, TypeError, ValueError) as e:   # a damaged line: load_attempts names file:line itself
-        raise InputError(f"{src}/{REQUESTS_FILE}: {e}") from None
+    except (KeyError, TypeError, AttributeError) as e:   # a record without its times, or not an object
+        raise InputError(f"{src / REQUESTS_FILE}: a record is not a loadgen attempt ({type(e).__name__}: {e})") from None
     if cal.unidentified and not keep_defaults:
         lines = [f"{src}: cannot fit {key}: {why}" for key, why in cal.unidentified]
         lines.append(f"(vary what the data lacks, or pass --keep-defaults to keep the shipped value (preset "
@@ -77,17 +84,24 @@ def calibrate(results_dir: str | Path, *, model: str | None = None, out: str | P
 
 
 def _write(path: Path, text: str, overwrite: bool) -> None:
-    """Write `text` to `path`: exclusive create (never over a file that appeared meanwhile)
-    unless `overwrite`, then through a temporary file and a rename."""
+    """Write `text` to `path` whole (a temporary file, then a hard link or, with `overwrite`, a
+    rename): a reader never sees half a table, and without `overwrite` an existing file is kept."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        if not overwrite:
-            with open(path, "x", encoding="utf-8") as f:
-                f.write(text)
-            return
-        tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)   # fails if the name exists: a file that appeared meanwhile is kept
+            except FileExistsError:
+                raise
+            except OSError:          # a filesystem without hard links: exclusive create instead
+                with open(path, "x", encoding="utf-8") as f:
+                    f.write(text)
     except FileExistsError:
         raise InputError(f"{path}: already exists; choose another --out or pass --force to replace it") from None
     except OSError as e:
         raise InputError(f"{path}: cannot write ({e.strerror})") from None
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -4,20 +4,26 @@ were slower than the fitted model's median; a good fit scatters them evenly arou
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from loadgen.report.figures import figure, legend, save
 from loadgen.results.calibration import Calibration
 
+MAX_POINTS = 20_000   # drawn per panel; a larger run is thinned evenly (every k-th attempt)
+
 
 def calibration_plot(cal: Calibration, out_png: Path) -> Path:
     """Write the two panels (TTFT, end to end; seconds) of `cal` to `out_png`."""
     fig, (ttft_ax, e2e_ax) = figure(11.0, 5.0, 1, 2, wspace=0.25, top=0.7)
-    fig.suptitle(f"loadgen calibrate: {cal.model} (observed vs fitted median, {cal.used} attempts)")
+    step = max(1, math.ceil(len(cal.points) / MAX_POINTS))
+    points = cal.points[::step]
+    drawn = f", every {step}th drawn" if step > 1 else ""
+    fig.suptitle(f"loadgen calibrate: {cal.model} (observed vs fitted median, {cal.used} attempts{drawn})")
     panels = ((ttft_ax, 0, 1, "time to first token", cal.ttft), (e2e_ax, 2, 3, "end to end", cal.e2e))
     for ax, i_obs, i_fit, title, q in panels:
-        fitted = [p[i_fit] for p in cal.points]
-        observed = [p[i_obs] for p in cal.points]
+        fitted = [p[i_fit] for p in points]
+        observed = [p[i_obs] for p in points]
         ax.scatter(fitted, observed, s=6, alpha=0.4, color="#1f77b4", linewidths=0, label="attempt")
         top = max(fitted + observed, default=1.0) * 1.05
         ax.plot([0, top], [0, top], color="#d62728", linewidth=1.2, label="observed = fitted")

@@ -20,7 +20,9 @@ schedule lag stays out):
   2. B_i = ttft_i - slopes . x_i; `ttft_s` = median(B), `ttft_sigma` = 1.4826 x MAD(log B)
      (a lognormal's median and sigma, robust to a few slow responses);
   3. attempts whose log B lies more than OUTLIER_SIGMAS robust sigmas from the median
-     (slow-stream faults, a cold model) are set aside and steps 1-2 repeated, twice;
+     (slow-stream faults, a cold model) are set aside and steps 1-2 repeated until stable
+     (at most three times); before that, a generous trim on the additive residual
+     (ROUGH_SIGMAS) keeps a few slow responses with large prompts from tilting the slopes;
   4. speed S_i = (output_tokens - 1) / (end - first_token) on attempts with at least two
      output tokens; `tokens_per_s` = median, `tokens_per_s_sigma` = 1.4826 x MAD(log S).
 A slope the data cannot identify (every attempt the same size, no cache read, no
@@ -40,6 +42,8 @@ from loadgen.catalog import profiles
 from loadgen.emulator.config import LATENCY_KEYS, Latency
 
 OUTLIER_SIGMAS = 5.0      # robust sigmas of log B beyond which an attempt is an outlier
+ROUGH_SIGMAS = 10.0       # the first trim, on the additive residual (skewed by the lognormal: generous)
+MIN_ATTEMPTS = 10         # ok, streamed attempts of the model below which nothing is fitted
 MIN_GROUP = 3             # attempts needed on each side of the cross-Region indicator
 COLLINEAR = 0.01          # 1 - R^2 of a regressor on the others below this (variance inflation > 100): not separable
 MAD_TO_SIGMA = 1.4826     # MAD of a normal sample x this = its sigma
@@ -150,6 +154,9 @@ def calibrate(records: Iterable[Mapping], *, defaults: Latency, caller_region: s
         excluded[f"another model ({m})"] = n
 
     rows = by_model[want]
+    if len(rows) < MIN_ATTEMPTS:
+        raise CalibrationError(f"only {len(rows)} ok, streamed attempt(s) of {want}; calibrate needs at least "
+                               f"{MIN_ATTEMPTS}")
     served_known = caller_region is not None and all(rec.get("region") for rec, _ in rows)
     basis = "served Region" if served_known else "profile"
     obs = [_observation(rec, kind, caller_region if served_known else None) for rec, kind in rows]
@@ -253,22 +260,47 @@ def _fit(obs: list[_Obs], defaults: Latency, model: str, caller_region: str | No
     free = [j for j, k in enumerate(keys) if k not in missing]
     fixed = np.array([getattr(defaults, k) if k in missing else 0.0 for k in keys])
 
-    keep = np.ones(len(obs), dtype=bool)
-    for _ in range(3):   # fit, set outliers aside, refit (twice)
+    def ols(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(y, design, coefficients, all slopes) of least squares on the kept attempts."""
         y = ttft[keep] - cols[keep] @ fixed
         design = np.column_stack([np.ones(int(keep.sum()))] + [cols[keep][:, j] for j in free])
         coef, *_ = np.linalg.lstsq(design, y, rcond=None)
         slopes = fixed.copy()
         for i, j in enumerate(free):
             slopes[j] = coef[1 + i]
+        return y, design, coef, slopes
+
+    def enough(keep: np.ndarray) -> np.ndarray:
+        if int(keep.sum()) < MIN_ATTEMPTS:
+            raise CalibrationError(f"the fitted input terms leave a positive base time to first token for only "
+                                   f"{int(keep.sum())} of {len(obs)} attempts of {model}: the latency model "
+                                   "does not describe these times")
+        return keep
+
+    # A first, generous trim on the additive residual (ROUGH_SIGMAS robust sigmas) so that a
+    # few 10x responses with large prompts cannot tilt the slopes; then the lognormal rule.
+    keep = np.ones(len(obs), dtype=bool)
+    for _ in range(3):
+        y, design, coef, slopes = ols(keep)
+        resid = ttft - cols @ slopes - coef[0]
+        centre = float(np.median(resid[keep]))
+        scale = MAD_TO_SIGMA * float(np.median(np.abs(resid[keep] - centre)))
+        new_keep = enough(np.abs(resid - centre) <= ROUGH_SIGMAS * max(scale, 1e-9))
+        if np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+    for _ in range(3):   # the base's log within OUTLIER_SIGMAS of its median, refit, until stable
+        y, design, coef, slopes = ols(keep)
         base = ttft - cols @ slopes
         logs = np.log(np.where(base > 0, base, np.nan))
         med_log = float(np.nanmedian(logs[keep]))
         sig = MAD_TO_SIGMA * float(np.nanmedian(np.abs(logs[keep] - med_log)))
-        new_keep = (base > 0) & (np.abs(logs - med_log) <= OUTLIER_SIGMAS * max(sig, 1e-9))
+        new_keep = enough((base > 0) & (np.abs(logs - med_log) <= OUTLIER_SIGMAS * max(sig, 1e-9)))
         if np.array_equal(new_keep, keep):
             break
         keep = new_keep
+    y, design, coef, slopes = ols(keep)
+    base = ttft - cols @ slopes
     n_out = len(obs) - int(keep.sum())
     if n_out:
         excluded[f"outliers (time to first token more than {OUTLIER_SIGMAS:g} sigma from the fit)"] = n_out
@@ -316,8 +348,7 @@ def _fit(obs: list[_Obs], defaults: Latency, model: str, caller_region: str | No
 
     used = [o for o, k in zip(obs, keep) if k]
     final = np.array([params[k].value for k in keys])
-    fit_ttft = np.array([params["ttft_s"].value + float(np.array([o.u / 1000, o.r / 1000, o.x]) @ final)
-                         for o in used])
+    fit_ttft = params["ttft_s"].value + cols[keep] @ final
     tps = params["tokens_per_s"].value
     fit_e2e = fit_ttft + np.array([(o.out - 1) / tps if tps > 0 and o.out > 1 else 0.0 for o in used])
     obs_ttft = np.array([o.ttft for o in used])
