@@ -132,13 +132,17 @@ def calibrate(records: Iterable[Mapping], *, defaults: Latency, caller_region: s
     want = profiles.base_id(model) if model else None
     excluded: dict[str, int] = {}
     by_model: dict[str, list[tuple[Mapping, str]]] = {}
+    ids: dict[str, tuple] = {}
     for rec in records:
         why = _exclusion(rec)
         if why:
             excluded[why] = excluded.get(why, 0) + 1
             continue
         mid = str(rec.get("model_id") or "")
-        by_model.setdefault(profiles.base_id(mid), []).append((rec, profiles.kind_of(mid)))
+        if mid not in ids:   # a run calls a few ids many times
+            ids[mid] = profiles.split(mid)
+        kind, _, base = ids[mid]
+        by_model.setdefault(base, []).append((rec, kind))
     if not by_model:
         raise CalibrationError("no ok, streamed attempt to fit (" + _reasons(excluded) + "); calibrate needs "
                                "successful streamed responses ([model] stream = true)")
