@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,8 @@ def test_gap_points_keep_ok_calls_after_a_gap_that_hit_or_missed():
     rows = [att("a", 0, gap=None, state="cold"), att("a", 100, gap=100, state="warm"),
             att("a", 500, gap=400, state="cold"), att("a", 600, gap=100, state="none"),
             att("a", 700, gap=100, status="throttled")]
-    assert series.gap_points(rows) == {"a": [(100.0, True), (400.0, False)]}
+    g = series.RunSeries.of(rows).gaps["a"]
+    assert g.n == 2 and g.rug_points() == [(pytest.approx(100.0, rel=2e-3), True), (pytest.approx(400.0, rel=2e-3), False)]
     assert series.warm_ratio_bins([(100, True), (110, False), (400, False)], (0, 300)) == [
         (0, 300, 2, 0.5), (300, float("inf"), 1, 0.0)]
     # on an edge goes up, as summary.json's gap buckets do; a negative gap (rounding) to the first
@@ -63,8 +65,37 @@ def test_gap_points_keep_ok_calls_after_a_gap_that_hit_or_missed():
 
 
 def test_cumulative_cost_runs_in_time_order():
-    ts, ys = series.cumulative_cost([att("a", 10, cost=2.0), att("a", 0, cost=1.0)])["a"]
-    assert ts == (1.0, 11.0) and ys == (1.0, 3.0)
+    ts, ys = series.RunSeries.of([att("a", 10, cost=2.0), att("a", 0, cost=1.0)]).cumulative_cost()["a"]
+    assert ts == (2.0, 12.0) and ys == (1.0, 3.0)   # per 1 s bin, at its end
+
+
+def test_cost_bins_stay_bounded_and_sum_exactly():
+    bins = series.CostBins()
+    for i in range(100_000):
+        bins.add(i * 0.5, 0.25)
+    ts, ys = bins.curve()
+    assert len(ts) <= series.MAX_COST_BINS and ys[-1] == 25_000.0 and ts[-1] >= 49_999.5
+
+
+def test_streamed_peaks_equal_the_sorted_ones_and_say_when_they_are_not():
+    rng = random.Random(3)
+    events = sorted((rng.uniform(0, 3000), rng.randint(1, 500)) for _ in range(5000))
+    jittered = [(t + rng.uniform(-20, 0), w) for t, w in events]   # as completions are written
+    want = series.rolling_peak(jittered)
+    p = series.RollingPeak()
+    for t, w in jittered:
+        p.add(t, w)
+    assert p.late == 0 and p.value() == want
+    # a second part written after the first: late, flagged, and exact with a longer lag
+    halves = [e for e in jittered if e[0] % 2 < 1] + [e for e in jittered if e[0] % 2 >= 1]
+    p = series.RollingPeak()
+    for t, w in sorted(halves[:2500]) + sorted(halves[2500:]):
+        p.add(t, w)
+    assert p.late and p.value() != want
+    q = series.RollingPeak(lag_s=p.max_late_s + 1)
+    for t, w in sorted(halves[:2500]) + sorted(halves[2500:]):
+        q.add(t, w)
+    assert q.late == 0 and q.value() == want
 
 
 def _png(p):

@@ -19,6 +19,7 @@ from loadgen.report import plots
 from loadgen.report.detail import detail_tables
 from loadgen.report.verdicts import check_thresholds
 from loadgen.report.view import RunView, burndown_of, load_view
+from loadgen.results.directory import load_attempts
 from loadgen.scenario.thresholds import format_results
 
 
@@ -28,8 +29,11 @@ def write_artifacts(view: RunView, results: Sequence[Any]) -> tuple[list[Path], 
     warnings: list[str] = []
     written: list[Path] = []
     try:
-        written = plots.write_plots(view.path, view.summary, view.attempts, quotas=view.quotas,
-                                    burndown=burndown_of, histograms=view.histograms)
+        # the attempts are already folded (view.series); the file is read again only to
+        # rebuild latency for a directory that lost its histograms/
+        written = plots.write_plots(view.path, view.summary, load_attempts(view.path) if view.attempts_read else (),
+                                    run_series=view.series, quotas=view.quotas, burndown=burndown_of,
+                                    histograms=view.histograms)
     except Exception as e:  # noqa: BLE001 - matplotlib errors are many; the tables still stand
         warnings.append(f"plots not written: {type(e).__name__}: {e}")
     html = None

@@ -14,23 +14,22 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from loadgen.report.figures import colors, figure, legend, save, styles
 from loadgen.report.latency_plot import latency_spectrum
 from loadgen.results import series
 from loadgen.results.directory import HISTOGRAM_DIR, read_histogram, safe_name
+from loadgen.results.gap_buckets import PLOT_GAP_EDGES_S as GAP_EDGES_S
 from loadgen.results.histograms import LATENCY_METRICS
 from loadgen.results.rebuild import rebuild_summary
+from loadgen.results.series import GapSeries, RunSeries
 
 PLOT_DIR = "plots"
 LATENCY_PNG, CACHE_PNG, COST_PNG, THROUGHPUT_PNG = "latency.png", "cache-by-gap.png", "cost.png", "throughput.png"
-# Finer than summary.json's gap buckets around the two TTLs, so the drop shows where it happens.
-GAP_EDGES_S = (0, 30, 60, 120, 180, 240, 270, 300, 330, 360, 480, 600, 900, 1200, 1800, 2700,
-               3300, 3600, 3900, 4500, 5400, 7200, 10800)
 
 
-def histograms_from_requests(attempts: Sequence[Mapping]) -> dict[str, dict[str, Any]]:
+def histograms_from_requests(attempts: Iterable[Mapping]) -> dict[str, dict[str, Any]]:
     """arm -> metric -> HdrHistogram (us) rebuilt from requests.jsonl, for a directory whose
     histograms/ are missing: folded through `loadgen.results.metrics.Metrics` (via
     `rebuild.rebuild_summary`), so the lines follow the runner's rules exactly (schedule
@@ -42,31 +41,32 @@ def histograms_from_requests(attempts: Sequence[Mapping]) -> dict[str, dict[str,
 # ---- cache warm ratio by gap -------------------------------------------------------
 
 
-def cache_by_gap(points: Mapping[str, Sequence[tuple[float, bool]]], out_png: Path, *,
-                 buckets: Mapping[str, Sequence[Mapping]] | None = None,
-                 edges_s: Sequence[float] = GAP_EDGES_S) -> Path:
+def cache_by_gap(gaps: Mapping[str, GapSeries], out_png: Path, *,
+                 buckets: Mapping[str, Sequence[Mapping]] | None = None) -> Path:
     """Warm ratio against the gap since the cache key's previous use, per arm.
 
-    `points`: arm -> [(gap seconds, warm?)] (series.gap_points); each one is drawn as a
-    faint tick at 1 (warm) or 0 (cold), and binned ratios as a line. Without points,
-    `buckets` (summary.json gap_buckets per arm) give the line. 5m and 1h are marked.
+    `gaps`: arm -> GapSeries (`series.RunSeries.gaps`): its binned ratios as a line, and
+    its calls as faint ticks at 1 (warm) or 0 (cold), one per distinct gap at the plot's
+    resolution (RUG_STEPS per decade). Without them, `buckets` (summary.json gap_buckets
+    per arm) give the line. 5m and 1h are marked.
     """
     fig, (ax,) = figure(10, 5, left=0.95, bottom=0.6, top=0.4)
-    names = list(points) or list(buckets or {})
+    names = list(gaps) or list(buckets or {})
     color = colors(names)
     style = styles(names)
     for k, arm in enumerate(names):
-        pts = points.get(arm, ())
-        if pts:
-            bins = series.warm_ratio_bins(pts, edges_s)
+        g = gaps.get(arm)
+        if g is not None and g.n:
+            bins = g.warm_ratio_bins()
             xs = [_bin_mid(lo, hi) / 60 for lo, hi, _, _ in bins]
             ys = [r for *_, r in bins]
             sizes = [12 + 4 * math.sqrt(n) for _, _, n, _ in bins]
-            ax.plot(xs, ys, label=f"{arm} ({len(pts)} calls after a gap)", **style[arm])
+            ax.plot(xs, ys, label=f"{arm} ({g.n} calls after a gap)", **style[arm])
             ax.scatter(xs, ys, s=sizes, color=color[arm], zorder=3, marker="os^D"[k % 4], alpha=0.8)
-            # raw calls as a rug just above 1 (warm) and below 0 (cold), offset per arm
+            # calls as a rug just above 1 (warm) and below 0 (cold), offset per arm
             off = 0.025 * (k + 1)
-            ax.scatter([max(g, 1.0) / 60 for g, _ in pts], [1 + off if w else -off for _, w in pts],
+            rug = g.rug_points()
+            ax.scatter([max(gap, 1.0) / 60 for gap, _ in rug], [1 + off if w else -off for _, w in rug],
                        s=6, marker="|", color=color[arm], alpha=0.5, linewidths=0.8)
         elif buckets and buckets.get(arm):
             rows = [b for b in buckets[arm] if b.get("warm", 0) + b.get("cold", 0)]
@@ -101,7 +101,8 @@ def _bin_mid(lo: float, hi: float) -> float:
 
 
 def cumulative_cost(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], out_png: Path) -> Path:
-    """Running cost in USD against scenario time (minutes), one step line per arm."""
+    """Running cost in USD against scenario time (minutes), one step line per arm; `curves`:
+    arm -> (times, running totals), per time bin (`series.CostBins`: at most MAX_COST_BINS)."""
     fig, (ax,) = figure(10, 4.5, left=0.85, bottom=0.6, top=0.4)
     style = styles(list(curves))
     for arm, (ts, ys) in curves.items():
@@ -198,14 +199,18 @@ def _steps(ys: Sequence[float]) -> tuple[list[int], list[float]]:
 # ---- one results directory ---------------------------------------------------------
 
 
-def write_plots(results_dir: str | Path, summary: Mapping[str, Any], attempts: Sequence[Mapping], *,
+def write_plots(results_dir: str | Path, summary: Mapping[str, Any], attempts: Iterable[Mapping] = (), *,
+                run_series: RunSeries | None = None,
                 quotas: Mapping[str, tuple[int, int] | None] | None = None,
                 burndown: Callable[[str], float] = lambda model_id: 1.0,
                 histograms: Mapping[str, Mapping[str, Any]] | None = None) -> list[Path]:
     """Write the four plots of one run into results_dir/plots/; returns their paths.
 
+    `run_series`: the attempts already folded (`series.RunSeries`, what `report.view` keeps);
+    else `attempts` (any iterable of requests.jsonl records) is folded here, in one pass.
     Latency comes from `histograms` (arm -> metric -> HdrHistogram in us) when given,
-    else histograms/<arm>.<metric>.hlog when present, else from `attempts`.
+    else histograms/<arm>.<metric>.hlog when present, else from `attempts` (read once more:
+    with `run_series` given, pass a fresh iterable such as `load_attempts(results_dir)`).
     """
     d = Path(results_dir)
     out = d / PLOT_DIR
@@ -215,6 +220,11 @@ def write_plots(results_dir: str | Path, summary: Mapping[str, Any], attempts: S
     batch = [a for a in arms if summary["arms"][a].get("mode") == "batch"]
     hists: dict[str, dict[str, Any]] = {}
     rebuilt = None
+    if run_series is None:
+        if histograms is None and not all((d / HISTOGRAM_DIR / f"{safe_name(a)}.{m}.hlog").exists()
+                                          for a in arms if a not in batch for m in LATENCY_METRICS):
+            attempts = list(attempts)  # read twice: folded below and rebuilt here (no histograms/)
+        run_series = RunSeries.of(attempts, burndown=burndown)
     for arm in (a for a in arms if a not in batch):
         for m in LATENCY_METRICS:
             p = d / HISTOGRAM_DIR / f"{safe_name(arm)}.{m}.hlog"
@@ -229,12 +239,12 @@ def write_plots(results_dir: str | Path, summary: Mapping[str, Any], attempts: S
     note = (f"batch arm{'s' if len(batch) > 1 else ''} {', '.join(repr(a) for a in batch)} not drawn (results in hours: "
             "see the batch table)") if batch else None
     written = [latency_spectrum(hists, out / LATENCY_PNG, note=note)]
-    gap_pts = series.gap_points(attempts)
-    written.append(cache_by_gap({a: gap_pts.get(a, []) for a in arms} if gap_pts else {}, out / CACHE_PNG,
-                                buckets={a: summary["arms"][a].get("gap_buckets", []) for a in arms}))
-    costs = series.cumulative_cost(attempts)
+    gaps = run_series.gaps
+    written.append(cache_by_gap({a: gaps.get(a, GapSeries(GAP_EDGES_S)) for a in arms} if gaps else {},
+                                out / CACHE_PNG, buckets={a: summary["arms"][a].get("gap_buckets", []) for a in arms}))
+    costs = run_series.cumulative_cost()
     written.append(cumulative_cost({a: costs.get(a, ((), ())) for a in arms}, out / COST_PNG))
-    pm = series.per_minute(attempts, span_s=summary.get("scenario_s"), burndown=burndown)
+    pm = run_series.per_minute(span_s=summary.get("scenario_s"))
     groups: dict[str, list[str]] = {}
     for a in arms:
         groups.setdefault(summary["arms"][a].get("model_id", "?"), []).append(a)

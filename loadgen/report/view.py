@@ -1,7 +1,9 @@
 """A results directory read once for reporting: `load_view` -> `RunView`.
 
 Reads summary.json (checked by `summary_shape.validate_summary`), requests.jsonl and the
-copied scenario.toml; never re-runs anything. A run killed before it wrote summary.json
+copied scenario.toml; never re-runs anything. requests.jsonl is streamed once into a
+`series.RunSeries` (bounded: per-minute counts, the rolling quota peak, binned cost and
+gaps), never held whole, so a report of 10M attempts needs the memory of one of 10k. A run killed before it wrote summary.json
 (requests.jsonl, no summary.json) gets its summary rebuilt from the attempts
 (`loadgen.results.rebuild`), marked as such, and nothing is written for it; `report` and
 `compare` (`read_summary`) take that same path, so they agree. A sweep's parent
@@ -12,19 +14,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 from loadgen._toml import toml
 from loadgen.catalog.models import UnknownModel, lookup
 from loadgen.catalog.profiles import kind_of
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.report.summary_shape import validate_summary
-from loadgen.results import series
 from loadgen.results.directory import (
     REQUESTS_FILE, SCENARIO_FILE, SUMMARY_FILE, load_attempts, load_run_facts, load_summary,
 )
 from loadgen.results.histograms import LATENCY_METRICS
 from loadgen.results.rebuild import rebuild_summary
+from loadgen.results.series import RunSeries
 from loadgen.scenario import ScenarioError, Threshold, loads
 
 
@@ -34,7 +36,7 @@ class RunView:
 
     path: Path
     summary: dict
-    attempts: tuple[dict, ...]
+    series: RunSeries                       # requests.jsonl folded (empty when it could not be read)
     thresholds: tuple[Any, ...]             # scenario.Threshold (expr, arm, line)
     quotas: dict[str, "tuple[int, int] | None"]  # arm -> (tpm, rpm) in force; None = unknown
     peaks_burndown: dict[str, float]        # arm (and "*") -> peak quota tokens per 60 s, with burndown
@@ -122,12 +124,14 @@ def _needs_rebuild(path: Path, command: str) -> bool:
                             "directory (the folder `loadgen run` prints after \"results:\")")
 
 
-def _rebuilt(path: Path, attempts: Sequence[Mapping[str, Any]], scenario: Any) -> tuple[dict, dict, str]:
-    """A killed run's summary from its attempts: (summary, arm -> metric -> HdrHistogram, the note saying so)."""
+def _rebuilt(path: Path, attempts: Iterable[Mapping[str, Any]], scenario: Any) -> tuple[dict, dict, str]:
+    """A killed run's summary from its attempts (read once): (summary, arm -> metric ->
+    HdrHistogram, the note saying so)."""
     summary, metrics = rebuild_summary(attempts, scenario, results_dir=path, run_facts=load_run_facts(path))
     histograms = {a: {m: metrics.histogram(a, m) for m in LATENCY_METRICS} for a in metrics.arm_names}
+    n = sum(a["requests"]["sent"] for a in summary["arms"].values())
     note = (f"{path / SUMMARY_FILE}: missing, the run did not finish (killed?); summary rebuilt from "
-            f"{len(attempts)} attempt(s) in {REQUESTS_FILE}, up to {summary['scenario_s']:.0f} s of scenario time. "
+            f"{n} attempt(s) in {REQUESTS_FILE}, up to {summary['scenario_s']:.0f} s of scenario time. "
             "Not written to disk.")
     return summary, histograms, note
 
@@ -143,7 +147,7 @@ def read_summary(results_dir: str | Path, command: str = "compare") -> tuple[dic
         validate_summary(summary, str(path / SUMMARY_FILE))
         return summary, ""
     scenario, _ = _scenario_of(path)
-    summary, _, note = _rebuilt(path, tuple(load_attempts(path)), scenario)
+    summary, _, note = _rebuilt(path, load_attempts(path), scenario)
     return summary, note
 
 
@@ -167,22 +171,33 @@ def load_view(results_dir: str | Path, summary: Mapping[str, Any] | None = None,
         validate_summary(summary, str(path / SUMMARY_FILE))
     if not rebuild:
         summary = dict(summary)
+    histograms = None
+    if rebuild:
+        # a second pass below; each streams the file
+        summary, histograms, note = _rebuilt(path, load_attempts(path), scenario)
+        notes.insert(0, note)
     try:
-        attempts = tuple(load_attempts(path))
+        run_series = _fold(path)
         attempts_read = True
     except FileNotFoundError:
-        attempts, attempts_read = (), False
+        run_series, attempts_read = RunSeries(burndown_of), False
         notes.append(f"{path / REQUESTS_FILE}: missing; time series and gap plots are empty, "
                      "tpm thresholds cannot be measured")
     except ValueError as e:
-        if rebuild:
-            raise
-        attempts, attempts_read = (), False
+        run_series, attempts_read = RunSeries(burndown_of), False
         notes.append(str(e))
-    histograms = None
-    if rebuild:
-        summary, histograms, note = _rebuilt(path, attempts, scenario)
-        notes.insert(0, note)
-    peaks = series.peak_quota_tpm(attempts, burndown_of) if attempts else {}
-    return RunView(path, summary, attempts, thresholds, quotas_for(summary, scenario), peaks, tuple(notes),
+    peaks = run_series.peak_quota_tpm() if run_series.attempts else {}
+    return RunView(path, summary, run_series, thresholds, quotas_for(summary, scenario), peaks, tuple(notes),
                    attempts_read, histograms)
+
+
+def _fold(path: Path) -> RunSeries:
+    """requests.jsonl streamed into a RunSeries. Its quota peaks are exact when attempts come
+    within the reorder lag of time order (one process writes them as they end); when some
+    came later (batch results booked at the end, parts written one after another) the
+    file is read once more with a lag that covers them, which is exact again."""
+    folded = RunSeries.of(load_attempts(path), burndown=burndown_of)
+    if not folded.peaks_exact:
+        again = RunSeries.of(load_attempts(path), burndown=burndown_of, lag_s=folded.max_late_s + 1.0)
+        folded.peaks = again.peaks
+    return folded

@@ -2,7 +2,8 @@
 
 The summary's buckets (`GAP_EDGES_S`, seconds) are fine around the 5-minute default
 TTL (4-5m, 5-6m) and coarse elsewhere; 1 h is the long TTL. The bucketing rule
-(`gap_bucket_index`) takes any edges, so the plots use it with finer ones.
+(`gap_bucket_index`) takes any edges, so the plots use it with finer ones
+(`PLOT_GAP_EDGES_S`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from bisect import bisect_right
 from typing import Mapping, Sequence
 
 GAP_EDGES_S = (0.0, 60.0, 120.0, 240.0, 300.0, 360.0, 600.0, 1800.0, 3600.0)
+# Finer than summary.json's buckets around the two TTLs, so the plot's drop shows where it happens.
+PLOT_GAP_EDGES_S = (0, 30, 60, 120, 180, 240, 270, 300, 330, 360, 480, 600, 900, 1200, 1800, 2700,
+                    3300, 3600, 3900, 4500, 5400, 7200, 10800)
 
 
 def gap_bucket_labels(edges: Sequence[float] = GAP_EDGES_S) -> tuple[str, ...]:

@@ -18,8 +18,9 @@ built-in emulator on the warp clock at `[target] time_scale`. `clock_source` say
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 from loadgen._version import __version__
 from loadgen.catalog.pricing import PricingError, pricer, table_for
@@ -30,21 +31,12 @@ KILLED = "killed (rebuilt from requests.jsonl)"
 _FIELDS = {f.name for f in dataclasses.fields(Attempt)}
 
 
-def _arm_infos(records: Sequence[Mapping[str, Any]], scenario: Any) -> list[ArmInfo]:
-    """Arms that sent something, in scenario order (first-seen order when it is unknown)."""
-    seen: dict[str, Mapping[str, Any]] = {}
-    for r in records:
-        seen.setdefault(r["arm"], r)
-    declared = {a.name: a for a in getattr(scenario, "arms", ())}
-    order = [n for n in declared if n in seen] + [n for n in seen if n not in declared]
-    out = []
-    for name in order:
-        if name in declared:
-            out.append(ArmInfo.from_arm(declared[name]))
-        else:  # the scenario copy is unreadable: what the records themselves say
-            r = seen[name]
-            out.append(ArmInfo(name, str(r.get("model_id") or "?"), str(r.get("profile") or "?"), "unknown"))
-    return out
+def _arm_info(name: str, record: Mapping[str, Any], declared: Mapping[str, Any]) -> ArmInfo:
+    """The arm as the scenario declares it, else as its first record says (the scenario
+    copy is unreadable)."""
+    if name in declared:
+        return ArmInfo.from_arm(declared[name])
+    return ArmInfo(name, str(record.get("model_id") or "?"), str(record.get("profile") or "?"), "unknown")
 
 
 def _usage(a: Attempt) -> dict[str, Any]:
@@ -57,17 +49,15 @@ def _usage(a: Attempt) -> dict[str, Any]:
             "cacheDetails": details}
 
 
-def _cost_buckets(scenario: Any, infos: Sequence[ArmInfo]):
+def _cost_buckets(scenario: Any):
     """USD by cost bucket for one attempt, priced as the run priced it: the same pricer
     (`pricing.pricer` over the scenario's `[pricing]` overrides) at the arm's cache TTL and
     service tier. None when the scenario is unknown (then only totals, from cost_usd)."""
     if scenario is None:
         return None
     price = pricer(table_for(scenario.pricing))
-    arms = {i.name: i for i in infos}
 
-    def buckets(a: Attempt) -> dict[str, float] | None:
-        info = arms[a.arm]
+    def buckets(a: Attempt, info: ArmInfo) -> dict[str, float] | None:
         ttl = info.cache_ttl if info.cache_ttl in ("5m", "1h") else "5m"
         try:
             if a.batch_status is not None:  # a batch record: the batch price, as the run priced it
@@ -79,25 +69,41 @@ def _cost_buckets(scenario: Any, infos: Sequence[ArmInfo]):
     return buckets
 
 
-def rebuild_summary(records: Sequence[Mapping[str, Any]], scenario: Any = None, *,
+def rebuild_summary(records: Iterable[Mapping[str, Any]], scenario: Any = None, *,
                     results_dir: str | Path = "", run_facts: Mapping[str, Any] | None = None
                     ) -> tuple[dict, Metrics]:
     """(summary.json dict, the Metrics holding its histograms) from requests.jsonl records.
 
-    `scenario`: the copied scenario.toml parsed (arm order, cache TTLs, prices, run facts),
-    or None. `run_facts`: run.json (`results.load_run_facts`), or None. ValueError names
-    the record that is not an attempt.
+    `records`: any iterable, read once (`load_attempts` streams the file: memory stays
+    that of the histograms and counters, not of the attempts). `scenario`: the copied
+    scenario.toml parsed (arm order, cache TTLs, prices, run facts), or None. `run_facts`:
+    run.json (`results.load_run_facts`), or None. ValueError names the record that is
+    not an attempt. Arms that sent something come in scenario order (first-seen order
+    for those it does not declare).
     """
-    infos = _arm_infos(records, scenario)
-    metrics = Metrics(infos)
-    price = _cost_buckets(scenario, infos)
+    declared = {a.name: a for a in getattr(scenario, "arms", ())}
+    per_arm: dict[str, tuple[ArmInfo, Metrics]] = {}   # one Metrics per arm, merged in order at the end
+    price = _cost_buckets(scenario)
+    n = 0
+    wall_lo, wall_hi, scenario_s = math.inf, -math.inf, 0.0
     for n, r in enumerate(records, 1):
         try:
             a = Attempt(**{k: v for k, v in r.items() if k in _FIELDS})
         except TypeError as e:
             raise ValueError(f"requests.jsonl record {n}: not an attempt record ({e})") from None
-        metrics.record(a, price(a) if price else None)
-    walls = [float(r["wall_start"]) for r in records if r.get("wall_start")]
+        arm = per_arm.get(a.arm)
+        if arm is None:
+            info = _arm_info(a.arm, r, declared)
+            arm = per_arm[a.arm] = (info, Metrics([info]))
+        arm[1].record(a, price(a, arm[0]) if price else None)
+        if r.get("wall_start"):
+            w = float(r["wall_start"])
+            wall_lo, wall_hi = min(wall_lo, w), max(wall_hi, w)
+        scenario_s = max(scenario_s, float(r.get("end") or 0.0))
+    order = [name for name in declared if name in per_arm] + [name for name in per_arm if name not in declared]
+    metrics = Metrics([])
+    for name in order:
+        metrics.merge(per_arm[name][1])
     facts: dict[str, Any] = {
         "loadgen_version": __version__,
         "scenario": getattr(scenario, "name", None) or Path(results_dir).name or "?",
@@ -105,8 +111,8 @@ def rebuild_summary(records: Sequence[Mapping[str, Any]], scenario: Any = None, 
         **_clock_facts(scenario, run_facts),
         "seed": getattr(scenario, "seed", None),
         # the last send minus the first: the run's own wall time is lost with it
-        "wall_s": round(max(walls) - min(walls), 3) if walls else 0.0,
-        "scenario_s": round(max((float(r.get("end") or 0.0) for r in records), default=0.0), 3),
+        "wall_s": round(wall_hi - wall_lo, 3) if wall_hi >= wall_lo else 0.0,
+        "scenario_s": round(scenario_s, 3),
         "duration_s": getattr(scenario, "duration", None),
         "region": scenario.target.region if scenario is not None else None,
         "stopped": KILLED,
