@@ -27,88 +27,34 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import shutil
+import tempfile
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from loadgen import __version__
 from loadgen._toml import toml
+from loadgen.api import rate_search
+from loadgen.api.fanout import SERIAL, Fanout, Placement, open_fanout, read_files, write_files
+from loadgen.api.rate_search import Space
 from loadgen.api.result import MaxRateResult, RunResult
-from loadgen.api.session import ProbeState, RunState, finish, run_facts
-from loadgen.api.setup import InputError
+from loadgen.api.maxrate_trial import Found, Trial, at_rate, run_trial, trial_job
+from loadgen.api.maxrate_trial import throttle_cause as throttle_cause  # where tests and callers import it
+from loadgen.api.search_fanout import run_searches
+from loadgen.api.session import RunState, finish
+from loadgen.api.setup import InputError, emulator_config, make_pricer
 from loadgen.api.signals import StopFlag
 from loadgen.api.virtual import run_virtual
 from loadgen.catalog import profiles
 from loadgen.engine.clock import VirtualClock
 from loadgen.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLD
-from loadgen.report.verdicts import percentile_from_histograms
-from loadgen.report.view import burndown_of
 from loadgen.results.directory import ResultsDir, safe_name
-from loadgen.results.histograms import LATENCY_METRICS
-from loadgen.results.series import peak_quota_tpm
-from loadgen.scenario import sweep, thresholds
+from loadgen.scenario import sweep
 from loadgen.scenario import Scenario, Threshold
-from loadgen.scenario.arrivals import Poisson
 from loadgen.scenario.units import format_ms, format_rate
 
 DEFAULT_THRESHOLDS = (Threshold("throttle_rate < 1%"),)
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One simulated rate (requests per second) and what it showed."""
-
-    rate: float
-    passed: bool
-    sent: int
-    failed: tuple[str, ...]                  # "expr (measured text)" of failed thresholds
-    throttles: tuple[tuple[str, int], ...]   # (cause, attempts), most first
-    measured: dict[str, Any] = field(default_factory=dict)
-    verdicts: tuple[dict[str, Any], ...] = ()  # every threshold checked (thresholds.Result.to_dict())
-
-
-@dataclass(frozen=True)
-class Found:
-    arm: str
-    max_rate: float | None                   # None: even the lowest rate tried failed
-    first_fail: float | None                 # None: the highest rate tried passed
-    at_max: Trial | None
-    at_fail: Trial | None
-    trials: tuple[Trial, ...]
-    interrupted: bool = False                # Ctrl-C cut the search short: the bounds are not final
-
-    @property
-    def binding(self) -> str:
-        t = self.at_fail
-        if t is None:
-            return "none found (no trial rate failed)"
-        parts = list(t.failed)
-        if t.throttles:
-            cause, n = t.throttles[0]
-            parts.append(f"throttled by {cause} ({n} attempts)")
-        return "; ".join(parts) or "unknown"
-
-
-def throttle_cause(quota: str | None, message: str | None, model_id: str) -> str:
-    """Which limit a throttled attempt hit, from its `quota` field (see the module doc);
-    without one (AWS sends none, nor do injected faults), its message."""
-    kind, _, regions = (quota or "").partition(" ")
-    if kind == "capacity":
-        return f"Region capacity ({regions.replace(',', ', ')})"
-    if kind in ("rpm", "tpm", "tpd"):
-        return f"{kind.upper()} quota of {model_id} in {regions or '?'}"
-    msg = message or ""
-    return f"throttling ({msg[:60] or 'no message'})"
-
-
-def at_rate(sc: Scenario, rate: float) -> Scenario:
-    """The scenario with its arrival rate set to `rate` per second (see the module doc)."""
-    assert sc.arrivals is not None
-    if sc.arrivals.is_steady:
-        return dataclasses.replace(sc, arrivals=dataclasses.replace(sc.arrivals, rate=rate))
-    return dataclasses.replace(sc, arrivals=Poisson(rate=rate))
 
 
 def scenario_text_at(sc: Scenario, rate: float) -> str:
@@ -125,78 +71,38 @@ def scenario_text_at(sc: Scenario, rate: float) -> str:
                                    f"{', '.join(a.name for a in sc.arms)} at {rate:g} requests/s")
 
 
+# --------------------------------------------------------------------------- the search
+
 def search(probe: Callable[[float], Trial], start: float, *, tolerance: float = 0.05,
            max_trials: int = 24, lowest: float = 1 / 3600, highest: float = 5000.0) -> tuple[Trial | None, Trial | None, list[Trial]]:
     """(highest passing trial, lowest failing trial, all trials) for a monotone-ish probe.
 
     Exponential search from `start` (x2 up while passing, /2 down while failing), then
-    geometric bisection until fail/pass <= 1 + tolerance or max_trials is spent.
+    geometric bisection until fail/pass <= 1 + tolerance or max_trials is spent
+    (loadgen/api/rate_search.py, which also runs it in parallel).
     """
-    trials: list[Trial] = []
-    good: Trial | None = None
-    bad: Trial | None = None
-    r = min(max(start, lowest), highest)
-    while len(trials) < max_trials:
-        t = probe(r)
-        trials.append(t)
-        if t.passed:
-            good = t if good is None or t.rate > good.rate else good
-            if bad is not None or r >= highest:
-                break
-            r = min(r * 2, highest)
-        else:
-            bad = t if bad is None or t.rate < bad.rate else bad
-            if good is not None or r <= lowest:
-                break
-            r = max(r / 2, lowest)
-    while good is not None and bad is not None and bad.rate / good.rate > 1 + tolerance and len(trials) < max_trials:
-        t = probe((good.rate * bad.rate) ** 0.5)
-        trials.append(t)
-        if t.passed:
-            good = t
-        else:
-            bad = t
-    return good, bad, trials
+    trials, bounds = rate_search.search(probe, Space(start, tolerance, max_trials, lowest, highest), _passed)
+    return _at(trials, bounds.good), _at(trials, bounds.bad), trials
 
 
-# --------------------------------------------------------------------------- the search
+def _passed(t: Trial) -> bool:
+    return t.passed
 
-def _trial(sc: Scenario, rate: float, pricer: Any, cfg: Any, checks: Sequence[Any]) -> Trial:
-    causes: Counter[str] = Counter()
-    arm = sc.arms[0]
-    # a `tpm` threshold is measured like the report does: peak quota tokens from the attempts
-    wants_tpm = any(thresholds.parse(t.expr).metric == "tpm" for t in checks)
-    quota_events: list[dict[str, Any]] = []
 
-    def seen(a: Any) -> None:
-        if a.status == "throttled":
-            causes[throttle_cause(a.quota, a.message, arm.model_id)] += 1
-        if wants_tpm:
-            quota_events.append({"arm": a.arm, "model_id": a.model_id, "start": a.start, "end": a.end,
-                                 "input_tokens": a.input_tokens, "cache_write": a.cache_write,
-                                 "output_tokens": a.output_tokens})
+def _at(trials: Sequence[Trial], i: int | None) -> Trial | None:
+    return None if i is None else trials[i]
 
-    state = ProbeState(at_rate(sc, rate), VirtualClock(), on_attempt=seen)
-    run_virtual(state, pricer, cfg, signals=False)
-    summary = state.metrics.summary(run_facts(state.sc, state.clock, state.wall0, None))
-    peak_tpm = None
-    if wants_tpm:
-        peak_tpm = peak_quota_tpm(quota_events, burndown_of)
-    # percentiles summary.json does not carry (p95) come from the trial's live histograms
-    hists = {a: {m: state.metrics.histogram(a, m) for m in LATENCY_METRICS} for a in state.metrics.arm_names}
-    results = thresholds.check(checks, summary, peak_tpm=peak_tpm,
-                               percentile=percentile_from_histograms(Path("."), in_memory=hists))
-    s = summary["arms"][arm.name]
-    req = s["requests"]
-    failed = tuple(f"{r.expr.text} (measured {thresholds.format_value(r.expr, r.measured)})"
-                   for r in results if r.failed)
-    measured = {
-        "throttle_pct": round(100 * req["throttled"] / req["sent"], 3) if req["sent"] else 0.0,
-        "ttft_p99_ms": s["latency_ms"]["ttft"].get("p99"), "e2e_p99_ms": s["latency_ms"]["e2e"].get("p99"),
-        "sent": req["sent"], "ok": req["ok"],
-    }
-    return Trial(rate, not failed, req["sent"], failed, tuple(causes.most_common()), measured,
-                 tuple(r.to_dict() for r in results))
+
+def results_job(path: str, sc: Scenario, rate: float, ship: bool) -> tuple[RunResult, dict[str, bytes] | None, str | None]:
+    """The results directory at the rate found, as a job: (result, files, folder) when `ship`
+    (it ran in a temporary folder, maybe on another machine), else (result, None, None)."""
+    where = Path(tempfile.mkdtemp(prefix="loadgen-maxrate-")) / Path(path).name if ship else Path(path)
+    try:
+        result = _results_at(where, sc, rate, make_pricer(sc), emulator_config(sc))
+        return (result, read_files(where), str(where)) if ship else (result, None, None)
+    finally:
+        if ship:
+            shutil.rmtree(where.parent, ignore_errors=True)
 
 
 class _Stopped(Exception):
@@ -224,21 +130,41 @@ def check_open_loop(sc: Scenario) -> None:
 
 
 def find_max_rate(sc: Scenario, pricer: Any, cfg: Any, *, out: str | Path = "results",
-                  progress: Callable[[str], None] | None = None, signals: bool = True) -> MaxRateResult:
+                  progress: Callable[[str], None] | None = None, signals: bool = True,
+                  placement: Placement = SERIAL) -> MaxRateResult:
     """Search each arm's highest rate within the thresholds; write `<out>/<name>-maxrate-<UTC>/`
     (maxrate.json, and a results directory per arm at the rate found).
 
     `progress` receives one line per trial and per arm searched. `exit_code`: 0 when every
     arm has a rate within the thresholds, 1 when for some arm even the lowest rate tried
-    fails them, 130 when interrupted.
+    fails them, 130 when interrupted. `placement` (`--workers`, `--cluster`): the arms are
+    searched side by side and spare workers run trials ahead (api/search_fanout.py); the
+    trials and the answer are the serial search's, and the jobs rebuild the pricer and
+    emulator config from the scenario (`pricer` and `cfg` then serve the table only).
     """
     check_open_loop(sc)
     assert sc.arrivals is not None
     checks = sc.thresholds or DEFAULT_THRESHOLDS
     start = sc.arrivals.rate if sc.arrivals.is_steady and sc.arrivals.rate > 0 else 1.0
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    parent = Path(out) / f"{safe_name(sc.name)}-maxrate-{stamp}"
-    parent.mkdir(parents=True, exist_ok=False)
+    fan = open_fanout(placement) if placement.parallel else None  # RayMissing / ClusterError: before any file
+    try:
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        parent = Path(out) / f"{safe_name(sc.name)}-maxrate-{stamp}"
+        parent.mkdir(parents=True, exist_ok=False)
+        if fan is None:
+            found, points, interrupted = _serial(sc, checks, start, parent, pricer, cfg, progress, signals)
+        else:
+            if progress is not None:
+                progress(f"  trials on {fan.where}: the arms side by side, the next possible rates ahead")
+            found, points, interrupted = _parallel(fan, sc, checks, start, parent, progress, signals)
+    finally:
+        if fan is not None:
+            fan.close()
+    return _write(parent, sc, cfg, checks, found, points, interrupted)
+
+
+def _serial(sc: Scenario, checks: Sequence[Any], start: float, parent: Path, pricer: Any, cfg: Any,
+            progress: Callable[[str], None] | None, signals: bool) -> tuple[list[Found], list[RunResult], bool]:
     found: list[Found] = []
     points: list[RunResult] = []
     interrupted = False
@@ -250,11 +176,10 @@ def find_max_rate(sc: Scenario, pricer: Any, cfg: Any, *, out: str | Path = "res
             tried: list[Trial] = []
 
             def probe(rate: float, one: Scenario = one, mine: tuple = mine, tried: list = tried) -> Trial:
-                t = _trial(one, rate, pricer, cfg, mine)
+                t = run_trial(one, rate, pricer, cfg, mine)
                 tried.append(t)
                 if progress is not None:
-                    progress(f"  {arm.name}: {format_rate(rate):>9} {'pass' if t.passed else 'FAIL'}  "
-                             f"({t.sent} attempts, throttled {t.measured['throttle_pct']:.2f}%)")
+                    progress(_trial_line(arm.name, t))
                 if stop.set:
                     raise _Stopped
                 return t
@@ -278,7 +203,62 @@ def find_max_rate(sc: Scenario, pricer: Any, cfg: Any, *, out: str | Path = "res
             if stop.set:
                 interrupted = True
                 break
+    return found, points, interrupted
 
+
+def _parallel(fan: Fanout, sc: Scenario, checks: Sequence[Any], start: float, parent: Path,
+              progress: Callable[[str], None] | None, signals: bool) -> tuple[list[Found], list[RunResult], bool]:
+    ones = {arm.name: dataclasses.replace(sc, arms=(arm,)) for arm in sc.arms}
+    mine = {arm.name: tuple(t for t in checks if t.arm in (None, arm.name)) for arm in sc.arms}
+
+    def on_trial(arm: Any, t: Trial) -> None:
+        if progress is not None:
+            progress(_trial_line(arm, t))
+
+    def on_finished(arm: Any, trials: list[Trial], bounds: Any, wall_s: float) -> tuple | None:
+        if progress is not None:
+            progress(f"  {arm}: {len(trials)} trials in {wall_s:.1f} s wall")
+        good = _at(trials, bounds.good)
+        if good is None:
+            return None
+        return results_job, (str(parent / safe_name(arm)), ones[arm], good.rate, fan.ships_files)
+
+    def on_follow_up(arm: Any, done: tuple) -> RunResult:
+        result, files, ran_in = done
+        if files is not None:  # ran elsewhere: its directory comes back as bytes
+            path = parent / safe_name(arm)
+            write_files(path, files, was=ran_in)
+            result = dataclasses.replace(result, path=path,
+                                         report=path / "report.html" if result.report is not None else None)
+        return result
+
+    with StopFlag("the trials in hand", enabled=signals) as stop:
+        done = run_searches(fan, {a: Space(start) for a in ones},
+                            lambda arm, rate: (trial_job, (ones[arm], rate, mine[arm])), _passed, stop,
+                            on_trial=on_trial, on_finished=on_finished, on_follow_up=on_follow_up)
+    found, points = [], []
+    interrupted = stop.set
+    for arm, s in done.items():
+        if not s.trials:
+            continue
+        good, bad = _at(s.trials, s.bounds.good), _at(s.trials, s.bounds.bad)
+        found.append(Found(arm, good.rate if good else None, bad.rate if bad else None, good, bad,
+                           tuple(s.trials), not s.finished))
+        interrupted = interrupted or not s.finished
+        if s.follow_up is not None:
+            points.append(s.follow_up)
+        if progress is not None and s.unused:
+            progress(f"  {arm}: {s.unused} trial(s) run ahead were not needed")
+    return found, points, interrupted
+
+
+def _trial_line(arm: str, t: Trial) -> str:
+    return (f"  {arm}: {format_rate(t.rate):>9} {'pass' if t.passed else 'FAIL'}  "
+            f"({t.sent} attempts, throttled {t.measured['throttle_pct']:.2f}%)")
+
+
+def _write(parent: Path, sc: Scenario, cfg: Any, checks: Sequence[Any], found: list[Found], points: list[RunResult],
+           interrupted: bool) -> MaxRateResult:
     text = table(found, sc, cfg)
     # A failing trial is how the search finds the limit, not a failure of the command: exit 1
     # only when an arm has no rate at all within the thresholds (even the lowest tried failed).

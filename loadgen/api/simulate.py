@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from loadgen import __version__
 from loadgen.api import maxrate
+from loadgen.api.fanout import Placement, check_cluster, cores
 from loadgen.api.result import MaxRateResult, RunResult, SweepResult
 from loadgen.api.session import RunState, finish, open_results
 from loadgen.api.setup import Overrides, Prepared, apply_overrides, as_scenario, prepare
@@ -31,7 +32,8 @@ def simulate(scenario: Scenario | str | Path, out: str | Path = "results", *,
              sweep: Mapping[str, Any] | Sequence[str] | None = None, find_max_rate: bool = False,
              duration: str | None = None, arms: Sequence[str] = (), max_requests: int | None = None,
              allow_huge: bool = False, progress: Callable[[str], None] | None = None,
-             signals: bool = True) -> RunResult | SweepResult | MaxRateResult:
+             signals: bool = True, workers: int | None = 1,
+             cluster: str | None = None) -> RunResult | SweepResult | MaxRateResult:
     """Simulate `scenario` (a Scenario or a path) in virtual time and write its results under `out`.
 
     `sweep`: `{"arms.cache_ttl": ["5m", "1h"], ...}` (or `--sweep` flag strings); the
@@ -39,25 +41,32 @@ def simulate(scenario: Scenario | str | Path, out: str | Path = "results", *,
     each arm's highest arrival rate within the thresholds (open-loop scenarios). The
     other keyword arguments are `loadgen simulate`'s flags. `progress` receives the
     header and per-point / per-trial lines; `signals`: Ctrl-C stops cleanly and keeps
-    what was written (main thread only).
+    what was written (main thread only). `workers`: sweep points / find-max-rate trials
+    run this many at once in processes (None: one per core); `cluster`: `"ray"` or
+    `"ray://HOST:PORT"` runs them as Ray tasks instead. Either way the results are the
+    serial ones; a plain simulation always runs in this process.
 
     Raises ScenarioError / InputError / ValueError on bad input, before anything runs.
     """
     if sweep and find_max_rate:
         raise ValueError("--find-max-rate and --sweep do not combine; run them separately")
+    placement = Placement(workers if workers is not None else cores(),
+                          check_cluster(cluster) if cluster is not None else None)
     sc = as_scenario(scenario)
     # simulate always calls the built-in emulator's model, whatever [target] says
     ov = Overrides(target="emulator", duration=duration, arms=tuple(arms), max_requests=max_requests,
                    allow_huge=allow_huge)
     if sweep:
-        return run_sweep(sc, sweep_flags(sweep), ov, out=out, progress=progress, signals=signals)
+        return run_sweep(sc, sweep_flags(sweep), ov, out=out, progress=progress, signals=signals,
+                         placement=placement)
     sc = apply_overrides(sc, ov)
     ready = prepare(sc, builtin_emulator=True)
     if find_max_rate:
         maxrate.check_open_loop(sc)
         if progress is not None:
             progress("\n".join(maxrate.header(sc)))
-        return maxrate.find_max_rate(sc, ready.pricer, ready.emulator, out=out, progress=progress, signals=signals)
+        return maxrate.find_max_rate(sc, ready.pricer, ready.emulator, out=out, progress=progress, signals=signals,
+                                     placement=placement)
     return simulate_prepared(ready, out=out, max_requests=max_requests, progress=progress, signals=signals)
 
 

@@ -49,6 +49,26 @@ def _time_scale_flag(text: str) -> float:
     return scale
 
 
+def _workers_flag(text: str) -> int:
+    """--workers: N >= 1 or `auto` (the cores)."""
+    from loadgen.api.fanout import parse_workers  # deferred: as parse_duration above (start-up time)
+
+    try:
+        return parse_workers(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _cluster_flag(text: str) -> str:
+    """--cluster: `ray` or `ray://HOST:PORT`."""
+    from loadgen.api.fanout import check_cluster  # deferred: as parse_duration above (start-up time)
+
+    try:
+        return check_cluster(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 _HUGE_HELP = ("plan, simulate or run a schedule above the limit of 10 million requests per arm "
               "(refused by default: usually a unit slip)")
 
@@ -95,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "e.g. sessions.think_time.median=1m,6m,20m or arms.cache_ttl=5m,1h")
     s.add_argument("--find-max-rate", action="store_true",
                    help="open-loop scenarios: the highest arrival rate per arm within the thresholds")
+    s.add_argument("--workers", type=_workers_flag, metavar="N|auto",
+                   help="run --sweep points and --find-max-rate trials in N processes at once (auto: one per "
+                   "core; default 1). Each point stays whole in one process, so results equal the serial ones; "
+                   "a plain simulation is one scenario and always runs in one process")
+    s.add_argument("--cluster", type=_cluster_flag, metavar="ray|ray://HOST:PORT",
+                   help="run --sweep points and --find-max-rate trials as Ray tasks: `ray` joins the Ray running "
+                   "on this machine or starts one; ray://HOST:PORT connects to a cluster (needs pip install "
+                   "'loadgen[ray]'); --workers then caps the tasks in flight (default: the cluster's CPUs)")
     s.add_argument("--duration", type=_duration_flag, help="override the scenario duration, e.g. 10m")
     s.add_argument("--max-requests", type=int, help="send at most this many requests per arm (first attempts; every arm gets the same ones)")
     s.add_argument("--arm", action="append", help="simulate only this arm (repeatable)")

@@ -1,16 +1,18 @@
-"""`loadgen simulate SCENARIO [--sweep K=V1,V2 ... | --find-max-rate]`: flags ->
-loadgen.api.simulate (or its sweep / find-max-rate) -> tables on stdout."""
+"""`loadgen simulate SCENARIO [--sweep K=V1,V2 ... | --find-max-rate] [--workers N | --cluster ray]`:
+flags -> loadgen.api.simulate (or its sweep / find-max-rate) -> tables on stdout."""
 
 from __future__ import annotations
 
 import argparse
 
 from loadgen.api import maxrate
+from loadgen.api.fanout import SERIAL, Placement
+from loadgen.api.ray_cluster import ClusterError, RayMissing
 from loadgen.api.setup import InputError, Overrides, load_scenario
 from loadgen.api.simulate import simulate_prepared, speed_line
 from loadgen.api.sweep import run_sweep, table
 from loadgen.commands.run import err, prepared, print_run, say
-from loadgen.exit_codes import EXIT_BAD_INPUT
+from loadgen.exit_codes import EXIT_BAD_INPUT, EXIT_TARGET
 from loadgen.scenario import ScenarioError
 from loadgen.scenario.sweep import SweepError, parse_axes
 from loadgen.scenario.thresholds import format_results
@@ -22,14 +24,31 @@ def _overrides(args: argparse.Namespace) -> Overrides:
                      max_requests=args.max_requests, allow_huge=args.allow_huge)
 
 
+def _placement(args: argparse.Namespace) -> Placement:
+    if args.cluster is None and args.workers is None:
+        return SERIAL
+    # on Ray, --workers caps the tasks in flight; unset, the cluster's CPUs do
+    return Placement(args.workers if args.workers is not None or args.cluster else 1, args.cluster)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     if args.find_max_rate and args.sweep:
         err("loadgen simulate: --find-max-rate and --sweep do not combine; run them separately")
         return EXIT_BAD_INPUT
-    if args.sweep:
-        return _sweep(args)
-    if args.find_max_rate:
-        return _find_max_rate(args)
+    try:
+        if args.sweep:
+            return _sweep(args)
+        if args.find_max_rate:
+            return _find_max_rate(args)
+    except RayMissing as e:
+        err(f"loadgen simulate: {e}")
+        return EXIT_BAD_INPUT
+    except ClusterError as e:
+        err(f"loadgen simulate: {e}")
+        return EXIT_TARGET
+    if _placement(args).parallel:
+        err("note: --workers and --cluster spread --sweep points and --find-max-rate trials; one simulation "
+            "is one emulator model and runs in this process")
     ready = prepared(args.scenario, _overrides(args), "simulate", builtin_emulator=True)
     if isinstance(ready, int):
         return ready
@@ -50,7 +69,10 @@ def _sweep(args: argparse.Namespace) -> int:
     try:
         parse_axes(args.sweep)  # the flags before the file, as they come first on the line
         sc = load_scenario(args.scenario)  # the base file must be valid on its own: file:line: key
-        res = run_sweep(sc, args.sweep, _overrides(args), out=args.out, progress=None if args.quiet else say)
+        res = run_sweep(sc, args.sweep, _overrides(args), out=args.out, progress=None if args.quiet else say,
+                        placement=_placement(args))
+    except (RayMissing, ClusterError):
+        raise
     except ScenarioError as e:
         err(str(e))
         return EXIT_BAD_INPUT
@@ -91,7 +113,7 @@ def _find_max_rate(args: argparse.Namespace) -> int:
     for line in maxrate.header(sc):  # printed even with --quiet, which silences the trial lines
         say(line)
     res = maxrate.find_max_rate(sc, ready.pricer, ready.emulator, out=args.out,
-                                progress=None if args.quiet else say)
+                                progress=None if args.quiet else say, placement=_placement(args))
     say(res.table)
     say(f"results: {res.path}")
     none = maxrate.no_rate(res)
