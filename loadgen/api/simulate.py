@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from loadgen import __version__
 from loadgen.api import maxrate
-from loadgen.api.fanout import Placement, check_cluster, cores
+from loadgen.api.fanout import Placement, check_cluster, parse_workers
 from loadgen.api.result import MaxRateResult, RunResult, SweepResult
 from loadgen.api.session import RunState, finish, open_results
 from loadgen.api.setup import Overrides, Prepared, apply_overrides, as_scenario, prepare
@@ -32,7 +32,7 @@ def simulate(scenario: Scenario | str | Path, out: str | Path = "results", *,
              sweep: Mapping[str, Any] | Sequence[str] | None = None, find_max_rate: bool = False,
              duration: str | None = None, arms: Sequence[str] = (), max_requests: int | None = None,
              allow_huge: bool = False, progress: Callable[[str], None] | None = None,
-             signals: bool = True, workers: int | None = 1,
+             signals: bool = True, workers: int | str | None = None,
              cluster: str | None = None) -> RunResult | SweepResult | MaxRateResult:
     """Simulate `scenario` (a Scenario or a path) in virtual time and write its results under `out`.
 
@@ -42,15 +42,18 @@ def simulate(scenario: Scenario | str | Path, out: str | Path = "results", *,
     other keyword arguments are `loadgen simulate`'s flags. `progress` receives the
     header and per-point / per-trial lines; `signals`: Ctrl-C stops cleanly and keeps
     what was written (main thread only). `workers`: sweep points / find-max-rate trials
-    run this many at once in processes (None: one per core); `cluster`: `"ray"` or
-    `"ray://HOST:PORT"` runs them as Ray tasks instead. Either way the results are the
-    serial ones; a plain simulation always runs in this process.
+    run this many at once in processes (`"auto"`: one per core; None: 1, or on a cluster
+    its CPUs); `cluster`: `"ray"` or `"ray://HOST:PORT"` runs them as Ray tasks instead.
+    Either way the results are the serial ones; a plain simulation always runs here.
 
     Raises ScenarioError / InputError / ValueError on bad input, before anything runs.
     """
     if sweep and find_max_rate:
         raise ValueError("--find-max-rate and --sweep do not combine; run them separately")
-    placement = Placement(workers if workers is not None else cores(),
+    n = parse_workers(workers) if isinstance(workers, str) else workers
+    if n is not None and n < 1:
+        raise ValueError(f"workers: expected a whole number >= 1 or 'auto', got {workers!r}")
+    placement = Placement(n if n is not None else (None if cluster else 1),
                           check_cluster(cluster) if cluster is not None else None)
     sc = as_scenario(scenario)
     # simulate always calls the built-in emulator's model, whatever [target] says
