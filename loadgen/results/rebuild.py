@@ -1,7 +1,8 @@
 """A summary rebuilt from requests.jsonl, for a run killed before it wrote summary.json.
 
-requests.jsonl is line-buffered (results.py), so after SIGKILL every completed attempt
-is on disk while summary.json and histograms/ are not. Folding those records through
+requests.jsonl reaches the kernel at least every second (results/directory.py), so after
+SIGKILL every attempt but those of the last second is on disk while summary.json and
+histograms/ are not. Folding those records through
 the same `loadgen.results.metrics.Metrics` the runner uses gives the same figures a finished
 run would have written for those attempts (Metrics rounds times to the microsecond as
 requests.jsonl stores them, so latency figures are identical). The run facts say plainly
