@@ -115,9 +115,19 @@ def emulator(core: int = 0, config: str = EMULATOR_CONFIG) -> Iterator[str]:
                 proc.wait()
 
 
-def run_child(script: str, args: list[str], timeout: float = 600.0) -> dict[str, Any]:
-    """Run `python script args` (a benchmark's child mode) and return its last stdout line as JSON."""
-    env = {**os.environ, **CHILD_ENV}
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages ("n/a" where the OS has none): how busy the
+    machine was around a measurement."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def run_child(script: str, args: list[str], timeout: float = 600.0, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run `python script args` (a benchmark's child mode) and return its last stdout line as JSON.
+    `env`: variables added to the child's environment."""
+    env = {**os.environ, **CHILD_ENV, **(env or {})}
     out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, env=env,
                          cwd=REPO, timeout=timeout)
     if out.returncode != 0:
@@ -182,40 +192,6 @@ def load_scenario(text: str, endpoint_url: str):
 
     sc = loads(text, "<bench>")
     return dataclasses.replace(sc, target=dataclasses.replace(sc.target, endpoint_url=endpoint_url))
-
-
-def install_ua_cache() -> None:
-    """Memoise botocore's User-Agent string per (creator, feature set): a prototype of
-    the trim measured by bench_generator.py (not part of loadgen).
-
-    `UserAgentString.to_string()` rebuilds ~12 components per call and is called twice
-    per request (request dict, then the `request-created` handler). Its only per-call
-    input is the set of feature ids in botocore's context (retry mode, etc.); the rest
-    is fixed for a client. Keying the cache on that set keeps the header byte-identical.
-    """
-    from botocore import useragent
-    from botocore.context import get_context
-
-    original = useragent.UserAgentString.to_string
-    if getattr(original, "_loadgen_cached", False):
-        return
-
-    def to_string(self):  # type: ignore[no-untyped-def]
-        ctx = get_context()
-        key = frozenset(ctx.features) if ctx is not None else frozenset()
-        # keyed on id(self) too: with_client_config() shallow-copies the creator, and a
-        # copy (another config) must not read this one's strings
-        entry = self.__dict__.get("_loadgen_ua_cache")
-        if entry is None or entry[0] != id(self):
-            entry = self.__dict__["_loadgen_ua_cache"] = (id(self), {})
-        cache = entry[1]
-        s = cache.get(key)
-        if s is None:
-            s = cache[key] = original(self)
-        return s
-
-    to_string._loadgen_cached = True  # type: ignore[attr-defined]
-    useragent.UserAgentString.to_string = to_string
 
 
 def fmt_ratio(x: float, base: float) -> str:

@@ -1,24 +1,29 @@
-"""Generator overhead: requests/s through loadgen vs a bare aiobotocore loop (the ceiling).
+"""Generator overhead: requests/s and CPU per request through loadgen vs a bare aiobotocore loop.
 
 The emulator ("fast" latency, quotas off) runs in its own process on core 0; each case
 runs in a fresh process pinned to core 1, so the generator has one core to itself:
 
-  bare       N tasks each looping `await client.converse(**params)` on one aiobotocore
-             client configured as loadgen's transport is; the same request body
-             loadgen builds. This is the ceiling.
-  transport  N tasks looping loadgen's `BedrockTransport.call` (the timing and
-             outcome wrapper around the same client).
-  loadgen    the whole `loadgen run` path (`api.session.drive`: Runner, workload
-             builder, cache expectations, pricing, Metrics.record, requests.jsonl,
-             live progress) on a RealClock, open loop at 1.5 x the ceiling with
-             `max_in_flight = N`, stopped by `--max-requests` after about `--seconds`.
+  bare           N tasks each looping `await client.converse(**params)` on one
+                 aiobotocore client with the Config a user writes for a load loop
+                 (botocore's retries off, a connection per task), the same request
+                 body loadgen builds. The baseline.
+  bare+switches  the same loop on a client with loadgen's Config
+                 (`transport.client_config`: parameter validation off, the
+                 User-Agent built once): what those public switches give any loop.
+  transport      N tasks looping loadgen's `BedrockTransport.call` (loadgen's client,
+                 the timing and outcome wrapper).
+  loadgen        the whole `loadgen run` path (`api.session.drive`: Runner, workload
+                 builder, cache expectations, pricing, Metrics.record, requests.jsonl,
+                 live progress) on a RealClock, open loop at 1.5 x the ceiling with
+                 `max_in_flight = N`, stopped by `--max-requests` after about `--seconds`.
 
-Each of these runs twice more with botocore's User-Agent string memoised per feature
-set (`_common.install_ua_cache`) to measure that trim. Then the per-request cost of
-loadgen's own pieces is timed in-process and shown against the bare call's CPU time,
-ending with the whole `loadgen run` path on a transport that answers at once (no HTTP).
+With awscrt installed (botocore then signs with it), `--crt` adds the loadgen case
+again with `BOTO_DISABLE_CRT=true` (botocore's own switch) to measure what it gives.
+Then the per-request cost of loadgen's own pieces is timed in-process and shown
+against the bare call's CPU time, ending with the whole `loadgen run` path on a
+transport that answers at once (no HTTP).
 
-    python benchmarks/bench_generator.py [--seconds 8] [--concurrency 32] [--profile]
+    python benchmarks/bench_generator.py [--seconds 8] [--concurrency 32] [--repeat 2] [--crt] [--profile]
 
 Loopback only; dummy credentials.
 """
@@ -56,12 +61,18 @@ async def _bare(url: str, a: argparse.Namespace) -> dict:
     from aiobotocore.config import AioConfig
     from aiobotocore.session import get_session
 
+    from loadgen.engine.transport import client_config
+
     sc = _bench_scenario(url, a, 1.0, 60)
     params = _request_params(sc)
-    config = AioConfig(retries={"total_max_attempts": 1, "mode": "standard"},
-                       max_pool_connections=max(10, a.concurrency), read_timeout=300, connect_timeout=10,
-                       tcp_keepalive=True)
-    async with get_session().create_client("bedrock-runtime", region_name=C.REGION, endpoint_url=url,
+    session = get_session()
+    if a.child == "bare+switches":
+        config = client_config(session, max_connections=a.concurrency)
+    else:
+        config = AioConfig(retries={"total_max_attempts": 1, "mode": "standard"},
+                           max_pool_connections=max(10, a.concurrency), read_timeout=300, connect_timeout=10,
+                           tcp_keepalive=True)
+    async with session.create_client("bedrock-runtime", region_name=C.REGION, endpoint_url=url,
                                            config=config, aws_access_key_id="loadgen-emulator",
                                            aws_secret_access_key="loadgen-emulator") as client:
         deltas = 0
@@ -199,12 +210,13 @@ def _print_profile(prof, stream) -> None:
 def child(a: argparse.Namespace) -> None:
     import anyio
 
+    import botocore.compat
+
     C.pin(1)
-    if a.ua_cache:
-        C.install_ua_cache()
-    fn = {"bare": _bare, "transport": _transport, "loadgen": _loadgen}[a.child]
+    fn = {"bare": _bare, "bare+switches": _bare, "transport": _transport, "loadgen": _loadgen}[a.child]
     res = anyio.run(fn, a.url, a)
     res["peak_rss_mb"] = C.peak_rss_mb()
+    res["crt"] = bool(botocore.compat.HAS_CRT)
     C.emit(res)
 
 
@@ -337,7 +349,8 @@ def main() -> None:
     ap.add_argument("--pieces", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--rate", type=float, default=0.0, help=argparse.SUPPRESS)
-    ap.add_argument("--ua-cache", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--crt", action="store_true",
+                    help="also run the loadgen case with botocore's awscrt signer switched off (BOTO_DISABLE_CRT)")
     a = ap.parse_args()
     if a.child:
         return child(a)
@@ -349,34 +362,43 @@ def main() -> None:
         (["--stream"] if a.stream else [])
     print(f"cores: {C.cores()}; emulator on core 0, generator on core 1; {a.seconds:g} s per case, "
           f"{a.concurrency} in flight, {'converse_stream' if a.stream else 'converse'}, "
-          f"{a.prefix_tokens}-token prefix")
-    rounds: dict[str, list[dict]] = {}
+          f"{a.prefix_tokens}-token prefix; load average {C.load_average()}")
+    cases = ["bare", "bare+switches", "transport", "loadgen"] + (["loadgen, no awscrt"] if a.crt else [])
+    rounds: dict[str, list[dict]] = {k: [] for k in cases}
     with C.emulator() as url:
         for r in range(a.repeat):
-            for ua in (False, True):
-                tag = " +ua-cache" if ua else ""
-                extra = common + ["--url", url] + (["--ua-cache"] if ua else [])
-                bare = C.run_child(__file__, ["--child", "bare", *extra])
-                rounds.setdefault("bare" + tag, []).append(bare)
-                tr = C.run_child(__file__, ["--child", "transport", *extra])
-                rounds.setdefault("transport" + tag, []).append(tr)
-                prof = ["--profile"] if a.profile and r == 0 and not ua else []
-                lg = C.run_child(__file__, ["--child", "loadgen", *extra, "--rate", str(1.5 * bare["rps"]), *prof])
-                rounds.setdefault("loadgen" + tag, []).append(lg)
-                print(f"round {r + 1}{tag}: bare {bare['rps']:6.0f} req/s ({bare['cpu_us_per_req']:4.0f} us CPU/req)"
-                      f"  transport {tr['rps']:6.0f} ({tr['rps'] / bare['rps']:.3f} x bare)"
-                      f"  loadgen {lg['rps']:6.0f} ({lg['rps'] / bare['rps']:.3f} x bare,"
-                      f" {lg['cpu_us_per_req']:4.0f} us CPU/req)", flush=True)
+            line = []
+            for case in cases:
+                extra = common + ["--url", url]
+                env = {}
+                if case.startswith("loadgen"):
+                    extra += ["--rate", str(1.5 * rounds["bare"][-1]["rps"])]
+                    if a.profile and r == 0 and case == "loadgen":
+                        extra.append("--profile")
+                if case == "loadgen, no awscrt":
+                    env = {"BOTO_DISABLE_CRT": "true"}
+                res = C.run_child(__file__, ["--child", case.split(",")[0], *extra], env=env)
+                rounds[case].append(res)
+                line.append(f"{case} {res['cpu_us_per_req']:4.0f} us/req "
+                            f"({rounds['bare'][-1]['cpu_us_per_req'] / res['cpu_us_per_req']:.3f} x)")
+            print(f"round {r + 1}: " + "  ".join(line), flush=True)
+
     def best(k: str) -> dict:
-        return max(rounds[k], key=lambda x: x["rps"])
+        return min(rounds[k], key=lambda x: x["cpu_us_per_req"])
 
     base = best("bare")
-    print(f"\nbest of {a.repeat} rounds (baseline: bare aiobotocore loop, {base['rps']:.0f} req/s, "
-          f"{base['cpu_us_per_req']:.0f} us CPU per request):")
-    for k in ("bare", "transport", "loadgen", "bare +ua-cache", "transport +ua-cache", "loadgen +ua-cache"):
+    print(f"\nbest of {a.repeat} rounds by CPU per request (baseline: bare aiobotocore loop, "
+          f"{base['cpu_us_per_req']:.0f} us CPU per request, {base['rps']:.0f} req/s); "
+          f"x baseline = baseline CPU / case CPU (higher is cheaper); awscrt signing: "
+          f"{'on' if base['crt'] else 'not installed'}")
+    for k in cases:
         x = best(k)
-        print(f"  {k:22s} {x['rps']:7.0f} req/s  {x['rps'] / base['rps']:.3f} x baseline   "
-              f"{x['cpu_us_per_req']:5.0f} us CPU/req   peak RSS {x['peak_rss_mb']:.0f} MB")
+        per_round = " ".join(f"{rb['cpu_us_per_req'] / rx['cpu_us_per_req']:.3f}"
+                             for rb, rx in zip(rounds["bare"], rounds[k]))
+        print(f"  {k:20s} {x['cpu_us_per_req']:5.0f} us CPU/req  {base['cpu_us_per_req'] / x['cpu_us_per_req']:.3f} x"
+              f"   {x['rps']:7.0f} req/s ({x['rps'] / base['rps']:.3f} x)   per round {per_round}"
+              f"   peak RSS {x['peak_rss_mb']:.0f} MB")
+    print(f"load average after: {C.load_average()}")
     pcs = C.run_child(__file__, ["--pieces", *common])
     print(f"\nloadgen's own work per request (us, in-process, best of 5) vs the bare call's "
           f"{base['cpu_us_per_req']:.0f} us CPU:")
