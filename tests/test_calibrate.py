@@ -12,6 +12,10 @@ from __future__ import annotations
 import json
 import math
 import random
+import signal
+import subprocess
+import sys
+import urllib.request
 import textwrap
 from pathlib import Path
 
@@ -187,6 +191,10 @@ def test_nothing_to_fit_is_a_one_line_error(tmp_path, capsys):
     assert "no ok, streamed attempt to fit" in err and "throttled" in err
     assert main(["calibrate", str(tmp_path / "missing")]) == 2
     assert "no requests.jsonl" in capsys.readouterr().err
+    # a non-streaming run: the first token arrives with the last, so TTFT was never seen
+    with pytest.raises(CalibrationError, match=r"\d+ not streamed .*\[model\] stream = true"):
+        calibrate([dict(r, first_token=r["end"]) for r in synthetic(200, 5)], defaults=DEFAULTS,
+                  caller_region="us-east-1")
 
 
 def test_damaged_or_thin_input_is_refused_in_one_line(tmp_path, capsys):
@@ -300,3 +308,32 @@ def test_shipped_calibration_scenario_recovers_the_shipped_preset(tmp_path, caps
     for key in ("ttft_s", "prefill_s_per_1k", "tokens_per_s"):
         assert getattr(fitted, key) == pytest.approx(getattr(DEFAULTS, key), rel=0.1), key
     assert fitted.cross_region_s == DEFAULTS.cross_region_s
+
+
+@pytest.mark.slow
+def test_loadgen_emulator_serves_the_written_table(tmp_path):
+    """`loadgen emulator --config` on the table calibrate wrote: it starts with the fitted
+    latency and answers a Converse call; stopping it is a clean exit."""
+    d = _write_run(tmp_path, synthetic(1000, 12))
+    out = tmp_path / "cal.toml"
+    assert main(["calibrate", str(d), "--out", str(out), "--no-plot"]) == 0
+    proc = subprocess.Popen([sys.executable, "-m", "loadgen", "emulator", "--port", "0", "--config", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "http://127.0.0.1:" in line, line + proc.stderr.read()
+        url = line.strip().split()[-1]
+        body = {"messages": [{"role": "user", "content": [{"text": "Hi. Reply with about 5 tokens."}]}],
+                "inferenceConfig": {"maxTokens": 50}}
+        req = urllib.request.Request(f"{url}/model/{MODEL}/converse", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 200
+            modelled_end = float(resp.headers["x-loadgen-modelled-end-s"])
+            assert json.loads(resp.read())["usage"]["outputTokens"] == 5
+        assert 0.05 < modelled_end < 5.0     # the fitted ttft (median 0.45 s) plus 4 tokens at ~90/s
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "latency realistic+custom" in err
