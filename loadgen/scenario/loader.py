@@ -12,13 +12,14 @@ from loadgen.scenario.arms import (NAME_MAX_CHARS, cache_warnings, check_context
                                    max_tokens_warnings, name_ok, read_arms, read_pricing, read_thresholds)
 from loadgen.scenario.batch import check_scenario
 from loadgen.scenario.fields import Ctx
+from loadgen.scenario.outputs import read_outputs
 from loadgen.scenario.schema import Scenario, ScenarioError
 from loadgen.scenario.sections import read_model, read_retry, read_sessions, read_target, read_workload
 from loadgen.scenario.toml_lines import deep_line, key_lines, nesting_depth, syntax_error
 from loadgen.scenario.traffic import read_process
 
 TOP_KEYS = ("name", "seed", "duration", "description", "target", "model", "workload", "arrivals",
-            "sessions", "retry", "arms", "thresholds", "pricing", "emulator")
+            "sessions", "retry", "arms", "thresholds", "pricing", "emulator", "outputs")
 
 # Tables and arrays inside each other: the deepest a valid scenario goes is about 4
 # (thresholds.arms.<arm>[i], emulator tables); far deeper input is an accident or an attack
@@ -147,11 +148,12 @@ def _build(ctx: Ctx, raw: Mapping[str, Any], text: str,
         check_context(ctx, workload, arms)
         cache_warnings(ctx, workload, arms)
     max_tokens_warnings(ctx, arms)
+    outputs = read_outputs(ctx, raw)
     if ctx.problems:
         return None
     return Scenario(
         name=name, seed=seed, duration=duration, target=target, model=model, workload=workload,
         arms=arms, arrivals=arrivals, sessions=sessions, retry=retry, thresholds=thresholds_,
         pricing=prices, emulator=emulator, description=description, path=ctx.path, source=text,
-        warnings=tuple(m for _, m in sorted(ctx.warnings, key=lambda x: x[0])),
+        warnings=tuple(m for _, m in sorted(ctx.warnings, key=lambda x: x[0])), outputs=outputs,
     )

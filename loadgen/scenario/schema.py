@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from loadgen.scenario.arrivals import Process
 from loadgen.scenario.batch import BatchTarget
 from loadgen.scenario.distributions import Distribution
+from loadgen.scenario.outputs import Outputs
 
 
 class ScenarioError(Exception):
@@ -120,4 +121,5 @@ class Scenario:
     path: str = ""                  # the file it was read from
     source: str = ""                # the file's exact text (copied into results)
     warnings: tuple[str, ...] = ()  # `file:line: key: message` lines that do not stop a run
+    outputs: Outputs = field(default_factory=Outputs)   # [outputs]: interval figures, CloudWatch (outputs.py)
 
