@@ -17,6 +17,7 @@ import anyio
 
 from loadgen import __version__
 from loadgen.api.batch_setup import batch_leftovers, has_batch, http_batch, leftover_lines
+from loadgen.api.outputs import OutputFlags
 from loadgen.api.result import RunResult
 from loadgen.api.session import RunState, drive, finish, open_results
 from loadgen.api.setup import (Overrides, Prepared, apply_overrides, as_scenario, check_credentials, prepare,
@@ -36,7 +37,7 @@ async def run(scenario: Scenario | str | Path, *, out: str | Path = "results", t
               duration: str | None = None, arms: Sequence[str] = (), max_requests: int | None = None,
               max_cost_usd: float | None = None, allow_huge: bool = False,
               progress: Callable[[str], None] | None = None, status: TextIO | None = None,
-              signals: bool = True, cleanup: bool = False) -> RunResult:
+              signals: bool = True, cleanup: bool = False, outputs: OutputFlags | None = None) -> RunResult:
     """Run `scenario` (a Scenario or a path) and write a results directory under `out`.
 
     The keyword arguments are `loadgen run`'s flags (`target="aws"` sends real traffic
@@ -45,6 +46,7 @@ async def run(scenario: Scenario | str | Path, *, out: str | Path = "results", t
     `signals`: the first Ctrl-C stops dispatch and the partial results are written
     (main thread only). `cleanup`: remove the S3 objects batch arms wrote to a real
     bucket at the end (else they are listed in the result's `batch_leftovers`).
+    `outputs`: `--output` (api/outputs.py: the jsonl interval stream, CloudWatch).
 
     Returns the RunResult (its `exit_code` is what `loadgen run` exits with). Raises
     ScenarioError / InputError / ValueError on bad input before anything is sent or
@@ -57,12 +59,13 @@ async def run(scenario: Scenario | str | Path, *, out: str | Path = "results", t
     ready = prepare(sc)
     check_credentials(sc)
     return await run_prepared(ready, out=out, max_requests=max_requests, max_cost_usd=max_cost_usd,
-                              progress=progress, status=status, signals=signals, cleanup=cleanup)
+                              progress=progress, status=status, signals=signals, cleanup=cleanup, outputs=outputs)
 
 
 async def run_prepared(ready: Prepared, *, out: str | Path = "results", max_requests: int | None = None,
                        max_cost_usd: float | None = None, progress: Callable[[str], None] | None = None,
-                       status: TextIO | None = None, signals: bool = True, cleanup: bool = False) -> RunResult:
+                       status: TextIO | None = None, signals: bool = True, cleanup: bool = False,
+                       outputs: OutputFlags | None = None) -> RunResult:
     """`run` of a scenario already amended and checked (`setup.prepare`), as `loadgen run`
     calls it after asking before AWS. The limits were checked with the overrides."""
     sc = ready.scenario
@@ -70,18 +73,18 @@ async def run_prepared(ready: Prepared, *, out: str | Path = "results", max_requ
     try:
         return await _run(sc, results, ready.pricer, ready.emulator, Limits(max_requests=max_requests,
                           max_cost_usd=max_cost_usd), progress=progress, status=status, signals=signals,
-                          cleanup=cleanup)
+                          cleanup=cleanup, outputs=outputs)
     finally:
         results.close()
 
 
 async def _run(sc: Scenario, out: Any, pricer: Any, emulator_config: EmulatorConfig | None, limits: Limits, *,
                progress: Callable[[str], None] | None, status: TextIO | None, signals: bool,
-               cleanup: bool = False) -> RunResult:
+               cleanup: bool = False, outputs: OutputFlags | None = None) -> RunResult:
     aws = sc.target.kind == "aws"
     real_why = real_clock_reason(sc)
     state = RunState(sc, RealClock() if real_why else WarpClock(sc.target.time_scale, hold_between_requests=True),
-                     out)
+                     out, outputs)
     clock = state.clock
     if progress is not None:
         progress(header(sc, clock, real_why, out.path))

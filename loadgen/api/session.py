@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, TextIO
 import anyio
 
 from loadgen import __version__
+from loadgen.api.outputs import OutputFlags, RunOutputs
 from loadgen.api.progress import Progress
 from loadgen.api.result import RunResult
 from loadgen.api.setup import InputError
@@ -46,7 +47,7 @@ def new_metrics(sc: Scenario) -> Metrics:
 class RunState:
     """What one run produced so far: the runner, its metrics, its clock and timings."""
 
-    def __init__(self, sc: Scenario, clock: Any, out: ResultsDir) -> None:
+    def __init__(self, sc: Scenario, clock: Any, out: ResultsDir, outputs: OutputFlags | None = None) -> None:
         self.sc, self.clock, self.out = sc, clock, out
         self.metrics = new_metrics(sc)
         self.runner: Runner | None = None
@@ -57,10 +58,16 @@ class RunState:
         if out is not None:  # before any request: a killed run keeps its clock and flags (rebuild reads them)
             facts = run_facts(sc, clock, self.wall0, None)
             out.write_run_facts({k: v for k, v in facts.items() if k not in ("wall_s", "scenario_s", "stopped")})
+        # interval logs always, the jsonl stream and CloudWatch when asked (api/outputs.py); never
+        # CloudWatch in virtual time: its datums would be stamped with hours that have not happened
+        self.outputs = (RunOutputs(sc, out.path, self.wall_start, outputs, cloudwatch=clock.kind != "virtual",
+                                   flush=out.flush) if out is not None else None)
 
     def sink(self, a: Attempt, costs: Mapping[str, float]) -> None:
         self.out.append(a)
         self.metrics.record(a, buckets=costs)
+        if self.outputs is not None:
+            self.outputs.record(a, costs)
 
 
 class ProbeState(RunState):
@@ -94,7 +101,11 @@ async def drive(state: RunState, transport: Any, pricer: Any, *, limits: Limits 
         if signals:
             tg.start_soon(watch_signals, runner, tg.cancel_scope)
         tg.start_soon(progress.run)
+        if state.outputs is not None and clock.kind != "virtual":  # virtual time closes intervals as it goes
+            tg.start_soon(state.outputs.run, clock)
         await runner.run()
+        if state.outputs is not None:
+            await state.outputs.drain(clock.now())
         tg.cancel_scope.cancel()
     progress.finish()
     if runner.target_error is not None:  # recorded and dispatch stopped; the caller exits 3
@@ -113,7 +124,12 @@ def finish(state: RunState, *, stop_reason: str | None = None) -> RunResult:
     behind = behind_schedule(summary, state.clock.scale)
     summary["behind_schedule"] = bool(behind)
     state.summary = summary
-    state.out.write_histograms(state.metrics, scenario_s=state.clock.now(), wall_start=state.wall_start)
+    if state.outputs is not None:  # the interval logs were written as the run went
+        figures = state.outputs.close(state.clock.now())
+        if figures is not None:
+            summary["outputs"] = figures
+    else:
+        state.out.write_histograms(state.metrics, scenario_s=state.clock.now(), wall_start=state.wall_start)
     state.out.write_summary(summary)
     state.out.write_text("summary.txt", summary_table(summary) + "\n")
     verdicts, html, warnings = run_artifacts(state.out.path, summary, state.sc)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 from loadgen import __version__
 from loadgen.api import maxrate
 from loadgen.api.fanout import Placement, check_cluster, parse_workers
+from loadgen.api.outputs import OutputFlags
 from loadgen.api.result import MaxRateResult, RunResult, SweepResult
 from loadgen.api.session import RunState, finish, open_results
 from loadgen.api.setup import Overrides, Prepared, apply_overrides, as_scenario, prepare
@@ -33,7 +34,7 @@ def simulate(scenario: Scenario | str | Path, out: str | Path = "results", *,
              duration: str | None = None, arms: Sequence[str] = (), max_requests: int | None = None,
              allow_huge: bool = False, progress: Callable[[str], None] | None = None,
              signals: bool = True, workers: int | str | None = None,
-             cluster: str | None = None) -> RunResult | SweepResult | MaxRateResult:
+             cluster: str | None = None, outputs: OutputFlags | None = None) -> RunResult | SweepResult | MaxRateResult:
     """Simulate `scenario` (a Scenario or a path) in virtual time and write its results under `out`.
 
     `sweep`: `{"arms.cache_ttl": ["5m", "1h"], ...}` (or `--sweep` flag strings); the
@@ -45,11 +46,16 @@ def simulate(scenario: Scenario | str | Path, out: str | Path = "results", *,
     run this many at once in processes (`"auto"`: one per core; None: 1, or on a cluster
     its CPUs); `cluster`: `"ray"` or `"ray://HOST:PORT"` runs them as Ray tasks instead.
     Either way the results are the serial ones; a plain simulation always runs here.
+    `outputs`: `--output jsonl` (the interval stream; CloudWatch is refused: virtual
+    time has no wall clock to stamp its datums with).
 
     Raises ScenarioError / InputError / ValueError on bad input, before anything runs.
     """
     if sweep and find_max_rate:
         raise ValueError("--find-max-rate and --sweep do not combine; run them separately")
+    if outputs is not None and outputs.cloudwatch:
+        raise ValueError("--output cloudwatch: simulate runs in virtual time, so its metrics have no real time to "
+                         "be stamped with; send them from `loadgen run` (the warp clock takes minutes too)")
     n = parse_workers(workers) if isinstance(workers, str) else workers
     if n is not None and n < 1:
         raise ValueError(f"workers: expected a whole number >= 1 or 'auto', got {workers!r}")
@@ -70,16 +76,18 @@ def simulate(scenario: Scenario | str | Path, out: str | Path = "results", *,
             progress("\n".join(maxrate.header(sc)))
         return maxrate.find_max_rate(sc, ready.pricer, ready.emulator, out=out, progress=progress, signals=signals,
                                      placement=placement)
-    return simulate_prepared(ready, out=out, max_requests=max_requests, progress=progress, signals=signals)
+    return simulate_prepared(ready, out=out, max_requests=max_requests, progress=progress, signals=signals,
+                             outputs=outputs)
 
 
 def simulate_prepared(ready: Prepared, *, out: str | Path = "results", max_requests: int | None = None,
-                      progress: Callable[[str], None] | None = None, signals: bool = True) -> RunResult:
+                      progress: Callable[[str], None] | None = None, signals: bool = True,
+                      outputs: OutputFlags | None = None) -> RunResult:
     """One simulation of a scenario already amended and checked (`setup.prepare`), as
     `loadgen simulate` calls it."""
     sc = ready.scenario
     results = open_results(str(out), sc)
-    state = RunState(sc, VirtualClock(), results)
+    state = RunState(sc, VirtualClock(), results, outputs)
     if progress is not None:
         progress(f"loadgen {__version__}: {sc.name} simulated in virtual time (emulator model in-process, "
                  f"{sc.target.region}), {len(sc.arms)} arm(s): {', '.join(a.name for a in sc.arms)}; "

@@ -69,6 +69,9 @@ def _cluster_flag(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+_OUTPUT_HELP = ("jsonl: one JSON line per interval ([outputs] interval, default 10s of scenario time) and arm "
+                "into intervals.jsonl in the results directory; jsonl=PATH to a new file; jsonl=- to stdout "
+                "(the summary then goes to stderr)")
 _HUGE_HELP = ("plan, simulate or run a schedule above the limit of 10 million requests per arm "
               "(refused by default: usually a unit slip)")
 
@@ -103,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no live progress")
     r.add_argument("--allow-huge", action="store_true", help=_HUGE_HELP)
     r.add_argument("--cleanup", action="store_true", help="remove the S3 objects batch arms wrote (inputs, outputs) at the end of the run")
+    r.add_argument("--output", action="append", metavar="KIND", help=_OUTPUT_HELP + "; cloudwatch: send metrics "
+                   "to CloudWatch (PutMetricData; the scenario's [outputs.cloudwatch] table or its defaults, the "
+                   "endpoint from standard AWS configuration, e.g. AWS_ENDPOINT_URL_CLOUDWATCH) (repeatable)")
     r.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("simulate", help="run a scenario in virtual time against the in-process emulator model",
@@ -129,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="results", help="parent folder for results (default: results)")
     s.add_argument("--quiet", action="store_true", help="print only the summary")
     s.add_argument("--allow-huge", action="store_true", help=_HUGE_HELP)
+    s.add_argument("--output", action="append", metavar="KIND", help=_OUTPUT_HELP + " (cloudwatch is for `run`: "
+                   "virtual time has no real time to stamp metrics with)")
     s.set_defaults(func=_cmd_simulate)
 
     v = sub.add_parser("validate", help="parse and check a scenario, print its plan; sends nothing "

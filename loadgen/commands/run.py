@@ -7,11 +7,13 @@ Also what `simulate` shares with it: reading the scenario with its flags
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import sys
 
 import anyio
 
+from loadgen.api.outputs import OutputFlags, parse_output_flags
 from loadgen.api.plan import plan
 from loadgen.api.plan_text import render
 from loadgen.api.result import RunResult
@@ -58,12 +60,30 @@ def prepared(path: str, ov: Overrides, command: str, *, builtin_emulator: bool |
 def print_run(res: RunResult) -> None:
     """The end of a run or simulation: the summary table, where the files are, the thresholds."""
     print(summary_table(res.summary), flush=True)
+    for line in output_lines(res.summary.get("outputs") or {}):
+        print(line, flush=True)
     for line in res.behind:
         err(f"warning: {line}")
     print(f"results: {res.path}", flush=True)
     announce(res.verdicts, res.report, res.warnings)
     if res.interrupted:
         err("interrupted: partial results written")
+
+
+def output_lines(outputs: dict) -> list[str]:
+    """What the run's outputs did: the interval stream, CloudWatch's datums and any loss."""
+    lines = []
+    j = outputs.get("jsonl")
+    if j:
+        lines.append(f"intervals: {j['lines']} lines ({outputs['interval_s']:g} s each, per arm) to {j['path']}")
+    cw = outputs.get("cloudwatch")
+    if cw:
+        lost = cw["dropped"] + cw["failed"]
+        lines.append(f"cloudwatch: {cw['sent']} datums sent to namespace {cw['namespace']} in {cw['calls']} "
+                     f"PutMetricData calls; " + (f"{lost} lost ({cw['dropped']} dropped, {cw['failed']} failed"
+                                                 + (f"; last error: {cw['last_error']}" if cw.get("last_error") else "")
+                                                 + ")" if lost else "none lost"))
+    return lines
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -73,6 +93,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_cost_usd=args.max_cost_usd, allow_huge=args.allow_huge), "run")
     if isinstance(ready, int):
         return ready
+    flags = output_flags(args, "run")
+    if flags is None:
+        return EXIT_BAD_INPUT
     sc = ready.scenario
     if sc.target.kind == "aws":
         try:
@@ -82,9 +105,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             return EXIT_TARGET
         if not _confirm_aws(sc, args):
             return EXIT_BAD_INPUT
+    to_stdout = flags.jsonl != "-"  # jsonl=-: stdout holds the interval lines only
     go = functools.partial(run_prepared, ready, out=args.out, max_requests=args.max_requests, max_cost_usd=args.max_cost_usd,
-                           progress=None if args.quiet else say, status=None if args.quiet else sys.stderr,
-                           cleanup=args.cleanup)
+                           progress=None if args.quiet else say if to_stdout else err,
+                           status=None if args.quiet else sys.stderr, cleanup=args.cleanup, outputs=flags)
     try:
         res = anyio.run(go)
     except InputError as e:  # --out cannot hold a results directory
@@ -92,10 +116,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if res.target_error is not None:
         err(f"loadgen run: target failed: {res.target_error}")
-    print_run(res)  # --quiet silences the progress line, not the summary
-    for line in res.batch_leftovers:
-        say(line)
+    with contextlib.redirect_stdout(sys.stdout if to_stdout else sys.stderr):
+        print_run(res)  # --quiet silences the progress line, not the summary
+        for line in res.batch_leftovers:
+            say(line)
     return res.exit_code
+
+
+def output_flags(args: argparse.Namespace, command: str) -> OutputFlags | None:
+    """`--output` as OutputFlags, or None after printing why it is wrong."""
+    try:
+        return parse_output_flags(getattr(args, "output", None) or [])
+    except ValueError as e:
+        err(f"loadgen {command}: {e}")
+        return None
 
 
 def _confirm_aws(sc: Scenario, args: argparse.Namespace) -> bool:

@@ -4,6 +4,8 @@ flags -> loadgen.api.simulate (or its sweep / find-max-rate) -> tables on stdout
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 
 from loadgen.api import maxrate
 from loadgen.api.fanout import SERIAL, Placement
@@ -11,7 +13,7 @@ from loadgen.api.ray_cluster import ClusterError, RayMissing
 from loadgen.api.setup import InputError, Overrides, load_scenario
 from loadgen.api.simulate import simulate_prepared, speed_line
 from loadgen.api.sweep import run_sweep, table
-from loadgen.commands.run import err, prepared, print_run, say
+from loadgen.commands.run import err, output_flags, prepared, print_run, say
 from loadgen.exit_codes import EXIT_BAD_INPUT, EXIT_TARGET
 from loadgen.scenario import ScenarioError
 from loadgen.scenario.sweep import SweepError, parse_axes
@@ -35,6 +37,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.find_max_rate and args.sweep:
         err("loadgen simulate: --find-max-rate and --sweep do not combine; run them separately")
         return EXIT_BAD_INPUT
+    flags = output_flags(args, "simulate")
+    if flags is None:
+        return EXIT_BAD_INPUT
+    if flags.cloudwatch:
+        err("loadgen simulate: --output cloudwatch: simulate runs in virtual time, so its metrics have no real "
+            "time to be stamped with; send them from `loadgen run` (the warp clock takes minutes too)")
+        return EXIT_BAD_INPUT
+    if (args.sweep or args.find_max_rate) and flags.jsonl is not None:
+        err("loadgen simulate: --output jsonl streams one run; it does not combine with --sweep or --find-max-rate")
+        return EXIT_BAD_INPUT
     try:
         if args.sweep:
             return _sweep(args)
@@ -52,15 +64,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     ready = prepared(args.scenario, _overrides(args), "simulate", builtin_emulator=True)
     if isinstance(ready, int):
         return ready
+    if ready.scenario.outputs.cloudwatch is not None:
+        err("warning: [outputs.cloudwatch] is not sent by simulate (virtual time has no real time to stamp "
+            "metrics with); `loadgen run` sends it")
+    to_stdout = flags.jsonl != "-"  # jsonl=-: stdout holds the interval lines only
     try:
         res = simulate_prepared(ready, out=args.out, max_requests=args.max_requests,
-                                progress=None if args.quiet else say)
+                                progress=None if args.quiet else say if to_stdout else err, outputs=flags)
     except InputError as e:  # --out cannot hold a results directory
         err(str(e))
         return EXIT_BAD_INPUT
-    print_run(res)  # --quiet silences the progress lines, not the summary
-    if not args.quiet:
-        say(speed_line(res))
+    with contextlib.redirect_stdout(sys.stdout if to_stdout else sys.stderr):
+        print_run(res)  # --quiet silences the progress lines, not the summary
+        if not args.quiet:
+            say(speed_line(res))
     return res.exit_code
 
 

@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from hdrh.histogram import HdrHistogram
-from hdrh.log import HistogramLogReader, HistogramLogWriter
+from hdrh.log import HistogramLogReader
 
 from loadgen.engine.record import BATCH_FIELDS, Attempt
-from loadgen.results.histograms import HIST_UNIT, LATENCY_METRICS, new_histogram
+from loadgen.results.histograms import LATENCY_METRICS, new_histogram, start_log
 
 REQUESTS_FILE = "requests.jsonl"
 SCENARIO_FILE = "scenario.toml"
@@ -180,15 +180,7 @@ class ResultsDir:
                 h = metrics.histogram(arm, metric)
                 p = hdir / f"{safe_name(arm)}.{metric}.hlog"
                 with open(p, "x", encoding="utf-8") as f:
-                    w = HistogramLogWriter(f)
-                    w.output_log_format_version()
-                    if wall_start is not None:
-                        # hdrh's own output_start_time is broken (datetime.iso_format);
-                        # this is the same line the Java writer emits.
-                        iso = datetime.fromtimestamp(wall_start, timezone.utc).isoformat(" ")
-                        w.output_comment(f"[StartTime: {wall_start:.3f} (seconds since epoch), {iso}]")
-                    w.output_comment(f"[loadgen arm={arm} metric={metric} unit={HIST_UNIT}]")
-                    w.output_legend()
+                    w = start_log(f, arm, metric, wall_start)
                     # start 0.0 makes hdrh fall back to the histogram's own start stamp (0
                     # for ours); the end is given explicitly.
                     w.output_interval_histogram(h, 0.0, max(float(scenario_s), 1e-6), max_value_unit_ratio=1000.0)
