@@ -16,6 +16,7 @@ from loadgen.commands.cli import main
 from loadgen.engine.record import Attempt
 from loadgen.results.directory import read_histogram
 from loadgen.results.histograms import LATENCY_METRICS, latency_summary, new_histogram, quick_summary
+from loadgen.results.interval_logs import IntervalLogs
 from loadgen.results.intervals import IntervalAggregator
 from loadgen.results.metrics import ArmInfo, Metrics
 from loadgen.scenario import ScenarioError, loads
@@ -150,6 +151,7 @@ def test_output_flag_errors_are_one_line(tmp_path, capsys):
     assert main(["simulate", p, "--out", str(tmp_path / "r"), "--output", f"jsonl={existing}"]) == 2
     assert "never overwrites" in capsys.readouterr().err
     assert existing.read_text() == "keep me\n"
+    assert not (tmp_path / "r").exists()                        # refused before anything was written
 
 
 @pytest.mark.parametrize("table, where, message", [
@@ -268,3 +270,18 @@ def test_quick_summary_matches_hdrh(values):
         h.record_value(v)
     want = latency_summary(h)
     assert quick_summary(h) == want
+
+
+def test_interval_logs_are_part_files_until_the_run_ends(tmp_path):
+    """A killed run keeps its closed intervals in .hlog.part files (readable), and report,
+    which reads .hlog files only, falls back to requests.jsonl instead of trusting them."""
+    logs = IntervalLogs(tmp_path, ["a"], wall_start=1.75e9)
+    ag = IntervalAggregator([INFO], 10.0, [logs])
+    ag.record(attempt(3.0))
+    ag.record(attempt(25.0))                          # closes interval 0 (and the empty 1)
+    part = tmp_path / "histograms" / "a.e2e_all.hlog.part"
+    assert not (tmp_path / "histograms" / "a.e2e_all.hlog").exists()
+    assert [h.get_total_count() for _, _, h in intervals_of(part)] == [1]   # flushed as it closed
+    ag.close_all(30.0)
+    assert not part.exists()
+    assert [h.get_total_count() for _, _, h in intervals_of(tmp_path / "histograms" / "a.e2e_all.hlog")] == [1, 1]

@@ -70,6 +70,19 @@ def cloudwatch_config(sc: Scenario, flags: OutputFlags | None) -> CloudWatchOutp
     return cw
 
 
+def check_flags(flags: OutputFlags | None) -> None:
+    """InputError before anything is written: `jsonl=PATH` naming a file that exists (never
+    overwritten) or a folder that does not."""
+    if flags is None or flags.jsonl in (None, "", "-"):
+        return
+    path = Path(flags.jsonl)
+    if path.exists():
+        raise InputError(f"--output jsonl={flags.jsonl}: {path} exists; loadgen never overwrites a file "
+                         "(name a new one)")
+    if not path.parent.is_dir():
+        raise InputError(f"--output jsonl={flags.jsonl}: no folder {path.parent} to write it in")
+
+
 def open_jsonl(spec: str, results_path: Path, arms: Sequence[str]) -> JsonlStream:
     """The jsonl sink for `spec` ("" the results directory, "-" stdout, else a new file)."""
     if spec == "-":

@@ -17,7 +17,7 @@ import anyio
 
 from loadgen import __version__
 from loadgen.api.batch_setup import batch_leftovers, has_batch, http_batch, leftover_lines
-from loadgen.api.outputs import OutputFlags
+from loadgen.api.outputs import OutputFlags, check_flags
 from loadgen.api.result import RunResult
 from loadgen.api.session import RunState, drive, finish, open_results
 from loadgen.api.setup import (Overrides, Prepared, apply_overrides, as_scenario, check_credentials, prepare,
@@ -69,6 +69,7 @@ async def run_prepared(ready: Prepared, *, out: str | Path = "results", max_requ
     """`run` of a scenario already amended and checked (`setup.prepare`), as `loadgen run`
     calls it after asking before AWS. The limits were checked with the overrides."""
     sc = ready.scenario
+    check_flags(outputs)
     results = open_results(str(out), sc)
     try:
         return await _run(sc, results, ready.pricer, ready.emulator, Limits(max_requests=max_requests,

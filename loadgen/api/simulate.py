@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 from loadgen import __version__
 from loadgen.api import maxrate
 from loadgen.api.fanout import Placement, check_cluster, parse_workers
-from loadgen.api.outputs import OutputFlags
+from loadgen.api.outputs import OutputFlags, check_flags
 from loadgen.api.result import MaxRateResult, RunResult, SweepResult
 from loadgen.api.session import RunState, finish, open_results
 from loadgen.api.setup import Overrides, Prepared, apply_overrides, as_scenario, prepare
@@ -86,6 +86,7 @@ def simulate_prepared(ready: Prepared, *, out: str | Path = "results", max_reque
     """One simulation of a scenario already amended and checked (`setup.prepare`), as
     `loadgen simulate` calls it."""
     sc = ready.scenario
+    check_flags(outputs)
     results = open_results(str(out), sc)
     state = RunState(sc, VirtualClock(), results, outputs)
     if progress is not None:

@@ -5,8 +5,11 @@ every port's HistogramLogReader read.
 
 Each file is opened (header written) when the run starts and gets one line per interval
 in which its arm had attempts (an interval without any is left out: the format's
-timestamps say where each line belongs); the lines are flushed as each interval closes,
-so a killed run keeps the intervals closed before it died. Timestamps are scenario
+timestamps say where each line belongs); the lines are flushed as each interval closes.
+While the run goes a file is named `<arm>.<metric>.hlog.part`, renamed to `.hlog` when
+the run ends normally: a killed run keeps the intervals closed before it died in the
+`.part` files, and `report` (which reads `.hlog` files only) rebuilds its figures from
+requests.jsonl, which holds every attempt, instead of trusting logs missing their end. Timestamps are scenario
 seconds relative to the `#[StartTime: ...]` line (the run's wall-clock start); values
 are microseconds, the Interval_Max column milliseconds. Adding every interval of a
 file gives the run's whole histogram of that metric (`directory.read_histogram`).
@@ -14,6 +17,7 @@ file gives the run's whole histogram of that metric (`directory.read_histogram`)
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence, TextIO
 
@@ -23,6 +27,8 @@ from loadgen.results.directory import HISTOGRAM_DIR, safe_name
 from loadgen.results.histograms import LATENCY_METRICS, start_log
 from loadgen.results.intervals import Interval
 
+PART = ".part"   # the suffix of a log still being written
+
 
 class IntervalLogs:
     """The interval-log sink: one open .hlog per arm and latency metric under `results_path`."""
@@ -31,12 +37,15 @@ class IntervalLogs:
         hdir = Path(results_path) / HISTOGRAM_DIR
         hdir.mkdir(exist_ok=True)
         self._files: list[TextIO] = []
+        self._paths: list[Path] = []
         self._writers: dict[tuple[str, str], HistogramLogWriter] = {}
         try:
             for arm in arms:
                 for metric in LATENCY_METRICS:
-                    f = open(hdir / f"{safe_name(arm)}.{metric}.hlog", "x", encoding="utf-8")
+                    path = hdir / f"{safe_name(arm)}.{metric}.hlog"
+                    f = open(path.with_name(path.name + PART), "x", encoding="utf-8")
                     self._files.append(f)
+                    self._paths.append(path)
                     self._writers[arm, metric] = start_log(f, arm, metric, wall_start)
         except BaseException:
             self.close()
@@ -57,6 +66,9 @@ class IntervalLogs:
             f.flush()
 
     def close(self) -> None:
-        for f in self._files:
+        """The run ended: close every file and give it its final name (never over another file)."""
+        for f, path in zip(self._files, self._paths):
             if not f.closed:
                 f.close()
+                if not path.exists():
+                    os.replace(path.with_name(path.name + PART), path)
