@@ -5,7 +5,7 @@ The sweep: an open-loop scenario (Poisson 20/s for 5 minutes, 5000-token cached 
 streaming) over 4 seeds (`--sweep seed=1,2,3,4`): 4 points of equal work, each a full
 results directory with plots and report.html, as `loadgen simulate --sweep` writes them.
 Each round runs serial, then 2 workers (the ratio is against the serial run of the same
-round); then a local Ray is started once (its start-up is timed and printed apart) and
+round, and each case's CPU seconds per wall second show what the machine gave it); then a local Ray is started once (its start-up is timed and printed apart) and
 the Ray rounds run (ratio against the median serial time). A warm-up point first, so no
 case pays matplotlib's first import. The results are checked equal to the serial ones.
 
@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -64,11 +65,21 @@ profile = "region"
 """
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and its reaped children (the pool's workers, once closed)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+LAST_CPU = [0.0]
+
+
 def one(sc: Path, out: Path, points: int, **where) -> tuple[float, Path]:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     res = loadgen.simulate(str(sc), out=str(out), sweep={"seed": [str(i + 1) for i in range(points)]},
                            signals=False, **where)
     wall = time.perf_counter() - t0
+    LAST_CPU[0] = _cpu() - c0
     assert res.exit_code == 0, res.summary.get("exit_code")
     return wall, res.path
 
@@ -90,13 +101,16 @@ def main() -> None:
     reference = None
     for r in range(a.rounds):
         s, p1 = one(sc, tmp / f"s{r}", a.points)
+        s_cpu = LAST_CPU[0]
         w, p2 = one(sc, tmp / f"w{r}", a.points, workers=2)
+        w_cpu = LAST_CPU[0]
         reference = reference or comparable(p1, "sweep.json")
         assert comparable(p2, "sweep.json") == reference, "2-worker sweep differs from the serial one"
         serial.append(s)
         two.append(w)
-        print(f"round {r + 1}: serial {s:6.2f} s   workers=2 {w:6.2f} s   x{s / w:.2f}   "
-              f"(load average {os.getloadavg()[0]:.2f})", flush=True)
+        # CPU per wall second: what the machine gave each case (2.0 = both cores busy)
+        print(f"round {r + 1}: serial {s:6.2f} s ({s_cpu / s:.2f} CPU)   workers=2 {w:6.2f} s ({w_cpu / w:.2f} CPU)   "
+              f"x{s / w:.2f}   (load average {os.getloadavg()[0]:.2f})", flush=True)
     ratios = [s / w for s, w in zip(serial, two)]
     print(f"workers=2: x{statistics.median(ratios):.2f} median, x{min(ratios):.2f}-x{max(ratios):.2f} "
           f"over {a.rounds} rounds ({a.points} points of {a.duration})")
