@@ -42,7 +42,7 @@ from loadgen.api.result import MaxRateResult, RunResult
 from loadgen.api.maxrate_trial import Found, Trial, at_rate, run_trial, trial_job
 from loadgen.api.maxrate_trial import throttle_cause as throttle_cause  # where tests and callers import it
 from loadgen.api.search_fanout import run_searches
-from loadgen.api.session import RunState, finish
+from loadgen.api.session import RunState, claim_results_dir, finish
 from loadgen.api.setup import InputError, emulator_config, make_pricer
 from loadgen.api.signals import StopFlag
 from loadgen.api.virtual import run_virtual
@@ -131,9 +131,10 @@ def check_open_loop(sc: Scenario) -> None:
 
 def find_max_rate(sc: Scenario, pricer: Any, cfg: Any, *, out: str | Path = "results",
                   progress: Callable[[str], None] | None = None, signals: bool = True,
-                  placement: Placement = SERIAL) -> MaxRateResult:
+                  placement: Placement = SERIAL, results_dir: str | Path | None = None) -> MaxRateResult:
     """Search each arm's highest rate within the thresholds; write `<out>/<name>-maxrate-<UTC>/`
-    (maxrate.json, and a results directory per arm at the rate found).
+    (or exactly `results_dir`, empty or new): maxrate.json, and a results directory per arm
+    at the rate found.
 
     `progress` receives one line per trial and per arm searched. `exit_code`: 0 when every
     arm has a rate within the thresholds, 1 when for some arm even the lowest rate tried
@@ -149,8 +150,11 @@ def find_max_rate(sc: Scenario, pricer: Any, cfg: Any, *, out: str | Path = "res
     fan = open_fanout(placement) if placement.parallel else None  # RayMissing / ClusterError: before any file
     try:
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        parent = Path(out) / f"{safe_name(sc.name)}-maxrate-{stamp}"
-        parent.mkdir(parents=True, exist_ok=False)
+        if results_dir is not None:
+            parent = claim_results_dir(results_dir)
+        else:
+            parent = Path(out) / f"{safe_name(sc.name)}-maxrate-{stamp}"
+            parent.mkdir(parents=True, exist_ok=False)
         if fan is None:
             found, points, interrupted = _serial(sc, checks, start, parent, pricer, cfg, progress, signals)
         else:

@@ -9,6 +9,7 @@ prints; this module prints nothing itself (see `progress` and `status` below).
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
@@ -31,14 +32,18 @@ from loadgen.engine.runner import Limits
 from loadgen.engine.transport import BedrockTransport, TargetError
 from loadgen.scenario import Scenario
 
+_log = logging.getLogger(__name__)  # -v: the emulator's address (commands/logs.py)
+
 
 async def run(scenario: Scenario | str | Path, *, out: str | Path = "results", target: str | None = None,
               region: str | None = None, endpoint_url: str | None = None, time_scale: float | None = None,
               duration: str | None = None, arms: Sequence[str] = (), max_requests: int | None = None,
               max_cost_usd: float | None = None, allow_huge: bool = False,
               progress: Callable[[str], None] | None = None, status: TextIO | None = None,
-              signals: bool = True, cleanup: bool = False, outputs: OutputFlags | None = None) -> RunResult:
-    """Run `scenario` (a Scenario or a path) and write a results directory under `out`.
+              signals: bool = True, cleanup: bool = False, outputs: OutputFlags | None = None,
+              results_dir: str | Path | None = None, sets: Sequence[str] = ()) -> RunResult:
+    """Run `scenario` (a Scenario or a path) and write a results directory under `out`
+    (or exactly `results_dir`, which must not hold anything).
 
     The keyword arguments are `loadgen run`'s flags (`target="aws"` sends real traffic
     and is billed: the API asks for no confirmation). `progress` receives the header
@@ -55,22 +60,24 @@ async def run(scenario: Scenario | str | Path, *, out: str | Path = "results", t
     """
     sc = apply_overrides(as_scenario(scenario), Overrides(
         target=target, region=region, endpoint_url=endpoint_url, time_scale=time_scale, duration=duration,
-        arms=tuple(arms), max_requests=max_requests, max_cost_usd=max_cost_usd, allow_huge=allow_huge))
+        arms=tuple(arms), max_requests=max_requests, max_cost_usd=max_cost_usd, allow_huge=allow_huge,
+        sets=tuple(sets)))
     ready = prepare(sc)
     check_credentials(sc)
     return await run_prepared(ready, out=out, max_requests=max_requests, max_cost_usd=max_cost_usd,
-                              progress=progress, status=status, signals=signals, cleanup=cleanup, outputs=outputs)
+                              progress=progress, status=status, signals=signals, cleanup=cleanup, outputs=outputs,
+                              results_dir=results_dir)
 
 
 async def run_prepared(ready: Prepared, *, out: str | Path = "results", max_requests: int | None = None,
                        max_cost_usd: float | None = None, progress: Callable[[str], None] | None = None,
                        status: TextIO | None = None, signals: bool = True, cleanup: bool = False,
-                       outputs: OutputFlags | None = None) -> RunResult:
+                       outputs: OutputFlags | None = None, results_dir: str | Path | None = None) -> RunResult:
     """`run` of a scenario already amended and checked (`setup.prepare`), as `loadgen run`
     calls it after asking before AWS. The limits were checked with the overrides."""
     sc = ready.scenario
     check_flags(outputs)
-    results = open_results(str(out), sc)
+    results = open_results(str(out), sc, exact=results_dir)
     try:
         return await _run(sc, results, ready.pricer, ready.emulator, Limits(max_requests=max_requests,
                           max_cost_usd=max_cost_usd), progress=progress, status=status, signals=signals,
@@ -160,9 +167,11 @@ class _target:
             self.s3_url, control = self._batch.s3_url, self._batch.control
         self._cm = serve(model, self.clock, host="127.0.0.1", port=0, control=control)
         try:
-            return await self._cm.__aenter__()
+            url = await self._cm.__aenter__()
         except OSError as e:
             raise TargetError(f"the emulator could not start: {e}") from e
+        _log.info("built-in emulator listening on %s (%s clock)", url, self.clock.kind)
+        return url
 
     async def __aexit__(self, *exc: Any) -> None:
         try:

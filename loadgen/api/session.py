@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 from typing import Any, Callable, Mapping, TextIO
 
 import anyio
@@ -25,19 +26,34 @@ from loadgen.engine.record import Attempt
 from loadgen.engine.runner import Limits, Runner
 from loadgen.report.artifacts import run_artifacts
 from loadgen.report.summary_table import summary_table
-from loadgen.results.directory import ResultsDir, load_summary
+from loadgen.results.directory import DirectoryTaken, ResultsDir, claim_dir, load_summary
 from loadgen.results.metrics import ArmInfo, Metrics
 from loadgen.scenario import Scenario
 
 
-def open_results(parent: str, sc: Scenario) -> ResultsDir:
-    """A new results directory under `parent` holding the scenario (InputError if it cannot be made)."""
+def open_results(parent: str, sc: Scenario, exact: str | Path | None = None) -> ResultsDir:
+    """A new results directory under `parent`, or exactly `exact` (`--results-dir`), holding
+    the scenario (InputError if it cannot be made or `exact` is not empty)."""
     try:
-        out = ResultsDir.create(parent, sc.name, dt.datetime.now(dt.timezone.utc))
+        out = ResultsDir.create(parent, sc.name, dt.datetime.now(dt.timezone.utc), exact=exact)
+    except DirectoryTaken as e:
+        raise InputError(f"--results-dir: {e}") from e
     except OSError as e:
-        raise InputError(f"--out {parent}: cannot create a results directory there: {e.strerror or e}") from e
+        flag = f"--results-dir {exact}" if exact is not None else f"--out {parent}"
+        raise InputError(f"{flag}: cannot create a results directory there: {e.strerror or e}") from e
     out.write_scenario(sc.source)
     return out
+
+
+def claim_results_dir(path: str | Path) -> Path:
+    """Exactly `path`, made (or found empty) for a sweep's or find-max-rate's points
+    (`--results-dir`); InputError if it holds anything or cannot be made."""
+    try:
+        return claim_dir(path)
+    except DirectoryTaken as e:
+        raise InputError(f"--results-dir: {e}") from e
+    except OSError as e:
+        raise InputError(f"--results-dir {path}: cannot create a results directory there: {e.strerror or e}") from e
 
 
 def new_metrics(sc: Scenario) -> Metrics:

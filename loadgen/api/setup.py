@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -20,12 +21,13 @@ from urllib.parse import urlsplit
 
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
+from loadgen._toml import toml
 from loadgen.catalog import pricing
 from loadgen.catalog.profiles import region_problem
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.engine.schedule import size_problem
 from loadgen.engine.transport import TargetError, have_credentials
-from loadgen.scenario import Scenario, ScenarioError, load
+from loadgen.scenario import Scenario, ScenarioError, load, loads, sweep
 from loadgen.scenario.batch import aws_problem as batch_aws_problem
 from loadgen.scenario.toml_lines import key_lines, line_of
 from loadgen.scenario.units import parse_duration
@@ -57,11 +59,14 @@ class Overrides:
     max_requests: int | None = None     # first attempts per arm
     max_cost_usd: float | None = None   # stop dispatch before the bill passes this (USD)
     allow_huge: bool = False            # allow schedules above the size limit
+    sets: Sequence[str] = ()            # "KEY=VALUE" (--set), applied to the file's text first
 
 
 def apply_overrides(sc: Scenario, ov: Overrides) -> Scenario:
     """The scenario as the overrides amend it (ValueError with a flag name on bad values,
     ScenarioError `file:line: key: message` on a contradiction inside the file)."""
+    if ov.sets:
+        sc = apply_sets(sc, ov.sets)
     target = sc.target
     if ov.target:
         target = dataclasses.replace(target, kind=ov.target)
@@ -118,6 +123,88 @@ def apply_overrides(sc: Scenario, ov: Overrides) -> Scenario:
     if problem:
         raise ValueError(problem)
     return sc
+
+
+def apply_sets(sc: Scenario, sets: Sequence[str]) -> Scenario:
+    """`sc` with `--set KEY=VALUE` applied: the key paths, value typing and checks of
+    `--sweep` (loadgen.scenario.sweep) with one value each, all at once.
+
+    The file's TOML is edited and parsed again like any file, so a set value gets the
+    messages a typed one would. The new Scenario's `source` is the edited text (what the
+    results directory keeps as scenario.toml), headed by a comment naming the sets.
+    Errors: ValueError `--set KEY: message` for a bad flag or value; ScenarioError
+    `file:line: key: message (...)` when the set makes the file's own value wrong.
+    """
+    axes: list[sweep.Axis] = []
+    for flag in sets:
+        key, eq, value = flag.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq or not key or not value:
+            raise ValueError(f"--set {flag!r}: expected KEY=VALUE, e.g. --set arrivals.rate=20/s")
+        try:
+            parts = sweep.split_key(key)
+        except ValueError as e:
+            raise ValueError(f"--set {key}: {e}") from None
+        if any(a.parts == parts for a in axes):
+            raise ValueError(f"--set {key}: given twice")
+        axes.append(sweep.Axis(key, parts, (value,)))
+    point = sweep.Point(0, tuple((a.key, a.values[0]) for a in axes))
+    notes: list[str] = []
+    raw = toml.loads(sc.source)
+    try:
+        doc = sweep.apply(raw, axes, point, notes)
+    except sweep.SweepError as e:  # its message names the flag as --sweep; same key path rules
+        raise ValueError(re.sub(r"^--sweep ", "--set ", str(e))) from None
+    header = "\n".join([f"loadgen --set {', '.join(f'{k} = {v}' for k, v in point.values)}",
+                        *(f"  and {n}" for n in notes), f"generated from {sc.path} (comments dropped)"])
+    body = sweep.dumps(doc, header=header)
+    retell = _Retell(sc, raw, doc, body, axes)
+    try:
+        out = loads(body, sc.path, check_emulator=EmulatorConfig.from_mapping)
+    except ScenarioError as e:
+        told = [retell(p) for p in e.problems]
+        if any(not t.startswith("--set") for t in told):
+            raise ScenarioError(told) from None  # the file's own value is at fault: file:line
+        raise ValueError("\n".join(told)) from None
+    warnings = tuple(retell(w) for w in out.warnings) + tuple(f"--set: {n}" for n in notes)
+    return dataclasses.replace(out, warnings=warnings)
+
+
+class _Retell:
+    """A message about the --set-edited text, told against what the user typed:
+    `--set KEY: key: message` when the value at fault is a set one, else
+    `file:line: key: message (with --set ...)` at the original file's line of that key."""
+
+    def __init__(self, sc: Scenario, raw: dict, doc: dict, body: str, axes: Sequence[sweep.Axis]) -> None:
+        self.sc, self.raw, self.doc, self.axes = sc, raw, doc, axes
+        # the outermost key on each line of the edited text (an inline table changed anywhere differs whole)
+        self.at: dict[int, tuple] = {}
+        for path, line in sorted(key_lines(body).items(), key=lambda kv: -len(kv[0])):
+            self.at[line] = path
+        self.own_lines = key_lines(sc.source)
+
+    def __call__(self, message: str) -> str:
+        m = re.match(rf"{re.escape(self.sc.path)}:(\d+): (.*)$", message, re.S)
+        if not m:
+            return f"--set: {message}"
+        path = self.at.get(int(m.group(1)))
+        if path is not None and _value_at(self.raw, path) == _value_at(self.doc, path):
+            return (f"{self.sc.path}:{line_of(self.own_lines, path)}: {m.group(2)} "
+                    f"(with --set {', '.join(a.key for a in self.axes)})")
+        named = [a.key for a in self.axes if path is not None and a.parts[-1] in path] or [a.key for a in self.axes]
+        return f"--set {', '.join(named)}: {m.group(2)}"
+
+
+_MISSING = object()
+
+
+def _value_at(doc: object, path: tuple) -> object:
+    for part in path:
+        try:
+            doc = doc[part]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return doc
 
 
 def endpoint_problem(url: str) -> str | None:

@@ -34,7 +34,8 @@ def simulate(scenario: Scenario | str | Path, out: str | Path = "results", *,
              duration: str | None = None, arms: Sequence[str] = (), max_requests: int | None = None,
              allow_huge: bool = False, progress: Callable[[str], None] | None = None,
              signals: bool = True, workers: int | str | None = None,
-             cluster: str | None = None, outputs: OutputFlags | None = None) -> RunResult | SweepResult | MaxRateResult:
+             cluster: str | None = None, outputs: OutputFlags | None = None, results_dir: str | Path | None = None,
+             sets: Sequence[str] = ()) -> RunResult | SweepResult | MaxRateResult:
     """Simulate `scenario` (a Scenario or a path) in virtual time and write its results under `out`.
 
     `sweep`: `{"arms.cache_ttl": ["5m", "1h"], ...}` (or `--sweep` flag strings); the
@@ -48,6 +49,9 @@ def simulate(scenario: Scenario | str | Path, out: str | Path = "results", *,
     Either way the results are the serial ones; a plain simulation always runs here.
     `outputs`: `--output jsonl` (the interval stream; CloudWatch is refused: virtual
     time has no wall clock to stamp its datums with).
+    `results_dir`: write exactly there instead of a new folder under `out` (for a sweep or
+    find-max-rate: their parent directory); it must not hold anything. `sets`: `--set
+    KEY=VALUE` strings applied to the scenario first.
 
     Raises ScenarioError / InputError / ValueError on bad input, before anything runs.
     """
@@ -64,10 +68,10 @@ def simulate(scenario: Scenario | str | Path, out: str | Path = "results", *,
     sc = as_scenario(scenario)
     # simulate always calls the built-in emulator's model, whatever [target] says
     ov = Overrides(target="emulator", duration=duration, arms=tuple(arms), max_requests=max_requests,
-                   allow_huge=allow_huge)
+                   allow_huge=allow_huge, sets=tuple(sets))
     if sweep:
         return run_sweep(sc, sweep_flags(sweep), ov, out=out, progress=progress, signals=signals,
-                         placement=placement)
+                         placement=placement, results_dir=results_dir)
     sc = apply_overrides(sc, ov)
     ready = prepare(sc, builtin_emulator=True)
     if find_max_rate:
@@ -75,19 +79,19 @@ def simulate(scenario: Scenario | str | Path, out: str | Path = "results", *,
         if progress is not None:
             progress("\n".join(maxrate.header(sc)))
         return maxrate.find_max_rate(sc, ready.pricer, ready.emulator, out=out, progress=progress, signals=signals,
-                                     placement=placement)
+                                     placement=placement, results_dir=results_dir)
     return simulate_prepared(ready, out=out, max_requests=max_requests, progress=progress, signals=signals,
-                             outputs=outputs)
+                             outputs=outputs, results_dir=results_dir)
 
 
 def simulate_prepared(ready: Prepared, *, out: str | Path = "results", max_requests: int | None = None,
                       progress: Callable[[str], None] | None = None, signals: bool = True,
-                      outputs: OutputFlags | None = None) -> RunResult:
+                      outputs: OutputFlags | None = None, results_dir: str | Path | None = None) -> RunResult:
     """One simulation of a scenario already amended and checked (`setup.prepare`), as
-    `loadgen simulate` calls it."""
+    `loadgen simulate` calls it (`results_dir`: exactly there, see `simulate`)."""
     sc = ready.scenario
     check_flags(outputs)
-    results = open_results(str(out), sc)
+    results = open_results(str(out), sc, exact=results_dir)
     state = RunState(sc, VirtualClock(), results, outputs)
     if progress is not None:
         progress(f"loadgen {__version__}: {sc.name} simulated in virtual time (emulator model in-process, "

@@ -25,8 +25,8 @@ from loadgen import __version__
 from loadgen._toml import toml
 from loadgen.api.fanout import SERIAL, Fanout, Placement, open_fanout, read_files, run_all, write_files
 from loadgen.api.result import RunResult, SweepResult
-from loadgen.api.session import RunState, finish
-from loadgen.api.setup import Overrides, apply_overrides, emulator_config, make_pricer
+from loadgen.api.session import RunState, claim_results_dir, finish
+from loadgen.api.setup import Overrides, apply_overrides, apply_sets, emulator_config, make_pricer
 from loadgen.api.signals import StopFlag, notice
 from loadgen.api.virtual import run_virtual
 from loadgen.emulator.config import EmulatorConfig
@@ -53,6 +53,16 @@ def sweep_scenarios(sc: Scenario, flags: Sequence[str], ov: Overrides
     Raises ValueError (a flag or a swept value), whose messages name the flag, key and value.
     """
     axes = sweep.parse_axes(flags)
+    sets = list(ov.sets)
+    if sets:  # --set edits the base every point starts from (and its scenario.toml shows)
+        based = apply_sets(sc, ov.sets)  # ValueError on a bad --set first
+        both = {sweep.split_key(f.partition("=")[0].strip()) for f in ov.sets} & {a.parts for a in axes}
+        if both:
+            raise ValueError(f"--set {'.'.join(sorted(both)[0])}: the key is also swept; give it in --sweep only")
+        sc, ov = based, dataclasses.replace(ov, sets=())
+        base_note = [f"on a base with --set {', '.join(sets)}"]
+    else:
+        base_note = []
     path = sc.path
     raw = toml.loads(sc.source)
     pts = sweep.points(axes)
@@ -66,7 +76,7 @@ def sweep_scenarios(sc: Scenario, flags: Sequence[str], ov: Overrides
             raise ValueError(str(e)) from None
         setting = ", ".join(f"{k} = {v}" for k, v in p.values)
         body = sweep.dumps(doc, header="\n".join([f"loadgen simulate --sweep point {p.index}: {setting}",
-                                                  *(f"  and {n}" for n in notes),
+                                                  *(f"  and {n}" for n in notes), *base_note,
                                                   f"generated from {path} (comments dropped)"]))
         try:
             point_sc = apply_overrides(loads(body, path, check_emulator=EmulatorConfig.from_mapping), ov)
@@ -84,8 +94,9 @@ def sweep_scenarios(sc: Scenario, flags: Sequence[str], ov: Overrides
 
 def run_sweep(sc: Scenario, flags: Sequence[str], ov: Overrides, *, out: str | Path = "results",
               progress: Callable[[str], None] | None = None, signals: bool = True,
-              placement: Placement = SERIAL) -> SweepResult:
-    """Run every point (ValueError naming the flag, key or value before any runs).
+              placement: Placement = SERIAL, results_dir: str | Path | None = None) -> SweepResult:
+    """Run every point (ValueError naming the flag, key or value before any runs) under a
+    new `<out>/<name>-sweep-<UTC>/`, or exactly `results_dir` (empty or new).
 
     `placement`: where the points run (`--workers N`, `--cluster ray`): one point is one
     job, whole (its emulator model is never split), so the figures are the serial ones.
@@ -99,7 +110,8 @@ def run_sweep(sc: Scenario, flags: Sequence[str], ov: Overrides, *, out: str | P
     fan = open_fanout(placement) if placement.parallel else None  # RayMissing / ConnectionError: before any file
     try:
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        parent = _fresh_dir(Path(out) / f"{safe_name(name)}-sweep-{stamp}")
+        parent = (claim_results_dir(results_dir) if results_dir is not None
+                  else _fresh_dir(Path(out) / f"{safe_name(name)}-sweep-{stamp}"))
         if progress is not None:
             where = f" on {fan.where}" if fan is not None else ""
             progress(f"loadgen {__version__}: sweep of {name}, {len(runs)} point(s) "

@@ -11,7 +11,8 @@ import os
 import sys
 
 from loadgen import __version__
-from loadgen.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED
+from loadgen.commands import flags, logs
+from loadgen.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_TARGET, EXIT_THRESHOLD
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,9 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Runs a TOML scenario against the built-in Bedrock emulator (default, no credentials) "
         "or real Bedrock (--target aws), and reports latency, throttling, prompt-cache "
         "warm/cold behaviour and cost per arm.",
-        epilog="Exit codes: 0 ok, 1 threshold failed, 2 bad input, 3 target failed, 130 interrupted.",
+        epilog=flags.exit_codes_epilog(),
+        formatter_class=flags.HelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"loadgen {__version__}")
+    flags.add_log_flags(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     r = sub.add_parser("run", help="run a scenario (default target: built-in emulator)",
@@ -101,7 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-requests", type=int, help="send at most this many requests per arm (first attempts; every arm gets the same ones)")
     r.add_argument("--max-cost-usd", type=float, help="stop dispatch when the running bill would cross this")
     r.add_argument("--arm", action="append", help="run only this arm (repeatable)")
-    r.add_argument("--out", default="results", help="parent folder for the results directory (default: results)")
     r.add_argument("--yes", action="store_true", help="do not ask for confirmation before sending to AWS")
     r.add_argument("--quiet", action="store_true", help="no live progress")
     r.add_argument("--allow-huge", action="store_true", help=_HUGE_HELP)
@@ -132,7 +134,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--duration", type=_duration_flag, help="override the scenario duration, e.g. 10m")
     s.add_argument("--max-requests", type=int, help="send at most this many requests per arm (first attempts; every arm gets the same ones)")
     s.add_argument("--arm", action="append", help="simulate only this arm (repeatable)")
-    s.add_argument("--out", default="results", help="parent folder for results (default: results)")
     s.add_argument("--quiet", action="store_true", help="print only the summary")
     s.add_argument("--allow-huge", action="store_true", help=_HUGE_HELP)
     s.add_argument("--output", action="append", metavar="KIND", help=_OUTPUT_HELP + " (cloudwatch is for `run`: "
@@ -140,15 +141,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_simulate)
 
     v = sub.add_parser("validate", help="parse and check a scenario, print its plan; sends nothing "
-                                        "(with --target aws: only free CountTokens calls)")
-    v.add_argument("scenario")
+                                        "(with --target aws: only free CountTokens calls)",
+                       description="Parse and check a scenario and print its plan: requests per arm, peak "
+                       "requests and tokens per minute, the cost range per arm. Sends nothing (with "
+                       "--target aws: only Bedrock's free CountTokens calls). Every problem is printed "
+                       "as file:line: key: message.")
+    v.add_argument("scenario", help="scenario TOML file")
     v.add_argument("--target", choices=["emulator", "aws"],
                    help="override [target] kind; aws also measures each arm's prefix with Bedrock's CountTokens")
     v.add_argument("--endpoint-url", help="bedrock-runtime endpoint for those CountTokens calls")
     v.add_argument("--allow-huge", action="store_true", help=_HUGE_HELP)
     v.set_defaults(func=_cmd_validate)
 
-    e = sub.add_parser("emulator", help="serve the Bedrock emulator on 127.0.0.1 for any Bedrock client")
+    e = sub.add_parser("emulator", help="serve the Bedrock emulator on 127.0.0.1 for any Bedrock client",
+                       description="Serve the Bedrock emulator (bedrock-runtime, the bedrock control plane "
+                       "and S3 through moto) on 127.0.0.1 until Ctrl-C, and print the AWS_ENDPOINT_URL_* "
+                       "exports an unmodified boto3 client needs.")
     e.add_argument("--host", default="127.0.0.1")
     e.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
     e.add_argument("--config", help="a scenario file (its [emulator] table is used) or a file holding only that table")
@@ -157,7 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "credential scope (a signed request is answered as from the Region it signed for)")
     e.set_defaults(func=_cmd_emulator)
 
-    pr = sub.add_parser("pricing", help="show the price catalog in force")
+    pr = sub.add_parser("pricing", help="show the price catalog in force",
+                        description="Print the price catalog in force (USD per 1M tokens per model, "
+                        "profile kind and service tier, with its sources), with a scenario's [pricing] "
+                        "overrides applied when --scenario is given.")
     pr.add_argument("--scenario", help="apply this scenario's [pricing] overrides")
     pr.set_defaults(func=_cmd_pricing)
 
@@ -182,9 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "slopes, output speed, cross-Region penalty) to the ok, streamed attempts of a results "
         "directory, and print an [emulator.latency] table with the fit quality in comments "
         "(loadgen emulator --config FILE reads it; so does a scenario). Writes calibration.png "
-        "(observed vs fitted) beside --out, else in DIR/plots/.",
-        epilog="Exit codes: 0 fitted; 2 bad input or a parameter the data cannot identify "
-        "(named, with the reason; nothing written).")
+        "(observed vs fitted) beside --out, else in DIR/plots/.")
     cal.add_argument("dir", help="a results directory (holding requests.jsonl), e.g. from `loadgen run --target aws`")
     cal.add_argument("--out", metavar="FILE", help="write the table to FILE (refused if it exists) instead of printing it")
     cal.add_argument("--force", action="store_true", help="replace an existing --out FILE")
@@ -194,7 +203,50 @@ def build_parser() -> argparse.ArgumentParser:
                      "table) instead of refusing")
     cal.add_argument("--no-plot", action="store_true", help="write no calibration.png")
     cal.set_defaults(func=_cmd_calibrate)
+
+    _machine_readable_and_ci(sub)
     return p
+
+
+# ---- flags shared by several commands (commands/flags.py): output formats, results
+# directory, --set, --junit, logging, and every command's "exit codes" epilog
+_EXIT_CODES = {
+    "run": flags.ALL_CODES,
+    "simulate": (EXIT_OK, EXIT_THRESHOLD, EXIT_BAD_INPUT, EXIT_INTERRUPTED),
+    "validate": (EXIT_OK, EXIT_BAD_INPUT),
+    "emulator": (EXIT_OK, EXIT_BAD_INPUT, EXIT_TARGET),
+    "pricing": (EXIT_OK, EXIT_BAD_INPUT),
+    "report": (EXIT_OK, EXIT_THRESHOLD, EXIT_BAD_INPUT),
+    "compare": (EXIT_OK, EXIT_BAD_INPUT),
+    "calibrate": (EXIT_OK, EXIT_BAD_INPUT),
+}
+_NO_THRESHOLDS = "done"
+_MEANINGS = {  # a command's own words for a code, where the shared ones say too little
+    "calibrate": {EXIT_OK: "fitted",
+                  EXIT_BAD_INPUT: "bad input, or a parameter the data cannot identify (named, with the "
+                  "reason; nothing written)"},
+}
+
+
+def _machine_readable_and_ci(sub: argparse._SubParsersAction) -> None:
+    cmds = sub.choices
+    flags.add_format_flag(cmds["run"], "summary.json and the results path")
+    flags.add_format_flag(cmds["simulate"], "summary.json and the results path (sweep.json / maxrate.json)")
+    flags.add_format_flag(cmds["validate"], "the plan")
+    flags.add_format_flag(cmds["pricing"], "the catalog in force")
+    flags.add_results_dir_flags(cmds["run"])
+    flags.add_results_dir_flags(cmds["simulate"], what="the results directory (a sweep's or "
+                                "find-max-rate's parent directory)")
+    for name in ("run", "simulate", "validate"):
+        flags.add_set_flag(cmds[name])
+    for name in ("run", "simulate", "report"):
+        flags.add_junit_flag(cmds[name])
+    for name, parser in cmds.items():
+        flags.add_log_flags(parser, top=False)
+        codes = _EXIT_CODES.get(name, flags.ALL_CODES)
+        parser.epilog = flags.exit_codes_epilog(codes, ok=None if EXIT_THRESHOLD in codes else _NO_THRESHOLDS,
+                                                meanings=_MEANINGS.get(name))
+        parser.formatter_class = flags.HelpFormatter
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -292,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
+    logs.configure(args.verbose, args.log_level, os.environ)
     stdout = sys.stdout
     if stdout is not None and not isinstance(stdout, _PipeGuard):
         sys.stdout = _PipeGuard(stdout)

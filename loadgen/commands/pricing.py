@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from loadgen.api.documents import catalog_document
 from loadgen.catalog.price_list import render
+from loadgen.commands.machine import emit_json
 from loadgen.catalog.pricing import PricingError, default_table
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.scenario import ScenarioError, load
@@ -22,5 +24,8 @@ def cmd_pricing(args: argparse.Namespace) -> int:
         except (ScenarioError, PricingError, OSError) as e:
             print(f"loadgen pricing: {e}", file=sys.stderr)
             return 2
-    sys.stdout.write(render(table))
+    if getattr(args, "format", "text") == "json":
+        emit_json(catalog_document(table))
+    else:
+        sys.stdout.write(render(table))
     return 0

@@ -9,18 +9,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import os
 import sys
 
 import anyio
 
+from loadgen.api.documents import run_document
 from loadgen.api.outputs import OutputFlags, parse_output_flags
 from loadgen.api.plan import plan
 from loadgen.api.plan_text import render
 from loadgen.api.result import RunResult
 from loadgen.api.run import run_prepared
 from loadgen.api.setup import InputError, Overrides, Prepared, apply_overrides, check_credentials, load_scenario, prepare
+from loadgen.commands.machine import (emit_json, junit_problem, printer, results_dir_problem, status_stream,
+                                      write_junit_or_say)
 from loadgen.engine.transport import TargetError
-from loadgen.exit_codes import EXIT_BAD_INPUT, EXIT_TARGET
+from loadgen.exit_codes import EXIT_BAD_INPUT, EXIT_OK, EXIT_TARGET
 from loadgen.report.artifacts import announce
 from loadgen.report.summary_table import summary_table
 from loadgen.scenario import Scenario, ScenarioError
@@ -57,17 +61,46 @@ def prepared(path: str, ov: Overrides, command: str, *, builtin_emulator: bool |
         return EXIT_BAD_INPUT
 
 
-def print_run(res: RunResult) -> None:
-    """The end of a run or simulation: the summary table, where the files are, the thresholds."""
-    print(summary_table(res.summary), flush=True)
+def print_run(res: RunResult, args: argparse.Namespace | None = None, command: str = "run") -> None:
+    """The end of a run or simulation: the summary table, where the files are, the thresholds
+    (with `--format json`: the one JSON document instead, and only warnings on stderr)."""
+    json_mode = args is not None and getattr(args, "format", "text") == "json"
+    if not json_mode:
+        print(summary_table(res.summary), flush=True)
     for line in output_lines(res.summary.get("outputs") or {}):
-        print(line, flush=True)
+        print(line, file=sys.stderr if json_mode else sys.stdout, flush=True)
     for line in res.behind:
         err(f"warning: {line}")
-    print(f"results: {res.path}", flush=True)
-    announce(res.verdicts, res.report, res.warnings)
+    if not json_mode:
+        print(f"results: {res.path}", flush=True)
+    announce(res.verdicts, res.report, res.warnings, quiet=json_mode)
     if res.interrupted:
         err("interrupted: partial results written")
+    if json_mode:
+        emit_json(run_document(res, command))
+
+
+def check_outputs(args: argparse.Namespace) -> int | None:
+    """--results-dir and --junit checked before anything is read, sent or written (and
+    --format json against an interval stream on stdout): the exit code after saying why,
+    or None when they can be used."""
+    problem = results_dir_problem(getattr(args, "results_dir", None)) or junit_problem(getattr(args, "junit", None))
+    if not problem and getattr(args, "format", "text") == "json" and "jsonl=-" in (getattr(args, "output", None) or []):
+        problem = ("--format json and --output jsonl=-: both would write to stdout; send the interval "
+                   "stream to a file (--output jsonl=PATH)")
+    if problem:
+        err(problem)
+        return EXIT_BAD_INPUT
+    return None
+
+
+def finish_junit(args: argparse.Namespace, results: list[RunResult], labels: list[str], code: int) -> int:
+    """Write --junit for `results` (one suite per run, named by `labels`); the exit code,
+    2 instead of 0 when the file could not be written (CI would miss its report)."""
+    suites = [(label, r.verdicts, float(r.summary.get("wall_s") or 0.0)) for label, r in zip(labels, results)]
+    if write_junit_or_say(getattr(args, "junit", None), suites, err) or code != EXIT_OK:
+        return code
+    return EXIT_BAD_INPUT
 
 
 def output_lines(outputs: dict) -> list[str]:
@@ -87,10 +120,13 @@ def output_lines(outputs: dict) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    bad = check_outputs(args)
+    if bad is not None:
+        return bad
     ready = prepared(args.scenario, Overrides(
         target=args.target, region=args.region, endpoint_url=args.endpoint_url, time_scale=args.time_scale,
         duration=args.duration, arms=tuple(args.arm or ()), max_requests=args.max_requests,
-        max_cost_usd=args.max_cost_usd, allow_huge=args.allow_huge), "run")
+        max_cost_usd=args.max_cost_usd, allow_huge=args.allow_huge, sets=tuple(args.set)), "run")
     if isinstance(ready, int):
         return ready
     flags = output_flags(args, "run")
@@ -106,9 +142,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not _confirm_aws(sc, args):
             return EXIT_BAD_INPUT
     to_stdout = flags.jsonl != "-"  # jsonl=-: stdout holds the interval lines only
+    tell = printer(args.format == "json" or not to_stdout)  # human lines: stderr when stdout is for machines
     go = functools.partial(run_prepared, ready, out=args.out, max_requests=args.max_requests, max_cost_usd=args.max_cost_usd,
-                           progress=None if args.quiet else say if to_stdout else err,
-                           status=None if args.quiet else sys.stderr, cleanup=args.cleanup, outputs=flags)
+                           progress=None if args.quiet else tell,
+                           status=None if args.quiet else status_stream(sys.stderr, os.environ),
+                           cleanup=args.cleanup, outputs=flags, results_dir=args.results_dir)
     try:
         res = anyio.run(go)
     except InputError as e:  # --out cannot hold a results directory
@@ -117,10 +155,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if res.target_error is not None:
         err(f"loadgen run: target failed: {res.target_error}")
     with contextlib.redirect_stdout(sys.stdout if to_stdout else sys.stderr):
-        print_run(res)  # --quiet silences the progress line, not the summary
+        print_run(res, args, "run")  # --quiet silences the progress line, not the summary
         for line in res.batch_leftovers:
-            say(line)
-    return res.exit_code
+            tell(line)
+    return finish_junit(args, [res], [sc.name], res.exit_code)
 
 
 def output_flags(args: argparse.Namespace, command: str) -> OutputFlags | None:
@@ -133,15 +171,23 @@ def output_flags(args: argparse.Namespace, command: str) -> OutputFlags | None:
 
 
 def _confirm_aws(sc: Scenario, args: argparse.Namespace) -> bool:
-    print(render(plan(sc)), flush=True)
-    print(f"Target: real Amazon Bedrock in {sc.target.region}"
-          + (f" via {sc.target.endpoint_url}" if sc.target.endpoint_url else "")
-          + (f"; dispatch stops before the bill could pass ${args.max_cost_usd:.2f}" if args.max_cost_usd else
-             "; no --max-cost-usd set"), flush=True)
+    machine = args.format == "json" or "jsonl=-" in (getattr(args, "output", None) or [])
+    tell = printer(machine)  # stdout holds only the JSON document or the interval stream
+    tell(render(plan(sc)))
+    tell(f"Target: real Amazon Bedrock in {sc.target.region}"
+         + (f" via {sc.target.endpoint_url}" if sc.target.endpoint_url else "")
+         + (f"; dispatch stops before the bill could pass ${args.max_cost_usd:.2f}" if args.max_cost_usd else
+            "; no --max-cost-usd set"))
     if args.yes:
         return True
     if not sys.stdin.isatty():
         err("refusing to send to AWS without confirmation: pass --yes (and consider --max-cost-usd)")
         return False
-    answer = input("Send this traffic to AWS and pay for it? [y/N] ").strip().lower()
-    return answer in ("y", "yes")
+    question = "Send this traffic to AWS and pay for it? [y/N] "
+    if machine:
+        sys.stderr.write(question)
+        sys.stderr.flush()
+        answer = sys.stdin.readline()
+    else:
+        answer = input(question)
+    return answer.strip().lower() in ("y", "yes")

@@ -45,6 +45,7 @@ slots, worker pool and cancel scopes kept here; split, that state would be passe
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -72,6 +73,8 @@ ZERO_COST = {"input": 0.0, "output": 0.0, "cache_read": 0.0, "cache_write": 0.0,
 # one made a saturated dispatcher start exactly one request per loop turn (~1 epoll and
 # one loop turn per request, where a bare aiobotocore loop serves ~30 per turn).
 OVERDUE_YIELD_EVERY = 16
+
+_log = logging.getLogger(__name__)  # -v / --log-level (commands/logs.py): stops at info, retries at debug
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ class Runner:
         """Stop dispatching new requests; in-flight ones finish."""
         if self.stop_reason is None:
             self.stop_reason = reason
+            _log.info("dispatch stopped: %s (in-flight requests finish)", reason)
         for cs in list(self._sleepers):
             cs.cancel()
 
@@ -435,7 +439,11 @@ class Runner:
                 return out
             if rng is None:
                 rng = random.Random(f"{sc.seed}:retry:{arm.name}:{req.session}:{req.turn}")
-            if not await self._sleep_until(self.clock.now() + backoff(policy, attempt, rng)):
+            wait = backoff(policy, attempt, rng)
+            if _log.isEnabledFor(logging.DEBUG):
+                _log.debug("%s session %s turn %s: attempt %d %s (%s); retry in %.3f s", arm.name, req.session,
+                           req.turn, attempt, out.status, out.error_code or "-", wait)
+            if not await self._sleep_until(self.clock.now() + wait):
                 return out
             attempt += 1
 
@@ -467,6 +475,9 @@ class Runner:
             quota=out.quota,
         )
         self.sink(a, costs)
+        if out.status != "ok" and _log.isEnabledFor(logging.DEBUG):
+            _log.debug("%s session %s turn %s attempt %d: %s %s at %.3f s: %s", arm.name, req.session, req.turn,
+                       attempt, out.status, out.error_code or "-", out.end, (out.message or "")[:200])
 
 
 def backoff(policy: Any, attempt: int, rng: random.Random) -> float:

@@ -102,6 +102,29 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+class DirectoryTaken(FileExistsError):
+    """An exact results directory (`--results-dir`) that exists and is not empty."""
+
+
+def claim_dir(path: str | Path) -> Path:
+    """Make exactly `path` (its parents too) for a run's results; an existing empty
+    directory is taken as it is (CI often makes it beforehand). DirectoryTaken if it
+    holds anything (or is a file): results are never overwritten or mixed. The files
+    inside are then opened exclusively ("x"), so a second run racing for the same
+    empty directory fails too rather than sharing it."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(p)
+    except FileExistsError:
+        if not p.is_dir():
+            raise DirectoryTaken(f"{p} exists and is not a directory") from None
+        if any(p.iterdir()):
+            raise DirectoryTaken(f"{p} exists and is not empty: loadgen never overwrites results "
+                                 "(name a new directory or remove this one)") from None
+    return p
+
+
 class ResultsDir:
     """One run's results directory. Use `ResultsDir.create(...)`; a context manager."""
 
@@ -119,12 +142,16 @@ class ResultsDir:
                          name=f"loadgen-flush-{self.path.name}", daemon=True).start()
 
     @classmethod
-    def create(cls, parent: str | Path, scenario_name: str, utc_now: datetime) -> "ResultsDir":
+    def create(cls, parent: str | Path, scenario_name: str, utc_now: datetime, *,
+               exact: str | Path | None = None) -> "ResultsDir":
         """Make `parent/<scenario>-<YYYYmmddTHHMMSSZ>/` (a fresh directory, never reused).
 
         If that name exists (two runs in one second), `-2`, `-3`, ... is appended.
         `utc_now`: the run's start; a naive datetime is taken as UTC.
+        `exact`: make exactly this directory instead (`--results-dir`; see `claim_dir`).
         """
+        if exact is not None:
+            return cls(claim_dir(exact))
         parent = Path(parent)
         parent.mkdir(parents=True, exist_ok=True)
         if utc_now.tzinfo is not None:
