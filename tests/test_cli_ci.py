@@ -131,3 +131,9 @@ def test_no_color_drops_the_status_lines_ansi_codes(tmp_path, monkeypatch):
         assert ("\x1b" in out) is expect_ansi, repr(out[:200])
         if not expect_ansi:
             assert "\r" in out  # still redrawn in place
+    # off a terminal (CI logs, pipes): plain lines, no ANSI, whatever NO_COLOR says
+    plain = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", plain)
+    main(["run", str(sc), "--out", str(tmp_path / "pipe"), "--max-requests", "2", "--time-scale", "50"])
+    monkeypatch.undo()
+    assert "sent " in plain.getvalue() and "\x1b" not in plain.getvalue() and "\r" not in plain.getvalue()

@@ -61,7 +61,6 @@ def configure(verbose: int, log_level: str | None, env: Mapping[str, str], strea
     if secrets:
         handler.addFilter(_Redact(secrets))
     root.addHandler(handler)
-    root.setLevel(level)
-    root.propagate = False
+    root.setLevel(level)  # records still propagate: the root logger has no handler in the CLI
     for name in _THIRD_PARTY:
         logging.getLogger(name).setLevel(max(logging.WARNING, level))
