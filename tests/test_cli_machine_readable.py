@@ -133,6 +133,9 @@ def test_results_dir_that_holds_anything_is_refused_and_left_alone(tmp_path, cap
     assert (empty / "summary.json").exists()
     # and a second run into it is refused: never overwritten
     assert main(["simulate", str(sc), "--results-dir", str(empty), "--quiet"]) == exit_codes.EXIT_BAD_INPUT
+    # --format json and an interval stream on stdout do not combine (one of them would be spoiled)
+    assert main(["simulate", str(sc), "--format", "json", "--output", "jsonl=-", "--out", str(tmp_path / "x")]) == 2
+    assert "--output jsonl=-" in capsys.readouterr().err
     # --out and --results-dir do not combine
     assert main(["simulate", str(sc), "--results-dir", str(tmp_path / "x"), "--out", str(tmp_path)]) == 2
     assert "not allowed with" in capsys.readouterr().err

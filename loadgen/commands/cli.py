@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 # directory, --set, --junit, logging, and every command's "exit codes" epilog
 _EXIT_CODES = {
     "run": flags.ALL_CODES,
-    "simulate": (EXIT_OK, EXIT_THRESHOLD, EXIT_BAD_INPUT, EXIT_INTERRUPTED),
+    "simulate": (EXIT_OK, EXIT_THRESHOLD, EXIT_BAD_INPUT, EXIT_TARGET, EXIT_INTERRUPTED),  # 3: --cluster unreachable
     "validate": (EXIT_OK, EXIT_BAD_INPUT),
     "emulator": (EXIT_OK, EXIT_BAD_INPUT, EXIT_TARGET),
     "pricing": (EXIT_OK, EXIT_BAD_INPUT),
