@@ -72,6 +72,7 @@ def assert_matches_files(res: RunResult) -> None:
     """.summary is summary.json; .arms and .records() carry its figures."""
     assert res.summary == written(res)
     records = res.records()
+    assert list(res.iter_records()) == records   # the stream and the list agree
     for name, arm in res.arms.items():
         s = res.summary["arms"][name]
         assert arm.cost.per_1000 == s["cost_usd"]["per_1000"]

@@ -80,7 +80,7 @@ def test_cost_bins_stay_bounded_and_sum_exactly():
 def test_streamed_peaks_equal_the_sorted_ones_and_say_when_they_are_not():
     rng = random.Random(3)
     events = sorted((rng.uniform(0, 3000), rng.randint(1, 500)) for _ in range(5000))
-    jittered = [(t + rng.uniform(-20, 0), w) for t, w in events]   # as completions are written
+    jittered = [(t + rng.uniform(-5, 0), w) for t, w in events]   # as completions are written
     want = series.rolling_peak(jittered)
     p = series.RollingPeak()
     for t, w in jittered:

@@ -147,12 +147,6 @@ def _cacheable(sc: Scenario, arm: Arm, req: DryRequest, min_tokens: int) -> tupl
     return total, cached, min(readable, cached)
 
 
-def _usage(total: int, cached: int, read: int, output: int) -> dict[str, int]:
-    """Converse usage when `read` tokens come from the cache and the rest up to `cached` is written."""
-    return {"inputTokens": total - cached, "outputTokens": output,
-            "cacheReadInputTokens": read, "cacheWriteInputTokens": cached - read}
-
-
 def _expected_reads(sc: Scenario, arm: Arm, reqs: list[DryRequest],
                     min_tokens: int) -> list[tuple[int, bool]]:
     """(tokens read, warm) per request if entries live exactly their TTL from their last use
@@ -234,29 +228,38 @@ def _plan(scenario: Scenario, drawn: Scenario, f: float) -> Plan:
         return rolling_peak(events, window)
 
     table = pricing.table_for(sc.pricing)
+    peak_rpm = int(_peak([(r.t, 1.0) for r in reqs]))   # the same schedule for every arm
     arms = []
     for arm in sc.arms:
         info = lookup(arm.model_id)
         expected_reads = _expected_reads(sc, arm, reqs, info.cache_min_tokens)
         cases = ("cold", "warm", "expected")
-        tot: dict[str, dict[str, int]] = {c: {} for c in cases}
-        charged: dict[str, list[tuple[float, float]]] = {c: [] for c in cases}
+        charged: dict[str, list[tuple[float, float]]] = {"cold": [], "warm": []}
         reserved = []
-        n_in = n_out = warm_n = 0
+        n_in = n_out = warm_n = uncached = 0
+        cached_sum = read_warm = read_expected = 0
+        burndown = info.output_burndown
         for r, (exp_read, exp_warm) in zip(reqs, expected_reads):
             total, cached, readable = _cacheable(sc, arm, r, info.cache_min_tokens)
             warm_n += exp_warm
             output = min(r.output_tokens, arm.max_tokens)  # the model stops at maxTokens
-            for case, read in (("cold", 0), ("warm", readable), ("expected", exp_read)):
-                u = _usage(total, cached, read, output)
-                for k, v in u.items():
-                    tot[case][k] = tot[case].get(k, 0) + v
-                # Bedrock's quota charge: input + cache writes + output x burndown; reads are free
-                charged[case].append((r.t, u["inputTokens"] + u["cacheWriteInputTokens"]
-                                      + u["outputTokens"] * info.output_burndown))
+            uncached += total - cached
+            cached_sum += cached
+            read_warm += readable
+            read_expected += exp_read
+            # Bedrock's quota charge: input + cache writes + output x burndown; reads are free
+            # (all cold: every cached token written; all warm: `readable` of them read)
+            charged["cold"].append((r.t, total + output * burndown))
+            charged["warm"].append((r.t, total - readable + output * burndown))
             n_in += total
             n_out += output
             reserved.append((r.t, total + arm.max_tokens))  # reserved at start: input + maxTokens
+        # usage summed per case: a request reading `read` tokens writes the rest up to `cached`
+        tot: dict[str, dict[str, int]] = {c: {} for c in cases}
+        if reqs:
+            for case, read in (("cold", 0), ("warm", read_warm), ("expected", read_expected)):
+                tot[case] = {"inputTokens": uncached, "outputTokens": n_out,
+                             "cacheReadInputTokens": read, "cacheWriteInputTokens": cached_sum - read}
         batch = arm.mode == "batch"  # priced at the batch price, cache stacked (docs/pricing.md)
         cost = {c: pricing.cost(arm.model_id, tot[c], cache_ttl=arm.cache_ttl, prices=table,
                              tier=arm.service_tier, batch=batch) * scale
@@ -264,7 +267,7 @@ def _plan(scenario: Scenario, drawn: Scenario, f: float) -> Plan:
         arms.append(ArmPlan(
             arm=arm, requests=round(full), input_tokens=round(n_in * scale), output_tokens=round(n_out * scale),
             cache_effective=arm.cache and sc.workload.prefix_tokens >= info.cache_min_tokens,
-            peak_rpm=int(_peak([(r.t, 1.0) for r in reqs])),
+            peak_rpm=peak_rpm,
             peak_tpm_reserved=round(_peak(reserved)),
             peak_tpm_charged_cold=round(_peak(charged["cold"])),
             peak_tpm_charged_warm=round(_peak(charged["warm"])),
@@ -282,7 +285,7 @@ def _plan(scenario: Scenario, drawn: Scenario, f: float) -> Plan:
     note = f"prices: catalog as of {table.as_of}" + (
         f", {n_over} override{'s' if n_over != 1 else ''} from the scenario" if n_over else "")
     return Plan(scenario=scenario, traffic=traffic, sessions=sessions, requests=round(full),
-                peak_rpm=int(_peak([(r.t, 1.0) for r in reqs])), arms=tuple(arms), prices_note=note,
+                peak_rpm=peak_rpm, arms=tuple(arms), prices_note=note,
                 sample=f)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from loadgen.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_TARGET, EXIT_THRESHOLD
 from loadgen.results.directory import load_attempts
@@ -92,8 +92,14 @@ class RunResult:
         return EXIT_OK if self.passed else EXIT_THRESHOLD
 
     def records(self) -> list[dict[str, Any]]:
-        """Every attempt of requests.jsonl as a dict, in the order they completed."""
+        """Every attempt of requests.jsonl as a dict, in the order they completed (all in
+        memory at once: about 1.5 KB each; `iter_records()` streams them)."""
         return list(load_attempts(self.path))
+
+    def iter_records(self) -> Iterator[dict[str, Any]]:
+        """The attempts of requests.jsonl one at a time, read from the file as you go (the
+        file stays open until the iterator is finished or closed)."""
+        return load_attempts(self.path)
 
 
 @dataclass

@@ -45,8 +45,8 @@ CAPTIONS = {
                    "Batch arms are not drawn (their results come back in hours): see the batch table.",
     "cache-by-gap.png": "Cache warm ratio against the gap since the previous call on the same prefix; "
                         "dashed lines at the 5-minute and 1-hour TTLs; ticks above 100 % / below 0 % are "
-                        "individual warm / cold calls.",
-    "cost.png": "Cumulative cost over scenario time per arm.",
+                        "warm / cold calls, one per distinct gap at the plot's resolution.",
+    "cost.png": "Cumulative cost over scenario time per arm, one step per time bin (at most 2,048 per arm).",
     "throughput.png": "Requests, throttles and quota tokens per minute of scenario time, with the quota "
                       "when it is known.",
 }
