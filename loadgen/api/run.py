@@ -9,6 +9,7 @@ prints; this module prints nothing itself (see `progress` and `status` below).
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import random
 from pathlib import Path
@@ -112,6 +113,13 @@ async def _run(sc: Scenario, out: Any, pricer: Any, emulator_config: EmulatorCon
                 clock, region=sc.target.region, endpoint_url=endpoint,
                 max_connections=sc.target.max_in_flight * len(sc.arms), dummy_credentials=not aws,
             ) as transport:
+                # Everything alive now (imports, botocore's service model, the client) lives
+                # as long as the run: frozen, every full collection walks only what the run
+                # makes (gen-2 collections cost ~27 us of CPU per request without; ~5 with).
+                # Unfrozen after, so a process running many runs (tests, the API) still frees them.
+                gc.collect()
+                gc.freeze()
+                stack.callback(gc.unfreeze)
                 sizes = None
                 if aws:
                     # size each prefix with Bedrock's own count before the first request
