@@ -3,6 +3,7 @@ notebook or CI script gets back is the same as the files the run wrote."""
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import shutil
@@ -120,6 +121,9 @@ def test_run_returns_the_summary_it_wrote(tiny, tmp_path):
     assert isinstance(res, RunResult) and res.exit_code == 0
     assert res.summary["clock"] == "warp" and res.summary["target"] == "emulator"
     assert_matches_files(res)
+    # the run froze the collector's long-lived objects for its duration only: a process
+    # that runs many runs still frees each one's objects afterwards
+    assert gc.get_freeze_count() == 0
 
 
 def test_a_sweep_returns_one_result_per_point(tiny, tmp_path):
