@@ -66,3 +66,38 @@ class Progress:
 def _hms(seconds: float) -> str:
     s = int(max(0.0, seconds))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+class WorkersProgress(Progress):
+    """The one status line of a run split over worker processes: the sum of the rows the
+    workers write into the coordinator (api/coordinator.py), and how many still run.
+    Rates are over the last RATE_WINDOW_S scenario seconds of those sums."""
+
+    RATE_WINDOW_S = 60.0
+
+    def __init__(self, coordinator: Any, workers: int, clock: Any, *, duration: float, quiet: bool = False,
+                 stream: TextIO | None = None, **kw: Any) -> None:
+        super().__init__(None, None, clock, duration=duration, quiet=quiet, stream=stream, **kw)
+        self.coordinator, self.workers = coordinator, workers
+        self._samples: list[tuple[float, float, float]] = []   # (scenario s, sent, tokens)
+
+    def line(self) -> str:
+        t = self.coordinator.totals()
+        now = self.clock.now()
+        self._samples.append((now, t["sent"], t["tokens"]))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.RATE_WINDOW_S:
+            self._samples.pop(0)
+        t0, sent0, tok0 = self._samples[0]
+        span = now - t0
+        rpm = (t["sent"] - sent0) * 60.0 / span if span > 0 else 0.0
+        tpm = (t["tokens"] - tok0) * 60.0 / span if span > 0 else 0.0
+        warm_cold = t["warm"] + t["cold"]
+        warm = 100 * t["warm"] / warm_cold if warm_cold else 0.0
+        running = self.workers - int(t["finished"])
+        pct = min(100.0, 100.0 * now / self.duration) if self.duration else 0.0
+        return (
+            f"[{_hms(now)} / {_hms(self.duration)} scenario ({pct:3.0f}%), {time.monotonic() - self._wall0:5.1f}s wall] "
+            f"sent {t['sent']:.0f} ok {t['ok']:.0f} thr {t['throttled']:.0f} err {t['failed']:.0f} "
+            f"| in-flight {t['in_flight']:.0f} | {rpm:.0f} rpm {tpm / 1000:.1f}k tpm | warm {warm:.0f}% "
+            f"| ${t['cost_usd']:.4f} | workers {running}/{self.workers}"
+        )

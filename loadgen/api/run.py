@@ -22,8 +22,9 @@ from loadgen.api.batch_setup import batch_leftovers, has_batch, http_batch, left
 from loadgen.api.outputs import OutputFlags, check_flags
 from loadgen.api.result import RunResult
 from loadgen.api.session import RunState, drive, finish, open_results
-from loadgen.api.setup import (Overrides, Prepared, apply_overrides, as_scenario, check_credentials, prepare,
-                               real_clock_reason)
+from loadgen.api.setup import (InputError, Overrides, Prepared, apply_overrides, as_scenario, check_credentials,
+                               prepare, real_clock_reason)
+from loadgen.api.workers import run_workers, workers_problem
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.model import EmulatorModel
 from loadgen.emulator.server import serve
@@ -42,7 +43,8 @@ async def run(scenario: Scenario | str | Path, *, out: str | Path = "results", t
               max_cost_usd: float | None = None, allow_huge: bool = False,
               progress: Callable[[str], None] | None = None, status: TextIO | None = None,
               signals: bool = True, cleanup: bool = False, outputs: OutputFlags | None = None,
-              results_dir: str | Path | None = None, sets: Sequence[str] = ()) -> RunResult:
+              results_dir: str | Path | None = None, sets: Sequence[str] = (), workers: int = 1,
+              executor: Any = None) -> RunResult:
     """Run `scenario` (a Scenario or a path) and write a results directory under `out`
     (or exactly `results_dir`, which must not hold anything).
 
@@ -53,33 +55,51 @@ async def run(scenario: Scenario | str | Path, *, out: str | Path = "results", t
     (main thread only). `cleanup`: remove the S3 objects batch arms wrote to a real
     bucket at the end (else they are listed in the result's `batch_leftovers`).
     `outputs`: `--output` (api/outputs.py: the jsonl interval stream, CloudWatch).
+    `workers`: processes sending the schedule (its execution segments, api/workers.py);
+    1 runs in this process; more start one process per segment and, for the built-in
+    emulator, the emulator in one process of its own. `executor`: how those segments are
+    launched (api/executor.py; default local processes).
 
     Returns the RunResult (its `exit_code` is what `loadgen run` exits with). Raises
     ScenarioError / InputError / ValueError on bad input before anything is sent or
     written, TargetError when AWS credentials are missing or the emulator cannot start.
     A target that fails mid-run is not raised: the result carries it (`target_error`).
     """
-    sc = apply_overrides(as_scenario(scenario), Overrides(
-        target=target, region=region, endpoint_url=endpoint_url, time_scale=time_scale, duration=duration,
-        arms=tuple(arms), max_requests=max_requests, max_cost_usd=max_cost_usd, allow_huge=allow_huge,
-        sets=tuple(sets)))
+    ov = Overrides(target=target, region=region, endpoint_url=endpoint_url, time_scale=time_scale, duration=duration,
+                   arms=tuple(arms), max_requests=max_requests, max_cost_usd=max_cost_usd, allow_huge=allow_huge,
+                   sets=tuple(sets))
+    sc = apply_overrides(as_scenario(scenario), ov)
     ready = prepare(sc)
     check_credentials(sc)
     return await run_prepared(ready, out=out, max_requests=max_requests, max_cost_usd=max_cost_usd,
                               progress=progress, status=status, signals=signals, cleanup=cleanup, outputs=outputs,
-                              results_dir=results_dir)
+                              results_dir=results_dir, workers=workers, overrides=ov, executor=executor)
 
 
 async def run_prepared(ready: Prepared, *, out: str | Path = "results", max_requests: int | None = None,
                        max_cost_usd: float | None = None, progress: Callable[[str], None] | None = None,
                        status: TextIO | None = None, signals: bool = True, cleanup: bool = False,
-                       outputs: OutputFlags | None = None, results_dir: str | Path | None = None) -> RunResult:
+                       outputs: OutputFlags | None = None, results_dir: str | Path | None = None,
+                       workers: int = 1, overrides: Overrides | None = None, executor: Any = None) -> RunResult:
     """`run` of a scenario already amended and checked (`setup.prepare`), as `loadgen run`
-    calls it after asking before AWS. The limits were checked with the overrides."""
+    calls it after asking before AWS. The limits were checked with the overrides.
+    `workers` > 1: split over processes (api/workers.py); each re-reads the scenario file's
+    text and applies `overrides` (the ones `ready` was made with) as this process did."""
     sc = ready.scenario
     check_flags(outputs)
+    if workers > 1:
+        problem = workers_problem(sc, workers)
+        if problem:
+            raise InputError(problem)
+        if outputs is not None and (outputs.jsonl is not None or outputs.cloudwatch):
+            raise InputError("--workers: --output streams come from one process's metrics; run them with --workers 1")
     results = open_results(str(out), sc, exact=results_dir)
     try:
+        if workers > 1:
+            return await run_workers(ready, results, overrides or Overrides(), workers=workers,
+                                     limits=Limits(max_requests=max_requests, max_cost_usd=max_cost_usd),
+                                     progress=progress, status=status, signals=signals, executor=executor,
+                                     header=header)
         return await _run(sc, results, ready.pricer, ready.emulator, Limits(max_requests=max_requests,
                           max_cost_usd=max_cost_usd), progress=progress, status=status, signals=signals,
                           cleanup=cleanup, outputs=outputs)
@@ -141,15 +161,23 @@ async def _run(sc: Scenario, out: Any, pricer: Any, emulator_config: EmulatorCon
     return result
 
 
-def header(sc: Scenario, clock: Any, real_why: str | None, path: Path) -> str:
+def header(sc: Scenario, clock: Any, real_why: str | None, path: Path, workers: int = 1) -> str:
     """The first line `loadgen run` prints: target, clock and where the results go."""
     aws = sc.target.kind == "aws"
     where = ("AWS Bedrock" + (f" via {sc.target.endpoint_url}" if sc.target.endpoint_url else "") if aws
-             else sc.target.endpoint_url if sc.target.endpoint_url else "built-in emulator")
-    return (f"loadgen {__version__}: {sc.name} -> {where} ({sc.target.region}), clock {clock.kind}"
-            + (f" ({real_why})" if real_why else
-               f" x{clock.scale:g} (idle gaps are skipped; latency is the emulator's modelled time plus "
+             else sc.target.endpoint_url if sc.target.endpoint_url else
+             "built-in emulator" + (" (its own process)" if workers > 1 else ""))
+    if real_why:
+        how = f" ({real_why})"
+    elif workers > 1:
+        how = (f" x{clock.scale:g} shared by {workers} worker processes and the emulator, from one start "
+               "instant (idle gaps are NOT skipped: processes cannot agree on a jump; latency is the "
+               "emulator's modelled time plus the real transport overhead, not scaled)")
+    else:
+        how = (f" x{clock.scale:g} (idle gaps are skipped; latency is the emulator's modelled time plus "
                "the real transport overhead, not scaled)")
+    split = f", {workers} workers (execution segments)" if workers > 1 else ""
+    return (f"loadgen {__version__}: {sc.name} -> {where} ({sc.target.region}), clock {clock.kind}{how}{split}"
             + f", {len(sc.arms)} arm(s): {', '.join(a.name for a in sc.arms)}; results in {path}")
 
 

@@ -63,8 +63,12 @@ def new_metrics(sc: Scenario) -> Metrics:
 class RunState:
     """What one run produced so far: the runner, its metrics, its clock and timings."""
 
-    def __init__(self, sc: Scenario, clock: Any, out: ResultsDir, outputs: OutputFlags | None = None) -> None:
+    def __init__(self, sc: Scenario, clock: Any, out: ResultsDir, outputs: OutputFlags | None = None,
+                 extra_facts: Mapping[str, Any] | None = None) -> None:
+        """`extra_facts`: run facts beyond run_facts()'s, for run.json and summary.json
+        (a run split over processes says how many: `workers`)."""
         self.sc, self.clock, self.out = sc, clock, out
+        self.extra_facts = dict(extra_facts or {})
         self.metrics = new_metrics(sc)
         self.runner: Runner | None = None
         self.wall0 = time.monotonic()
@@ -72,7 +76,7 @@ class RunState:
         self.summary: dict[str, Any] | None = None  # summary.json's dict, once finish() wrote it
         self.verdicts: list[Any] = []  # thresholds.Result per threshold and arm, once finish() checked them
         if out is not None:  # before any request: a killed run keeps its clock and flags (rebuild reads them)
-            facts = run_facts(sc, clock, self.wall0, None)
+            facts = {**run_facts(sc, clock, self.wall0, None), **self.extra_facts}
             out.write_run_facts({k: v for k, v in facts.items() if k not in ("wall_s", "scenario_s", "stopped")})
         # interval logs always, the jsonl stream and CloudWatch when asked (api/outputs.py); never
         # CloudWatch in virtual time: its datums would be stamped with hours that have not happened
@@ -136,7 +140,7 @@ def finish(state: RunState, *, stop_reason: str | None = None) -> RunResult:
     """
     runner = state.runner
     reason = stop_reason or (runner.stop_reason if runner else None)
-    summary = state.metrics.summary(run_facts(state.sc, state.clock, state.wall0, reason))
+    summary = state.metrics.summary({**run_facts(state.sc, state.clock, state.wall0, reason), **state.extra_facts})
     behind = behind_schedule(summary, state.clock.scale)
     summary["behind_schedule"] = bool(behind)
     state.summary = summary

@@ -70,6 +70,17 @@ def _cluster_flag(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+MAX_WORKERS = 1024  # processes for `run --workers`: far past the cores of any one machine; more is a slip
+
+
+def _run_workers_flag(text: str) -> int:
+    """run --workers: as _workers_flag, at most MAX_WORKERS (each is a process of its own)."""
+    n = _workers_flag(text)
+    if n > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_WORKERS} processes or 'auto', got {text!r}")
+    return n
+
+
 _OUTPUT_HELP = ("jsonl: one JSON line per interval ([outputs] interval, default 10s of scenario time) and arm "
                 "into intervals.jsonl in the results directory; jsonl=PATH to a new file; jsonl=- to stdout "
                 "(the summary then goes to stderr)")
@@ -111,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output", action="append", metavar="KIND", help=_OUTPUT_HELP + "; cloudwatch: send metrics "
                    "to CloudWatch (PutMetricData; the scenario's [outputs.cloudwatch] table or its defaults, the "
                    "endpoint from standard AWS configuration, e.g. AWS_ENDPOINT_URL_CLOUDWATCH) (repeatable)")
+    r.add_argument("--workers", type=_run_workers_flag, default=1, metavar="N|auto",
+                   help="processes sending the schedule (default 1; auto: one per core). With more than 1, each "
+                   "sends a share of the sessions or arrivals (execution segments) and the built-in emulator runs "
+                   "in a process of its own, all on one shared clock (real, or scaled without skipping idle gaps); "
+                   "--max-requests and --max-cost-usd stay one budget for the whole run")
     r.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("simulate", help="run a scenario in virtual time against the in-process emulator model",

@@ -123,10 +123,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     bad = check_outputs(args)
     if bad is not None:
         return bad
-    ready = prepared(args.scenario, Overrides(
+    ov = Overrides(
         target=args.target, region=args.region, endpoint_url=args.endpoint_url, time_scale=args.time_scale,
         duration=args.duration, arms=tuple(args.arm or ()), max_requests=args.max_requests,
-        max_cost_usd=args.max_cost_usd, allow_huge=args.allow_huge, sets=tuple(args.set)), "run")
+        max_cost_usd=args.max_cost_usd, allow_huge=args.allow_huge, sets=tuple(args.set))
+    ready = prepared(args.scenario, ov, "run")
     if isinstance(ready, int):
         return ready
     flags = output_flags(args, "run")
@@ -146,7 +147,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     go = functools.partial(run_prepared, ready, out=args.out, max_requests=args.max_requests, max_cost_usd=args.max_cost_usd,
                            progress=None if args.quiet else tell,
                            status=None if args.quiet else status_stream(sys.stderr, os.environ),
-                           cleanup=args.cleanup, outputs=flags, results_dir=args.results_dir)
+                           cleanup=args.cleanup, outputs=flags, results_dir=args.results_dir,
+                           workers=getattr(args, "workers", 1), overrides=ov)
     try:
         res = anyio.run(go)
     except InputError as e:  # --out cannot hold a results directory

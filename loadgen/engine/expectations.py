@@ -173,8 +173,13 @@ class Write:
 
 
 class CacheExpectations:
-    def __init__(self, min_tokens: int) -> None:
+    def __init__(self, min_tokens: int, *, others_write_shared: bool = False) -> None:
+        """`others_write_shared`: other processes send this arm's prefixes that are not
+        scoped to one session (the system prompt) and this model cannot see them (a run
+        split over processes). A cold prediction on such a prefix is then a race: the
+        other processes may well have cached it, so a warm reply is no mismatch."""
         self.min_tokens = min_tokens
+        self.others_write_shared = others_write_shared
         self._entries: dict[tuple, _Entry] = {}
         self._known: list[tuple[float, int, Write]] = []  # (t, seq, write): responses begun at t
         self._seq = 0
@@ -230,9 +235,14 @@ class CacheExpectations:
                 # warm call reads); a shorter live prefix still means a big re-write: cold
                 if e.ready <= now < e.expires:
                     return Prediction("warm", now - e.last_use, valid[i].tokens, False, read)
-                return Prediction("cold", now - e.last_use, valid[i].tokens, _racing(entries, valid[i:], now), read)
+                return Prediction("cold", now - e.last_use, valid[i].tokens,
+                                  _racing(entries, valid[i:], now) or self._unseen(valid[i:]), read)
         # never used before: only a write in flight (or of unknown fate) could make it warm
-        return Prediction("cold", None, 0, _racing(entries, valid, now), read)
+        return Prediction("cold", None, 0, _racing(entries, valid, now) or self._unseen(valid), read)
+
+    def _unseen(self, checkpoints: list[Checkpoint]) -> bool:
+        """Whether another process may have cached one of these prefixes unseen (see __init__)."""
+        return self.others_write_shared and any(c.key[:1] != ("session",) for c in checkpoints)
 
     def sent(self, checkpoints: tuple[Checkpoint, ...], start: float) -> Write:
         """An attempt with these checkpoints was sent at `start` (scenario s)."""

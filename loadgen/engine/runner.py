@@ -56,6 +56,7 @@ import anyio.lowlevel
 
 from loadgen.engine import schedule
 from loadgen.engine.batch_arm import BatchArm, BatchSetup
+from loadgen.engine.budget import MAX_REQUESTS, SegmentBudget
 from loadgen.engine.clock import Clock, Driver
 from loadgen.engine.expectations import CacheExpectations, Prediction
 from loadgen.engine.record import Attempt, observed_cache_state
@@ -100,13 +101,16 @@ class Runner:
         segment: schedule.Segment = schedule.WHOLE,
         expectations: Mapping[str, CacheExpectations] | None = None,
         batch: BatchSetup | None = None,
+        budget: SegmentBudget | None = None,
     ) -> None:
         """`segment`: the share of the schedule this runner sends (whole sessions, its
         stripe of the arrivals); the default is all of it. `expectations`: per arm, the
         client-side cache model, when several runners share one: the system prefix is one
         cache entry for every session of an arm, so runners of different segments of one
         run against one target must share it to predict what the full run predicts. The
-        rest of the model is per session, and a segment holds whole sessions."""
+        rest of the model is per session, and a segment holds whole sessions. `budget`: this
+        segment's lease on the limits of a run split over processes (engine/budget.py):
+        `limits` then says which limits are set, and the budget holds them."""
         self.scenario = scenario
         self.transport = transport
         self.clock = clock
@@ -124,6 +128,8 @@ class Runner:
         self.workloads = {a.name: ArmWorkload(scenario, a, salt=salt, size=(prefix_sizes or {}).get(a.name))
                           for a in scenario.arms}
         self.segment = segment
+        self.budget = budget
+        self._arms_done: set[str] = set()  # arms with no first attempt left (leased limits)
         self.expect = dict(expectations) if expectations is not None else {
             a.name: CacheExpectations(self.workloads[a.name].info.cache_min_tokens) for a in self.arms}
         # live state, read by the progress display
@@ -218,6 +224,8 @@ class Runner:
                     assert self.batch is not None
                     self._spawn(tg, BatchArm(self, arm, self.batch).run, tg)
         self._tg = None
+        if self.budget is not None:
+            self.budget.close(self.cost_usd)
 
     def _hand_off(self, tg: Any, arm: Arm, req: Request, intended: float) -> None:
         """Start one open-loop request (its in-flight slot already taken) on an idle worker,
@@ -358,6 +366,8 @@ class Runner:
         lim = self.limits
         if self.stopping:
             return False
+        if self.budget is not None:
+            return self._admit_leased(req)
         by_arm = self._dispatched_by_arm
         if lim.max_requests is not None and by_arm[req.arm] >= lim.max_requests:
             if all(n >= lim.max_requests for n in by_arm.values()):
@@ -375,6 +385,38 @@ class Runner:
             self.stop("max-requests")  # nothing more to send; in-flight requests finish
         return True
 
+    def _admit_leased(self, req: Request) -> bool:
+        """`_admit` for one segment of a run split over processes: the same rules, on the
+        run's one budget (engine/budget.py), so the segments together admit what one
+        runner would."""
+        b = self.budget
+        assert b is not None
+        ok, last = b.first_attempt(req.arm, req.session)
+        if not ok:
+            self._arms_done.add(req.arm)
+            if len(self._arms_done) >= len(self.arms):
+                self.stop(MAX_REQUESTS)
+            return False
+        if self.limits.max_cost_usd is not None:
+            worst = self._worst_cost(req)
+            if not b.cover(self.cost_usd + self._reserved_cost + worst):
+                self.stop("max-cost")
+                return False
+            self._reserved_cost += worst
+        self._dispatched_by_arm[req.arm] += 1
+        self.dispatched += 1
+        if last:
+            self._arms_done.add(req.arm)
+            if len(self._arms_done) >= len(self.arms):
+                self.stop(MAX_REQUESTS)  # nothing more to send; in-flight requests finish
+        return True
+
+    def _within_cap(self, in_use_usd: float) -> bool:
+        """Whether spend plus reservations fit the cost cap (this runner's lease of it)."""
+        if self.budget is not None:
+            return self.budget.cover(in_use_usd)
+        return in_use_usd <= self.limits.max_cost_usd  # type: ignore[operator]
+
     async def _send(self, arm: Arm, req: Request, intended: float, holding_slot: bool = False) -> Outcome:
         """One admitted request, all its attempts; then its cost reservation is released."""
         worst = self._worst_cost(req) if self.limits.max_cost_usd is not None else 0.0
@@ -382,6 +424,8 @@ class Runner:
             return await self._request(arm, req, intended, holding_slot)
         finally:
             self._reserved_cost -= worst  # reserved by _admit
+            if self.budget is not None:
+                self.budget.settle(self.cost_usd + self._reserved_cost)
 
     async def _request(self, arm: Arm, req: Request, intended: float, holding_slot: bool = False) -> Outcome:
         """All attempts of one request. `holding_slot`: the caller already acquired the
@@ -434,7 +478,7 @@ class Runner:
                 return out
             # this request's reservation still stands for the next attempt; what the
             # failed one cost is booked, so the next may not fit any more
-            if cap is not None and self.cost_usd + self._reserved_cost > cap:
+            if cap is not None and not self._within_cap(self.cost_usd + self._reserved_cost):
                 self.stop("max-cost")
                 return out
             if rng is None:

@@ -85,7 +85,7 @@ def render(view: RunView, results: Sequence[Any], tables: Sequence[Table], plots
     arms = s.get("arms", {})
     title = f"loadgen report: {s.get('scenario', '?')}"
     facts = (f"{s.get('target', '?')} target, clock {s.get('clock', '?')}"
-             + (f" x{s.get('time_scale') or 1:g}" if s.get("clock") == "warp" else "")
+             + (f" x{s.get('time_scale') or 1:g}" if s.get("clock") in ("warp", "scaled") else "")
              + (" (as scenario.toml sets it; no run.json)" if s.get("clock_source") == "scenario.toml" else "")
              + f", seed {s.get('seed', '?')}, {float(s.get('scenario_s') or 0):.0f} s scenario time in "
              + f"{float(s.get('wall_s') or 0):.1f} s wall, loadgen {s.get('loadgen_version', '?')}"

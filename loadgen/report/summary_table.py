@@ -67,7 +67,7 @@ def summary_table(summary: Mapping[str, Any]) -> str:
     """The per-arm summary block, with a header line of run facts."""
     rows = [row_values(name, arm) for name, arm in summary["arms"].items()]
     facts = (f"{summary.get('scenario', '?')}: target {summary.get('target', '?')}, clock {summary.get('clock', '?')}"
-             + (f" x{summary.get('time_scale') or 1:g}" if summary.get("clock") == "warp" else "")
+             + (f" x{summary.get('time_scale') or 1:g}" if summary.get("clock") in ("warp", "scaled") else "")
              + (" (as scenario.toml sets it; no run.json)" if summary.get("clock_source") == "scenario.toml" else "")
              + f", {summary.get('scenario_s') or 0:.0f} s scenario time in {summary.get('wall_s') or 0:.1f} s wall"
              + (f", stopped: {summary['stopped']}" if summary.get("stopped") not in (None, "completed") else ""))

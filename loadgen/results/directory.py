@@ -45,6 +45,7 @@ SCENARIO_FILE = "scenario.toml"
 SUMMARY_FILE = "summary.json"
 RUN_FILE = "run.json"
 HISTOGRAM_DIR = "histograms"
+PARTS_DIR = "parts"  # a run split over worker processes: parts/worker-<i>/ until merged (merge.py)
 
 # Scenario seconds and Unix seconds to the microsecond; USD to 1e-9 (a nano-dollar
 # is far below a single token's price, ~1e-6 USD).
@@ -267,9 +268,22 @@ def load_attempts(results_dir: str | Path) -> Iterator[dict]:
     """The attempts in requests.jsonl, as dicts, in file order.
 
     A torn last line (the process died mid-write) is skipped; a bad line anywhere
-    else is an error naming file and line.
+    else is an error naming file and line. A run split over worker processes whose
+    parent died before merging them (results/merge.py) has an empty requests.jsonl and
+    `parts/worker-<i>/requests.jsonl`: then those are read, part after part.
     """
     p = Path(results_dir) / REQUESTS_FILE
+    n = 0
+    for record in _read_attempts(p):
+        n += 1
+        yield record
+    if n == 0:
+        for part in sorted((Path(results_dir) / PARTS_DIR).glob("worker-*/" + REQUESTS_FILE),
+                           key=lambda q: int(q.parent.name.rsplit("-", 1)[1])):
+            yield from _read_attempts(part)
+
+
+def _read_attempts(p: Path) -> Iterator[dict]:
     with open(p, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():

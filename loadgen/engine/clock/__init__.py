@@ -8,6 +8,8 @@ started, read from a Clock (`protocol.Clock`). The kinds, one file each:
                gaps (loadgen run against the emulator)
   VirtualClock (virtual.py) an event loop whose time only moves when nothing can run
                (loadgen simulate)
+  SharedClock  (shared.py) scale x time since one start instant several processes share,
+               no idle jumps (loadgen run --workers N and its emulator process)
 
 The runner tells a clock two things, and only a WarpClock keeps count of them:
 `driver()` for each task that drives load (a session, an open-loop dispatcher, a request
@@ -23,7 +25,8 @@ server out of driver contexts is the caller's job (loadgen.api starts it first).
 
 from loadgen.engine.clock.protocol import Clock, Driver
 from loadgen.engine.clock.real import RealClock
+from loadgen.engine.clock.shared import SharedClock
 from loadgen.engine.clock.virtual import VirtualClock
 from loadgen.engine.clock.warp import WarpClock
 
-__all__ = ["Clock", "Driver", "RealClock", "VirtualClock", "WarpClock"]
+__all__ = ["Clock", "Driver", "RealClock", "SharedClock", "VirtualClock", "WarpClock"]

@@ -1,0 +1,225 @@
+"""`loadgen run --workers N` (N > 1): the parent of a run split into execution segments.
+
+The parent sends nothing itself. It:
+1. picks the clock every process shares (`SharedClock`: real against AWS or an
+   endpoint, else scaled at `[target] time_scale` without idle jumps, since processes
+   cannot agree on a jump) and writes run.json saying so;
+2. starts the built-in emulator in its own process (api/emulator_process.py) unless the
+   run calls AWS or `--endpoint-url`;
+3. launches one worker per segment through an executor (api/executor.py: local
+   processes; a Ray executor launches the same `segment_worker.run_segment`), each with
+   a `SegmentSpec` naming its part directory `<run>/parts/worker-<i>/`;
+4. fixes the start instant once every worker is ready, then shows one progress line
+   for all of them, turns Ctrl-C into the coordinator's STOP (then ABORT after the
+   grace period, or at a second Ctrl-C), and reports a worker that dies;
+5. merges the parts (results/merge.py): Metrics added (from each PartResult, else its
+   metrics.state, else rebuilt from its requests.jsonl), requests.jsonl concatenated;
+   then writes summary.json and the rest as any run does (`session.finish`).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence, TextIO
+
+import anyio
+
+from loadgen.api.coordinator import ABORT, start_in
+from loadgen.api.emulator_process import EmulatorProcess
+from loadgen.api.executor import Executor, Launched, LocalProcessExecutor, PartOutcome
+from loadgen.api.progress import WorkersProgress
+from loadgen.api.result import RunResult
+from loadgen.api.segment_worker import SegmentSpec
+from loadgen.api.session import RunState, finish, new_metrics
+from loadgen.api.setup import Overrides, Prepared, real_clock_reason
+from loadgen.api.signals import notice
+from loadgen.engine.clock import SharedClock
+from loadgen.engine.runner import Limits
+from loadgen.engine.transport import TargetError
+from loadgen.results.directory import ResultsDir, load_attempts
+from loadgen.results.merge import load_metrics, merge_requests, part_dir, read_part_metrics, remove_parts
+from loadgen.results.rebuild import rebuild_summary
+from loadgen.scenario import Scenario
+
+START_WAIT_S = 120.0      # real seconds the parent waits for every worker to be ready
+START_MARGIN_S = 0.05     # real seconds between fixing the start instant and scenario second 0
+KILL_AFTER_ABORT_S = 10.0  # real seconds an aborted worker gets to write its part before it is killed
+POLL_S = 0.02
+
+
+def workers_problem(sc: Scenario, workers: int) -> str | None:
+    """Why `sc` cannot run split over `workers` processes, or None."""
+    if workers > 1 and any(getattr(a, "mode", "on_demand") == "batch" for a in sc.arms):
+        return ("--workers: batch arms run in one process (a batch job is one upload, not a share of "
+                "the schedule); drop --workers or the batch arms (--arm)")
+    return None
+
+
+def shared_scale(sc: Scenario) -> float:
+    """Scenario seconds per real second on the shared clock: 1 where the target keeps real
+    time, else the scenario's time_scale."""
+    return 1.0 if real_clock_reason(sc) else float(sc.target.time_scale)
+
+
+async def run_workers(ready: Prepared, results: ResultsDir, overrides: Overrides, *, workers: int,
+                      limits: Limits, progress: Callable[[str], None] | None, status: TextIO | None,
+                      signals: bool, executor: Executor | None = None,
+                      header: Callable[..., str] | None = None) -> RunResult:
+    """Run `ready.scenario` split over `workers` segments into `results` (module doc)."""
+    sc = ready.scenario
+    problem = workers_problem(sc, workers)
+    if problem:
+        raise ValueError(problem)
+    executor = executor or LocalProcessExecutor()
+    co = executor.coordinator(workers, len(sc.arms), limits.max_requests, limits.max_cost_usd)
+    scale = shared_scale(sc)
+    clock = SharedClock(scale, co.start_instant)
+    state = RunState(sc, clock, results, extra_facts={"workers": workers})
+    if state.outputs is not None:  # interval logs are fed per attempt in one process; a split run has none yet
+        state.outputs.close(0.0)
+        state.outputs = None
+    if progress is not None and header is not None:
+        progress(header(sc, clock, real_clock_reason(sc), results.path, workers=workers))
+    aws = sc.target.kind == "aws"
+    try:
+        async with _endpoint(executor, ready, scale, co) as url:
+            specs = [SegmentSpec(scenario_path=str(sc.path), scenario_source=sc.source, overrides=overrides,
+                                 index=i, count=workers, endpoint_url=url, time_scale=scale, start_instant=None,
+                                 coordinator=co, part_dir=str(part_dir(results.path, i)),
+                                 salt=results.path.name if aws else "", max_requests=limits.max_requests,
+                                 max_cost_usd=limits.max_cost_usd, grace_s=limits.grace_s)
+                     for i in range(workers)]
+            launched = [executor.launch(s) for s in specs]
+            outcomes = await _supervise(co, launched, clock, sc, limits, status=status, signals=signals)
+    except TargetError as e:
+        result = finish(state, stop_reason="target-failed")
+        result.target_error = e
+        return result
+    return _merge_and_finish(state, co, outcomes)
+
+
+class _endpoint:
+    """The URL workers call: the emulator process (built-in target), else the scenario's
+    endpoint_url, else None (AWS)."""
+
+    def __init__(self, executor: Executor, ready: Prepared, scale: float, co: Any) -> None:
+        self._proc: EmulatorProcess | None = None
+        sc = ready.scenario
+        if ready.emulator is not None:
+            if executor.context is None:
+                raise ValueError("--workers: this executor cannot host the built-in emulator; pass --endpoint-url")
+            self._proc = EmulatorProcess(executor.context, ready.emulator, seed=sc.seed, region=sc.target.region,
+                                         scale=scale, coordinator=co)
+        self._url = sc.target.endpoint_url
+
+    async def __aenter__(self) -> str | None:
+        if self._proc is not None:
+            return await self._proc.__aenter__()
+        return self._url
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._proc is not None:
+            await self._proc.__aexit__(*exc)
+
+
+async def _supervise(co: Any, launched: Sequence[Launched], clock: SharedClock, sc: Scenario, limits: Limits, *,
+                     status: TextIO | None, signals: bool) -> list[PartOutcome]:
+    """Start the workers together, show progress, pass Ctrl-C on, collect every outcome."""
+    outcomes: dict[int, PartOutcome] = {}
+    told: set[int] = set()
+    view = WorkersProgress(co, len(launched), clock, duration=sc.duration, quiet=status is None, stream=status)
+
+    def collect() -> None:
+        for h in launched:
+            if h.index not in outcomes:
+                o = h.poll()
+                if o is not None:
+                    outcomes[h.index] = o
+                    if o.result is None and h.index not in told:
+                        told.add(h.index)
+                        notice(f"worker {h.index} ended without its part ({o.failure}); the attempts it "
+                               "wrote still count")
+
+    async with anyio.create_task_group() as tg:
+        if signals:
+            tg.start_soon(_watch_signals, co, limits.grace_s)
+        deadline = time.monotonic() + START_WAIT_S
+        while co.ready_count() < len(launched) and time.monotonic() < deadline:
+            collect()
+            if len(outcomes) == len(launched) or co.control()[0] == ABORT:
+                break
+            await anyio.sleep(POLL_S)
+        if co.start_instant() is None:
+            co.set_start(start_in(START_MARGIN_S))
+        tg.start_soon(view.run)
+        aborted_at: float | None = None
+        while len(outcomes) < len(launched):
+            collect()
+            if co.control()[0] == ABORT:
+                aborted_at = aborted_at or time.monotonic()
+                if time.monotonic() - aborted_at > KILL_AFTER_ABORT_S:
+                    for h in launched:
+                        if h.index not in outcomes:
+                            h.kill()
+            await anyio.sleep(POLL_S)
+        tg.cancel_scope.cancel()
+    view.finish()
+    return [outcomes[h.index] for h in launched]
+
+
+async def _watch_signals(co: Any, grace_s: float) -> None:
+    """First Ctrl-C: every worker stops dispatch, in-flight requests get `grace_s`; then
+    (or at a second Ctrl-C) they abort. The workers themselves ignore Ctrl-C."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+        async for _ in received:
+            notice(f"\ninterrupt: stopping dispatch in every worker; waiting up to {grace_s:g} s "
+                   "for in-flight requests (Ctrl-C again to abort)")
+            co.stop("interrupted")
+            with anyio.move_on_after(grace_s):
+                async for _ in received:
+                    break
+            co.abort()
+            return
+
+
+def _merge_and_finish(state: RunState, co: Any, outcomes: Sequence[PartOutcome]) -> RunResult:
+    path = state.out.path
+    parts = [part_dir(path, i) for i in range(len(outcomes))]
+    reasons, target_errors = [], []
+    for i, o in enumerate(outcomes):
+        r = o.result
+        if r is not None and r.metrics_state is not None:
+            m = load_metrics(r.metrics_state)
+        else:
+            m = read_part_metrics(parts[i]) or _rebuilt(parts[i], state.sc)
+        state.metrics.merge(m)
+        if r is not None:
+            if r.stop_reason:
+                reasons.append(r.stop_reason)
+            if r.target_error:
+                target_errors.append(r.target_error)
+            if r.error:
+                notice(f"worker {i} failed: {r.error.strip().splitlines()[-1]}; the attempts it wrote still count")
+    merge_requests(path, parts)
+    remove_parts(path)
+    code, why = co.control()
+    reason = why if code else None
+    if reason is None and reasons:
+        reason = "interrupted" if "interrupted" in reasons else reasons[0]
+    if target_errors:
+        reason = "target-failed"
+    result = finish(state, stop_reason=reason)
+    if target_errors:
+        result.target_error = TargetError(target_errors[0])
+    return result
+
+
+def _rebuilt(part: Path, sc: Scenario) -> Any:
+    """A part's Metrics from its requests.jsonl (a worker killed before it wrote them)."""
+    if not (part / "requests.jsonl").exists():
+        return new_metrics(sc)
+    _, metrics = rebuild_summary(list(load_attempts(part)), sc)
+    return metrics
+

@@ -1,0 +1,267 @@
+"""`loadgen run --workers N`: the schedule split over processes sends what one process
+sends, every attempt accounted, one budget, one merged results directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loadgen.commands.cli import build_parser, main
+from loadgen.engine.budget import SegmentBudget, SharedMemoryPool
+from loadgen.engine.expectations import CacheExpectations
+from loadgen.engine.schedule import Segment
+from loadgen.engine.workload import Checkpoint
+from loadgen.results.directory import read_histogram
+from loadgen.results.histograms import LATENCY_METRICS
+from loadgen.results.rebuild import rebuild_summary
+from result_files import only_dir, read_results
+
+HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
+
+# Open loop, two arms, 20 scenario seconds at x10: about 2 s of wall time per run.
+OPEN = f"""
+name = "split"
+seed = 5
+duration = "20s"
+
+[target]
+time_scale = 10
+max_in_flight = 64
+
+[model]
+id = "us.{HAIKU}"
+max_tokens = 64
+stream = true
+
+[workload]
+kind = "single"
+prefix_tokens = 5024
+question_tokens = {{ dist = "uniform", low = 10, high = 40 }}
+output_tokens = 20
+
+[arrivals]
+kind = "poisson"
+rate = "8/s"
+
+[emulator]
+latency = "fast"
+
+[[arms]]
+name = "a"
+
+[[arms]]
+name = "b"
+cache_ttl = "1h"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "s.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def run_cli(parent: Path, scenario: Path, out: str, *flags: str) -> tuple[int, dict, list[dict]]:
+    res = parent / out
+    code = main(["run", str(scenario), "--out", str(res), "--quiet", *flags])
+    summary, lines = read_results(only_dir(res))
+    return code, summary, lines
+
+
+def accounted(summary: dict, lines: list[dict]) -> None:
+    for name, arm in summary["arms"].items():
+        r = arm["requests"]
+        assert r["sent"] == r["ok"] + r["throttled"] + r["error"] + r["timeout"]
+        assert r["sent"] == sum(1 for line in lines if line["arm"] == name)
+
+
+def first_attempts(lines: list[dict]) -> list[tuple]:
+    return sorted((line["arm"], line["session"], line["turn"]) for line in lines if line["attempt"] == 1)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One scenario run by one worker, by two, and by two under --max-requests (each run
+    costs a few seconds of process start-up, so the tests share them)."""
+    d = tmp_path_factory.mktemp("workers")
+    sc = write(d, OPEN)
+    return {"dir": d, "one": run_cli(d, sc, "one"), "two": run_cli(d, sc, "two", "--workers", "2"),
+            "capped": run_cli(d, sc, "capped", "--workers", "2", "--max-requests", "25")}
+
+
+@pytest.mark.slow
+def test_two_workers_send_exactly_the_one_worker_request_set(runs):
+    code1, s1, l1 = runs["one"]
+    code2, s2, l2 = runs["two"]
+    assert code1 == code2 == 0
+    accounted(s1, l1)
+    accounted(s2, l2)
+    assert len(first_attempts(l1)) > 200
+    assert first_attempts(l2) == first_attempts(l1)                  # same count, same identities
+    assert s2["workers"] == 2 and s2["clock"] == "scaled" and "workers" not in s1
+    assert not (only_dir(runs["dir"] / "two") / "parts").exists()    # merged into requests.jsonl
+    for arm in s2["arms"].values():
+        # each worker's cache model cannot see the other's writes of the shared prefix:
+        # such predictions are races, never false mismatches
+        assert arm["cache"]["mismatch"]["total"] == 0
+        assert arm["cache"]["warm"] > 0
+
+
+@pytest.mark.slow
+def test_max_requests_is_one_budget_and_the_first_arrivals_by_index(runs):
+    code, s2, l2 = runs["capped"]
+    assert code == 0
+    accounted(s2, l2)
+    # one worker sends arrivals in index order, so its first 25 are indexes 0..24 of each arm
+    assert first_attempts(l2) == sorted((a, i, 0) for a in ("a", "b") for i in range(25))
+    assert s2["stopped"] == "max-requests"
+
+
+@pytest.mark.slow
+def test_merged_histograms_are_the_histograms_of_every_record(runs):
+    _, summary, lines = runs["two"]
+    d = only_dir(runs["dir"] / "two")
+    rebuilt, metrics = rebuild_summary(lines, None)
+    for arm in summary["arms"]:
+        for metric in LATENCY_METRICS:
+            merged = read_histogram(d / "histograms" / f"{arm}.{metric}.hlog")
+            direct = metrics.histogram(arm, metric)
+            assert merged.get_total_count() == direct.get_total_count()
+            assert list(merged.counts) == list(direct.counts), (arm, metric)
+        assert summary["arms"][arm]["latency_ms"] == rebuilt["arms"][arm]["latency_ms"]
+        assert summary["arms"][arm]["requests"] == rebuilt["arms"][arm]["requests"]
+
+
+@pytest.mark.slow
+def test_max_cost_is_one_budget_for_all_workers(tmp_path):
+    sc = write(tmp_path, OPEN)   # a few requests in flight: their worst cases do not hold the whole cap
+    cap = 0.05
+    code, s2, l2 = run_cli(tmp_path, sc, "two", "--workers", "2", "--max-cost-usd", str(cap))
+    assert code == 0
+    accounted(s2, l2)
+    spent = sum(a["cost_usd"]["total"] for a in s2["arms"].values())
+    assert s2["stopped"] == "max-cost"
+    assert spent <= cap             # N budgets would let it reach N x cap
+    # both workers sent (odd and even arrivals) from the one budget; leases are tested alone below
+    assert {line["session"] % 2 for line in l2} == {0, 1}
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_worker_and_merges_the_partial_results(tmp_path):
+    sc = write(tmp_path, OPEN.replace('duration = "20s"', 'duration = "10m"').replace("time_scale = 10", "time_scale = 1"))
+    out = tmp_path / "res"
+    p = subprocess.Popen([sys.executable, "-m", "loadgen", "run", str(sc), "--out", str(out), "--workers", "2"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until both workers have attempts on disk
+        parts = list(out.glob("*/parts/worker-*/requests.jsonl"))
+        if len(parts) == 2 and all(q.stat().st_size > 1000 for q in parts):
+            break
+        time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 130, stderr
+    d = only_dir(out)
+    summary, lines = read_results(d)
+    assert summary["stopped"] == "interrupted"
+    accounted(summary, lines)
+    assert sum(a["requests"]["sent"] for a in summary["arms"].values()) > 10
+    assert not (d / "parts").exists()
+    assert "interrupted: partial results written" in stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5", "100000"])
+def test_bad_workers_values_exit_2_with_a_clear_message(tmp_path, value, capsys):
+    sc = write(tmp_path, OPEN)
+    assert main(["run", str(sc), "--out", str(tmp_path / "res"), "--workers", value]) == 2
+    err = capsys.readouterr().err
+    assert "--workers" in err and "auto" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "res").exists()
+
+
+def test_workers_auto_is_the_number_of_cores():
+    args = build_parser().parse_args(["run", "x.toml", "--workers", "auto"])
+    assert args.workers == (os.cpu_count() or 1)
+
+
+# -- the pieces ------------------------------------------------------------------------
+
+
+def test_a_segment_cannot_see_another_process_cache_the_shared_prefix():
+    """Split over processes, a cold prediction on the shared system prefix is a race."""
+    system = (Checkpoint(("system", "a"), 5000, "5m"),)
+    alone = CacheExpectations(4096)
+    split = CacheExpectations(4096, others_write_shared=True)
+    for ex in (alone, split):
+        first = ex.predict(system, 0.0)
+        assert first.state == "cold"
+    assert not alone.predict(system, 0.0).race
+    assert split.predict(system, 0.0).race
+    # a session's own prefix only its segment sends: no race there
+    own = (Checkpoint(("session", "a", 3, 0), 6000, "5m"),)
+    assert not split.predict(own, 0.0).race
+
+
+class _Ctx:
+    """multiprocessing's shared-memory constructors, in one process (for the pool alone)."""
+
+    import multiprocessing as _mp
+
+    Lock = staticmethod(_mp.get_context("spawn").Lock)
+    RawArray = staticmethod(_mp.get_context("spawn").RawArray)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cap=st.floats(0.01, 5.0), chunk=st.sampled_from([0.0, 0.05, 1.0]),
+       costs=st.lists(st.tuples(st.integers(0, 2), st.floats(0.001, 0.3), st.floats(0.0, 1.0)), max_size=60))
+def test_leases_never_let_the_workers_together_pass_the_cap(cap, chunk, costs):
+    """Three runners admit requests (worst case `w`, actual `w * f`) in any interleaving:
+    their spend plus reservations never passes the cap, and closing returns the rest."""
+    pool = SharedMemoryPool(_Ctx, 1, None, cap)
+    runners = [SegmentBudget(pool, Segment(i, 3), ["a"], max_requests=None, max_cost_usd=cap, open_loop=True,
+                             chunk_usd=chunk) for i in range(3)]
+    spent = [0.0, 0.0, 0.0]
+    for who, worst, frac in costs:
+        b = runners[who]
+        if b.cover(spent[who] + worst):
+            spent[who] += worst * frac   # booked; the reservation is released
+            b.settle(spent[who])
+        assert sum(spent) <= cap + 1e-9
+        assert sum(r.leased_usd for r in runners) + pool.usd_left() == pytest.approx(cap)
+    for who, b in enumerate(runners):
+        b.close(spent[who])
+    assert pool.usd_left() == pytest.approx(cap - sum(spent))
+
+
+def test_open_loop_requests_are_capped_by_schedule_index():
+    pool = SharedMemoryPool(_Ctx, 2, 10, None)
+    seg = SegmentBudget(pool, Segment(1, 3), ["a", "b"], max_requests=10, max_cost_usd=None, open_loop=True)
+    allowed = [k for k in range(1, 30, 3) if seg.first_attempt("a", k)[0]]
+    assert allowed == [1, 4, 7]                       # its share of indexes 0..9
+    assert seg.first_attempt("a", 7) == (True, True)  # and it knows 7 is its last
+
+
+def test_session_requests_share_one_count_per_arm():
+    pool = SharedMemoryPool(_Ctx, 2, 3, None)
+    segs = [SegmentBudget(pool, Segment(i, 2), ["a", "b"], max_requests=3, max_cost_usd=None, open_loop=False)
+            for i in range(2)]
+    got = [segs[k % 2].first_attempt("a", 0)[0] for k in range(6)]
+    assert got == [True, True, True, False, False, False]
+    assert pool.exhausted() is None                    # arm b still has its 3
+    assert all(segs[0].first_attempt("b", 0)[0] for _ in range(3))
+    assert pool.exhausted() == "max-requests"
+
+
+def test_results_format_doc_says_how_parts_are_read():
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "results-format.md").read_text()
+    assert "parts/worker-" in doc
