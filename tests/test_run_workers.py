@@ -179,6 +179,51 @@ def test_ctrl_c_stops_every_worker_and_merges_the_partial_results(tmp_path):
     assert "interrupted: partial results written" in stderr
 
 
+def _worker_pid(parent: int, index: int) -> int | None:
+    """The pid of the child of `parent` that has worker `index`'s part open."""
+    for task in Path(f"/proc/{parent}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                fds = list(Path(f"/proc/{pid}/fd").iterdir())
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    if f"parts/worker-{index}/" in os.readlink(fd):
+                        return int(pid)
+                except OSError:
+                    continue
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the worker process through /proc")
+def test_a_killed_worker_is_reported_and_its_written_attempts_count(tmp_path):
+    sc = write(tmp_path, OPEN.replace('duration = "20s"', 'duration = "8s"').replace("time_scale = 10", "time_scale = 1"))
+    out = tmp_path / "res"
+    p = subprocess.Popen([sys.executable, "-m", "loadgen", "run", str(sc), "--out", str(out), "--workers", "2"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    victim = None
+    while time.monotonic() < deadline:
+        part = list(out.glob("*/parts/worker-1/requests.jsonl"))
+        if part and part[0].stat().st_size > 1000:
+            victim = _worker_pid(p.pid, 1)
+            break
+        time.sleep(0.05)
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    stdout, stderr = p.communicate(timeout=90)
+    assert "worker 1 ended without its part (exit code -9)" in stderr
+    summary, lines = read_results(only_dir(out))
+    accounted(summary, lines)
+    assert summary["stopped"] == "worker-died"
+    odd = [line["session"] for line in lines if line["session"] % 2]
+    even = [line["session"] for line in lines if line["session"] % 2 == 0]
+    assert odd                                         # the killed worker's attempts are in the run
+    assert max(odd) < max(even) - 10                   # and it sent none after it died
+
+
 @pytest.mark.parametrize("value", ["0", "-2", "two", "1.5", "100000"])
 def test_bad_workers_values_exit_2_with_a_clear_message(tmp_path, value, capsys):
     sc = write(tmp_path, OPEN)

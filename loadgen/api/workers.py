@@ -47,6 +47,7 @@ START_WAIT_S = 120.0      # real seconds the parent waits for every worker to be
 START_MARGIN_S = 0.05     # real seconds between fixing the start instant and scenario second 0
 KILL_AFTER_ABORT_S = 10.0  # real seconds an aborted worker gets to write its part before it is killed
 POLL_S = 0.02
+WORKER_DIED = "worker-died"  # summary.json `stopped` when a worker ended without its part
 
 
 def workers_problem(sc: Scenario, workers: int) -> str | None:
@@ -210,6 +211,8 @@ def _merge_and_finish(state: RunState, co: Any, outcomes: Sequence[PartOutcome])
         reason = "interrupted" if "interrupted" in reasons else reasons[0]
     if target_errors:
         reason = "target-failed"
+    elif reason is None and any(o.result is None for o in outcomes):
+        reason = WORKER_DIED  # its segment was not sent to the end: the run is not complete
     result = finish(state, stop_reason=reason)
     if target_errors:
         result.target_error = TargetError(target_errors[0])
