@@ -6,8 +6,9 @@ segment needs travels in its `SegmentSpec` (picklable: plain values, the `Overri
 dataclass, and the coordinator handle); everything it produced comes back as a
 `PartResult` and is also on disk in `spec.part_dir`:
 
-    part_dir/requests.jsonl   every attempt, appended as it completes (line-buffered,
-                              so a killed worker's completed attempts are on disk)
+    part_dir/requests.jsonl   every attempt, appended as it completes (handed to the
+                              kernel at least every results.directory.FLUSH_EVERY_S, so
+                              a killed worker's attempts are on disk but for the last few)
     part_dir/metrics.state    its Metrics at its end (results/merge.py), also in
                               PartResult.metrics_state
 

@@ -223,6 +223,6 @@ def _rebuilt(part: Path, sc: Scenario) -> Any:
     """A part's Metrics from its requests.jsonl (a worker killed before it wrote them)."""
     if not (part / "requests.jsonl").exists():
         return new_metrics(sc)
-    _, metrics = rebuild_summary(list(load_attempts(part)), sc)
+    _, metrics = rebuild_summary(load_attempts(part), sc)
     return metrics
 
