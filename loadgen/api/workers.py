@@ -19,6 +19,7 @@ The parent sends nothing itself. It:
 
 from __future__ import annotations
 
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ from loadgen.api.signals import notice
 from loadgen.engine.clock import SharedClock
 from loadgen.engine.runner import Limits
 from loadgen.engine.transport import TargetError
-from loadgen.results.directory import ResultsDir, load_attempts
+from loadgen.results.directory import HISTOGRAM_DIR, ResultsDir, load_attempts
 from loadgen.results.merge import load_metrics, merge_requests, part_dir, read_part_metrics, remove_parts
 from loadgen.results.rebuild import rebuild_summary
 from loadgen.scenario import Scenario
@@ -78,9 +79,12 @@ async def run_workers(ready: Prepared, results: ResultsDir, overrides: Overrides
     scale = shared_scale(sc)
     clock = SharedClock(scale, co.start_instant)
     state = RunState(sc, clock, results, extra_facts={"workers": workers})
-    if state.outputs is not None:  # interval logs are fed per attempt in one process; a split run has none yet
+    if state.outputs is not None:
+        # interval logs are fed attempt by attempt in one process; a split run writes the
+        # whole-run histograms from its merged Metrics instead (session.finish)
         state.outputs.close(0.0)
         state.outputs = None
+        shutil.rmtree(results.path / HISTOGRAM_DIR, ignore_errors=True)
     if progress is not None and header is not None:
         progress(header(sc, clock, real_clock_reason(sc), results.path, workers=workers))
     aws = sc.target.kind == "aws"
