@@ -9,6 +9,7 @@ prefill slope, within 15 %), the sigmas within 10 %, the cross-Region penalty wi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -35,7 +36,8 @@ TOLERANCE = {"ttft_s": 0.05, "ttft_sigma": 0.10, "prefill_s_per_1k": 0.05, "cach
              "tokens_per_s": 0.05, "tokens_per_s_sigma": 0.10}
 CROSS_TOLERANCE_S = 0.015
 MODEL = "anthropic.claude-haiku-4-5-20251001-v1:0"
-DEFAULTS = EmulatorConfig.defaults().latency
+DEFAULT_LATENCY = EmulatorConfig.defaults().latency
+DEFAULTS = dataclasses.asdict(DEFAULT_LATENCY)
 
 
 def synthetic(n: int, seed: int, true: dict = TRUE, *, same_size: bool = False) -> list[dict]:
@@ -181,7 +183,7 @@ def test_all_requests_the_same_size_is_refused_naming_the_parameter(tmp_path, ca
     assert main(["calibrate", str(d), "--out", str(out), "--keep-defaults", "--no-plot"]) == 0
     text = out.read_text()
     assert "prefill_s_per_1k = 0.03 " in text and "DEFAULT kept: every attempt had the same" in text
-    assert load_config_file(str(out)).latency.prefill_s_per_1k == DEFAULTS.prefill_s_per_1k
+    assert load_config_file(str(out)).latency.prefill_s_per_1k == DEFAULT_LATENCY.prefill_s_per_1k
 
 
 def test_nothing_to_fit_is_a_one_line_error(tmp_path, capsys):
@@ -306,8 +308,8 @@ def test_shipped_calibration_scenario_recovers_the_shipped_preset(tmp_path, caps
     out.write_text(capsys.readouterr().out)
     fitted = load_config_file(str(out)).latency
     for key in ("ttft_s", "prefill_s_per_1k", "tokens_per_s"):
-        assert getattr(fitted, key) == pytest.approx(getattr(DEFAULTS, key), rel=0.1), key
-    assert fitted.cross_region_s == DEFAULTS.cross_region_s
+        assert getattr(fitted, key) == pytest.approx(getattr(DEFAULT_LATENCY, key), rel=0.1), key
+    assert fitted.cross_region_s == DEFAULT_LATENCY.cross_region_s
 
 
 @pytest.mark.slow

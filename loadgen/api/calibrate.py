@@ -8,6 +8,7 @@ loads as the emulator reads it, and writes the files.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ def calibrate(results_dir: str | Path, *, model: str | None = None, out: str | P
         raise InputError(f"{out_path}: already exists; choose another --out or pass --force to replace it")
     facts = load_run_facts(src) or {}
     region = facts.get("region") if isinstance(facts.get("region"), str) else None
-    defaults = EmulatorConfig.from_mapping({"latency": PRESET}).latency
+    defaults = dataclasses.asdict(EmulatorConfig.from_mapping({"latency": PRESET}).latency)
     try:
         records = list(load_attempts(src))
     except (OSError, ValueError) as e:   # a damaged line: the message names file:line

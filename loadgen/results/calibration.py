@@ -39,7 +39,6 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from loadgen.catalog import profiles
-from loadgen.emulator.config import LATENCY_KEYS, Latency
 
 OUTLIER_SIGMAS = 5.0      # robust sigmas of log B beyond which an attempt is an outlier
 ROUGH_SIGMAS = 10.0       # the first trim, on the additive residual (skewed by the lognormal: generous)
@@ -86,7 +85,7 @@ class Calibration:
     model: str                           # base model id
     caller_region: str | None
     cross_basis: str                     # "served Region" | "profile"
-    params: tuple[Param, ...]            # in LATENCY_KEYS order
+    params: tuple[Param, ...]            # in the order of the defaults given
     ttft: Quality
     e2e: Quality
     speed_n: int
@@ -123,10 +122,12 @@ class _Obs:
     profile: str       # region | geo | global
 
 
-def calibrate(records: Iterable[Mapping], *, defaults: Latency, caller_region: str | None,
+def calibrate(records: Iterable[Mapping], *, defaults: Mapping[str, float], caller_region: str | None,
               model: str | None = None) -> Calibration:
     """Fit the latency model of one model (base id or any id form; None: the run's only
-    model) from requests.jsonl records (dicts). Raises CalibrationError when nothing can be
+    model) from requests.jsonl records (dicts). `defaults`: every `[emulator.latency]` key
+    and its value, in the table's order (the caller takes them from the emulator's preset, so
+    this package needs no emulator import). Raises CalibrationError when nothing can be
     fitted; parameters the data cannot identify keep their `defaults` value and are listed
     in `.unidentified`."""
     want = profiles.base_id(model) if model else None
@@ -254,7 +255,7 @@ def _by(used: list[_Obs], base: np.ndarray, key) -> tuple[tuple[str, int, float]
     return tuple((g, len(v), float(np.median(v))) for g, v in sorted(groups.items()))
 
 
-def _fit(obs: list[_Obs], defaults: Latency, model: str, caller_region: str | None, basis: str,
+def _fit(obs: list[_Obs], defaults: Mapping[str, float], model: str, caller_region: str | None, basis: str,
          excluded: dict[str, int], others: tuple) -> Calibration:
     ttft = np.array([o.ttft for o in obs])
     raw = np.array([[o.u, o.r, o.x] for o in obs])
@@ -262,7 +263,7 @@ def _fit(obs: list[_Obs], defaults: Latency, model: str, caller_region: str | No
     keys = [k for k, _, _ in _SLOPES]
     missing = _unidentified(cols, raw)
     free = [j for j, k in enumerate(keys) if k not in missing]
-    fixed = np.array([getattr(defaults, k) if k in missing else 0.0 for k in keys])
+    fixed = np.array([defaults[k] if k in missing else 0.0 for k in keys])
 
     def ols(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(y, design, coefficients, all slopes) of least squares on the kept attempts."""
@@ -320,10 +321,10 @@ def _fit(obs: list[_Obs], defaults: Latency, model: str, caller_region: str | No
     b_med, b_sigma, b_se = _robust_lognormal(base[keep])
 
     params: dict[str, Param] = {}
-    params["ttft_s"] = Param("ttft_s", b_med, defaults.ttft_s, True, b_se)
-    params["ttft_sigma"] = Param("ttft_sigma", b_sigma, defaults.ttft_sigma, True)
+    params["ttft_s"] = Param("ttft_s", b_med, defaults["ttft_s"], True, b_se)
+    params["ttft_sigma"] = Param("ttft_sigma", b_sigma, defaults["ttft_sigma"], True)
     for j, k in enumerate(keys):
-        d = getattr(defaults, k)
+        d = defaults[k]
         if k in missing:
             params[k] = Param(k, d, d, False, note=missing[k])
             continue
@@ -338,16 +339,16 @@ def _fit(obs: list[_Obs], defaults: Latency, model: str, caller_region: str | No
     if fast:
         speeds = np.array([(o.out - 1) / o.stream_s for o in fast])
         s_med, s_sigma, s_se = _robust_lognormal(speeds)
-        params["tokens_per_s"] = Param("tokens_per_s", s_med, defaults.tokens_per_s, True, s_se)
-        params["tokens_per_s_sigma"] = Param("tokens_per_s_sigma", s_sigma, defaults.tokens_per_s_sigma, True)
+        params["tokens_per_s"] = Param("tokens_per_s", s_med, defaults["tokens_per_s"], True, s_se)
+        params["tokens_per_s_sigma"] = Param("tokens_per_s_sigma", s_sigma, defaults["tokens_per_s_sigma"], True)
     else:
         why = "no attempt streamed two or more output tokens over a measurable time"
         missing["tokens_per_s"] = why
         missing["tokens_per_s_sigma"] = why
         for k in ("tokens_per_s", "tokens_per_s_sigma"):
-            params[k] = Param(k, getattr(defaults, k), getattr(defaults, k), False, note=why)
+            params[k] = Param(k, defaults[k], defaults[k], False, note=why)
     for k in NOT_FITTED:
-        d = getattr(defaults, k)
+        d = defaults[k]
         params[k] = Param(k, d, d, False, note="calibrate does not fit queueing (it needs a load sweep, not one run)")
 
     used = [o for o, k in zip(obs, keep) if k]
@@ -359,10 +360,10 @@ def _fit(obs: list[_Obs], defaults: Latency, model: str, caller_region: str | No
     obs_e2e = np.array([o.e2e for o in used])
     return Calibration(
         model=model, caller_region=caller_region, cross_basis=basis,
-        params=tuple(params[k] for k in LATENCY_KEYS),
+        params=tuple(params[k] for k in defaults),
         ttft=_quality(obs_ttft, fit_ttft), e2e=_quality(obs_e2e, fit_e2e), speed_n=len(fast),
         used=len(used), excluded=tuple(excluded.items()),
-        unidentified=tuple((k, missing[k]) for k in LATENCY_KEYS if k in missing),
+        unidentified=tuple((k, missing[k]) for k in defaults if k in missing),
         other_models=others,
         base_by_region=_by(used, obs_ttft - fit_ttft + params["ttft_s"].value, lambda o: o.served),
         base_by_profile=_by(used, obs_ttft - fit_ttft + params["ttft_s"].value, lambda o: o.profile),
