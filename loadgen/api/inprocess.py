@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import math
 import random
-import uuid
 from typing import Any
 
 from loadgen.engine.clock import Clock
 from loadgen.emulator.errors import BedrockError
+from loadgen.emulator.ids import uuid4_text
 from loadgen.emulator.model import EmulatorModel, Plan
 from loadgen.catalog.tokens import CHARS_PER_TOKEN, count_tokens
 from loadgen.engine.transport import FirstToken, Outcome, normalize_code, status_for
@@ -59,7 +59,7 @@ class InProcessTransport:
         self._in_band = bool(model.config.stream_errors_in_band)
 
     def _error_id(self) -> str:
-        return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+        return uuid4_text(self._ids.getrandbits(128))
 
     async def call(self, params: dict[str, Any], *, stream: bool, timeout: float,
                    on_first_token: FirstToken | None = None) -> Outcome:

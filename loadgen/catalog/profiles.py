@@ -24,6 +24,7 @@ def _table() -> dict:
     return data.load("profiles.toml")
 
 
+@lru_cache(maxsize=1024)  # called several times per request (emulator, pricing); a run uses few ids
 def split(model_id: str) -> tuple[ProfileKind, str | None, str]:
     """(kind, prefix or None, bare id) of any model id form."""
     head, dot, rest = model_id.partition(".")

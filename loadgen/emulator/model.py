@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import random
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +33,7 @@ from loadgen.catalog.tokens import CHARS_PER_TOKEN, count_tokens
 from loadgen.emulator.cache import PromptCache
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.errors import BedrockError, error, validation
+from loadgen.emulator.ids import uuid4_text
 from loadgen.emulator.plan import TOOL_INPUT, Plan, StreamFault, Usage
 from loadgen.emulator.quotas import Quotas
 from loadgen.emulator.request import count_input, parse
@@ -79,7 +79,7 @@ class EmulatorModel:
     # -- helpers ---------------------------------------------------------------
 
     def _request_id(self) -> str:
-        return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+        return uuid4_text(self._ids.getrandbits(128))
 
     def _lognormal(self, median: float, sigma: float) -> float:
         if sigma <= 0 or median <= 0:

@@ -1,0 +1,55 @@
+"""The shortcuts `loadgen simulate`'s hot path takes give exactly what the long way gives:
+request-id text, histogram buckets, the digest of a request's first (system) block."""
+
+from __future__ import annotations
+
+import uuid
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loadgen.catalog.models import lookup
+from loadgen.emulator import request as request_mod
+from loadgen.emulator.ids import uuid4_text
+from loadgen.results.histograms import HIST_HIGHEST_US, new_histogram, record_us
+
+
+@given(st.integers(min_value=0, max_value=2**128 - 1))
+def test_uuid4_text_is_uuid_modules_text(bits):
+    assert uuid4_text(bits) == str(uuid.UUID(int=bits, version=4))
+
+
+@settings(max_examples=50)
+@given(st.lists(st.one_of(st.integers(0, 5000), st.integers(0, HIST_HIGHEST_US),
+                          st.sampled_from([0, 1, 2047, 2048, 4095, 4096, HIST_HIGHEST_US])), max_size=60))
+def test_record_us_is_record_value(values):
+    fast, slow = new_histogram(), new_histogram()
+    for v in values:
+        record_us(fast, v)
+        slow.record_value(v)
+    assert list(fast.counts) == list(slow.counts)
+    assert (fast.total_count, fast.min_value, fast.max_value) == (slow.total_count, slow.min_value, slow.max_value)
+    assert fast.get_value_at_percentile(99.0) == slow.get_value_at_percentile(99.0)
+
+
+def _body(system: str, question: str) -> dict:
+    return {"system": [{"text": system}, {"cachePoint": {"type": "default"}}],
+            "messages": [{"role": "user", "content": [{"text": question}]}]}
+
+
+@settings(max_examples=25)
+@given(st.integers(1, 3000), st.text(alphabet="abc xyz", max_size=20), st.text(alphabet="abc", min_size=1, max_size=50))
+def test_memoised_first_block_gives_the_same_checkpoints(n, tail, question):
+    system = ("lorem ipsum " * 300)[:n] + tail  # over and under the memo's 1024 characters
+    info = lookup("anthropic.claude-haiku-4-5-20251001-v1:0")
+    request_mod._FIRST_TEXT.clear()
+    first = request_mod.parse(_body(system, question), info)
+    again = request_mod.parse(_body(system, question), info)  # from the memo when long enough
+    # the long way: a counting function other than count_tokens is never memoised
+    slow = request_mod.parse(_body(system, question), info)
+    request_mod._FIRST_TEXT.clear()
+    plain = request_mod._parse(_body(system, question), info, None, lambda t: request_mod.count_tokens(t))
+    for r in (first, again, slow):
+        assert r.input_tokens == plain.input_tokens
+        assert [(c.tokens, c.digest, c.ttl) for c in r.checkpoints] == \
+               [(c.tokens, c.digest, c.ttl) for c in plain.checkpoints]
