@@ -45,6 +45,29 @@ def start_log(f: TextIO, arm: str, metric: str, wall_start: float | None) -> His
     return w
 
 
+_LAYOUT = new_histogram()
+# record()'s inlined arithmetic is HdrHistogram's for a unit magnitude of 0 (lowest 1 us)
+assert _LAYOUT.unit_magnitude == 0
+_MASK = _LAYOUT.sub_bucket_mask                        # 2047 at 3 significant digits
+_BUCKET0_BITS = _LAYOUT.sub_bucket_half_count_magnitude + 1
+_HALF_MAG = _LAYOUT.sub_bucket_half_count_magnitude
+_HALF = _LAYOUT.sub_bucket_half_count
+
+
+def record_us(h: HdrHistogram, value: int) -> None:
+    """`h.record_value(value)` for a histogram from new_histogram() and an int value in
+    0..HIST_HIGHEST_US (callers clamp to that range): the same bucket and bookkeeping, in
+    one function instead of the library's five method calls (a run records ~7 values per
+    attempt; this halves their cost in `loadgen simulate`)."""
+    bucket = (value | _MASK).bit_length() - _BUCKET0_BITS
+    h.counts[((bucket + 1) << _HALF_MAG) + (value >> bucket) - _HALF] += 1
+    h.total_count += 1
+    if value < h.min_value:
+        h.min_value = value
+    if value > h.max_value:
+        h.max_value = value
+
+
 def settings() -> dict:
     """The histogram settings as summary.json records them (`histograms`)."""
     return {"unit": HIST_UNIT, "lowest": HIST_LOWEST_US, "highest": HIST_HIGHEST_US,

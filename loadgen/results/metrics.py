@@ -1,7 +1,7 @@
 """Metrics: fold Attempts into per-arm histograms, counters and per-second buckets.
 
 The run's sink (`loadgen.api.run.RunState.sink`) calls `Metrics.record(attempt, buckets)`
-once per completed HTTP attempt (hot path: counters and HdrHistogram `record_value`
+once per completed HTTP attempt (hot path: counters and `histograms.record_us`
 only, no percentiles). The live display reads `snapshot()` and `recent()`
 (`loadgen.results.live`); at the end `summary(run_facts)` builds the summary.json dict
 (keys are a contract, see DESIGN.md and docs/results-format.md). The pieces it folds
@@ -44,7 +44,7 @@ from loadgen.engine.record import CACHE_STATES, STATUSES, Attempt
 from loadgen.results import histograms
 from loadgen.results.batch_figures import BatchFigures
 from loadgen.results.gap_buckets import GAP_EDGES_S, gap_bucket_rows
-from loadgen.results.histograms import HIST_HIGHEST_US, LATENCY_METRICS, latency_summary, new_histogram
+from loadgen.results.histograms import HIST_HIGHEST_US, LATENCY_METRICS, latency_summary, new_histogram, record_us
 from loadgen.results.live import ArmSnapshot, Rate, Snapshot
 from loadgen.results.per_second import (
     COLUMNS, CREAD, CWRITE, ERROR, IN, NCOLS, OK, OUT, SENT, STATUS_COL, THROTTLED, TIMEOUT,
@@ -171,7 +171,7 @@ class Metrics:
             if not 0 <= lag <= HIST_HIGHEST_US:
                 lag = min(max(lag, 0), HIST_HIGHEST_US)
                 s.clamped += 1
-            s.schedule_lag.record_value(lag)
+            record_us(s.schedule_lag, lag)
             if not ok:
                 s.first_failed += 1
 
@@ -197,8 +197,8 @@ class Metrics:
             e2e = min(max(e2e, 0), HIST_HIGHEST_US)
             svc = min(max(svc, 0), HIST_HIGHEST_US)
             s.clamped += 1
-        s.e2e_all.record_value(e2e)
-        s.service_all.record_value(svc)
+        record_us(s.e2e_all, e2e)
+        record_us(s.service_all, svc)
         ft = a.first_token
         if a.batch_status is not None:
             # a batch record: no first token to wait for; its times go to the batch figures
@@ -210,15 +210,15 @@ class Metrics:
             if not 0 <= t <= HIST_HIGHEST_US:
                 t = min(max(t, 0), HIST_HIGHEST_US)
                 s.clamped += 1
-            s.ttft_all.record_value(t)
+            record_us(s.ttft_all, t)
             if ok:
-                s.ttft.record_value(t)
+                record_us(s.ttft, t)
 
         if ok:
             if s.last_ok is None or end > s.last_ok:
                 s.last_ok = end
-            s.e2e.record_value(e2e)
-            s.service.record_value(svc)
+            record_us(s.e2e, e2e)
+            record_us(s.service, svc)
             obs = a.cache_state
             s.cache[obs] += 1
             pred = a.cache_predicted
