@@ -4,6 +4,7 @@ when nothing can run (see the class docstring)."""
 from __future__ import annotations
 
 import asyncio
+import heapq
 import selectors
 import time
 
@@ -27,6 +28,13 @@ class VirtualClock(NoBookkeeping):
     `loop._selector` / loop class at run time; this uses only the public
     `SelectorEventLoop(selector)` and `time()` hooks, in ~50 lines.
 
+    `sleep_until` itself (the simulation's hot path: every arrival and every response
+    waits in it) keeps its sleepers in the clock's own heap, not as loop timers: the
+    selector wakes the earliest when it would jump, so a sleeper resumes in the loop
+    turn time reaches it (a loop timer takes one turn to fire and another for the task),
+    and costs no TimerHandle. Sleepers due at the same time wake in the order they went
+    to sleep, and before loop timers due then.
+
     driver(), in_flight() and waiting() are no-ops here; `scale` is 1 (loop seconds are scenario
     seconds). One clock drives one event loop (one run).
     """
@@ -37,6 +45,10 @@ class VirtualClock(NoBookkeeping):
     def __init__(self) -> None:
         self._t = 0.0
         self.jumped_s = 0.0  # scenario seconds skipped while nothing was runnable
+        # sleep_until's sleepers: (wake time, sequence number, future), earliest first; a
+        # cancelled sleeper's future is done and its entry dropped when it reaches the top
+        self._sleepers: list[tuple[float, int, asyncio.Future]] = []
+        self._seq = 0
 
     def now(self) -> float:
         return self._t
@@ -50,17 +62,14 @@ class VirtualClock(NoBookkeeping):
 
     async def sleep_until(self, t: float) -> None:
         if t > self._t:
-            # A bare loop timer rather than anyio.sleep: this is the simulation's hot path,
-            # and anyio's cancel scopes still cancel it (they cancel the waiting task).
-            loop = asyncio.get_running_loop()
-            fut = loop.create_future()
-            handle = loop.call_at(t, _wake, fut)
-            try:
-                await fut
-            finally:
-                handle.cancel()  # a stale timer would otherwise pull virtual time to it
-            # the jump to the timer can land an ulp short of t (float rounding): the
-            # protocol promises now() >= t on return
+            # A bare future rather than anyio.sleep: anyio's cancel scopes still cancel it
+            # (they cancel the waiting task, which cancels the future it awaits).
+            fut = asyncio.get_running_loop().create_future()
+            self._seq += 1
+            heapq.heappush(self._sleepers, (t, self._seq, fut))
+            await fut
+            # woken with sleepers due within the clock resolution of the earliest (as the
+            # loop pops its timers): the protocol promises now() >= t on return
             if self._t < t:
                 self._t = t
 
@@ -71,13 +80,27 @@ class VirtualClock(NoBookkeeping):
         self._t += dt
         self.jumped_s += dt
 
+    def _next_sleeper(self) -> float | None:
+        """Wake time of the earliest sleeper still waiting (None: none)."""
+        heap = self._sleepers
+        while heap and heap[0][2].done():
+            heapq.heappop(heap)  # cancelled while asleep
+        return heap[0][0] if heap else None
 
-def _wake(fut: asyncio.Future) -> None:
-    if not fut.done():
-        fut.set_result(None)
+    def _wake_due(self) -> None:
+        """Wake every sleeper due now, earliest (then first asleep) first: their tasks run
+        in this loop turn. Due: within the clock resolution, as the loop treats its timers."""
+        heap = self._sleepers
+        end = self._t + _RESOLUTION
+        while heap and heap[0][0] < end:
+            fut = heapq.heappop(heap)[2]
+            if not fut.done():
+                fut.set_result(None)
 
 
 _POLL_EVERY_S = 0.005
+# the event loop pops timers due before time() + its clock resolution (that of monotonic)
+_RESOLUTION = time.get_clock_info("monotonic").resolution
 
 
 class _VirtualSelector(selectors.BaseSelector):
@@ -104,7 +127,11 @@ class _VirtualSelector(selectors.BaseSelector):
         return self._inner.modify(fileobj, events, data)
 
     def select(self, timeout=None):  # type: ignore[no-untyped-def]
-        if timeout is None:
+        # `timeout`: seconds to the loop's next timer (None: no timer, 0: something is
+        # ready). The clock's own sleepers are timers the loop does not know about.
+        clock = self._clock
+        wake = clock._next_sleeper()
+        if timeout is None and wake is None:
             return self._inner.select(None)
         # Real fds only carry Ctrl-C and thread wake-ups: polling them at most every
         # few wall milliseconds saves a syscall on most of the loop's turns.
@@ -113,8 +140,15 @@ class _VirtualSelector(selectors.BaseSelector):
         if now - self._polled >= _POLL_EVERY_S:
             self._polled = now
             events = self._inner.select(0)
-        if not events and timeout > 0:
-            self._clock._advance(timeout)
+        if not events and timeout != 0:
+            if wake is not None and (timeout is None or wake - clock._t <= timeout):
+                if wake > clock._t:
+                    clock._advance(wake - clock._t)
+                    clock._t = wake  # exactly: t + (wake - t) can round off it
+            else:
+                clock._advance(timeout)
+        if wake is not None and wake < clock._t + _RESOLUTION:
+            clock._wake_due()
         return events
 
     def get_key(self, fileobj):  # type: ignore[no-untyped-def]
