@@ -35,6 +35,31 @@ def test_sleepers_wake_in_deadline_order_at_exact_virtual_times_and_cost_no_wall
     assert c.now() == 36000.0
 
 
+def test_clock_sleepers_and_loop_timers_wake_in_time_order_ties_in_sleep_order():
+    # sleep_until's sleepers live in the clock's own heap, anyio.sleep's in the loop's:
+    # one timeline all the same, and sleepers due together wake in the order they slept
+    c = VirtualClock()
+    woke: list[tuple[str, float]] = []
+
+    async def clock_sleeper(name: str, t: float) -> None:
+        await c.sleep_until(t)
+        woke.append((name, c.now()))
+
+    async def loop_sleeper(name: str, dt: float) -> None:
+        await anyio.sleep(dt)
+        woke.append((name, c.now()))
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            for name, t in (("a", 2.0), ("b", 7.5), ("c", 2.0), ("d", 2.0)):
+                tg.start_soon(clock_sleeper, name, t)
+            for name, dt in (("x", 1.0), ("y", 3.0), ("z", 9.0)):
+                tg.start_soon(loop_sleeper, name, dt)
+
+    vrun(c, main)
+    assert woke == [("x", 1.0), ("a", 2.0), ("c", 2.0), ("d", 2.0), ("y", 3.0), ("b", 7.5), ("z", 9.0)]
+
+
 def test_sleep_in_the_past_returns_at_once_and_time_never_goes_back():
     c = VirtualClock()
 
