@@ -169,8 +169,10 @@ class Runner:
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
 
-    async def _sleep_until(self, t: float) -> bool:
-        """Sleep on the clock until t; False if the run is stopping."""
+    async def _sleep_until(self, t: float, scoped: bool = True) -> bool:
+        """Sleep on the clock until t; False if the run is stopping. `scoped=False`: the
+        caller already runs in a cancel scope in `_sleepers` (stop() ends the sleep by
+        cancelling it), which saves a scope per sleep on the open loop's hot path."""
         if self.stopping:
             return False
         if t <= self.clock.now():
@@ -181,12 +183,15 @@ class Runner:
                 self._overdue = 0
                 await anyio.lowlevel.checkpoint()
             return not self.stopping
-        with anyio.CancelScope() as cs:
-            self._sleepers.add(cs)
-            try:
-                await self.clock.sleep_until(t)
-            finally:
-                self._sleepers.discard(cs)
+        if scoped:
+            with anyio.CancelScope() as cs:
+                self._sleepers.add(cs)
+                try:
+                    await self.clock.sleep_until(t)
+                finally:
+                    self._sleepers.discard(cs)
+        else:
+            await self.clock.sleep_until(t)
         self._overdue = 0
         return not self.stopping
 
@@ -292,23 +297,30 @@ class Runner:
         workload = self.workloads[arm.name]
         slots = self._slots[arm.name]
         try:
-            for i, offset, sizes in schedule.open_loop(self.scenario, self.segment):
-                on_time = offset > self.clock.now()
-                if not await self._sleep_until(offset):
-                    break
-                if on_time:
-                    for _ in range((k - i) % n):
-                        await anyio.lowlevel.checkpoint()
-                # Take the in-flight slot before building the request: a saturated arm
-                # then holds its own dispatcher back (the wait is still recorded as
-                # schedule lag) instead of piling up one waiting request per arrival,
-                # and the cost limit is checked with what is known just before sending.
-                await self._take_slot(slots)
-                req = workload.single(i, sizes)
-                if not self._admit(req):
-                    slots.release()
-                    break
-                self._hand_off(tg, arm, req, offset)
+            # stop() cancels this scope: it ends the dispatcher wherever it waits (for the
+            # next arrival, a loop turn or a slot), and nothing is sent after a stop anyway
+            with anyio.CancelScope() as cs:
+                self._sleepers.add(cs)
+                try:
+                    for i, offset, sizes in schedule.open_loop(self.scenario, self.segment):
+                        on_time = offset > self.clock.now()
+                        if not await self._sleep_until(offset, scoped=False):
+                            break
+                        if on_time:
+                            for _ in range((k - i) % n):
+                                await anyio.lowlevel.checkpoint()
+                        # Take the in-flight slot before building the request: a saturated arm
+                        # then holds its own dispatcher back (the wait is still recorded as
+                        # schedule lag) instead of piling up one waiting request per arrival,
+                        # and the cost limit is checked with what is known just before sending.
+                        await self._take_slot(slots)
+                        req = workload.single(i, sizes)
+                        if not self._admit(req):
+                            slots.release()
+                            break
+                        self._hand_off(tg, arm, req, offset)
+                finally:
+                    self._sleepers.discard(cs)
         finally:
             self._dispatching -= 1
             if self._dispatching == 0:
