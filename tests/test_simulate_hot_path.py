@@ -14,12 +14,13 @@ from loadgen.emulator.ids import uuid4_text
 from loadgen.results.histograms import HIST_HIGHEST_US, new_histogram, record_us
 
 
+@settings(deadline=None)  # a busy machine: timing is not what these test
 @given(st.integers(min_value=0, max_value=2**128 - 1))
 def test_uuid4_text_is_uuid_modules_text(bits):
     assert uuid4_text(bits) == str(uuid.UUID(int=bits, version=4))
 
 
-@settings(max_examples=50)
+@settings(max_examples=50, deadline=None)
 @given(st.lists(st.one_of(st.integers(0, 5000), st.integers(0, HIST_HIGHEST_US),
                           st.sampled_from([0, 1, 2047, 2048, 4095, 4096, HIST_HIGHEST_US])), max_size=60))
 def test_record_us_is_record_value(values):
@@ -37,7 +38,7 @@ def _body(system: str, question: str) -> dict:
             "messages": [{"role": "user", "content": [{"text": question}]}]}
 
 
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(st.integers(1, 3000), st.text(alphabet="abc xyz", max_size=20), st.text(alphabet="abc", min_size=1, max_size=50))
 def test_memoised_first_block_gives_the_same_checkpoints(n, tail, question):
     system = ("lorem ipsum " * 300)[:n] + tail  # over and under the memo's 1024 characters
@@ -53,3 +54,13 @@ def test_memoised_first_block_gives_the_same_checkpoints(n, tail, question):
         assert r.input_tokens == plain.input_tokens
         assert [(c.tokens, c.digest, c.ttl) for c in r.checkpoints] == \
                [(c.tokens, c.digest, c.ttl) for c in plain.checkpoints]
+
+
+@settings(deadline=None)
+@given(st.lists(st.sampled_from(["reply", "Reply", "REPLY", "rEpLy", " with", " wıth", " WİTH", " about ", " ABOUT ",
+                                 "12", "٣", " tokens", " TOKENS", "ſ", "K", "İ", "x", " ", "reply with about 7 tokens"]),
+                max_size=30).map("".join))
+def test_reply_hint_finds_what_the_regex_finds(text):
+    want = request_mod.REPLY_HINT.search(text)
+    got = request_mod._reply_hint(text)
+    assert (got and (got.start(), got.group(0), got.group(1))) == (want and (want.start(), want.group(0), want.group(1)))

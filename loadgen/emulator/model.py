@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from loadgen.catalog import profiles
 from loadgen.catalog.models import TTL_SECONDS, UnknownModel, lookup
@@ -51,8 +50,7 @@ _SENTENCE = "The emulator streams this filler text so that clients receive the r
 _FILLER = _SENTENCE * (64_000 * CHARS_PER_TOKEN // len(_SENTENCE) + 2)
 
 
-@dataclass(frozen=True)
-class _Open:
+class _Open(NamedTuple):
     """A request in flight: its token charges (quota and Region load), corrected by finish()."""
 
     charges: list[tuple[Window, Charge]]

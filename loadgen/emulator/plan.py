@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from loadgen.catalog.tokens import CHARS_PER_TOKEN
 
@@ -16,8 +16,9 @@ from loadgen.catalog.tokens import CHARS_PER_TOKEN
 TOOL_INPUT = "{}"
 
 
-@dataclass(frozen=True)
-class Usage:
+# Usage and Plan are NamedTuples rather than frozen dataclasses: as immutable, and built in
+# one C call (the model makes both for every request; see emulator/request.py).
+class Usage(NamedTuple):
     """Token usage as Converse reports it (tokens). input_tokens counts uncached input only."""
 
     input_tokens: int
@@ -55,8 +56,7 @@ class StreamFault:
     message: str = ""
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     """Everything about one accepted request. Times are scenario seconds; offsets are
     relative to `start`."""
 
