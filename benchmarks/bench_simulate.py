@@ -1,16 +1,24 @@
-"""How fast `loadgen simulate` runs: simulated requests (attempts) per wall second, one core.
+"""How fast `loadgen simulate` runs: simulated requests (attempts) per second, one core.
 
 Cases, each a ratio against a baseline measured in the same run:
 
   baseline     the emulator model alone: EmulatorModel.begin() + finish() in a loop over
                pre-built requests of the open-loop case (no runner, no event loop)
+  runner       the open-loop case's runner alone: schedule, request building, the virtual
+               clock, the attempt loop and its record (pricing, the Attempt), against a
+               transport that answers every call after a fixed 2 s without a model, into
+               a sink that keeps nothing
+  metrics      Metrics.record alone, over the attempts of a 5-minute open-loop run
   slow-agent   scenarios/slow-agent.toml with 100 sessions in its 2 hours (50/h)
   open-50      50 requests/s open loop (Poisson, 5000-token cached prefix, streaming) for
-               1 hour, quotas and Region capacity off
+               1 hour, quotas and Region capacity off: model + runner + metrics + the
+               in-process transport between them
 
-Every case runs in this process, one after the other, writing no files (the results
-writer is replaced by the in-memory ProbeState, as --find-max-rate does); `--with-files`
-writes real results directories instead. `--profile CASE` prints the cProfile top 30.
+Rates are given per wall second and per CPU second of this process: on a machine shared
+with other work the CPU figure moves less. Every case runs in this process, one after
+the other, writing no files (the results writer is replaced by the in-memory ProbeState,
+as --find-max-rate does); `--with-files` writes real results directories instead.
+`--profile CASE` prints the cProfile top 30.
 
   python benchmarks/bench_simulate.py [--open-duration 1h] [--with-files] [--profile open-50]
 """
@@ -29,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import anyio
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -36,7 +46,9 @@ from loadgen.engine.clock import VirtualClock  # noqa: E402
 from loadgen.emulator.config import EmulatorConfig  # noqa: E402
 from loadgen.emulator.model import EmulatorModel  # noqa: E402
 from loadgen.results.directory import ResultsDir  # noqa: E402
-from loadgen.api.session import ProbeState, RunState  # noqa: E402
+from loadgen.api.session import ProbeState, RunState, new_metrics  # noqa: E402
+from loadgen.engine.runner import Runner  # noqa: E402
+from loadgen.engine.transport import Outcome  # noqa: E402
 from loadgen.scenario import load, loads  # noqa: E402
 from loadgen.api.setup import make_pricer  # noqa: E402
 from loadgen.api.virtual import run_virtual  # noqa: E402
@@ -84,8 +96,8 @@ def slow_agent_scenario():
     return dataclasses.replace(sc, sessions=dataclasses.replace(sc.sessions, arrival=arrival))
 
 
-def baseline(n: int = 20000) -> tuple[int, float]:
-    """(requests, wall s) for the model alone on the open-loop case's requests."""
+def baseline(n: int = 20000) -> tuple[int, float, float]:
+    """(requests, wall s, CPU s) for the model alone on the open-loop case's requests."""
     sc = open_scenario(60.0)
     cfg = EmulatorConfig.from_mapping(sc.emulator)
     clock = VirtualClock()
@@ -95,12 +107,60 @@ def baseline(n: int = 20000) -> tuple[int, float]:
     for i in range(n):
         params = dict(wl.single(i, draw_sizes(sc, random.Random(i))).params)
         bodies.append((params.pop("modelId"), params))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for mid, body in bodies:
         clock._t += 0.02  # 50/s
         plan = model.begin(mid, body, stream=True)
         model.finish(plan)
-    return n, time.perf_counter() - t0
+    return n, time.perf_counter() - t0, time.process_time() - c0
+
+
+class _FixedTransport:
+    """Answers every call ok after 2 scenario seconds with a fixed usage: the runner's
+    cost without the emulator model (the `runner` case)."""
+
+    def __init__(self, clock) -> None:
+        self.clock = clock
+        self.usage = {"inputTokens": 20, "outputTokens": 120, "totalTokens": 5140,
+                      "cacheReadInputTokens": 5000, "cacheWriteInputTokens": 0}
+
+    async def call(self, params, *, stream, timeout, on_first_token=None):
+        start = self.clock.now()
+        if on_first_token is not None:
+            on_first_token(start + 0.5)
+        await self.clock.sleep_until(start + 2.0)
+        return Outcome(status="ok", start=start, end=self.clock.now(), first_token=start + 0.5,
+                       usage=self.usage, region="us-east-1", request_id="r", stop_reason="end_turn",
+                       text="x" * 480, http_status=200, delivered_tokens=120)
+
+
+def runner_alone(sc) -> tuple[int, float, float]:
+    """(attempts, wall s, CPU s) of the runner on `sc` with _FixedTransport and a sink that keeps nothing."""
+    clock = VirtualClock()
+    n = [0]
+
+    def sink(a, costs) -> None:
+        n[0] += 1
+
+    async def main() -> None:
+        await Runner(sc, _FixedTransport(clock), clock, sink=sink, pricer=make_pricer(sc)).run()
+
+    w0, c0 = time.perf_counter(), time.process_time()
+    anyio.run(main, backend_options={"loop_factory": clock.loop_factory})
+    return n[0], time.perf_counter() - w0, time.process_time() - c0
+
+
+def metrics_alone(sc) -> tuple[int, float, float]:
+    """(attempts, wall s, CPU s) of Metrics.record over the attempts of a simulation of `sc`."""
+    kept: list = []
+    state = ProbeState(sc, VirtualClock(), on_attempt=kept.append)
+    run_virtual(state, make_pricer(sc), EmulatorConfig.from_mapping(sc.emulator), signals=False)
+    costs = [dict(input=0.0, output=0.0, cache_read=0.0, cache_write=0.0, total=a.cost_usd) for a in kept]
+    m = new_metrics(sc)
+    w0, c0 = time.perf_counter(), time.process_time()
+    for a, c in zip(kept, costs):
+        m.record(a, buckets=c)
+    return len(kept), time.perf_counter() - w0, time.process_time() - c0
 
 
 def run_case(sc, with_files: bool) -> tuple[int, float, float]:
@@ -114,12 +174,12 @@ def run_case(sc, with_files: bool) -> tuple[int, float, float]:
     else:
         out = None
         state = ProbeState(sc, VirtualClock())
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     run_virtual(state, pricer, cfg, signals=False)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if out is not None:
         out.close()
-    return state.metrics.snapshot().total.sent, wall, state.clock.now()
+    return state.metrics.snapshot().total.sent, wall, state.clock.now(), cpu
 
 
 def main() -> int:
@@ -135,21 +195,29 @@ def main() -> int:
         sc = cases[a.profile]()
         prof = cProfile.Profile()
         prof.enable()
-        n, wall, _ = run_case(sc, a.with_files)
+        n, wall, _, _ = run_case(sc, a.with_files)
         prof.disable()
         print(f"{a.profile}: {n} attempts in {wall:.2f} s under cProfile")
         pstats.Stats(prof).sort_stats("tottime").print_stats(30)
         return 0
 
-    n, wall = baseline()
-    base = n / wall
-    print(f"python {sys.version.split()[0]}, files {'on' if a.with_files else 'off'}")
-    print(f"{'case':<12} {'attempts':>9} {'scenario s':>11} {'wall s':>8} {'req/wall s':>11} {'x baseline':>11}")
-    print(f"{'baseline':<12} {n:>9} {'-':>11} {wall:>8.2f} {base:>11,.0f} {1.0:>11.2f}")
+    n, wall, cpu = baseline()
+    base = n / cpu
+    print(f"python {sys.version.split()[0]}, files {'on' if a.with_files else 'off'}, "
+          f"load average {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} cores; ratios by CPU s")
+    print(f"{'case':<12} {'attempts':>9} {'scenario s':>11} {'wall s':>8} {'req/wall s':>11} {'CPU s':>7} "
+          f"{'req/CPU s':>10} {'x baseline':>11}")
+
+    def row(name: str, n: int, scen: str, wall: float, cpu: float) -> None:
+        print(f"{name:<12} {n:>9} {scen:>11} {wall:>8.2f} {n / wall:>11,.0f} {cpu:>7.2f} {n / cpu:>10,.0f} "
+              f"{n / cpu / base:>11.3f}")
+
+    row("baseline", n, "-", wall, cpu)
+    row("runner", *(lambda r: (r[0], "-", r[1], r[2]))(runner_alone(cases["open-50"]())))
+    row("metrics", *(lambda r: (r[0], "-", r[1], r[2]))(metrics_alone(open_scenario(300.0))))
     for name, make in cases.items():
-        sc = make()
-        n, wall, scen = run_case(sc, a.with_files)
-        print(f"{name:<12} {n:>9} {scen:>11,.0f} {wall:>8.2f} {n / wall:>11,.0f} {n / wall / base:>11.3f}")
+        n, wall, scen, cpu = run_case(make(), a.with_files)
+        row(name, n, f"{scen:,.0f}", wall, cpu)
     return 0
 
 
