@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from loadgen.catalog.models import lookup
 from loadgen.emulator import request as request_mod
 from loadgen.emulator.ids import uuid4_text
+from loadgen.emulator.reply_hint import REPLY_HINT, reply_hint
 from loadgen.results.histograms import HIST_HIGHEST_US, new_histogram, record_us
 
 
@@ -61,6 +62,6 @@ def test_memoised_first_block_gives_the_same_checkpoints(n, tail, question):
                                  "12", "٣", " tokens", " TOKENS", "ſ", "K", "İ", "x", " ", "reply with about 7 tokens"]),
                 max_size=30).map("".join))
 def test_reply_hint_finds_what_the_regex_finds(text):
-    want = request_mod.REPLY_HINT.search(text)
-    got = request_mod._reply_hint(text)
+    want = REPLY_HINT.search(text)
+    got = reply_hint(text)
     assert (got and (got.start(), got.group(0), got.group(1))) == (want and (want.start(), want.group(0), want.group(1)))

@@ -25,10 +25,10 @@ from typing import Any, Callable, NamedTuple
 
 from loadgen.catalog.models import TTL_SECONDS
 from loadgen.emulator.errors import BedrockError, validation
+from loadgen.emulator.reply_hint import reply_hint
 from loadgen.catalog.models import ModelInfo
 from loadgen.catalog.tokens import count_tokens
 
-REPLY_HINT = re.compile(r"reply with about (\d+) tokens", re.IGNORECASE)
 
 
 # CheckpointAt and ParsedRequest are NamedTuples, not frozen dataclasses: as immutable, and
@@ -355,7 +355,7 @@ def _parse(body: Any, info: ModelInfo, default_max_tokens: int | None,
     long = too_long(info, p.tokens)
     if long is not None:
         raise _Invalid(long)
-    hint = _reply_hint(last_user_text)
+    hint = reply_hint(last_user_text)
     return ParsedRequest(
         input_tokens=p.tokens,
         checkpoints=tuple(p.points),
@@ -365,23 +365,6 @@ def _parse(body: Any, info: ModelInfo, default_max_tokens: int | None,
         forced_tool=forced,
         service_tier=tier,
     )
-
-
-def _reply_hint(text: str) -> "re.Match[str] | None":
-    """`REPLY_HINT.search(text)`, faster: a case-insensitive search tries every position,
-    so the candidates are found in the lower-cased text first ("reply" has no case variants
-    outside ASCII, so every match starts at one) and the pattern is tried only there.
-    Lower-casing that changes the length (a few letters expand) falls back to search."""
-    low = text.lower()
-    if len(low) != len(text):
-        return REPLY_HINT.search(text)
-    i = low.find("reply")
-    while i >= 0:
-        m = REPLY_HINT.match(text, i)
-        if m is not None:
-            return m
-        i = low.find("reply", i + 1)
-    return None
 
 
 def _forced_tool(choice: Any, tools: list) -> str | None:
