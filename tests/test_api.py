@@ -18,36 +18,11 @@ import pytest
 import loadgen
 from loadgen.api.result import RunResult, SweepResult
 from loadgen.scenario import ScenarioError
+from scenario_text import haiku_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
-HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
 
-TINY = f"""
-name = "tiny"
-seed = 5
-duration = "10s"
-
-[target]
-time_scale = 20
-
-[model]
-id = "us.{HAIKU}"
-max_tokens = 64
-stream = true
-
-[workload]
-kind = "single"
-prefix_tokens = 5024
-question_tokens = 12
-output_tokens = 20
-
-[arrivals]
-kind = "constant"
-rate = "1/s"
-
-[emulator]
-latency = "fast"
-
+TINY = haiku_scenario(name="tiny", seed=5, duration="10s", time_scale=20, rate="1/s", stream=True, arms="""
 [[arms]]
 name = "ttl-5m"
 cache_ttl = "5m"
@@ -55,7 +30,7 @@ cache_ttl = "5m"
 [[arms]]
 name = "ttl-1h"
 cache_ttl = "1h"
-"""
+""")
 
 
 @pytest.fixture

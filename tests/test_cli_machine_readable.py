@@ -15,36 +15,12 @@ import pytest
 import loadgen
 from loadgen import exit_codes
 from loadgen.commands.cli import build_parser, main
+from scenario_text import HAIKU, haiku_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
-HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
 
 # Two arms, a threshold every arm passes and one every arm fails (no arm costs a cent per 1000).
-QUICK = f"""
-name = "quick-ci"
-seed = 5
-duration = "30s"
-
-[target]
-time_scale = 1
-
-[model]
-id = "us.{HAIKU}"
-max_tokens = 64
-
-[workload]
-kind = "single"
-prefix_tokens = 5024
-question_tokens = 12
-output_tokens = 20
-
-[arrivals]
-kind = "constant"
-rate = "1/s"
-
-[emulator]
-latency = "fast"
-
+QUICK = haiku_scenario(name="quick-ci", seed=5, duration="30s", time_scale=1, rate="1/s", arms="""
 [[arms]]
 name = "cached"
 cache_ttl = "5m"
@@ -52,10 +28,10 @@ cache_ttl = "5m"
 [[arms]]
 name = "plain"
 cache = false
-
+""", after="""
 [thresholds]
 all = ["error_rate < 50%", "cost_per_1000 < $0.01"]
-"""
+""")
 
 
 def write(tmp_path: Path, text: str = QUICK, name: str = "quick.toml") -> Path:

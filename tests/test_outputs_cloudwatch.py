@@ -29,34 +29,10 @@ from loadgen.results.intervals import IntervalAggregator
 from loadgen.results.metrics import ArmInfo
 from loadgen.scenario import loads
 from result_files import only_dir, read_results
+from scenario_text import HAIKU, haiku_scenario
 
-HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
 
-SCENARIO = f"""
-name = "cw"
-seed = 5
-duration = "{{duration}}"
-
-[target]
-time_scale = 10
-
-[model]
-id = "us.{HAIKU}"
-max_tokens = 64
-
-[workload]
-kind = "single"
-prefix_tokens = 5024
-question_tokens = 12
-output_tokens = 20
-
-[arrivals]
-kind = "constant"
-rate = "2/s"
-
-[emulator]
-latency = "fast"
-
+SCENARIO = haiku_scenario(name="cw", seed=5, duration="{duration}", time_scale=10, rate="2/s", tables="""
 [emulator.quotas]
 rpm = 40
 
@@ -67,14 +43,14 @@ interval = "2s"
 namespace = "loadgen-test"
 dimensions = ["scenario", "arm", "profile"]
 storage_resolution = 1
-
+""", arms="""
 [[arms]]
 name = "a"
 
 [[arms]]
 name = "b"
 cache_ttl = "1h"
-"""
+""")
 
 
 @pytest.fixture

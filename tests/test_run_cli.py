@@ -14,9 +14,9 @@ import pytest
 
 from loadgen.commands.cli import main
 from result_files import only_dir as only_result_dir, read_results as load
+from scenario_text import haiku_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
-HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -32,32 +32,7 @@ def assert_accounted(summary: dict, lines: list[dict]) -> None:
         assert r["sent"] == sum(1 for l in lines if l["arm"] == name)
 
 
-FAST_SINGLE = f"""
-name = "quick"
-seed = 3
-duration = "20s"
-
-[target]
-time_scale = 1
-
-[model]
-id = "us.{HAIKU}"
-max_tokens = 64
-stream = true
-
-[workload]
-kind = "single"
-prefix_tokens = 5024
-question_tokens = 12
-output_tokens = 20
-
-[arrivals]
-kind = "constant"
-rate = "1/s"
-
-[emulator]
-latency = "fast"
-
+FAST_SINGLE = haiku_scenario(name="quick", seed=3, duration="20s", time_scale=1, rate="1/s", stream=True, arms="""
 [[arms]]
 name = "cached"
 cache_ttl = "5m"
@@ -66,7 +41,7 @@ cache_ttl = "5m"
 name = "plain"
 cache = false
 stream = false
-"""
+""")
 
 
 def test_single_turn_run_writes_a_complete_results_dir(tmp_path, capsys):

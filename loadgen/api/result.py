@@ -102,8 +102,23 @@ class RunResult:
         return load_attempts(self.path)
 
 
+class _DocumentStatus:
+    """`interrupted` and `exit_code` as the command's own document (sweep.json,
+    maxrate.json) recorded them."""
+
+    summary: dict[str, Any]
+
+    @property
+    def interrupted(self) -> bool:
+        return self.summary["interrupted"]
+
+    @property
+    def exit_code(self) -> int:
+        return self.summary["exit_code"]
+
+
 @dataclass
-class SweepResult:
+class SweepResult(_DocumentStatus):
     """A sweep: one RunResult per point run, in point order; `.summary` is sweep.json
     (`rows`: one per point and arm; `crossovers`; `points`: each point's verdicts)."""
 
@@ -119,17 +134,9 @@ class SweepResult:
     def rows(self) -> list[dict[str, Any]]:
         return self.summary["rows"]
 
-    @property
-    def interrupted(self) -> bool:
-        return self.summary["interrupted"]
-
-    @property
-    def exit_code(self) -> int:
-        return self.summary["exit_code"]
-
 
 @dataclass
-class MaxRateResult:
+class MaxRateResult(_DocumentStatus):
     """find-max-rate: per arm the highest rate found (`.arms[name].max_rate`, requests/s;
     see maxrate.Found); `.summary` is maxrate.json; `.points` the RunResult written at
     each arm's rate found (an arm with no passing rate has none)."""
@@ -139,11 +146,3 @@ class MaxRateResult:
     arms: dict[str, Any]                        # maxrate.Found per arm searched
     points: list[RunResult]
     table: str                                  # the text table the command prints
-
-    @property
-    def interrupted(self) -> bool:
-        return self.summary["interrupted"]
-
-    @property
-    def exit_code(self) -> int:
-        return self.summary["exit_code"]
