@@ -2,8 +2,9 @@
 
 One per run, made by the parent (`loadgen run --workers N`; Ray's executor makes its
 own). A worker gets a handle to it in its `SegmentSpec` and calls it synchronously from
-its event loop, so every method must be quick (shared memory here; a Ray actor would
-give the budget chunked leases, `SegmentSpec.usd_chunk`). It holds:
+its event loop, so every method must be quick (shared memory here; the Ray actor of
+api/ray_coordinator.py caches what it can and leases USD in chunks, `SegmentSpec.usd_chunk`).
+It holds:
 
 - the budget (`engine/budget.py` BudgetPool: `take_usd`, `give_usd`, `take_request`,
   `exhausted`): one `--max-requests` / `--max-cost-usd` for the whole run;

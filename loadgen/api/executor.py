@@ -1,5 +1,6 @@
-"""Executors: how the segments of a split run are launched. Local processes here; the same
-seam takes a Ray executor (actors running the same `segment_worker.run_segment`).
+"""Executors: how the segments of a split run are launched. Local processes here; Ray
+actors running the same `segment_worker.run_segment` in api/ray_executor.py
+(`loadgen run --cluster ray`).
 
 An executor has three methods (the `Executor` protocol):
 
@@ -11,6 +12,11 @@ An executor has three methods (the `Executor` protocol):
         start `run_segment(spec)` somewhere; return at once.
     context: a multiprocessing context for the built-in emulator's process (None: the
         executor cannot host it; then the run needs --endpoint-url or --target aws).
+
+Optional: `where` (a cluster's description, e.g. "Ray on this machine, 2 CPU(s)": the run
+is split even into one segment, and the header, run.json and summary.json say where);
+and a coordinator that cannot be handed to a local process (a Ray actor's) offers
+`for_emulator()`, what the emulator process reads the start instant from instead.
 
 `Launched.poll()` is None while the segment runs, then a `PartOutcome`: its PartResult,
 or None and a `failure` saying how it ended without one (a killed process: its exit

@@ -87,15 +87,21 @@ async def run_prepared(ready: Prepared, *, out: str | Path = "results", max_requ
     text and applies `overrides` (the ones `ready` was made with) as this process did."""
     sc = ready.scenario
     check_flags(outputs)
-    if workers > 1:
-        problem = workers_problem(sc, workers)
+    where = getattr(executor, "where", None)  # a cluster: split even into one segment
+    split = workers > 1 or where is not None
+    if split:
+        flag = "--cluster" if where else "--workers"
+        problem = workers_problem(sc, workers, flag)
         if problem:
             raise InputError(problem)
+        if ready.emulator is not None and getattr(executor, "context", True) is None:
+            raise InputError(f"{flag}: these workers cannot reach a built-in emulator on this machine; "
+                             "pass --endpoint-url or --target aws")
         if outputs is not None and (outputs.jsonl is not None or outputs.cloudwatch):
-            raise InputError("--workers: --output streams come from one process's metrics; run them with --workers 1")
+            raise InputError(f"{flag}: --output streams come from one process's metrics; run them with --workers 1")
     results = open_results(str(out), sc, exact=results_dir)
     try:
-        if workers > 1:
+        if split:
             return await run_workers(ready, results, overrides or Overrides(), workers=workers,
                                      limits=Limits(max_requests=max_requests, max_cost_usd=max_cost_usd),
                                      progress=progress, status=status, signals=signals, executor=executor,
@@ -161,22 +167,27 @@ async def _run(sc: Scenario, out: Any, pricer: Any, emulator_config: EmulatorCon
     return result
 
 
-def header(sc: Scenario, clock: Any, real_why: str | None, path: Path, workers: int = 1) -> str:
-    """The first line `loadgen run` prints: target, clock and where the results go."""
+def header(sc: Scenario, clock: Any, real_why: str | None, path: Path, workers: int = 1,
+           cluster: str | None = None) -> str:
+    """The first line `loadgen run` prints: target, clock and where the results go
+    (`cluster`: where the workers run, e.g. "Ray on this machine, 2 CPU(s)")."""
     aws = sc.target.kind == "aws"
     where = ("AWS Bedrock" + (f" via {sc.target.endpoint_url}" if sc.target.endpoint_url else "") if aws
              else sc.target.endpoint_url if sc.target.endpoint_url else
-             "built-in emulator" + (" (its own process)" if workers > 1 else ""))
+             "built-in emulator" + (" (its own process)" if workers > 1 or cluster else ""))
     if real_why:
         how = f" ({real_why})"
-    elif workers > 1:
-        how = (f" x{clock.scale:g} shared by {workers} worker processes and the emulator, from one start "
+    elif workers > 1 or cluster:
+        how = (f" x{clock.scale:g} shared by {workers} worker {'actors' if cluster else 'processes'} and the "
+               "emulator, from one start "
                "instant (idle gaps are NOT skipped: processes cannot agree on a jump; latency is the "
                "emulator's modelled time plus the real transport overhead, not scaled)")
     else:
         how = (f" x{clock.scale:g} (idle gaps are skipped; latency is the emulator's modelled time plus "
                "the real transport overhead, not scaled)")
-    split = f", {workers} workers (execution segments)" if workers > 1 else ""
+    split = f", {workers} workers (execution segments)" if workers > 1 or cluster else ""
+    if cluster:
+        split += f" as Ray actors on {cluster}"
     return (f"loadgen {__version__}: {sc.name} -> {where} ({sc.target.region}), clock {clock.kind}{how}{split}"
             + f", {len(sc.arms)} arm(s): {', '.join(a.name for a in sc.arms)}; results in {path}")
 

@@ -51,11 +51,13 @@ POLL_S = 0.02
 WORKER_DIED = "worker-died"  # summary.json `stopped` when a worker ended without its part
 
 
-def workers_problem(sc: Scenario, workers: int) -> str | None:
-    """Why `sc` cannot run split over `workers` processes, or None."""
-    if workers > 1 and any(getattr(a, "mode", "on_demand") == "batch" for a in sc.arms):
-        return ("--workers: batch arms run in one process (a batch job is one upload, not a share of "
-                "the schedule); drop --workers or the batch arms (--arm)")
+def workers_problem(sc: Scenario, workers: int, flag: str = "--workers") -> str | None:
+    """Why `sc` cannot run split over `workers` processes (`flag` "--cluster": on Ray, any
+    number of them), or None."""
+    split = workers > 1 or flag != "--workers"
+    if split and any(getattr(a, "mode", "on_demand") == "batch" for a in sc.arms):
+        return (f"{flag}: batch arms run in one process (a batch job is one upload, not a share of "
+                f"the schedule); drop {flag} or the batch arms (--arm)")
     return None
 
 
@@ -71,14 +73,15 @@ async def run_workers(ready: Prepared, results: ResultsDir, overrides: Overrides
                       header: Callable[..., str] | None = None) -> RunResult:
     """Run `ready.scenario` split over `workers` segments into `results` (module doc)."""
     sc = ready.scenario
-    problem = workers_problem(sc, workers)
+    executor = executor or LocalProcessExecutor()
+    where = getattr(executor, "where", None)   # a cluster (Ray): said in the header and run.json
+    problem = workers_problem(sc, workers, "--cluster" if where else "--workers")
     if problem:
         raise ValueError(problem)
-    executor = executor or LocalProcessExecutor()
     co = executor.coordinator(workers, len(sc.arms), limits.max_requests, limits.max_cost_usd)
     scale = shared_scale(sc)
     clock = SharedClock(scale, co.start_instant)
-    state = RunState(sc, clock, results, extra_facts={"workers": workers})
+    state = RunState(sc, clock, results, extra_facts={"workers": workers, **({"cluster": where} if where else {})})
     if state.outputs is not None:
         # interval logs are fed attempt by attempt in one process; a split run writes the
         # whole-run histograms from its merged Metrics instead (session.finish)
@@ -86,7 +89,8 @@ async def run_workers(ready: Prepared, results: ResultsDir, overrides: Overrides
         state.outputs = None
         shutil.rmtree(results.path / HISTOGRAM_DIR, ignore_errors=True)
     if progress is not None and header is not None:
-        progress(header(sc, clock, real_clock_reason(sc), results.path, workers=workers))
+        progress(header(sc, clock, real_clock_reason(sc), results.path, workers=workers,
+                        **({"cluster": where} if where else {})))
     aws = sc.target.kind == "aws"
     try:
         async with _endpoint(executor, ready, scale, co) as url:
@@ -115,8 +119,11 @@ class _endpoint:
         if ready.emulator is not None:
             if executor.context is None:
                 raise ValueError("--workers: this executor cannot host the built-in emulator; pass --endpoint-url")
+            # a coordinator that cannot travel to a local process (Ray's) offers what the
+            # emulator reads instead: the start instant in shared memory
+            view = co.for_emulator() if hasattr(co, "for_emulator") else co
             self._proc = EmulatorProcess(executor.context, ready.emulator, seed=sc.seed, region=sc.target.region,
-                                         scale=scale, coordinator=co)
+                                         scale=scale, coordinator=view)
         self._url = sc.target.endpoint_url
 
     async def __aenter__(self) -> str | None:

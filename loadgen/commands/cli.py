@@ -122,11 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output", action="append", metavar="KIND", help=_OUTPUT_HELP + "; cloudwatch: send metrics "
                    "to CloudWatch (PutMetricData; the scenario's [outputs.cloudwatch] table or its defaults, the "
                    "endpoint from standard AWS configuration, e.g. AWS_ENDPOINT_URL_CLOUDWATCH) (repeatable)")
-    r.add_argument("--workers", type=_run_workers_flag, default=1, metavar="N|auto",
+    r.add_argument("--workers", type=_run_workers_flag, metavar="N|auto",
                    help="processes sending the schedule (default 1; auto: one per core). With more than 1, each "
                    "sends a share of the sessions or arrivals (execution segments) and the built-in emulator runs "
                    "in a process of its own, all on one shared clock (real, or scaled without skipping idle gaps); "
-                   "--max-requests and --max-cost-usd stay one budget for the whole run")
+                   "--max-requests and --max-cost-usd stay one budget for the whole run. With --cluster: the "
+                   "number of segments (default: the cluster's CPUs)")
+    r.add_argument("--cluster", type=_cluster_flag, metavar="ray|ray://HOST:PORT",
+                   help="send the segments from Ray actors (one CPU each; needs pip install 'loadgen[ray]'): `ray` "
+                   "joins the Ray running on this machine or starts one; ray://HOST:PORT connects to a cluster, "
+                   "which cannot reach the built-in emulator (pass --endpoint-url or --target aws)")
     r.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("simulate", help="run a scenario in virtual time against the in-process emulator model",

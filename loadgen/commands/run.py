@@ -18,9 +18,12 @@ from loadgen.api.documents import run_document
 from loadgen.api.outputs import OutputFlags, parse_output_flags
 from loadgen.api.plan import plan
 from loadgen.api.plan_text import render
+from loadgen.api.ray_cluster import ClusterError, RayMissing
+from loadgen.api.ray_executor import RayExecutor, cluster_problem
 from loadgen.api.result import RunResult
 from loadgen.api.run import run_prepared
 from loadgen.api.setup import InputError, Overrides, Prepared, apply_overrides, check_credentials, load_scenario, prepare
+from loadgen.api.workers import workers_problem
 from loadgen.commands.machine import (emit_json, junit_problem, printer, results_dir_problem, status_stream,
                                       write_junit_or_say)
 from loadgen.engine.transport import TargetError
@@ -134,6 +137,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if flags is None:
         return EXIT_BAD_INPUT
     sc = ready.scenario
+    cluster = getattr(args, "cluster", None)
+    if cluster is not None:
+        problem = (cluster_problem(cluster, ready.emulator is not None)
+                   or workers_problem(sc, args.workers or 1, "--cluster")
+                   or ("--cluster: --output streams come from one process's metrics; run them without --cluster"
+                       if flags.jsonl is not None or flags.cloudwatch else None))
+        if problem:
+            err(f"loadgen run: {problem}")
+            return EXIT_BAD_INPUT
     if sc.target.kind == "aws":
         try:
             check_credentials(sc)
@@ -142,18 +154,34 @@ def cmd_run(args: argparse.Namespace) -> int:
             return EXIT_TARGET
         if not _confirm_aws(sc, args):
             return EXIT_BAD_INPUT
+    executor = None
+    if cluster is not None:
+        try:
+            executor = RayExecutor.connect(cluster)
+        except RayMissing as e:
+            err(f"loadgen run: {e}")
+            return EXIT_BAD_INPUT
+        except ClusterError as e:
+            err(f"loadgen run: target failed: {e}")
+            return EXIT_TARGET
+        if cluster != "ray" and _loopback(sc.target.endpoint_url):
+            err(f"warning: --cluster {cluster}: {sc.target.endpoint_url} is each Ray node's own machine, not this one")
+    workers = args.workers or (executor.cpus if executor is not None else 1)
     to_stdout = flags.jsonl != "-"  # jsonl=-: stdout holds the interval lines only
     tell = printer(args.format == "json" or not to_stdout)  # human lines: stderr when stdout is for machines
     go = functools.partial(run_prepared, ready, out=args.out, max_requests=args.max_requests, max_cost_usd=args.max_cost_usd,
                            progress=None if args.quiet else tell,
                            status=None if args.quiet else status_stream(sys.stderr, os.environ),
                            cleanup=args.cleanup, outputs=flags, results_dir=args.results_dir,
-                           workers=getattr(args, "workers", 1), overrides=ov)
+                           workers=workers, overrides=ov, executor=executor)
     try:
         res = anyio.run(go)
     except InputError as e:  # --out cannot hold a results directory
         err(str(e))
         return EXIT_BAD_INPUT
+    finally:
+        if executor is not None:
+            executor.close()
     if res.target_error is not None:
         err(f"loadgen run: target failed: {res.target_error}")
     with contextlib.redirect_stdout(sys.stdout if to_stdout else sys.stderr):
@@ -161,6 +189,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         for line in res.batch_leftovers:
             tell(line)
     return finish_junit(args, [res], [sc.name], res.exit_code)
+
+
+def _loopback(url: str | None) -> bool:
+    host = (url or "").split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1")
 
 
 def output_flags(args: argparse.Namespace, command: str) -> OutputFlags | None:

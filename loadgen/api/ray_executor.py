@@ -1,0 +1,279 @@
+"""`loadgen run --cluster ray[://ADDRESS]`: the segments of a split run as Ray actors.
+
+The Executor of api/executor.py on Ray (connecting as api/ray_cluster.py does; Ray is
+imported only there, and only when asked for). The parent (api/workers.py) is the one
+a local split run has; what changes is where its pieces live:
+
+- the coordinator is a Ray actor (api/ray_coordinator.py: the budget with USD leased in
+  chunks, the start instant, control, progress rows), cached at both ends so neither a
+  worker's event loop nor the parent's progress line waits on Ray;
+- each segment is a Ray actor (`SegmentHost`, one CPU, named by its part directory in
+  the namespace "loadgen") running `segment_worker.run_segment` into a temporary folder
+  on its node. It may be another machine, so the parent pulls its requests.jsonl as it
+  grows (whole lines, every CHUNK_EVERY_S) into `<run>/parts/worker-<i>/`, and at the
+  end the rest and metrics.state: results/merge.py merges the parts as it merges local
+  ones, and a segment whose actor dies keeps the attempts pulled before it died. All
+  of the parent's Ray calls run on one pump thread (every PUMP_S); `Launched.poll()`
+  reads what it found, `kill()` is `ray.kill`;
+- the built-in emulator: with `--cluster ray` (this machine's Ray) it runs in a process
+  on this machine as for local workers, and the segments are pinned to this machine's
+  node, where 127.0.0.1 reaches it; with `ray://HOST:PORT` the nodes cannot reach this
+  machine's 127.0.0.1, so such a run is refused (`cluster_problem`): it needs
+  --endpoint-url (an endpoint every node reaches) or --target aws.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from loadgen.api.executor import PartOutcome
+from loadgen.api.ray_cluster import cluster_cpus, connect
+from loadgen.api.ray_coordinator import CoordinatorState, RayCoordinator, WorkerCoordinator, usd_chunk
+from loadgen.api.segment_worker import PartResult, SegmentSpec, run_segment
+from loadgen.results.directory import REQUESTS_FILE
+from loadgen.results.merge import METRICS_STATE_FILE
+
+PUMP_S = 0.05            # real seconds between the parent's looks at the actors
+CHUNK_EVERY_S = 0.5      # real seconds between pulls of a segment's new attempts
+FINAL_PULL_S = 60.0      # real seconds the parent waits for a finished segment's last lines
+ACTOR_NAMESPACE = "loadgen"
+
+
+def cluster_problem(address: str, builtin_emulator: bool) -> str | None:
+    """Why a run cannot go to the Ray at `address`, or None (checked before connecting)."""
+    if builtin_emulator and address != "ray":
+        return (f"--cluster {address}: the built-in emulator runs on this machine, and the cluster's nodes "
+                "cannot reach its 127.0.0.1; pass --endpoint-url URL (an endpoint every node can reach, e.g. "
+                "`loadgen emulator --host 0.0.0.0` on one of them) or --target aws, or use --cluster ray "
+                "(the Ray of this machine)")
+    return None
+
+
+# -- one segment's actor ----------------------------------------------------------------
+
+
+class SegmentHost:
+    """One segment on a Ray node (Ray wraps this class; one CPU). `run` sends the segment
+    into a temporary part folder; `pull` (on a second thread of the actor) hands the parent
+    the whole lines requests.jsonl gained since `offset`."""
+
+    def __init__(self) -> None:
+        try:  # Ctrl-C is the parent's to handle: it tells the segments through the coordinator
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except ValueError:
+            pass  # not the main thread of the worker: Ray's own handling applies
+        self.part = Path(tempfile.mkdtemp(prefix="loadgen-part-"))
+
+    def run(self, spec: SegmentSpec) -> PartResult:
+        try:
+            return run_segment(dataclasses.replace(spec, part_dir=str(self.part / "part")))
+        finally:
+            spec.coordinator.close()
+
+    def pull(self, offset: int, final: bool = False) -> tuple[bytes, bytes | None]:
+        """(whole lines of requests.jsonl from byte `offset`, metrics.state if `final`)."""
+        data = b""
+        try:
+            with open(self.part / "part" / REQUESTS_FILE, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            pass
+        data = data[:data.rfind(b"\n") + 1]  # a line being written is pulled next time
+        state = None
+        if final:
+            try:
+                state = (self.part / "part" / METRICS_STATE_FILE).read_bytes()
+            except FileNotFoundError:
+                pass
+            shutil.rmtree(self.part, ignore_errors=True)
+        return data, state
+
+
+class _Segment:
+    """The parent's handle on one segment actor (the `Launched` of api/executor.py). Its
+    state is advanced by the executor's pump thread; `poll` only reads it."""
+
+    def __init__(self, ray: Any, actor: Any, spec: SegmentSpec, parent_part: Path) -> None:
+        self.index = spec.index
+        self._ray, self._actor = ray, actor
+        self._part = parent_part
+        self._part.mkdir(parents=True, exist_ok=True)
+        self._out = open(self._part / REQUESTS_FILE, "ab")
+        self._offset = 0
+        self._run = actor.run.remote(spec)
+        self._pull: Any = None
+        self._pulled_at = time.monotonic()
+        self._outcome: PartOutcome | None = None
+        self.killed = False
+
+    def poll(self) -> PartOutcome | None:
+        return self._outcome
+
+    def kill(self) -> None:
+        self.killed = True
+        try:
+            self._ray.kill(self._actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+    def _append(self, data: bytes) -> None:
+        if data:
+            self._out.write(data)
+            self._out.flush()
+            self._offset += len(data)
+
+    def step(self) -> None:
+        """One look (pump thread): take a pulled chunk, notice the end, pull again."""
+        if self._outcome is not None:
+            return
+        ray = self._ray
+        if self._pull is not None and ray.wait([self._pull], timeout=0)[0]:
+            try:
+                self._append(ray.get(self._pull)[0])
+            except Exception:  # noqa: BLE001 - the actor died: its end says how
+                pass
+            self._pull = None
+        if ray.wait([self._run], timeout=0)[0]:
+            self._end()
+        elif self._pull is None and time.monotonic() - self._pulled_at >= CHUNK_EVERY_S:
+            self._pulled_at = time.monotonic()
+            self._pull = self._actor.pull.remote(self._offset)
+
+    def _end(self) -> None:
+        ray = self._ray
+        try:
+            result: PartResult = ray.get(self._run)
+        except Exception as e:  # noqa: BLE001 - the actor died or was killed: what was pulled stays
+            self._close(PartOutcome(None, "killed" if self.killed else _died(e)))
+            return
+        try:
+            if self._pull is not None:
+                self._append(ray.get(self._pull, timeout=FINAL_PULL_S)[0])
+            data, state = ray.get(self._actor.pull.remote(self._offset, True), timeout=FINAL_PULL_S)
+            self._append(data)
+            if state is not None:
+                (self._part / METRICS_STATE_FILE).write_bytes(state)
+        except Exception as e:  # noqa: BLE001 - its PartResult holds the Metrics; the lines pulled stay
+            self._close(PartOutcome(dataclasses.replace(result, part_dir=str(self._part),
+                                                        error=result.error or f"last lines lost: {_died(e)}")))
+            return
+        self._close(PartOutcome(dataclasses.replace(result, part_dir=str(self._part))))
+
+    def _close(self, outcome: PartOutcome) -> None:
+        self._out.close()
+        self.kill()  # its CPU goes back to the cluster
+        self._outcome = outcome
+
+
+def _died(e: BaseException) -> str:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"Ray: {type(e).__name__}" + (f": {first[:200]}" if first else "")
+
+
+# -- the parent's side ------------------------------------------------------------------
+
+
+class RayExecutor:
+    """Segments as Ray actors (module doc). `RayExecutor.connect("ray" | "ray://HOST:PORT")`;
+    `close()` ends what it started (the actors; Ray itself if it started it)."""
+
+    def __init__(self, ray: Any, started: bool, where: str, *, local: bool) -> None:
+        self._ray, self._started = ray, started
+        self.where = where
+        self.cpus = cluster_cpus(ray)
+        self.local = local
+        # the emulator process (built-in target) runs here; only a local Ray's nodes reach it
+        self.context = multiprocessing.get_context("spawn") if local else None
+        self._node = ray.get_runtime_context().get_node_id() if local else None
+        self._segments: list[_Segment] = []
+        self._coordinators: list[RayCoordinator] = []
+        self._remote_segment: Any = None
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._pump: threading.Thread | None = None
+        self.pump_error: str | None = None
+
+    @classmethod
+    def connect(cls, address: str) -> "RayExecutor":
+        """RayMissing without Ray, ClusterError when it cannot be reached (api/ray_cluster.py)."""
+        ray, started, where = connect(address)
+        return cls(ray, started, where, local=address == "ray")
+
+    def coordinator(self, workers: int, arms: int, max_requests: int | None,
+                    max_cost_usd: float | None) -> RayCoordinator:
+        actor_cls = self._ray.remote(num_cpus=0, max_restarts=0)(CoordinatorState)
+        actor = actor_cls.remote(workers, arms, max_requests, max_cost_usd)
+        co = RayCoordinator(self._ray, actor, workers, self.context)
+        co.refresh(timeout=120.0)  # the actor is up (and the cluster answers) before any segment starts
+        self._usd_chunk = usd_chunk(max_cost_usd, workers)
+        with self._lock:
+            self._coordinators.append(co)
+        self._start_pump()
+        return co
+
+    def launch(self, spec: SegmentSpec) -> _Segment:
+        co: RayCoordinator = spec.coordinator
+        if self._remote_segment is None:
+            options: dict[str, Any] = {"num_cpus": 1, "max_restarts": 0, "max_concurrency": 2}
+            if self._node is not None:
+                from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # deferred: Ray is an optional extra
+
+                # the built-in emulator and the parent's 127.0.0.1 are on this node
+                options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(self._node, soft=False)
+            self._remote_segment = self._ray.remote(**options)(SegmentHost)
+        # named by its part (namespace "loadgen"): `ray.get_actor` finds it, the dashboard shows whose it is
+        actor = self._remote_segment.options(name=spec.part_dir, namespace=ACTOR_NAMESPACE).remote()
+        worker_spec = dataclasses.replace(spec, coordinator=WorkerCoordinator(co.actor), usd_chunk=self._usd_chunk)
+        seg = _Segment(self._ray, actor, worker_spec, Path(spec.part_dir))
+        with self._lock:
+            self._segments.append(seg)
+        return seg
+
+    def _start_pump(self) -> None:
+        if self._pump is None:
+            self._pump = threading.Thread(target=self._pump_forever, name="loadgen-ray-pump", daemon=True)
+            self._pump.start()
+
+    def _pump_forever(self) -> None:
+        while not self._closed.wait(PUMP_S):
+            with self._lock:
+                segments, coordinators = list(self._segments), list(self._coordinators)
+            for co in coordinators:
+                try:
+                    co.refresh()
+                except Exception as e:  # noqa: BLE001 - shown once the run ends; the next look may succeed
+                    self.pump_error = _died(e)
+            for seg in segments:
+                if seg.poll() is None:
+                    try:
+                        seg.step()
+                    except Exception as e:  # noqa: BLE001 - a pump that stops would hang the parent
+                        seg._close(PartOutcome(None, _died(e)))  # noqa: SLF001 - this module's own handle
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._pump is not None:
+            self._pump.join(5.0)
+        with self._lock:
+            segments, coordinators = list(self._segments), list(self._coordinators)
+            self._segments.clear()
+            self._coordinators.clear()
+        for seg in segments:
+            if seg.poll() is None:
+                seg.kill()
+        for co in coordinators:
+            try:
+                self._ray.kill(co.actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        if self._started:
+            self._ray.shutdown()

@@ -1,0 +1,219 @@
+"""`loadgen run --cluster ray`: the execution segments of `run --workers N` as Ray actors on
+a local 2-CPU Ray; they send what one process sends, every attempt accounted, one budget,
+their parts pulled back and merged as local workers' are."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from loadgen.api.ray_coordinator import CoordinatorState, usd_chunk
+from loadgen.commands.cli import main
+from result_files import only_dir, read_results
+from test_batch_arms import scenario as batch_scenario
+from test_run_workers import OPEN, accounted, first_attempts, run_cli, write
+
+ray = pytest.importorskip("ray", reason="Ray is in the test extra: pip install -e '.[test]'")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray with 2 CPUs (as tests/test_ray_cluster.py starts), or the one this test
+    process already holds; loadgen joins it (ray.is_initialized)."""
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def runs(local_ray, tmp_path_factory):
+    """One scenario by one local process, and on Ray by two actors: whole, under
+    --max-requests, under --max-cost-usd (the runs are shared: each costs seconds)."""
+    d = tmp_path_factory.mktemp("ray-run")
+    sc = write(d, OPEN)
+    return {"dir": d, "one": run_cli(d, sc, "one"),
+            "ray": run_cli(d, sc, "ray", "--cluster", "ray", "--workers", "2"),
+            "capped": run_cli(d, sc, "capped", "--cluster", "ray", "--workers", "2", "--max-requests", "25"),
+            "cost": run_cli(d, sc, "cost", "--cluster", "ray", "--workers", "2", "--max-cost-usd", "0.05")}
+
+
+@pytest.mark.slow
+def test_two_ray_actors_send_exactly_the_one_process_request_set(runs):
+    code1, s1, l1 = runs["one"]
+    code2, s2, l2 = runs["ray"]
+    assert code1 == code2 == 0
+    accounted(s1, l1)
+    accounted(s2, l2)
+    assert len(first_attempts(l1)) > 200
+    assert first_attempts(l2) == first_attempts(l1)                   # same count, same identities
+    assert s2["workers"] == 2 and s2["clock"] == "scaled" and s2["stopped"] == s1["stopped"] == "completed"
+    assert s2["cluster"] == "Ray (already connected), 2 CPU(s)" and "cluster" not in s1
+    d = only_dir(runs["dir"] / "ray")
+    assert json.loads((d / "run.json").read_text())["cluster"] == s2["cluster"]
+    assert not (d / "parts").exists()                                 # pulled back, merged, removed
+    assert {line["session"] % 2 for line in l2} == {0, 1}             # both actors sent
+    for arm in s2["arms"].values():
+        assert arm["cache"]["mismatch"]["total"] == 0 and arm["cache"]["warm"] > 0
+
+
+@pytest.mark.slow
+def test_max_requests_on_ray_is_the_first_arrivals_by_index(runs):
+    code, s, lines = runs["capped"]
+    assert code == 0
+    accounted(s, lines)
+    assert first_attempts(lines) == sorted((a, i, 0) for a in ("a", "b") for i in range(25))
+    assert s["stopped"] == "max-requests"
+
+
+@pytest.mark.slow
+def test_max_cost_on_ray_is_one_budget_leased_in_chunks(runs):
+    code, s, lines = runs["cost"]
+    assert code == 0
+    accounted(s, lines)
+    spent = sum(a["cost_usd"]["total"] for a in s["arms"].values())
+    assert s["stopped"] == "max-cost"
+    assert spent <= 0.05            # two budgets would let it reach 2 x the cap; chunks never pass it
+    assert {line["session"] % 2 for line in lines} == {0, 1}
+
+
+@pytest.mark.slow
+def test_a_segment_actor_that_dies_is_reported_and_its_pulled_attempts_count(local_ray, tmp_path, capsys):
+    sc = write(tmp_path, OPEN.replace('duration = "20s"', 'duration = "8s"').replace("time_scale = 10", "time_scale = 1"))
+    out = tmp_path / "res"
+    killed: list[str] = []
+
+    def kill_worker_1() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            parts = list(out.glob("*/parts/worker-1/requests.jsonl"))
+            if parts and parts[0].stat().st_size > 1000:   # pulled back at least once
+                ray.kill(ray.get_actor(str(parts[0].parent), namespace="loadgen"))
+                killed.append(str(parts[0].parent))
+                return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=kill_worker_1)
+    t.start()
+    code = main(["run", str(sc), "--out", str(out), "--quiet", "--cluster", "ray", "--workers", "2"])
+    t.join()
+    assert killed
+    err = capsys.readouterr().err
+    assert "worker 1 ended without its part (Ray: " in err and "Traceback" not in err
+    summary, lines = read_results(only_dir(out))
+    assert code == 0
+    accounted(summary, lines)
+    assert summary["stopped"] == "worker-died"
+    odd = [line["session"] for line in lines if line["session"] % 2]
+    even = [line["session"] for line in lines if line["session"] % 2 == 0]
+    assert odd                                         # what was pulled from the dead actor counts
+    assert max(odd) < max(even) - 10                   # and it sent none after it died
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_actor_and_merges_the_partial_results(local_ray, tmp_path):
+    sc = write(tmp_path, OPEN.replace('duration = "20s"', 'duration = "10m"').replace("time_scale = 10", "time_scale = 1"))
+    out = tmp_path / "res"
+    # the command joins this test's Ray (RAY_ADDRESS) rather than starting its own
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    p = subprocess.Popen([sys.executable, "-m", "loadgen", "run", str(sc), "--out", str(out), "--cluster", "ray",
+                          "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:  # until both actors' attempts have been pulled back
+        parts = list(out.glob("*/parts/worker-*/requests.jsonl"))
+        if len(parts) == 2 and all(q.stat().st_size > 1000 for q in parts):
+            break
+        time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=90)
+    assert p.returncode == 130, stderr
+    d = only_dir(out)
+    summary, lines = read_results(d)
+    assert summary["stopped"] == "interrupted"
+    accounted(summary, lines)
+    assert sum(a["requests"]["sent"] for a in summary["arms"].values()) > 10
+    assert not (d / "parts").exists()
+    assert "interrupted: partial results written" in stderr
+    assert "as Ray actors on Ray on this machine" in stdout
+
+
+# -- refused before anything is sent or written ------------------------------------------
+
+
+def test_a_remote_cluster_cannot_reach_the_built_in_emulator(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(ray, "init", lambda *a, **kw: pytest.fail("connected before refusing"))
+    sc = write(tmp_path, OPEN)
+    assert main(["run", str(sc), "--out", str(tmp_path / "res"), "--cluster", "ray://10.0.0.9:10001"]) == 2
+    err = capsys.readouterr().err
+    assert "built-in emulator" in err and "--endpoint-url" in err and "--target aws" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "res").exists()
+
+
+@pytest.mark.parametrize("case", ["batch", "output"])
+def test_what_workers_refuse_is_refused_on_a_cluster(tmp_path, capsys, monkeypatch, case):
+    monkeypatch.setattr(ray, "init", lambda *a, **kw: pytest.fail("connected before refusing"))
+    sc = batch_scenario(tmp_path) if case == "batch" else write(tmp_path, OPEN)
+    extra = ["--output", "jsonl"] if case == "output" else []
+    assert main(["run", str(sc), "--out", str(tmp_path / "res"), "--cluster", "ray", *extra]) == 2
+    err = capsys.readouterr().err
+    assert ("--cluster: batch arms run in one process" if case == "batch" else "--cluster: --output streams") in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "res").exists()
+
+
+def test_run_without_ray_installed_exits_2_with_the_install_hint(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    sc = write(tmp_path, OPEN)
+    assert main(["run", str(sc), "--out", str(tmp_path / "res"), "--cluster", "ray"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'loadgen[ray]'" in err and "Traceback" not in err
+    assert not (tmp_path / "res").exists()
+
+
+def test_an_unreachable_cluster_exits_3_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    def refuse(*a, **kw):
+        raise ConnectionError("no Ray cluster at 127.0.0.1:1")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refuse)
+    sc = write(tmp_path, OPEN)
+    assert main(["run", str(sc), "--out", str(tmp_path / "res"), "--cluster", "ray://127.0.0.1:1",
+                 "--endpoint-url", "http://10.0.0.9:8080"]) == 3
+    err = capsys.readouterr().err
+    assert "--cluster ray://127.0.0.1:1: cannot connect to Ray" in err and "Traceback" not in err
+    assert not (tmp_path / "res").exists()
+
+
+# -- the pieces ------------------------------------------------------------------------
+
+
+def test_the_coordinator_state_keeps_one_budget_and_the_first_stop_reason():
+    co = CoordinatorState(2, 1, None, 1.0)
+    assert co.take_usd(0.2, 0.5) == (0.5, None)
+    assert co.take_usd(0.6, 0.6) == (0.0, "max-cost")      # 0.5 left: refused, and for good
+    assert co.take_usd(0.1, 0.1) == (0.0, "max-cost")
+    counted = CoordinatorState(2, 1, 3, None)
+    assert [counted.take_request(0) for _ in range(4)] == [(True, None), (True, None), (True, "max-requests"),
+                                                           (False, "max-requests")]
+    co.stop("target-failed")
+    co.abort()
+    assert co.worker_view()[:2] == (2, "target-failed")
+    co.report(1, [1.0] * 10)
+    assert co.parent_view()["rows"][1][0] == 1.0 and co.parent_view()["rows"][0][0] == 0.0
+
+
+def test_a_usd_chunk_is_a_small_share_of_the_cap():
+    assert usd_chunk(None, 4) == 0.0
+    assert usd_chunk(10.0, 4) * 4 == pytest.approx(0.5)     # all segments together: 5 % of the cap
