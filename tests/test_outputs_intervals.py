@@ -17,7 +17,7 @@ from loadgen.engine.record import Attempt
 from loadgen.results.directory import read_histogram
 from loadgen.results.histograms import LATENCY_METRICS, latency_summary, new_histogram, quick_summary
 from loadgen.results.interval_logs import IntervalLogs
-from loadgen.results.intervals import IntervalAggregator
+from loadgen.results.intervals import IntervalAggregator, LiveTotals
 from loadgen.results.metrics import ArmInfo, Metrics
 from loadgen.scenario import ScenarioError, loads
 from result_files import only_dir, read_results
@@ -260,6 +260,29 @@ def test_intervals_merge_into_the_whole_run(attempts, interval):
     for one, two, full in zip(sinks[1].seen, sinks[2].seen, sinks[0].seen):
         merged = one.merge(two)
         assert merged.row("a") == full.row("a")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.0, 59.9), st.floats(0.001, 30.0), st.sampled_from(["ok", "throttled", "error"]),
+                          st.floats(0.0, 3.0)), min_size=1, max_size=60),
+       st.sampled_from([1.0, 5.0, 7.5]))
+def test_the_whole_run_built_from_its_intervals_is_the_directly_recorded_one(attempts, interval):
+    """An aggregator given the whole-run Metrics records each attempt once (into its
+    interval) and yet builds the same whole-run summary, float sums included, as recording
+    every attempt into it directly; while intervals are open, LiveTotals shows the same
+    counts and recent rates as the direct Metrics."""
+    direct, whole = Metrics([INFO]), Metrics([INFO])
+    ag = IntervalAggregator([INFO], interval, [Collect()], whole=whole)
+    live = LiveTotals(ag)
+    for end, lat, status, cost in sorted(attempts, key=lambda x: x[0] + x[1]):
+        a = dataclasses.replace(attempt(end + lat, lat, status), cost_usd=cost / 7)
+        costs = {"input": cost / 3, "output": cost / 11, "cache_read": 0.0, "cache_write": cost / 13}
+        direct.record(a, buckets=costs)
+        ag.record(a, costs)
+        assert live.snapshot() == direct.snapshot()
+        assert live.recent(a.end, 30.0) == direct.recent(a.end, 30.0)
+    ag.close_all(100.0)
+    assert json.dumps(whole.summary({})) == json.dumps(direct.summary({}))
 
 
 @settings(max_examples=60, deadline=None)

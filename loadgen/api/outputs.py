@@ -2,7 +2,7 @@
 sinks (HDR interval logs always; the `--output jsonl` stream and CloudWatch when asked).
 
 `RunState` (session.py) feeds every attempt to `record` (a few counter updates and
-histogram records: never I/O); `tick` runs beside the runner on runs with a real or warp
+histogram records: never I/O; the run's whole-run Metrics is built from the intervals); `tick` runs beside the runner on runs with a real or warp
 clock and closes intervals as scenario time passes them; `drain` gives CloudWatch its
 last datums at the end of `drive`; `close` (in `finish`) closes what is left and returns
 the figures summary.json keeps under `outputs`. In virtual time (simulate) nothing
@@ -23,8 +23,8 @@ from loadgen.api.cloudwatch import CloudWatchSink
 from loadgen.api.setup import InputError
 from loadgen.results.interval_logs import IntervalLogs
 from loadgen.results.interval_stream import INTERVALS_FILE, JsonlStream
-from loadgen.results.intervals import IntervalAggregator
-from loadgen.results.metrics import ArmInfo
+from loadgen.results.intervals import IntervalAggregator, LiveTotals
+from loadgen.results.metrics import ArmInfo, Metrics
 from loadgen.scenario import Scenario
 from loadgen.scenario.outputs import CloudWatchOutput
 
@@ -115,9 +115,12 @@ class RunOutputs:
     """The interval aggregator of one run and the sinks it feeds."""
 
     def __init__(self, sc: Scenario, results_path: Path, wall_start: float, flags: OutputFlags | None = None,
-                 *, cloudwatch: bool = True, flush: Callable[[], None] | None = None) -> None:
+                 *, cloudwatch: bool = True, flush: Callable[[], None] | None = None,
+                 whole: Metrics | None = None) -> None:
         """`flush`: hands requests.jsonl's buffered attempts to the kernel (ResultsDir.flush),
-        called before each interval is written, so no figure is on disk ahead of its attempts."""
+        called before each interval is written, so no figure is on disk ahead of its attempts.
+        `whole`: the run's Metrics, built from the intervals (IntervalAggregator); complete
+        once `drain` or `close` ran, `live` reads it with the open intervals until then."""
         arms = [ArmInfo.from_arm(a) for a in sc.arms]
         names = [a.name for a in arms]
         self.sc, self.flags = sc, flags or OutputFlags()
@@ -140,7 +143,8 @@ class RunOutputs:
             for s in sinks:
                 s.close()
             raise
-        self.aggregator = IntervalAggregator(arms, sc.outputs.interval, sinks)
+        self.aggregator = IntervalAggregator(arms, sc.outputs.interval, sinks, whole=whole)
+        self.live = LiveTotals(self.aggregator) if whole is not None else None
         self.closed = False
 
     def record(self, a: Any, costs: Any) -> None:

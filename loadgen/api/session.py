@@ -80,14 +80,23 @@ class RunState:
             out.write_run_facts({k: v for k, v in facts.items() if k not in ("wall_s", "scenario_s", "stopped")})
         # interval logs always, the jsonl stream and CloudWatch when asked (api/outputs.py); never
         # CloudWatch in virtual time: its datums would be stamped with hours that have not happened
+        # The interval aggregator records each attempt once, into its interval, and builds
+        # self.metrics from the intervals as they close (complete once outputs are drained
+        # or closed); the live status line reads `live` meanwhile.
         self.outputs = (RunOutputs(sc, out.path, self.wall_start, outputs, cloudwatch=clock.kind != "virtual",
-                                   flush=out.flush) if out is not None else None)
+                                   flush=out.flush, whole=self.metrics) if out is not None else None)
+
+    @property
+    def live(self) -> Any:
+        """What the live status line reads (`snapshot`, `recent`): the whole run so far."""
+        return self.outputs.live if self.outputs is not None else self.metrics
 
     def sink(self, a: Attempt, costs: Mapping[str, float]) -> None:
         self.out.append(a)
-        self.metrics.record(a, buckets=costs)
         if self.outputs is not None:
             self.outputs.record(a, costs)
+        else:
+            self.metrics.record(a, buckets=costs)
 
 
 class ProbeState(RunState):
@@ -116,7 +125,7 @@ async def drive(state: RunState, transport: Any, pricer: Any, *, limits: Limits 
     runner = Runner(sc, transport, clock, sink=state.sink, pricer=pricer, limits=limits or Limits(),
                     salt=salt, prefix_sizes=prefix_sizes, batch=batch)
     state.runner = runner
-    progress = Progress(runner, state.metrics, clock, duration=sc.duration, quiet=status is None, stream=status)
+    progress = Progress(runner, state.live, clock, duration=sc.duration, quiet=status is None, stream=status)
     async with anyio.create_task_group() as tg:
         if signals:
             tg.start_soon(watch_signals, runner, tg.cancel_scope)
@@ -140,12 +149,13 @@ def finish(state: RunState, *, stop_reason: str | None = None) -> RunResult:
     """
     runner = state.runner
     reason = stop_reason or (runner.stop_reason if runner else None)
+    # closing the outputs first merges the last intervals into state.metrics
+    figures = state.outputs.close(state.clock.now()) if state.outputs is not None else None
     summary = state.metrics.summary({**run_facts(state.sc, state.clock, state.wall0, reason), **state.extra_facts})
     behind = behind_schedule(summary, state.clock.scale)
     summary["behind_schedule"] = bool(behind)
     state.summary = summary
     if state.outputs is not None:  # the interval logs were written as the run went
-        figures = state.outputs.close(state.clock.now())
         if figures is not None:
             summary["outputs"] = figures
     else:

@@ -18,6 +18,15 @@ holds at most two open. An attempt whose interval was already closed (it complet
 just before a tick but reached the sink after it) goes into the oldest open interval
 and is counted there as `late`, so no attempt is lost from the totals.
 
+The whole-run figures come from the same records: given `whole` (the run's Metrics),
+the aggregator merges each interval's Metrics into it as the interval closes, so an
+attempt is recorded once, not once for the run and again for its interval (histograms
+and counts add exactly; the cost sums, which are floats, are summed attempt by attempt
+into `whole` in `record`, so they round as they always did). Until the run's intervals
+are all closed, `whole` lacks the open ones: the live status line reads `LiveTotals`,
+which adds them in. A batch arm's attempts (one per batch record, few) go to `whole` as
+they come, as its batch figures hold order-dependent sums of their own.
+
 Pure: no clock, no I/O; `wall` (Unix seconds at close, for CloudWatch timestamps) is
 passed in by the caller.
 """
@@ -127,7 +136,8 @@ class IntervalAggregator:
     """Attempts -> fixed intervals of `interval_s` scenario seconds -> `sinks`."""
 
     def __init__(self, arms: Sequence[ArmInfo], interval_s: float, sinks: Sequence[IntervalSink] = (),
-                 *, grace_s: float | None = None) -> None:
+                 *, grace_s: float | None = None, whole: Metrics | None = None) -> None:
+        """`whole`: the run's Metrics, built from the intervals as they close (module doc)."""
         if not interval_s > 0:
             raise ValueError(f"interval must be > 0 seconds, got {interval_s}")
         self.infos = {a.name: a for a in arms}
@@ -135,6 +145,8 @@ class IntervalAggregator:
         # an attempt's end is read a few event-loop steps before the sink sees it
         self.grace_s = min(1.0, self.interval_s / 10) if grace_s is None else grace_s
         self.sinks = list(sinks)
+        self.whole = whole
+        self._batch = {a.name for a in arms if a.mode == "batch"}
         self._open: dict[int, Interval] = {}
         self.next_index = 0          # the first interval not closed yet
         self.late = 0                # attempts recorded into a later interval than their end's
@@ -159,6 +171,12 @@ class IntervalAggregator:
                 raise ValueError(f"attempt for unknown arm {a.arm!r}; expected one of {', '.join(self.infos)}")
             ai = iv.arms[a.arm] = ArmInterval(Metrics([info]))
         ai.metrics.record(a, buckets=costs)
+        whole = self.whole
+        if whole is not None:
+            if a.arm in self._batch:
+                whole.record(a, buckets=costs)
+            else:
+                whole.record_sums(a, buckets=costs)
         c = round(a.cost_usd, 9)
         if c < ai.cost_min:
             ai.cost_min = c
@@ -198,6 +216,31 @@ class IntervalAggregator:
             self.next_index = k + 1
             for s in self.sinks:
                 s.on_interval(iv)
+            if self.whole is not None:
+                for name, ai in iv.arms.items():
+                    if name not in self._batch:
+                        self.whole.merge(ai.metrics, sums=False)
             n += 1
         self.closed += n
         return n
+
+
+class LiveTotals:
+    """The whole run's counts and recent rates while it goes, for the live status line
+    (`snapshot`, `recent`: what it reads of a Metrics): the aggregator's `whole` plus the
+    intervals still open."""
+
+    def __init__(self, aggregator: IntervalAggregator) -> None:
+        if aggregator.whole is None:
+            raise ValueError("LiveTotals needs an aggregator that builds the whole-run Metrics")
+        self.aggregator = aggregator
+
+    def _open(self) -> list[Metrics]:
+        ag = self.aggregator
+        return [ai.metrics for iv in ag._open.values() for name, ai in iv.arms.items() if name not in ag._batch]
+
+    def snapshot(self) -> Any:
+        return self.aggregator.whole.snapshot(plus=self._open())  # type: ignore[union-attr]
+
+    def recent(self, now: float, window: float = 60.0, arm: str | None = None) -> Any:
+        return self.aggregator.whole.recent(now, window, arm, plus=self._open())  # type: ignore[union-attr]

@@ -248,42 +248,56 @@ class Metrics:
         row[CREAD] += cr
         row[CWRITE] += cw
 
-        s.cost_total += round(a.cost_usd, 9)  # as requests.jsonl stores it: the summary is the file's sum
         if a.usage_estimated:
             s.partial["usage_estimated"] += 1
-            s.partial["cost_estimated"] += round(a.cost_usd, 9)
-        if buckets:
-            c = s.cost
-            if not hasattr(buckets, "items"):
-                buckets = buckets.__dict__  # a loadgen.catalog.pricing.Breakdown (a frozen dataclass)
-            for name, usd in buckets.items():
-                if name in c:
-                    c[name] += usd
+        _add_sums(s, a, buckets)
+
+    def record_sums(self, a: Attempt, buckets: Mapping[str, float] | Any = None) -> None:
+        """Only the cost sums of `record` (USD floats: the total, by bucket, estimated).
+
+        For a whole-run Metrics built from interval Metrics (`merge(..., sums=False)`):
+        counts and histograms add exactly in any order, but a float sum rounds at every
+        addition, so the cost figures are summed here, attempt by attempt in the order
+        `record` would see them, and summary.json stays byte for byte what it was."""
+        try:
+            s = self._arms[a.arm]
+        except KeyError:
+            raise ValueError(f"attempt for unknown arm {a.arm!r}; expected one of {', '.join(self._arms)}") from None
+        _add_sums(s, a, buckets)
 
     # ---- live views -------------------------------------------------------------
 
-    def snapshot(self) -> Snapshot:
-        """Per-arm and total counts so far (O(arms), no percentiles)."""
-        arms = tuple(
-            ArmSnapshot(
-                name, sum(s.status.values()), s.status["ok"], s.status["throttled"], s.status["error"],
-                s.status["timeout"], s.cache["warm"], s.cache["cold"], s.cost_total,
-            )
-            for name, s in self._arms.items()
-        )
+    def snapshot(self, plus: Sequence["Metrics"] = ()) -> Snapshot:
+        """Per-arm and total counts so far (O(arms), no percentiles).
+
+        `plus`: Metrics whose counts are added in (a whole-run Metrics built from interval
+        Metrics adds the intervals not merged yet); not their cost sums, which such a
+        Metrics already holds for every attempt (`record_sums`)."""
+        arms = []
+        for name, s in self._arms.items():
+            c = _live_counts(s)
+            for m in plus:
+                o = m._arms.get(name)
+                if o is not None:
+                    c = [x + y for x, y in zip(c, _live_counts(o))]
+            arms.append(ArmSnapshot(name, *c, s.cost_total))
         total = ArmSnapshot(
             "total", *(sum(getattr(a, f) for a in arms)
                        for f in ("sent", "ok", "throttled", "error", "timeout", "warm", "cold", "cost_usd"))
         )
-        return Snapshot(arms, total)
+        return Snapshot(tuple(arms), total)
 
-    def recent(self, now: float, window: float = 60.0, arm: str | None = None) -> Rate:
-        """Rates over scenario seconds (now - window, now], per minute; all arms unless `arm`."""
+    def recent(self, now: float, window: float = 60.0, arm: str | None = None,
+               plus: Sequence["Metrics"] = ()) -> Rate:
+        """Rates over scenario seconds (now - window, now], per minute; all arms unless `arm`.
+        `plus`: Metrics whose per-second buckets are added in (see `snapshot`)."""
         if window <= 0:
             raise ValueError(f"window must be > 0 seconds, got {window}")
         hi = int(now)
         lo = int(math.floor(now - window)) + 1
-        states = [self._arms[arm]] if arm is not None else self._arms.values()
+        states = [self._arms[arm]] if arm is not None else list(self._arms.values())
+        for m in plus:
+            states.extend(s for name, s in m._arms.items() if arm is None or name == arm)
         tot = window_totals((st.seconds for st in states), lo, hi)
         f = 60.0 / window
         return Rate(
@@ -312,11 +326,13 @@ class Metrics:
 
     # ---- merging ----------------------------------------------------------------
 
-    def merge(self, other: "Metrics") -> "Metrics":
+    def merge(self, other: "Metrics", *, sums: bool = True) -> "Metrics":
         """Add `other`'s figures into this one (in place; returns self).
 
         Arms are matched by name; an arm only `other` has is added. The same arm
         name with different ArmInfo is an error (the parts come from different runs).
+        `sums=False` leaves the cost sums (USD floats) out: this Metrics gets them from
+        `record_sums` (see there). Batch figures are always added.
         """
         for name, o in other._arms.items():
             s = self._arms.get(name)
@@ -330,15 +346,18 @@ class Metrics:
             _add_counts(s.errors, o.errors)
             _add_counts(s.cache, o.cache)
             _add_counts(s.mismatch, o.mismatch)
-            _add_counts(s.partial, o.partial)
+            s.partial["cache_race"] += o.partial["cache_race"]
+            s.partial["usage_estimated"] += o.partial["usage_estimated"]
             s.tokens = [x + y for x, y in zip(s.tokens, o.tokens)]
-            _add_counts(s.cost, o.cost)
+            if sums:
+                s.partial["cost_estimated"] += o.partial["cost_estimated"]
+                _add_counts(s.cost, o.cost)
+                s.cost_total += o.cost_total
             for sg, og in zip(s.gaps, o.gaps):
                 _add_counts(sg, og)
             add_seconds(s.seconds, o.seconds)
             s.retries += o.retries
             s.first_failed += o.first_failed
-            s.cost_total += o.cost_total
             s.clamped += o.clamped
             if o.batch is not None:
                 _batch_of(s).merge(o.batch)
@@ -362,6 +381,26 @@ class Metrics:
             for name, s in self._arms.items():
                 out["arms"][name]["last_result_s"] = s.last_ok
         return out
+
+
+def _live_counts(s: _Arm) -> list[int]:
+    """sent, ok, throttled, error, timeout, warm, cold: an ArmSnapshot's counts."""
+    st, cache = s.status, s.cache
+    return [sum(st.values()), st["ok"], st["throttled"], st["error"], st["timeout"], cache["warm"], cache["cold"]]
+
+
+def _add_sums(s: _Arm, a: Attempt, buckets: Mapping[str, float] | Any) -> None:
+    cost = round(a.cost_usd, 9)  # as requests.jsonl stores it: the summary is the file's sum
+    s.cost_total += cost
+    if a.usage_estimated:
+        s.partial["cost_estimated"] += cost
+    if buckets:
+        c = s.cost
+        if not hasattr(buckets, "items"):
+            buckets = buckets.__dict__  # a loadgen.catalog.pricing.Breakdown (a frozen dataclass)
+        for name, usd in buckets.items():
+            if name in c:
+                c[name] += usd
 
 
 def _batch_of(s: _Arm) -> "BatchFigures":
