@@ -17,6 +17,12 @@ runs in a fresh process pinned to core 1, so the generator has one core to itsel
                  live progress) on a RealClock, open loop at 1.5 x the ceiling with
                  `max_in_flight = N`, stopped by `--max-requests` after about `--seconds`.
 
+loadgen's cases run on the event loop `loadgen run` uses (uvloop where installed:
+loadgen/engine/event_loop.py); the bare loops on asyncio's own, as a user's script does.
+"bare, uvloop" and "loadgen, asyncio loop" swap them (`LOADGEN_EVENT_LOOP`), so the
+loop's share is measured in the same run. `--cases` picks cases (the bare baseline
+always runs).
+
 With awscrt installed (botocore then signs with it), `--crt` adds the loadgen case
 again with `BOTO_DISABLE_CRT=true` (botocore's own switch) to measure what it gives.
 Then the per-request cost of loadgen's own pieces is timed in-process and shown
@@ -24,6 +30,7 @@ against the bare call's CPU time, ending with the whole `loadgen run` path on a
 transport that answers at once (no HTTP).
 
     python benchmarks/bench_generator.py [--seconds 8] [--concurrency 32] [--repeat 2] [--crt] [--profile]
+        [--cases 'loadgen;loadgen, asyncio loop'] [--no-pieces]
 
 Loopback only; dummy credentials.
 """
@@ -37,6 +44,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
+
+ASYNCIO = {"LOADGEN_EVENT_LOOP": "asyncio"}  # the standard library's event loop (event_loop.py's opt-out)
 
 
 # ---- child side ---------------------------------------------------------------------
@@ -208,13 +217,14 @@ def _print_profile(prof, stream) -> None:
 
 
 def child(a: argparse.Namespace) -> None:
-    import anyio
-
     import botocore.compat
+
+    from loadgen.engine import event_loop
 
     C.pin(1)
     fn = {"bare": _bare, "bare+switches": _bare, "transport": _transport, "loadgen": _loadgen}[a.child]
-    res = anyio.run(fn, a.url, a)
+    res = event_loop.run(fn, a.url, a)  # the loop `loadgen run` uses; LOADGEN_EVENT_LOOP chooses
+    res["loop"] = event_loop.loop_name()
     res["peak_rss_mb"] = C.peak_rss_mb()
     res["crt"] = bool(botocore.compat.HAS_CRT)
     C.emit(res)
@@ -293,9 +303,9 @@ def _runner_alone(a: argparse.Namespace, n: int = 20000) -> float:
     import datetime as dt
     import tempfile
 
-    import anyio
     import anyio.lowlevel
 
+    from loadgen.engine import event_loop
     from loadgen.engine.clock import RealClock
     from loadgen.results.directory import ResultsDir
     from loadgen.api.session import RunState, drive
@@ -310,7 +320,7 @@ def _runner_alone(a: argparse.Namespace, n: int = 20000) -> float:
         def __init__(self, clock: RealClock) -> None:
             self.clock = clock
 
-        async def call(self, params, *, stream, timeout):
+        async def call(self, params, *, stream, timeout, on_first_token=None):
             start = self.clock.now()
             await anyio.lowlevel.checkpoint()
             now = self.clock.now()
@@ -327,7 +337,7 @@ def _runner_alone(a: argparse.Namespace, n: int = 20000) -> float:
             state = RunState(sc, clock, out)
             limits = Limits(max_requests=n)
             cpu0 = C.cpu_seconds()
-            anyio.run(lambda: drive(state, Instant(clock), make_pricer(sc), limits=limits, signals=False))
+            event_loop.run(lambda: drive(state, Instant(clock), make_pricer(sc), limits=limits, signals=False))
             best = min(best, (C.cpu_seconds() - cpu0) / n * 1e6)
             out.close()
     return best
@@ -345,6 +355,8 @@ def main() -> None:
     ap.add_argument("--output-tokens", type=int, default=16, help="output tokens per response (default 16)")
     ap.add_argument("--repeat", type=int, default=2, help="rounds of the cases (default 2)")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of the loadgen case to stderr")
+    ap.add_argument("--cases", help="only these cases, separated by ';' (the bare baseline always runs)")
+    ap.add_argument("--no-pieces", action="store_true", help="skip the in-process timing of loadgen's pieces")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--pieces", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
@@ -363,21 +375,27 @@ def main() -> None:
     print(f"cores: {C.cores()}; emulator on core 0, generator on core 1; {a.seconds:g} s per case, "
           f"{a.concurrency} in flight, {'converse_stream' if a.stream else 'converse'}, "
           f"{a.prefix_tokens}-token prefix; load average {C.load_average()}")
-    cases = ["bare", "bare+switches", "transport", "loadgen"] + (["loadgen, no awscrt"] if a.crt else [])
+    # the baseline is a user's loop on asyncio's own event loop; loadgen's cases run on the
+    # loop `loadgen run` uses (uvloop where installed: loadgen/engine/event_loop.py), and
+    # each loop is also measured on the other side for a same-run comparison
+    cases = ["bare", "bare+switches", "bare, uvloop", "transport", "loadgen", "loadgen, asyncio loop"] + \
+        (["loadgen, no awscrt"] if a.crt else [])
+    if a.cases:
+        wanted = set(a.cases.split(";"))
+        cases = ["bare"] + [c for c in cases if c in wanted and c != "bare"]  # the baseline always runs
+    envs = {"bare": ASYNCIO, "bare+switches": ASYNCIO, "loadgen, asyncio loop": ASYNCIO,
+            "loadgen, no awscrt": {"BOTO_DISABLE_CRT": "true"}}
     rounds: dict[str, list[dict]] = {k: [] for k in cases}
     with C.emulator() as url:
         for r in range(a.repeat):
             line = []
             for case in cases:
                 extra = common + ["--url", url]
-                env = {}
                 if case.startswith("loadgen"):
                     extra += ["--rate", str(1.5 * rounds["bare"][-1]["rps"])]
                     if a.profile and r == 0 and case == "loadgen":
                         extra.append("--profile")
-                if case == "loadgen, no awscrt":
-                    env = {"BOTO_DISABLE_CRT": "true"}
-                res = C.run_child(__file__, ["--child", case.split(",")[0], *extra], env=env)
+                res = C.run_child(__file__, ["--child", case.split(",")[0], *extra], env=envs.get(case, {}))
                 rounds[case].append(res)
                 line.append(f"{case} {res['cpu_us_per_req']:4.0f} us/req "
                             f"({rounds['bare'][-1]['cpu_us_per_req'] / res['cpu_us_per_req']:.3f} x)")
@@ -395,10 +413,12 @@ def main() -> None:
         x = best(k)
         per_round = " ".join(f"{rb['cpu_us_per_req'] / rx['cpu_us_per_req']:.3f}"
                              for rb, rx in zip(rounds["bare"], rounds[k]))
-        print(f"  {k:20s} {x['cpu_us_per_req']:5.0f} us CPU/req  {base['cpu_us_per_req'] / x['cpu_us_per_req']:.3f} x"
+        print(f"  {k:22s} {x['loop']:7s} {x['cpu_us_per_req']:5.0f} us CPU/req  {base['cpu_us_per_req'] / x['cpu_us_per_req']:.3f} x"
               f"   {x['rps']:7.0f} req/s ({x['rps'] / base['rps']:.3f} x)   per round {per_round}"
               f"   peak RSS {x['peak_rss_mb']:.0f} MB")
     print(f"load average after: {C.load_average()}")
+    if a.no_pieces:
+        return
     pcs = C.run_child(__file__, ["--pieces", *common])
     print(f"\nloadgen's own work per request (us, in-process, best of 5) vs the bare call's "
           f"{base['cpu_us_per_req']:.0f} us CPU:")

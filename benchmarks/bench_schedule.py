@@ -1,11 +1,12 @@
 """Schedule accuracy of `loadgen run`'s open loop: schedule lag and achieved rate, constant
-and Poisson arrivals.
+and Poisson arrivals, on each event loop, and split over `--workers` processes.
 
-The emulator ("fast", quotas off) runs on core 0. Each (arrivals, rate) case runs in a
-fresh process pinned to core 1 that drives the `loadgen run` path as the command does
-(`api.session.drive`: runner, workload, pricing, metrics, requests.jsonl; RealClock,
-aiobotocore client aimed at the emulator) for `--seconds` of real time, with a cold
-client, as a user's run starts. Two lags per request, both from its intended start:
+The emulator ("fast", quotas off) runs on core 0. Each (arrivals, rate, event loop) case
+runs in a fresh process pinned to core 1 that drives the `loadgen run` path as the
+command does (`api.session.drive`: runner, workload, pricing, metrics, interval logs,
+requests.jsonl; RealClock, aiobotocore client aimed at the emulator, gc frozen after the
+client is made) for `--seconds` of real time, with a cold client, as a user's run
+starts. Two lags per request, both from its intended start:
 
   send lag   the runner's `schedule_lag` (summary.json): when loadgen handed the built
              request to the client (the start every latency is measured from);
@@ -18,7 +19,18 @@ the schedule's own rate, planned / (last intended start + 1/rate) (achieved / in
 scenario seconds out (a cold client's first calls). Targets (issue 14): p99 wire lag
 < 5 ms and achieved within 1 % up to 1,000 requests/s per core, Poisson included.
 
+`--loops uvloop,asyncio` (the default) runs every case on both event loops, one after
+the other: `loadgen run`'s own (uvloop where installed, loadgen/engine/event_loop.py)
+and the standard library's (`LOADGEN_EVENT_LOOP=asyncio`), the same-run baseline.
+
+`--workers-rates` (default 1800; "" skips) adds cases of the real command split over
+`--workers` processes (default 2), `python -m loadgen run --workers N --endpoint-url`
+against the same emulator, unpinned (the workers and the emulator share every core).
+Their lags come from requests.jsonl (`start - intended`: send lag; botocore's hook is not
+reachable in the worker processes), their achieved rate from the first attempts' starts.
+
     python benchmarks/bench_schedule.py [--seconds 10] [--rates 100,500,750,1000,1200] [--kinds constant,poisson]
+        [--loops uvloop,asyncio] [--workers 2] [--workers-rates 1800]
 
 Loopback only; dummy credentials.
 """
@@ -26,9 +38,13 @@ Loopback only; dummy credentials.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
@@ -43,6 +59,7 @@ _QUESTION = re.compile(rb'"text": ?"Q(\d+): ')  # workload.single's question sta
 
 async def _run(a: argparse.Namespace) -> dict:
     import datetime as dt
+    import gc
     import tempfile
 
     from loadgen.api.session import RunState, drive
@@ -64,33 +81,41 @@ async def _run(a: argparse.Namespace) -> dict:
             transport.client.meta.events.register(
                 "before-send.bedrock-runtime", lambda request, **_: sent.append((clock.now(), request.body)))
             state = RunState(sc, clock, out)
+            gc.collect()
+            gc.freeze()  # as `loadgen run` does once its client is made (api/run.py)
             cpu0 = C.cpu_seconds()
             await drive(state, transport, make_pricer(sc), signals=False)
             cpu = C.cpu_seconds() - cpu0
+            gc.unfreeze()
         out.close()
         snap = state.metrics.snapshot().total
         lag = state.metrics.histogram("a", "schedule_lag")
-    wire, steady = [], []
+    wire: list[tuple[float, float]] = []  # (intended, lag)
     for t, body in sent:
         m = _QUESTION.search(body if isinstance(body, bytes) else body.encode())
         if m is None:
             continue
         i = int(m.group(1))
-        wire.append(t - intended[i])
-        if intended[i] >= a.warmup:
-            steady.append(t - intended[i])
+        wire.append((intended[i], t - intended[i]))
     last = max(t for t, _ in sent) if sent else 0.0
-    wire.sort()
-    steady.sort()
+    return {**_figures(a, list(intended.values()), wire, last, ok=snap.ok, cpu=cpu),
+            "send_p50": lag.get_value_at_percentile(50) / 1000, "send_p99": lag.get_value_at_percentile(99) / 1000}
+
+
+def _figures(a: argparse.Namespace, intended: list[float], lags: list[tuple[float, float]], last: float, *,
+             ok: int, cpu: float | None) -> dict:
+    """The figures of one case: `intended` every planned start, `lags` (intended, lag) per
+    first attempt sent, `last` the last send (scenario s)."""
+    lag = sorted(x for _, x in lags)
+    steady = sorted(x for t, x in lags if t >= a.warmup)
     return {
-        "kind": a.kind, "rate": a.rate, "planned": len(intended), "sent": len(wire), "ok": snap.ok,
-        "achieved": len(wire) / (last + 1.0 / a.rate) if wire else 0.0,
+        "kind": a.kind, "rate": a.rate, "planned": len(intended), "sent": len(lag), "ok": ok,
+        "achieved": len(lag) / (last + 1.0 / a.rate) if lag else 0.0,
         # the schedule's own rate, the same way: Poisson's count and last arrival are random
-        "intended_rate": len(intended) / (max(intended.values()) + 1.0 / a.rate) if intended else 0.0,
-        "send_p50": lag.get_value_at_percentile(50) / 1000, "send_p99": lag.get_value_at_percentile(99) / 1000,
-        "wire_p50": _pct(wire, 0.50) * 1000, "wire_p99": _pct(wire, 0.99) * 1000, "wire_max": wire[-1] * 1000 if wire else 0,
+        "intended_rate": len(intended) / (max(intended) + 1.0 / a.rate) if intended else 0.0,
+        "wire_p50": _pct(lag, 0.50) * 1000, "wire_p99": _pct(lag, 0.99) * 1000, "wire_max": lag[-1] * 1000 if lag else 0,
         "steady_p99": _pct(steady, 0.99) * 1000, "steady_max": steady[-1] * 1000 if steady else 0.0,
-        "cpu_us_per_req": cpu / max(1, len(wire)) * 1e6,
+        "cpu_us_per_req": cpu / max(1, len(lag)) * 1e6 if cpu is not None else None,
     }
 
 
@@ -101,7 +126,55 @@ def _pct(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, max(0, int(q * len(sorted_values) + 0.5) - 1))]
 
 
+# ---- `loadgen run --workers N`, the real command ----------------------------------------
+
+
+def _workers_case(a: argparse.Namespace, url: str, work: Path) -> dict:
+    """One `python -m loadgen run --workers N` case against the emulator at `url`: lags and
+    the achieved rate from its requests.jsonl (send lag: the hook behind wire lag is in the
+    workers' processes)."""
+    from loadgen.engine import schedule
+
+    text = C.scenario_text(rate=a.rate, duration_s=a.seconds, max_in_flight=a.max_in_flight,
+                           prefix_tokens=a.prefix_tokens, kind=a.kind).replace('kind = "aws"\n', "")
+    path = work / f"w{a.workers}-{a.kind}-{a.rate:g}.toml"
+    path.write_text(text)
+    intended = [t for _, t, _ in schedule.open_loop(C.load_scenario(text, url))]
+    out = work / path.stem
+    cmd = [sys.executable, "-m", "loadgen", "run", str(path), "--endpoint-url", url, "--workers", str(a.workers),
+           "--out", str(out), "--quiet"]
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **C.CHILD_ENV}, cwd=C.REPO,
+                       timeout=600)
+    if p.returncode not in (0, 1):  # 1: behind schedule (a threshold) is a result here
+        raise RuntimeError(f"loadgen run --workers {a.workers} failed ({p.returncode}):\n{p.stderr[-3000:]}")
+    (d,) = list(out.iterdir())
+    lags, last, ok = [], 0.0, 0
+    with open(d / "requests.jsonl") as f:
+        for line in f:
+            r = json.loads(line)
+            if r["attempt"] != 1:
+                continue
+            lags.append((r["intended"], r["start"] - r["intended"]))
+            last = max(last, r["start"])
+            ok += r["status"] == "ok"
+    return _figures(a, intended, lags, last, ok=ok, cpu=None)
+
+
 # ---- parent -----------------------------------------------------------------------------
+
+
+def _row(label: str, r: dict, clean: bool, ratio: float) -> str:
+    cpu = f"{r['cpu_us_per_req']:6.0f}us" if r.get("cpu_us_per_req") is not None else f"{'-':>8}"
+    send = f"{r['send_p99']:6.2f}ms" if "send_p99" in r else f"{'-':>8}"
+    return (f"{r['kind']:>8} {r['rate']:7.0f} {label:>10} {r['sent']:6d} {r['achieved']:10.1f} {ratio:10.4f} "
+            f"{send} {r['wire_p50']:6.2f}ms {r['wire_p99']:6.2f}ms {r['wire_max']:6.1f}ms "
+            f"{r['steady_p99']:8.2f}ms {r['steady_max']:8.1f}ms {cpu}  {'yes' if clean else 'NO'}"
+            + (f"   ({r['sent'] - r['ok']} not ok)" if r["sent"] != r["ok"] else ""))
+
+
+def _judge(r: dict) -> tuple[bool, float]:
+    ratio = r["achieved"] / r["intended_rate"] if r["intended_rate"] else 0.0
+    return r["steady_p99"] < LAG_TARGET_MS and abs(ratio - 1) <= RATE_TOLERANCE, ratio
 
 
 def main() -> None:
@@ -109,6 +182,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="run length per case, s (default 10)")
     ap.add_argument("--rates", default="100,500,750,1000,1200", help="requests/s, comma-separated")
     ap.add_argument("--kinds", default="constant,poisson", help="arrival processes (default constant,poisson)")
+    ap.add_argument("--loops", default="uvloop,asyncio",
+                    help="event loops, each case on each (default uvloop,asyncio; asyncio is the baseline)")
+    ap.add_argument("--workers", type=int, default=2, help="processes of the split cases (default 2)")
+    ap.add_argument("--workers-rates", default="1800",
+                    help='requests/s of the `run --workers N` cases, comma-separated (default 1800; "" skips)')
     ap.add_argument("--max-in-flight", type=int, default=256, help="in-flight bound (default 256)")
     ap.add_argument("--prefix-tokens", type=int, default=64, help="system prompt size (default 64: tiny bodies)")
     ap.add_argument("--warmup", type=float, default=1.0,
@@ -119,37 +197,51 @@ def main() -> None:
     ap.add_argument("--kind", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        import anyio
+        from loadgen.engine import event_loop
 
         C.pin(1)
-        return C.emit(anyio.run(_run, a))
-    rates = [float(r) for r in a.rates.split(",")]
+        res = event_loop.run(_run, a)
+        res["loop"] = event_loop.loop_name()
+        return C.emit(res)
+    rates = [float(r) for r in a.rates.split(",") if r]
+    loops = [x for x in a.loops.split(",") if x]
     print(f"cores: {C.cores()}; emulator on core 0, `loadgen run` path on core 1; {a.seconds:g} s per case, "
-          f"max_in_flight {a.max_in_flight}; load average {C.load_average()}")
+          f"max_in_flight {a.max_in_flight}; event loops {', '.join(loops)}; load average {C.load_average()}")
     print(f"send lag: runner start - intended (summary.json); wire lag: botocore's before-send - intended; "
           f"steady: intended >= {a.warmup:g} s")
-    print(f"{'arrivals':>8} {'rate/s':>7} {'sent':>6} {'achieved/s':>10} {'x intended':>10} {'send p99':>8} "
-          f"{'wire p50':>8} {'wire p99':>8} {'wire max':>8} {'steady p99':>10} {'steady max':>10} {'CPU/req':>8}  clean")
-    best: dict[str, float] = {}
+    print(f"{'arrivals':>8} {'rate/s':>7} {'loop':>10} {'sent':>6} {'achieved/s':>10} {'x intended':>10} "
+          f"{'send p99':>8} {'wire p50':>8} {'wire p99':>8} {'wire max':>8} {'steady p99':>10} {'steady max':>10} "
+          f"{'CPU/req':>8}  clean")
+    best: dict[tuple[str, str], float] = {}
     with C.emulator() as url:
         for kind in a.kinds.split(","):
             for rate in rates:
-                r = C.run_child(__file__, ["--child", "--url", url, "--rate", str(rate), "--kind", kind,
-                                           "--seconds", str(a.seconds), "--max-in-flight", str(a.max_in_flight),
-                                           "--prefix-tokens", str(a.prefix_tokens), "--warmup", str(a.warmup)])
-                ratio = r["achieved"] / r["intended_rate"] if r["intended_rate"] else 0.0
-                clean = r["steady_p99"] < LAG_TARGET_MS and abs(ratio - 1) <= RATE_TOLERANCE
-                if clean:
-                    best[kind] = rate
-                print(f"{kind:>8} {rate:7.0f} {r['sent']:6d} {r['achieved']:10.1f} {ratio:10.4f} "
-                      f"{r['send_p99']:6.2f}ms {r['wire_p50']:6.2f}ms {r['wire_p99']:6.2f}ms {r['wire_max']:6.1f}ms "
-                      f"{r['steady_p99']:8.2f}ms {r['steady_max']:8.1f}ms {r['cpu_us_per_req']:6.0f}us  "
-                      f"{'yes' if clean else 'NO'}" + (f"   ({r['sent'] - r['ok']} not ok)" if r["sent"] != r["ok"] else ""),
-                      flush=True)
+                for loop in loops:
+                    r = C.run_child(__file__, ["--child", "--url", url, "--rate", str(rate), "--kind", kind,
+                                               "--seconds", str(a.seconds), "--max-in-flight", str(a.max_in_flight),
+                                               "--prefix-tokens", str(a.prefix_tokens), "--warmup", str(a.warmup)],
+                                    env={"LOADGEN_EVENT_LOOP": loop})
+                    clean, ratio = _judge(r)
+                    if clean:
+                        best[(kind, r["loop"])] = max(rate, best.get((kind, r["loop"]), 0.0))
+                    print(_row(r["loop"], r, clean, ratio), flush=True)
+        w_rates = [float(x) for x in a.workers_rates.split(",") if x]
+        if w_rates:
+            print(f"`loadgen run --workers {a.workers}` (the command, unpinned; loop {loops[0]}; lags are send lags "
+                  f"from requests.jsonl, shown in the wire columns)")
+            with tempfile.TemporaryDirectory(prefix="loadgen-bench-") as tmp:
+                for kind in a.kinds.split(","):
+                    for rate in w_rates:
+                        a.kind, a.rate = kind, rate
+                        os.environ["LOADGEN_EVENT_LOOP"] = loops[0] if loops else ""
+                        r = _workers_case(a, url, Path(tmp))
+                        clean, ratio = _judge(r)
+                        print(_row(f"{a.workers} workers", r, clean, ratio), flush=True)
     print(f"load average after: {C.load_average()}")
     for kind in a.kinds.split(","):
-        print(f"highest clean rate, {kind} (steady p99 wire lag < {LAG_TARGET_MS:g} ms, achieved within "
-              f"{100 * RATE_TOLERANCE:g} %): " + (f"{best[kind]:g}/s" if kind in best else "none"))
+        for loop in loops:
+            print(f"highest clean rate, {kind}, {loop} (steady p99 wire lag < {LAG_TARGET_MS:g} ms, achieved within "
+                  f"{100 * RATE_TOLERANCE:g} %): " + (f"{best[(kind, loop)]:g}/s" if (kind, loop) in best else "none"))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from loadgen.api.coordinator import blocked_sigint
 from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.model import EmulatorModel
 from loadgen.emulator.server import serve
+from loadgen.engine import event_loop
 from loadgen.engine.clock import SharedClock
 from loadgen.engine.transport import TargetError
 
@@ -41,7 +42,7 @@ def _serve_main(config: EmulatorConfig, seed: Any, region: str, scale: float, co
         except OSError as e:
             conn.send(("error", str(e)))
 
-    anyio.run(main)
+    event_loop.run(main)
 
 
 def _wait_for_word(conn: Any) -> None:

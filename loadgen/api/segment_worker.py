@@ -39,7 +39,7 @@ from loadgen.api.coordinator import ABORT, PROGRESS_FIELDS, STOP, Coordinator
 from loadgen.api.setup import Overrides, apply_overrides, make_pricer
 from loadgen.catalog.models import lookup
 from loadgen.emulator.config import EmulatorConfig
-from loadgen.engine import prefix_sizing
+from loadgen.engine import event_loop, prefix_sizing
 from loadgen.engine.budget import SegmentBudget
 from loadgen.engine.clock import SharedClock
 from loadgen.engine.expectations import CacheExpectations
@@ -118,7 +118,7 @@ class PartResult:
 
 def run_segment(spec: SegmentSpec) -> PartResult:
     """Run segment `spec.index` of `spec.count` and write its part (see the module doc)."""
-    return anyio.run(_run_segment, spec)
+    return event_loop.run(_run_segment, spec)
 
 
 def segment_scenario(spec: SegmentSpec) -> Any:

@@ -18,6 +18,7 @@ from loadgen.emulator.control_plane import ControlPlane
 from loadgen.emulator.model import EmulatorModel
 from loadgen.emulator.s3 import S3Server, S3Storage
 from loadgen.emulator.server import serve
+from loadgen.engine import event_loop
 from loadgen.engine.clock import RealClock
 
 
@@ -81,6 +82,6 @@ def cmd_emulator(args: Any) -> int:
         return 0
 
     try:
-        return asyncio.run(main())
+        return event_loop.run(main)
     except KeyboardInterrupt:
         return 0

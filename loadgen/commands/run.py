@@ -12,8 +12,6 @@ import functools
 import os
 import sys
 
-import anyio
-
 from loadgen.api.documents import run_document
 from loadgen.api.outputs import OutputFlags, parse_output_flags
 from loadgen.api.plan import plan
@@ -26,6 +24,7 @@ from loadgen.api.setup import InputError, Overrides, Prepared, apply_overrides, 
 from loadgen.api.workers import workers_problem
 from loadgen.commands.machine import (emit_json, junit_problem, printer, results_dir_problem, status_stream,
                                       write_junit_or_say)
+from loadgen.engine import event_loop
 from loadgen.engine.transport import TargetError
 from loadgen.exit_codes import EXIT_BAD_INPUT, EXIT_OK, EXIT_TARGET
 from loadgen.report.artifacts import announce
@@ -175,7 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                            cleanup=args.cleanup, outputs=flags, results_dir=args.results_dir,
                            workers=workers, overrides=ov, executor=executor)
     try:
-        res = anyio.run(go)
+        res = event_loop.run(go)
     except InputError as e:  # --out cannot hold a results directory
         err(str(e))
         return EXIT_BAD_INPUT

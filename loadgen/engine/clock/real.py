@@ -8,6 +8,9 @@ import anyio
 
 from loadgen.engine.clock.protocol import NoBookkeeping
 
+# The shortest timer a sleep asks the event loop for (seconds): one tick of its clock.
+MIN_TIMER_S = 0.001
+
 
 class RealClock(NoBookkeeping):
     kind = "real"
@@ -24,9 +27,14 @@ class RealClock(NoBookkeeping):
         self._t0 = self._mono()
 
     async def sleep_until(self, t: float) -> None:
-        delay = t - self.now()
-        if delay > 0:
-            await anyio.sleep(delay)
+        # The protocol promises now() >= t on return, and event loops keep time in whole
+        # milliseconds: asyncio's epoll waits at least 1 ms for any delay, and uvloop's
+        # timers may fire up to a millisecond early, while a delay it rounds to 0 ms runs
+        # on the next loop turn. So sleep again for what is left, never for less than
+        # MIN_TIMER_S: a remainder under half a millisecond would otherwise spin the loop
+        # (one turn after another) until its time, costing CPU the requests need.
+        while (delay := t - self.now()) > 0:
+            await anyio.sleep(delay if delay > MIN_TIMER_S else MIN_TIMER_S)
 
     async def sleep(self, dt: float) -> None:
         await self.sleep_until(self.now() + dt)

@@ -30,6 +30,7 @@ from typing import Callable
 import anyio
 
 from loadgen.engine.clock.protocol import NoBookkeeping
+from loadgen.engine.clock.real import MIN_TIMER_S
 
 # Real seconds between looks at an anchor that is not known yet.
 _ANCHOR_POLL_S = 0.005
@@ -77,10 +78,10 @@ class SharedClock(NoBookkeeping):
     async def sleep_until(self, t: float) -> None:
         while self._origin() is None:
             await anyio.sleep(_ANCHOR_POLL_S)
-        # the event loop may fire a timer a hair early (its clock resolution): the
-        # protocol promises now() >= t on return
-        while (delay := t - self.now()) > 0:
-            await anyio.sleep(delay / self.scale)
+        # the event loop may fire a timer up to a millisecond early (uvloop): the protocol
+        # promises now() >= t on return; never a timer under one tick (see RealClock)
+        while (delay := (t - self.now()) / self.scale) > 0:
+            await anyio.sleep(delay if delay > MIN_TIMER_S else MIN_TIMER_S)
 
     async def sleep(self, dt: float) -> None:
         await self.sleep_until(self.now() + dt)
