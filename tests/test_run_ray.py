@@ -217,3 +217,13 @@ def test_the_coordinator_state_keeps_one_budget_and_the_first_stop_reason():
 def test_a_usd_chunk_is_a_small_share_of_the_cap():
     assert usd_chunk(None, 4) == 0.0
     assert usd_chunk(10.0, 4) * 4 == pytest.approx(0.5)     # all segments together: 5 % of the cap
+
+
+def test_more_segments_than_the_cluster_has_cpus_are_refused(local_ray, tmp_path, capsys):
+    """Each segment holds a CPU for the whole run: a third one on 2 CPUs would start after
+    the others had finished, every request of it late."""
+    sc = write(tmp_path, OPEN)
+    assert main(["run", str(sc), "--out", str(tmp_path / "res"), "--cluster", "ray", "--workers", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--workers 3" in err and "at most --workers 2" in err and "Traceback" not in err
+    assert not (tmp_path / "res").exists()

@@ -19,6 +19,7 @@ them under its own results folder.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Callable, Hashable
 
 import loadgen
@@ -53,9 +54,10 @@ def connect(address: str) -> tuple[Any, bool, str]:
             ray.init(**quiet)
             what = "Ray on this machine"
         else:
-            # the cluster runs this machine's loadgen code (Ray uploads the package folder)
-            ray.init(address=address, runtime_env={"py_modules": [loadgen]}, logging_level=logging.WARNING,
-                     log_to_driver=False)
+            # the cluster runs this machine's loadgen code (Ray uploads the package folder); its
+            # path, not the module: Ray Client pickles the runtime_env, and a module does not pickle
+            ray.init(address=address, runtime_env={"py_modules": [str(Path(loadgen.__file__).parent)]},
+                     logging_level=logging.WARNING, log_to_driver=False)
             what = f"Ray at {address}"
     except Exception as e:  # noqa: BLE001 - Ray raises many kinds for "no cluster there"
         raise ClusterError(f"--cluster {address}: cannot connect to Ray: {type(e).__name__}: {e}") from e

@@ -174,6 +174,13 @@ class _Segment:
         self._outcome = outcome
 
 
+def _node_cpus(ray: Any, node_id: str) -> int:
+    for node in ray.nodes():
+        if node.get("NodeID") == node_id:
+            return max(1, int(node.get("Resources", {}).get("CPU", 1)))
+    return cluster_cpus(ray)
+
+
 def _died(e: BaseException) -> str:
     first = str(e).strip().splitlines()[0] if str(e).strip() else ""
     return f"Ray: {type(e).__name__}" + (f": {first[:200]}" if first else "")
@@ -186,14 +193,16 @@ class RayExecutor:
     """Segments as Ray actors (module doc). `RayExecutor.connect("ray" | "ray://HOST:PORT")`;
     `close()` ends what it started (the actors; Ray itself if it started it)."""
 
-    def __init__(self, ray: Any, started: bool, where: str, *, local: bool) -> None:
+    def __init__(self, ray: Any, started: bool, where: str, *, local: bool, here: bool = True) -> None:
         self._ray, self._started = ray, started
         self.where = where
-        self.cpus = cluster_cpus(ray)
         self.local = local
         # the emulator process (built-in target) runs here; only a local Ray's nodes reach it
         self.context = multiprocessing.get_context("spawn") if local else None
-        self._node = ray.get_runtime_context().get_node_id() if local else None
+        # with the built-in emulator the segments stay on this machine's node (its 127.0.0.1)
+        self._node = ray.get_runtime_context().get_node_id() if local and here else None
+        # segments that can run at once: each holds one CPU from its start to its end
+        self.cpus = _node_cpus(ray, self._node) if self._node is not None else cluster_cpus(ray)
         self._segments: list[_Segment] = []
         self._coordinators: list[RayCoordinator] = []
         self._remote_segment: Any = None
@@ -203,10 +212,12 @@ class RayExecutor:
         self.pump_error: str | None = None
 
     @classmethod
-    def connect(cls, address: str) -> "RayExecutor":
-        """RayMissing without Ray, ClusterError when it cannot be reached (api/ray_cluster.py)."""
+    def connect(cls, address: str, *, here: bool = True) -> "RayExecutor":
+        """RayMissing without Ray, ClusterError when it cannot be reached (api/ray_cluster.py).
+        `here`: with this machine's Ray (`ray`), keep the segments on this machine's node (the
+        built-in emulator listens on its 127.0.0.1); False lets Ray place them on any node."""
         ray, started, where = connect(address)
-        return cls(ray, started, where, local=address == "ray")
+        return cls(ray, started, where, local=address == "ray", here=here)
 
     def coordinator(self, workers: int, arms: int, max_requests: int | None,
                     max_cost_usd: float | None) -> RayCoordinator:

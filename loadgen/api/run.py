@@ -94,6 +94,11 @@ async def run_prepared(ready: Prepared, *, out: str | Path = "results", max_requ
         problem = workers_problem(sc, workers, flag)
         if problem:
             raise InputError(problem)
+        cpus = getattr(executor, "cpus", None)
+        if where and cpus is not None and workers > cpus:
+            # a segment waiting for a CPU would start after the others, its requests all late
+            raise InputError(f"--workers {workers}: {where}; every segment needs a CPU of its own for the "
+                             f"whole run: at most --workers {cpus}")
         if ready.emulator is not None and getattr(executor, "context", True) is None:
             raise InputError(f"{flag}: these workers cannot reach a built-in emulator on this machine; "
                              "pass --endpoint-url or --target aws")

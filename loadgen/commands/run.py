@@ -156,7 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     executor = None
     if cluster is not None:
         try:
-            executor = RayExecutor.connect(cluster)
+            executor = RayExecutor.connect(cluster, here=ready.emulator is not None)
         except RayMissing as e:
             err(f"loadgen run: {e}")
             return EXIT_BAD_INPUT
