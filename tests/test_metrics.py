@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loadgen.catalog.pricing import Breakdown
-from loadgen.engine.record import STATUSES, Attempt
+from loadgen.engine.record import STATUSES, Attempt, attempt_of
 from loadgen.results.gap_buckets import GAP_EDGES_S, gap_bucket_index, gap_bucket_labels
 from loadgen.results.metrics import ArmInfo, Metrics
 
@@ -326,3 +327,15 @@ def test_merged_parts_keep_every_failure_in_the_all_attempt_figures():
         req, lat = arm["requests"], arm["latency_ms"]
         assert lat["e2e_all"]["count"] == lat["service_all"]["count"] == req["sent"]
         assert lat["e2e_all"]["failed"] == lat["e2e"]["failed"] == req["sent"] - req["ok"] > 0
+
+
+def test_attempt_of_is_the_dataclass_constructor():
+    kw = dict(arm="a", session=1, turn=0, attempt=2, intended=0.1, start=0.2, first_token=None, end=1.0,
+              status="error", error_code="X", model_id="m", profile="geo", region=None, cost_usd=0.5,
+              message="m", quota="tpm")
+    a, b = attempt_of(**kw), Attempt(**kw)
+    assert a == b and list(vars(a)) == list(vars(b)) and hash(a) == hash(b)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.arm = "b"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        attempt_of(**kw, no_such_field=1)

@@ -3,11 +3,13 @@
 import json
 import random
 
+import pytest
+
 from loadgen.scenario import arrivals, distributions
 from loadgen.engine.expectations import CacheExpectations
 from loadgen.scenario import Arm, Model, Scenario, Sessions, Target, Workload
 from loadgen.catalog.tokens import count_tokens
-from loadgen.engine.workload import AgentSession, ArmWorkload, Sizes, draw_sizes
+from loadgen.engine.workload import _WORDS, AgentSession, ArmWorkload, Sizes, draw_sizes, filler, seeded_random
 
 HAIKU = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 
@@ -108,3 +110,30 @@ def test_expectations_below_minimum_predicts_none():
     sc = scenario(prefix=1000)
     req = ArmWorkload(sc, sc.arms[0]).single(0, Sizes(question_tokens=20, output_tokens=10))
     assert CacheExpectations(min_tokens=4096).predict(req.checkpoints, 0).state == "none"
+
+
+@pytest.mark.parametrize("seed", ["7:question:0", "1:sizes:123456", "", "ünïcode:turn:3:4", "x" * 500])
+def test_seeded_random_is_random_random_of_the_same_string(seed):
+    """Requests are defined by their string seeds: the fast path must give Random(seed)'s
+    state exactly (and draw the same numbers, gauss included)."""
+    fast, ref = seeded_random(seed), random.Random(seed)
+    assert fast.getstate() == ref.getstate()
+    assert [fast.gauss(0, 1) for _ in range(3)] + [fast.random()] == [ref.gauss(0, 1) for _ in range(3)] + [ref.random()]
+
+
+
+@pytest.mark.parametrize("tokens", [0, 1, 7, 40, 999])
+def test_filler_draws_what_random_choices_draws(tokens):
+    """filler spells out rng.choices(_WORDS, k=...) for speed: the same text, and the rng
+    left in the same state."""
+    def reference(rng: random.Random, tokens: int) -> str:
+        n = tokens * 4
+        if n <= 0:
+            return ""
+        text = " ".join(rng.choices(_WORDS, k=n // 5 + 2))
+        while len(text) < n:
+            text += " " + " ".join(rng.choices(_WORDS, k=n // 5 + 2))
+        return text[:n]
+
+    a, b = random.Random(tokens), random.Random(tokens)
+    assert filler(a, tokens) == reference(b, tokens) and a.getstate() == b.getstate()

@@ -69,6 +69,9 @@ class EmulatorModel:
         self.quotas = Quotas(config)
         self.regions = Regions(config)
         self._open: dict[str, _Open] = {}
+        # (model id, caller Region) -> (id without ARN, catalog entry, profile kind, quota):
+        # fixed by the catalog and config, and worked out once instead of per request
+        self._resolved: dict[tuple[str, str], tuple[str, Any, str, Any]] = {}
         self._out_sigma = math.log(config.output_p90 / config.output_median) / Z90
         # characters per token of the CountTokens route; tests set another value to stand in
         # for a real tokenizer that disagrees with loadgen's chars/4 rule
@@ -114,10 +117,15 @@ class EmulatorModel:
         now = self.clock.now()
         src = region or self.region
         cfg, rng = self.config, self.rng
-        r = resolve(model_id, src)
-        if isinstance(r, BedrockError):
-            return _with_region(r, src)
-        mid, info = r
+        known = self._resolved.get((model_id, src))
+        if known is None:
+            r = resolve(model_id, src)
+            if isinstance(r, BedrockError):
+                return _with_region(r, src)
+            mid, info = r
+            kind = profiles.kind_of(mid)
+            known = self._resolved[(model_id, src)] = (mid, info, kind, cfg.limit_for(mid, kind))
+        mid, info, kind, limit = known
         req = parse(body, info, cfg.default_max_tokens)
         if isinstance(req, BedrockError):
             return _with_region(req, src)
@@ -130,8 +138,6 @@ class EmulatorModel:
                 x -= p
 
         # quota of (model id as called, caller Region)
-        kind = profiles.kind_of(mid)
-        limit = cfg.limit_for(mid, kind)
         qkey = (mid, src)
         reserve = req.input_tokens + req.max_tokens
         tier = req.service_tier or "default"

@@ -8,7 +8,8 @@ derived from them are measured from the *intended* start (no coordinated omissio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
+from typing import Any
 
 STATUSES = ("ok", "throttled", "error", "timeout")
 CACHE_STATES = ("cold", "warm", "none")
@@ -66,6 +67,32 @@ class Attempt:
 # error_code of a batch record whose output line held an `error` (the model refused the
 # record); every other failed batch record was not completed (its job failed, expired or
 # was stopped, or the run ended first).
+# The optional fields with their defaults, in declaration order (attempt_of).
+_OPTIONAL = {f.name: f.default for f in fields(Attempt) if f.default is not MISSING}
+_new = object.__new__
+_set = object.__setattr__
+
+
+def attempt_of(arm: str, session: int, turn: int, attempt: int, intended: float, start: float,
+               first_token: float | None, end: float, status: str, error_code: str | None, model_id: str,
+               profile: str, region: str | None, **optional: Any) -> Attempt:
+    """`Attempt(...)` with the same fields, built in one step: a frozen dataclass's
+    generated `__init__` sets each of the 38 fields through `object.__setattr__`, which
+    cost ~3 us per attempt in `loadgen simulate` (the runner makes one per attempt).
+    The required fields are this function's parameters; `optional` may only name
+    fields that have a default (unknown names are an error, as in `Attempt(...)`)."""
+    d = {"arm": arm, "session": session, "turn": turn, "attempt": attempt, "intended": intended, "start": start,
+         "first_token": first_token, "end": end, "status": status, "error_code": error_code,
+         "model_id": model_id, "profile": profile, "region": region, **_OPTIONAL}
+    n = len(d)
+    d.update(optional)
+    if len(d) != n:
+        raise TypeError(f"attempt_of() got unexpected field(s): {', '.join(sorted(set(optional) - set(_OPTIONAL)))}")
+    a = _new(Attempt)
+    _set(a, "__dict__", d)
+    return a
+
+
 BATCH_RECORD_ERROR = "BatchRecordError"
 
 # The batch fields above, left out of on-demand lines of requests.jsonl (all None there).

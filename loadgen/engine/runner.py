@@ -59,7 +59,7 @@ from loadgen.engine.batch_arm import BatchArm, BatchSetup
 from loadgen.engine.budget import MAX_REQUESTS, SegmentBudget
 from loadgen.engine.clock import Clock, Driver
 from loadgen.engine.expectations import CacheExpectations, Prediction
-from loadgen.engine.record import Attempt, observed_cache_state
+from loadgen.engine.record import Attempt, attempt_of, observed_cache_state
 from loadgen.scenario import Arm, Scenario
 from loadgen.engine.transport import Outcome, TargetError, Transport
 from loadgen.engine.workload import AgentSession, ArmWorkload, Request
@@ -517,7 +517,7 @@ class Runner:
         by_ttl = {d.get("ttl"): int(d.get("inputTokens") or 0) for d in (u.get("cacheDetails") or [])}
         costs = self._price(req.model_id, u, arm.cache_ttl, arm.service_tier) if (out.status == "ok" or estimated) and u else ZERO_COST
         self.cost_usd += costs["total"]
-        a = Attempt(
+        a = attempt_of(  # Attempt(...) in one step (record.py)
             arm=arm.name, session=req.session, turn=req.turn, attempt=attempt,
             intended=intended, start=out.start, first_token=out.first_token, end=out.end,
             status=out.status, error_code=out.error_code, model_id=req.model_id, profile=arm.profile,

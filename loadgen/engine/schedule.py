@@ -19,7 +19,7 @@ from loadgen.scenario.distributions import session_turns
 from loadgen.scenario import Scenario
 from loadgen.scenario.toml_lines import key_lines, line_of
 from loadgen.scenario.units import format_duration
-from loadgen.engine.workload import Sizes, draw_sizes
+from loadgen.engine.workload import Sizes, draw_sizes, seeded_random
 
 # The most requests (first attempts) one arm may be planned to send without --allow-huge.
 # Ten million is a week at ~16/s, past any load test we know of, and it keeps `simulate`
@@ -66,7 +66,7 @@ def open_loop(sc: Scenario, segment: Segment = WHOLE) -> Iterator[tuple[int, flo
     for i, point in enumerate(sc.arrivals.arrivals(sc.duration, random.Random(f"{sc.seed}:arrivals"))):
         if not segment.owns(i):
             continue
-        sizes = draw_sizes(sc, random.Random(f"{sc.seed}:sizes:{i}"))
+        sizes = draw_sizes(sc, seeded_random(f"{sc.seed}:sizes:{i}"))
         if point.input_tokens is not None and w.question_tokens is not None:
             sizes = replace(sizes, question_tokens=max(1, point.input_tokens - w.prefix_tokens))
         if point.output_tokens is not None:
@@ -95,7 +95,7 @@ class SessionDraws:
     def __init__(self, sc: Scenario, index: int) -> None:
         assert sc.sessions is not None
         self._sc = sc
-        self._rng = random.Random(f"{sc.seed}:session:{index}")
+        self._rng = seeded_random(f"{sc.seed}:session:{index}")
         self.turns = session_turns(self._rng, sc.workload.turns_min, sc.workload.turns_max)
 
     def sizes(self) -> Sizes:
