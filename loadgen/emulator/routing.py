@@ -58,6 +58,7 @@ class Regions:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.load = Windows(config.window_s, config.window)
+        self._destinations: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
 
     def brownout(self, region: str, now: float) -> Brownout | None:
         """The brown-out of `region` at scenario time `now`, if one is on."""
@@ -85,8 +86,10 @@ class Regions:
         time). So a profile with more destination Regions holds more load before any
         Region queues."""
         cap = self.config.region_capacity_tpm
-        kind = profiles.kind_of(mid)
-        regions = profiles.destination_regions(mid, src)
+        known = self._destinations.get((mid, src))
+        if known is None:  # fixed by the catalog: worked out once per (model id, source Region)
+            known = self._destinations[(mid, src)] = (profiles.kind_of(mid), profiles.destination_regions(mid, src))
+        kind, regions = known
         if kind != "region":
             # a profile steers around Regions in a brown-out (ASSUMPTION, documented)
             healthy = tuple(r for r in regions if self.brownout(r, now) is None)

@@ -130,7 +130,10 @@ class _VirtualSelector(selectors.BaseSelector):
         # `timeout`: seconds to the loop's next timer (None: no timer, 0: something is
         # ready). The clock's own sleepers are timers the loop does not know about.
         clock = self._clock
-        wake = clock._next_sleeper()
+        heap = clock._sleepers  # clock._next_sleeper(), inline: this runs on every loop turn
+        while heap and heap[0][2].done():
+            heapq.heappop(heap)  # cancelled while asleep
+        wake = heap[0][0] if heap else None
         if timeout is None and wake is None:
             return self._inner.select(None)
         # Real fds only carry Ctrl-C and thread wake-ups: polling them at most every
