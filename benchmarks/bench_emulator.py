@@ -12,7 +12,7 @@ cachePoint, a 12-token question, 16 output tokens), each with its own question a
 loadgen's are; `converse` and `converse-stream` with a 5,000-token cached prefix and 50
 output tokens (13 stream deltas).
 
-    python benchmarks/bench_emulator.py [--seconds 5] [--concurrency 64] [--repeat 1]
+    python benchmarks/bench_emulator.py [--seconds 5] [--concurrency 64] [--repeat 1] [--cases small,converse,stream]
 
 Prints per case requests/s and the server's CPU microseconds per request (from
 /proc/<pid>/stat: on a shared machine read CPU per request, not requests/s), both
@@ -175,6 +175,7 @@ def main() -> None:
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     ap.add_argument("--load", help=argparse.SUPPRESS)
     ap.add_argument("--repeat", type=int, default=1, help="rounds (each with its own baseline)")
+    ap.add_argument("--cases", default="small,converse,stream", help="which cases (comma-separated)")
     ap.add_argument("--stream", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--small", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -187,8 +188,10 @@ def main() -> None:
     for rnd in range(a.repeat):
         base, base_cpu = measure("hello", False, a.seconds, a.concurrency)
         print(f"round {rnd + 1}: baseline aiohttp hello handler  {base:7.0f} req/s  {base_cpu:5.0f} us CPU/request")
-        for name, stream, small in (("converse small", False, True), ("converse", False, False),
-                                    ("converse-stream", True, False)):
+        for key, name, stream, small in (("small", "converse small", False, True), ("converse", "converse", False, False),
+                                         ("stream", "converse-stream", True, False)):
+            if key not in a.cases.split(","):
+                continue
             rps, cpu = measure("emulator", stream, a.seconds, a.concurrency, small)
             print(f"  emulator {name:16s} {rps:7.0f} req/s ({rps / base:.2f} x baseline)  {cpu:5.0f} us CPU/request "
                   f"({cpu / base_cpu:.2f} x baseline)")

@@ -467,3 +467,23 @@ def test_forced_tool_call_outcome_agrees_between_http_and_in_process():
     seen = run(go())
     assert [s[1:] for s in seen[:2]] == [s[1:] for s in seen[2:]]
     assert seen[3][2:] == ("ok", "tool_use", 1, True)
+
+
+def test_converse_json_is_the_bytes_json_dumps_gives():
+    """The server writes a Converse body without building its dict (server.converse_json):
+    byte for byte what json.dumps of Plan.response_body gives, for text replies with and
+    without cache details and a service tier, and for a forced tool call."""
+    import json
+
+    from loadgen.emulator.plan import Plan, Usage
+    from loadgen.emulator.server import converse_json
+
+    base = Plan(request_id="r", model_id=US_HAIKU, base_id=HAIKU, stream=False, source_region="us-east-1",
+                served_region="us-east-2", start=0.0, usage=Usage(12, 34, 5000, 0), text='He said "hi"\n\u00e9\u2019',
+                stop_reason="end_turn", ttft_s=0.25, tokens_per_s=0.0, duration_s=1.2345, chunk_tokens=4)
+    plans = [base,
+             base._replace(usage=Usage(1, 2, 0, 6000, (("1h", 4000), ("5m", 2000))), stop_reason="max_tokens"),
+             base._replace(service_tier="flex", text=""),
+             base._replace(tool_use=("tooluse_1", "lookup"), stop_reason="tool_use")]
+    for plan in plans:
+        assert converse_json(plan) == json.dumps(plan.response_body(), separators=(",", ":")).encode()

@@ -27,6 +27,7 @@ import contextlib
 import json
 import re
 import uuid
+from functools import lru_cache
 from typing import Any, AsyncIterator
 
 from aiohttp import web
@@ -68,6 +69,40 @@ def _headers(request_id: str, region: str, content_type: str, *, end_s: float | 
     if first_token_s is not None:
         h[MODELLED_FIRST_TOKEN_HEADER] = repr(float(first_token_s))
     return h
+
+
+_CONVERSE_HEAD = b'{"output":{"message":{"role":"assistant","content":[{"text":'
+_USAGE = (b'}]}},"stopReason":%s,"usage":{"inputTokens":%d,"outputTokens":%d,"totalTokens":%d,'
+          b'"cacheReadInputTokens":%d,"cacheWriteInputTokens":%d')
+
+
+@lru_cache(maxsize=1024)
+def _json_str(text: str) -> bytes:
+    """A JSON string literal: the reply texts and stop reasons repeat (one filler text cut
+    to each output length), so each is encoded once."""
+    return json.dumps(text).encode()
+
+
+def converse_json(plan: Plan) -> bytes:
+    """The Converse response body of `plan`: the bytes of
+    `json.dumps(plan.response_body(), separators=(",", ":"))`, put together directly for a
+    text reply (every load-test request: no dict building, no encoder pass over it; the
+    server's hottest path after aiohttp's own work). tests/test_emulator_server.py pins
+    the equality."""
+    u = plan.usage
+    if plan.tool_use is not None or not all(type(n) is int for n in u[:4]):
+        return json.dumps(plan.response_body(), separators=(",", ":")).encode()
+    parts = [_CONVERSE_HEAD, _json_str(plan.text),
+             _USAGE % (_json_str(plan.stop_reason), u.input_tokens, u.output_tokens, u.total_tokens, u.cache_read,
+                       u.cache_write)]
+    if u.cache_details:
+        parts.append(b',"cacheDetails":' + json.dumps([{"ttl": t, "inputTokens": n} for t, n in u.cache_details],
+                                                       separators=(",", ":")).encode())
+    parts.append(b'},"metrics":{"latencyMs":%d}' % plan.latency_ms)
+    if plan.service_tier:
+        parts.append(b',"serviceTier":{"type":%s}' % _json_str(plan.service_tier))
+    parts.append(b"}")
+    return b"".join(parts)
 
 
 def _error_headers(err: BedrockError, request_id: str, content_type: str) -> dict[str, str]:
@@ -148,10 +183,9 @@ async def _converse(request: web.Request) -> web.StreamResponse:
             await clock.sleep_until(plan.start + plan.ttft_s)
             return _dropped(request)
         await clock.sleep_until(plan.start + plan.duration_s)
-        payload = json.dumps(plan.response_body(), separators=(",", ":")).encode()
-        return web.Response(body=payload, headers=_headers(plan.request_id, plan.served_region, _JSON,
-                                                           end_s=plan.duration_s,
-                                                           first_token_s=plan.duration_s))
+        return web.Response(body=converse_json(plan), headers=_headers(plan.request_id, plan.served_region, _JSON,
+                                                                       end_s=plan.duration_s,
+                                                                       first_token_s=plan.duration_s))
     finally:
         # also when the handler is cancelled (server shut down mid-request): the quota
         # charge must not stay at its reservation
