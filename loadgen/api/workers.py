@@ -47,7 +47,9 @@ from loadgen.scenario import Scenario
 START_WAIT_S = 120.0      # real seconds the parent waits for every worker to be ready
 START_MARGIN_S = 0.05     # real seconds between fixing the start instant and scenario second 0
 KILL_AFTER_ABORT_S = 10.0  # real seconds an aborted worker gets to write its part before it is killed
-POLL_S = 0.02
+# real seconds between the parent's looks at its workers: each look wakes the parent on a
+# core the workers and the emulator are busy on (0.02 s cost ~1 % of a core, loaded machine)
+POLL_S = 0.1
 WORKER_DIED = "worker-died"  # summary.json `stopped` when a worker ended without its part
 
 
