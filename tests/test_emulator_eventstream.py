@@ -43,3 +43,13 @@ def test_split_across_reads():
         buf.add_data(data[i:i + 7])
         got.extend(buf)
     assert len(got) == 3
+
+
+def test_constant_events_are_the_bytes_event_gives():
+    assert eventstream.constant_event("messageStart", "role", "assistant") == \
+        eventstream.event("messageStart", {"role": "assistant"})
+    assert eventstream.constant_event("contentBlockStop", "contentBlockIndex", 0) == \
+        eventstream.event("contentBlockStop", {"contentBlockIndex": 0})
+    for reason in ("end_turn", "max_tokens", "stop_sequence", "tool_use"):
+        assert eventstream.constant_event("messageStop", "stopReason", reason) == \
+            eventstream.event("messageStop", {"stopReason": reason})

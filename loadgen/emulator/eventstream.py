@@ -16,9 +16,12 @@ import json
 import struct
 import zlib
 from functools import lru_cache
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 _STRING = 7
+# json.dumps(body, separators=...) builds an encoder per call; one does for every event
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def _header(name: str, value: str) -> bytes:
@@ -38,26 +41,37 @@ def _exception_headers(exception_type: str) -> bytes:
             + _header(":message-type", "exception"))
 
 
+_PRELUDE = struct.Struct("!II")
+_CRC = struct.Struct("!I")
+
+
 def encode_message(headers: bytes, payload: bytes) -> bytes:
     """One event-stream message from encoded headers and a payload."""
-    total = 16 + len(headers) + len(payload)
-    prelude = struct.pack("!II", total, len(headers))
-    head = prelude + struct.pack("!I", zlib.crc32(prelude)) + headers + payload
-    return head + struct.pack("!I", zlib.crc32(head))
+    prelude = _PRELUDE.pack(16 + len(headers) + len(payload), len(headers))
+    head = b"".join((prelude, _CRC.pack(zlib.crc32(prelude)), headers, payload))
+    return head + _CRC.pack(zlib.crc32(head))
 
 
 def event(event_type: str, body: dict[str, Any]) -> bytes:
     """An event message, e.g. event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {...}})."""
-    return encode_message(_event_headers(event_type), json.dumps(body, separators=(",", ":")).encode())
+    return encode_message(_event_headers(event_type), _COMPACT.encode(body).encode())
+
+
+@lru_cache(maxsize=64)
+def constant_event(event_type: str, key: str, value: Any) -> bytes:
+    """`event(event_type, {key: value})`, encoded once: the events every stream sends alike
+    (messageStart, contentBlockStop of block 0, messageStop per stop reason)."""
+    return event(event_type, {key: value})
 
 
 _DELTA_HEAD = b'{"contentBlockIndex":0,"delta":{"text":'
 
 
 def text_delta(text: str) -> bytes:
-    """contentBlockDelta for block 0; the hot path of a stream, so the JSON is built by hand."""
+    """contentBlockDelta for block 0; the hot path of a stream, so the JSON is built by hand
+    (`encode_basestring_ascii` is what json.dumps runs for a str)."""
     return encode_message(_event_headers("contentBlockDelta"),
-                          _DELTA_HEAD + json.dumps(text).encode() + b"}}")
+                          b"".join((_DELTA_HEAD, encode_basestring_ascii(text).encode(), b"}}")))
 
 
 def exception(exception_type: str, message: str) -> bytes:

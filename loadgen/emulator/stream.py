@@ -34,7 +34,7 @@ def stream_schedule(plan: Plan) -> tuple[list[Write], float, bool]:
     """
     fault = plan.fault
     writes: list[Write] = []
-    pending = [eventstream.event("messageStart", {"role": "assistant"})]
+    pending = [eventstream.constant_event("messageStart", "role", "assistant")]
     if plan.tool_use is not None:
         # a forced tool call (botocore ConverseStreamOutput: contentBlockStart with toolUse,
         # then toolUse input deltas), sent with the final events as a single delta is
@@ -73,8 +73,8 @@ def stream_schedule(plan: Plan) -> tuple[list[Write], float, bool]:
 
 
 def _final_events(plan: Plan) -> list[bytes]:
-    return [eventstream.event("contentBlockStop", {"contentBlockIndex": 0}),
-            eventstream.event("messageStop", {"stopReason": plan.stop_reason}),
+    return [eventstream.constant_event("contentBlockStop", "contentBlockIndex", 0),
+            eventstream.constant_event("messageStop", "stopReason", plan.stop_reason),
             eventstream.event("metadata", {"usage": plan.usage.to_wire(),
                                            "metrics": {"latencyMs": plan.latency_ms},
                                            **plan.tier_wire()})]
