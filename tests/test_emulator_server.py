@@ -484,6 +484,7 @@ def test_converse_json_is_the_bytes_json_dumps_gives():
     plans = [base,
              base._replace(usage=Usage(1, 2, 0, 6000, (("1h", 4000), ("5m", 2000))), stop_reason="max_tokens"),
              base._replace(service_tier="flex", text=""),
+             base._replace(text="long \u00e9 " * 1000),   # past the cached-text limit
              base._replace(tool_use=("tooluse_1", "lookup"), stop_reason="tool_use")]
     for plan in plans:
         assert converse_json(plan) == json.dumps(plan.response_body(), separators=(",", ":")).encode()

@@ -76,11 +76,18 @@ _USAGE = (b'}]}},"stopReason":%s,"usage":{"inputTokens":%d,"outputTokens":%d,"to
           b'"cacheReadInputTokens":%d,"cacheWriteInputTokens":%d')
 
 
-@lru_cache(maxsize=1024)
+_CACHED_TEXT_CHARS = 4096   # longer texts are encoded each time (keeps the cache under ~2 MB)
+
+
+@lru_cache(maxsize=256)
+def _cached_json_str(text: str) -> bytes:
+    return json.dumps(text).encode()
+
+
 def _json_str(text: str) -> bytes:
     """A JSON string literal: the reply texts and stop reasons repeat (one filler text cut
-    to each output length), so each is encoded once."""
-    return json.dumps(text).encode()
+    to each output length), so the shorter ones are encoded once."""
+    return _cached_json_str(text) if len(text) <= _CACHED_TEXT_CHARS else json.dumps(text).encode()
 
 
 def converse_json(plan: Plan) -> bytes:
