@@ -148,6 +148,57 @@ def test_ctrl_c_stops_every_actor_and_merges_the_partial_results(local_ray, tmp_
     assert "as Ray actors on Ray on this machine" in stdout
 
 
+# Agent sessions: turns start when earlier turns end, so --max-requests is one count per
+# arm in the coordinator actor, taken once per first attempt (no schedule index decides).
+SESSIONS = """
+name = "sessions"
+seed = 3
+duration = "60s"
+
+[target]
+time_scale = 20
+max_in_flight = 64
+
+[model]
+id = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+max_tokens = 64
+
+[workload]
+kind = "agent"
+prefix_tokens = 5000
+turn_tokens = 100
+output_tokens = 20
+turns = { min = 2, max = 4 }
+
+[sessions]
+arrival = { kind = "poisson", rate = "2/s" }
+think_time = { dist = "constant", value = "1s" }
+
+[emulator]
+latency = "fast"
+
+[[arms]]
+name = "a"
+
+[[arms]]
+name = "b"
+cache_ttl = "1h"
+"""
+
+
+@pytest.mark.slow
+def test_max_requests_of_agent_sessions_on_ray_is_one_exact_count_per_arm(local_ray, tmp_path):
+    sc = write(tmp_path, SESSIONS)
+    code, s, lines = run_cli(tmp_path, sc, "res", "--cluster", "ray", "--workers", "2", "--max-requests", "30")
+    assert code == 0
+    accounted(s, lines)
+    assert s["stopped"] == "max-requests"
+    for arm in ("a", "b"):
+        firsts = [line for line in lines if line["arm"] == arm and line["attempt"] == 1]
+        assert len(firsts) == 30                                   # never more, and the run had more to send
+        assert {line["session"] % 2 for line in firsts} == {0, 1}   # both actors took from the one count
+
+
 # -- refused before anything is sent or written ------------------------------------------
 
 

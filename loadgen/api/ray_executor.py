@@ -25,6 +25,7 @@ a local split run has; what changes is where its pieces live:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import multiprocessing
 import shutil
 import signal
@@ -40,6 +41,8 @@ from loadgen.api.ray_coordinator import CoordinatorState, RayCoordinator, Worker
 from loadgen.api.segment_worker import PartResult, SegmentSpec, run_segment
 from loadgen.results.directory import REQUESTS_FILE
 from loadgen.results.merge import METRICS_STATE_FILE
+
+_log = logging.getLogger(__name__)
 
 PUMP_S = 0.05            # real seconds between the parent's looks at the actors
 CHUNK_EVERY_S = 0.5      # real seconds between pulls of a segment's new attempts
@@ -209,7 +212,7 @@ class RayExecutor:
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._pump: threading.Thread | None = None
-        self.pump_error: str | None = None
+        self._told: set[int] = set()   # coordinators whose refresh failed and said so
 
     @classmethod
     def connect(cls, address: str, *, here: bool = True) -> "RayExecutor":
@@ -261,8 +264,11 @@ class RayExecutor:
             for co in coordinators:
                 try:
                     co.refresh()
-                except Exception as e:  # noqa: BLE001 - shown once the run ends; the next look may succeed
-                    self.pump_error = _died(e)
+                except Exception as e:  # noqa: BLE001 - the next look may succeed; the parent keeps the last state
+                    if id(co) not in self._told:
+                        self._told.add(id(co))
+                        _log.warning("the run's coordinator actor did not answer (%s); progress may stand "
+                                     "still", _died(e))
             for seg in segments:
                 if seg.poll() is None:
                     try:
