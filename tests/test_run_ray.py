@@ -90,7 +90,7 @@ def test_max_cost_on_ray_is_one_budget_leased_in_chunks(runs):
 
 @pytest.mark.slow
 def test_a_segment_actor_that_dies_is_reported_and_its_pulled_attempts_count(local_ray, tmp_path, capsys):
-    sc = write(tmp_path, OPEN.replace('duration = "20s"', 'duration = "8s"').replace("time_scale = 10", "time_scale = 1"))
+    sc = write(tmp_path, OPEN.replace('duration = "20s"', 'duration = "6s"').replace("time_scale = 10", "time_scale = 1"))
     out = tmp_path / "res"
     killed: list[str] = []
 
