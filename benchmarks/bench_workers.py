@@ -109,14 +109,16 @@ def _proc(pid: int) -> tuple[tuple[float, int, int], int, str] | None:
     return ((int(fields[11]) + int(fields[12])) / _TICK, vol, invol), int(fields[19]), cmd
 
 
-def _machine_busy() -> float:
-    """CPU seconds all cores have spent busy since boot (/proc/stat: all but idle and iowait)."""
+def _machine() -> tuple[float, float, float]:
+    """CPU seconds since boot of all cores: (busy, of which interrupts and softirq, of which
+    stolen by the hypervisor), from /proc/stat (busy: all but idle and iowait). Loopback
+    TCP is processed in softirq, which is not always charged to the process that sent."""
     try:
         with open("/proc/stat") as f:
             v = [int(x) for x in f.readline().split()[1:]]
     except OSError:
-        return 0.0
-    return (sum(v[:8]) - v[3] - v[4]) / _TICK
+        return 0.0, 0.0, 0.0
+    return (sum(v[:8]) - v[3] - v[4]) / _TICK, (v[5] + v[6]) / _TICK, v[7] / _TICK
 
 
 def _listens(pid: int) -> bool:
@@ -163,7 +165,7 @@ class CpuSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             now = time.time()
-            seen: dict[int, tuple[float, int, int]] = {0: (_machine_busy(), 0, 0)}
+            seen: dict[int, tuple[float, float, float]] = {0: _machine()}
             for pid in [self.root, *_children(self.root)]:
                 r = _proc(pid)
                 if r is not None:
@@ -239,14 +241,15 @@ def ceiling(workers: int, a: argparse.Namespace, work: Path, url: str | None, ra
             "cpu_us": {**{r: per_request(r, 0, 1e6) for r in ROLES}, "total": 1e6 * sum(v[0] for v in ours) / n},
             "switches": {r: (per_request(r, 1, 1.0), per_request(r, 2, 1.0)) for r in ROLES},
             "cores_busy": sum(v[0] for v in ours) / span if span else 0.0,
-            "machine_busy": used.get(0, (0.0,))[0] / span if span else 0.0}
+            "machine": tuple(x / span if span else 0.0 for x in used.get(0, (0.0, 0.0, 0.0)))}
 
 
 def _show(label: str, r: dict) -> None:
     c, sw = r["cpu_us"], r["switches"]
     print(f"  {label}: {r['attempts']} attempts in {r['span_s']:.2f} s = {r['rps']:.0f} req/s; load {C.load_average()}\n"
           f"      CPU us per request: parent {c['parent']:.0f}, emulator {c['emulator']:.0f}, workers {c['worker']:.0f}, "
-          f"total {c['total']:.0f} ({r['cores_busy']:.2f} cores busy with it, {r['machine_busy']:.2f} in all)\n"
+          f"total {c['total']:.0f}\n      cores busy: {r['cores_busy']:.2f} with it, {r['machine'][0]:.2f} in all "
+          f"(interrupts and softirq {r['machine'][1]:.2f}, stolen {r['machine'][2]:.2f})\n"
           "      context switches per request (voluntary/involuntary): "
           + ", ".join(f"{role} {sw[role][0]:.2f}/{sw[role][1]:.2f}" for role in ROLES), flush=True)
 
