@@ -51,7 +51,7 @@ async def open_streams(url: str, n: int) -> list:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_emulator_stops_within_two_seconds_with_open_streams(tmp_path, sig):
+def test_emulator_stops_promptly_with_open_streams(tmp_path, sig):
     proc, url = start_emulator(tmp_path)
     try:
         async def go() -> float:
@@ -73,6 +73,9 @@ def test_emulator_stops_within_two_seconds_with_open_streams(tmp_path, sig):
             proc.kill()
         proc.wait(timeout=10)
     err = proc.stderr.read()
-    assert took < 2.0, f"took {took:.1f} s to stop; stderr: {err}"
+    # Idle it takes 1.1 s: the 0.5 s shutdown grace, then moto's S3 server stopping
+    # (werkzeug polls). Loaded 2-core machines have taken 2-3.5 s. What this guards
+    # against held the process for most of a minute (the modelled streams' length).
+    assert took < 5.0, f"took {took:.1f} s to stop; stderr: {err}"
     assert proc.returncode == 0, err
     assert "stopping" in err and "Traceback" not in err, err
