@@ -16,8 +16,8 @@ starts. Two lags per request, both from its intended start:
 
 CPU/req is the process's CPU over the run divided by the requests sent; "warm-up" and
 "steady" split it at `--warmup` (a cold client's first calls set up botocore's and
-aiohttp's lazy state and the connections: ~70 ms of CPU in all, which at 1,000/s leaves a
-backlog the rest of the run has to absorb).
+aiohttp's lazy state and the connections: 20-40 ms of CPU in all, which at 1,000/s leaves
+a backlog the rest of the run has to absorb).
 
 achieved = first attempts / (last wire send + 1/rate), in requests/s; the baseline is
 the schedule's own rate, planned / (last intended start + 1/rate) (achieved / intended). "steady" leaves the first `--warmup`
