@@ -97,3 +97,9 @@ def test_clocks_never_wake_early_on_uvloop(monkeypatch, make):
     late = event_loop.run(main)
     assert min(late) >= 0
     assert sorted(late)[len(late) // 2] < 0.005  # a tick or so; a loaded machine stretches it
+
+
+def test_an_unknown_loop_name_is_the_default_with_a_warning(caplog):
+    with caplog.at_level("WARNING", logger="loadgen.engine.event_loop"):
+        assert event_loop.loop_name({"LOADGEN_EVENT_LOOP": "uvlop"}) == event_loop.loop_name({})
+    assert "LOADGEN_EVENT_LOOP='uvlop' is not one of uvloop, asyncio" in caplog.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import textwrap
 from pathlib import Path
 
@@ -283,6 +284,43 @@ def test_the_whole_run_built_from_its_intervals_is_the_directly_recorded_one(att
         assert live.recent(a.end, 30.0) == direct.recent(a.end, 30.0)
     ag.close_all(100.0)
     assert json.dumps(whole.summary({})) == json.dumps(direct.summary({}))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_whole_run_from_intervals_with_late_attempts_two_arms_and_every_field(seed):
+    """The same identity on what the sorted property test above never sends: attempts
+    reaching the sink out of order (late, into an interval already closed), two arms on
+    different profiles and TTLs, every status, cache states and races, gaps, estimated
+    usage, and intervals closed mid-run by a ticker."""
+    rng = random.Random(seed)
+    infos = [INFO, ArmInfo("b", HAIKU, "geo", "1h")]
+    for _ in range(5):
+        direct, whole = Metrics(infos), Metrics(infos)
+        ag = IntervalAggregator(infos, rng.choice([1.0, 2.5, 10.0]), [Collect()], whole=whole)
+        live = LiveTotals(ag)
+        t = 0.0
+        for i in range(rng.randrange(1, 150)):
+            t += rng.expovariate(5)
+            end = max(0.0, t - rng.random() * 3)   # up to 3 s late: out of order
+            lat = rng.random() * 2
+            status = rng.choice(["ok", "ok", "ok", "throttled", "error", "timeout"])
+            a = Attempt(rng.choice("ab"), i, 0, rng.choice([1, 1, 2]), end - lat, end - lat * 0.9,
+                        end - lat / 2 if rng.random() < 0.7 else None, end, status,
+                        None if status == "ok" else rng.choice(["X", "Y", "Z"]), HAIKU, "region", None,
+                        input_tokens=rng.randrange(100), output_tokens=rng.randrange(50),
+                        cache_state=rng.choice(["cold", "warm", "none"]),
+                        cache_predicted=rng.choice(["cold", "warm", "none"]), cache_race=rng.random() < 0.1,
+                        gap_s=rng.random() * 600 if rng.random() < 0.5 else None, cost_usd=rng.random() / 1000,
+                        usage_estimated=rng.random() < 0.2)
+            costs = {"input": rng.random() / 3000, "output": rng.random() / 7000,
+                     "cache_read": rng.random() / 1e5, "cache_write": rng.random() / 1e4}
+            direct.record(a, buckets=costs)
+            ag.record(a, costs)
+            if rng.random() < 0.1:
+                ag.close_until(t)
+            assert live.snapshot() == direct.snapshot()
+        ag.close_all(t + 1)
+        assert json.dumps(whole.summary({})) == json.dumps(direct.summary({}))
 
 
 @settings(max_examples=60, deadline=None)

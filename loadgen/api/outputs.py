@@ -2,8 +2,9 @@
 sinks (HDR interval logs always; the `--output jsonl` stream and CloudWatch when asked).
 
 `RunState` (session.py) feeds every attempt to `record` (a few counter updates and
-histogram records: never I/O; the run's whole-run Metrics is built from the intervals); `tick` runs beside the runner on runs with a real or warp
-clock and closes intervals as scenario time passes them; `drain` gives CloudWatch its
+histogram records: never I/O; the run's whole-run Metrics is built from the intervals);
+`tick` runs beside the runner on runs with a real or warp clock and closes intervals as
+scenario time passes them; `drain` gives CloudWatch its
 last datums at the end of `drive`; `close` (in `finish`) closes what is left and returns
 the figures summary.json keeps under `outputs`. In virtual time (simulate) nothing
 ticks: the aggregator closes intervals as later attempts arrive, and `close` the rest.

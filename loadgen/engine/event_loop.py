@@ -23,6 +23,7 @@ the clocks that sleep on it loop until their time has come (`clock/real.py`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from typing import Any, Awaitable, Callable, Mapping, TypeVar
@@ -34,6 +35,7 @@ try:  # not on Windows (no uvloop there), nor where it was not installed
 except ImportError:  # pragma: no cover - depends on the platform
     uvloop = None
 
+_log = logging.getLogger(__name__)  # an unknown LOADGEN_EVENT_LOOP value, as a warning
 ENV_VAR = "LOADGEN_EVENT_LOOP"
 CHOICES = ("uvloop", "asyncio")
 
@@ -42,11 +44,23 @@ T = TypeVar("T")
 
 def loop_name(environ: Mapping[str, str] = os.environ) -> str:
     """The loop this process runs: "uvloop", or "asyncio" when opted out or uvloop is
-    not available. An unknown value of the variable is treated as unset."""
+    not available. An unknown value of the variable is treated as unset, with a warning
+    (a misspelt opt-out must not pass unnoticed)."""
     wanted = environ.get(ENV_VAR, "").strip().lower()
+    if wanted and wanted not in CHOICES:
+        _warn_once(f"{ENV_VAR}={environ[ENV_VAR]!r} is not one of {', '.join(CHOICES)}; using the default")
     if wanted == "asyncio" or uvloop is None or sys.platform == "win32":
         return "asyncio"
     return "uvloop"
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        _log.warning(message)
 
 
 def loop_factory(environ: Mapping[str, str] = os.environ) -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -1,8 +1,11 @@
 """Metrics: fold Attempts into per-arm histograms, counters and per-second buckets.
 
-The run's sink (`loadgen.api.run.RunState.sink`) calls `Metrics.record(attempt, buckets)`
-once per completed HTTP attempt (hot path: counters and `histograms.record_us`
-only, no percentiles). The live display reads `snapshot()` and `recent()`
+`Metrics.record(attempt, buckets)` folds one completed HTTP attempt in (hot path:
+counters and `histograms.record_us` only, no percentiles). A run's sink
+(`loadgen.api.session.RunState.sink`) records each attempt into its interval's Metrics
+(`loadgen.results.intervals`), and the whole-run Metrics is built by merging each
+interval in as it closes (`merge(..., sums=False)`) plus `record_sums` per attempt, so
+the float cost sums are added in the same order as direct recording would add them. The live display reads `snapshot()` and `recent()`
 (`loadgen.results.live`); at the end `summary(run_facts)` builds the summary.json dict
 (keys are a contract, see DESIGN.md and docs/results-format.md). The pieces it folds
 into live beside it: `histograms` (settings, metric names, latency summaries),
