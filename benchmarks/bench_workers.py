@@ -84,6 +84,7 @@ name = "a"
 
 
 SAMPLE_S = 0.05
+LOOK_EVERY_S = 1.0   # seconds between looks for the emulator's listening socket, per process
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -158,6 +159,7 @@ class CpuSampler:
         self.samples: list[tuple[float, dict[int, tuple[float, int, int]]]] = []
         self.info: dict[int, tuple[int, str]] = {}   # pid -> (start ticks, cmdline)
         self.listening: set[int] = set()   # children with a listening TCP socket: the emulator
+        self._looked: dict[int, float] = {}  # pid -> when it was last looked at for a listener
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -172,8 +174,14 @@ class CpuSampler:
                     seen[pid] = r[0]
                     # the latest: read between fork and exec, a child shows its parent's cmdline
                     self.info[pid] = (r[1], r[2])
-                    if pid != self.root and pid not in self.listening and _listens(pid):
-                        self.listening.add(pid)
+                    if pid != self.root and not self.listening and now - self._looked.get(pid, 0.0) >= LOOK_EVERY_S:
+                        # reading /proc/net/tcp and a process's fds costs kernel time that
+                        # grows with the sockets open (thousands in TIME_WAIT after a few
+                        # rounds): looked at every sample it took most of a core from the
+                        # run measured. One emulator per run: stop looking once it is found.
+                        self._looked[pid] = now
+                        if _listens(pid):
+                            self.listening.add(pid)
             self.samples.append((now, seen))
             self._stop.wait(SAMPLE_S)
 
