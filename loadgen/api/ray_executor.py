@@ -39,6 +39,7 @@ from loadgen.api.executor import PartOutcome
 from loadgen.api.ray_cluster import cluster_cpus, connect
 from loadgen.api.ray_coordinator import CoordinatorState, RayCoordinator, WorkerCoordinator, usd_chunk
 from loadgen.api.segment_worker import PartResult, SegmentSpec, run_segment
+from loadgen.api.workers import WORKER_DIED
 from loadgen.results.directory import REQUESTS_FILE
 from loadgen.results.merge import METRICS_STATE_FILE
 
@@ -158,17 +159,25 @@ class _Segment:
         except Exception as e:  # noqa: BLE001 - the actor died or was killed: what was pulled stays
             self._close(PartOutcome(None, "killed" if self.killed else _died(e)))
             return
-        try:
-            if self._pull is not None:
+        if self._pull is not None:
+            try:
                 self._append(ray.get(self._pull, timeout=FINAL_PULL_S)[0])
+            except Exception:  # noqa: BLE001 - the offset did not move: the final pull takes those lines too
+                pass
+            self._pull = None
+        try:
             data, state = ray.get(self._actor.pull.remote(self._offset, True), timeout=FINAL_PULL_S)
-            self._append(data)
-            if state is not None:
-                (self._part / METRICS_STATE_FILE).write_bytes(state)
-        except Exception as e:  # noqa: BLE001 - its PartResult holds the Metrics; the lines pulled stay
-            self._close(PartOutcome(dataclasses.replace(result, part_dir=str(self._part),
+        except Exception as e:  # noqa: BLE001 - its last lines are lost: its Metrics would count them
+            # PartResult.metrics_state counts every attempt; the merged requests.jsonl lacks
+            # the last ones. Dropped, the parent rebuilds this part's Metrics from the lines
+            # it did pull (as for a dead actor), and the run says the part was lost.
+            self._close(PartOutcome(dataclasses.replace(result, part_dir=str(self._part), metrics_state=None,
+                                                        stop_reason=WORKER_DIED,
                                                         error=result.error or f"last lines lost: {_died(e)}")))
             return
+        self._append(data)
+        if state is not None:
+            (self._part / METRICS_STATE_FILE).write_bytes(state)
         self._close(PartOutcome(dataclasses.replace(result, part_dir=str(self._part))))
 
     def _close(self, outcome: PartOutcome) -> None:

@@ -221,7 +221,7 @@ def _merge_and_finish(state: RunState, co: Any, outcomes: Sequence[PartOutcome])
     code, why = co.control()
     reason = why if code else None
     if reason is None and reasons:
-        reason = "interrupted" if "interrupted" in reasons else reasons[0]
+        reason = next((r for r in ("interrupted", WORKER_DIED) if r in reasons), reasons[0])
     if target_errors:
         reason = "target-failed"
     elif reason is None and any(o.result is None for o in outcomes):
