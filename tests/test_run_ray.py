@@ -13,11 +13,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from loadgen.api.ray_coordinator import CoordinatorState, usd_chunk
+from loadgen.api.ray_coordinator import CoordinatorState, WorkerCoordinator, usd_chunk, usd_reserve
 from loadgen.commands.cli import main
+from loadgen.engine.budget import SegmentBudget
+from loadgen.engine.schedule import Segment
 from result_files import only_dir, read_results
 from test_batch_arms import scenario as batch_scenario
 from test_run_workers import OPEN, accounted, first_attempts, run_cli, write
@@ -278,3 +281,39 @@ def test_more_segments_than_the_cluster_has_cpus_are_refused(local_ray, tmp_path
     err = capsys.readouterr().err
     assert "--workers 3" in err and "at most --workers 2" in err and "Traceback" not in err
     assert not (tmp_path / "res").exists()
+
+
+class _LocalActor:
+    """The coordinator actor's methods called in place (`.remote` runs at once; the fake
+    `ray.get` returns the value): counts the worker's waiting calls."""
+
+    def __init__(self, state: CoordinatorState) -> None:
+        self.state, self.takes = state, 0
+
+        def take_usd(need, want):
+            self.takes += 1
+            return state.take_usd(need, want)
+
+        self.take_usd = SimpleNamespace(remote=take_usd)
+        self.give_usd = SimpleNamespace(remote=state.give_usd)
+
+
+def test_a_chunk_smaller_than_a_request_still_asks_the_actor_less_than_once_per_request(monkeypatch):
+    state = CoordinatorState(2, 1, None, 1.0)
+    actor = _LocalActor(state)
+    worker = WorkerCoordinator(actor, usd_reserve(1.0, 2))               # 0.05: a reserve of one request
+    monkeypatch.setattr(worker, "_ray", lambda: SimpleNamespace(get=lambda ref: ref))
+    budget = SegmentBudget(worker, Segment(0, 2), ["a"], max_requests=None, max_cost_usd=1.0, open_loop=True,
+                           chunk_usd=usd_chunk(1.0, 2))                  # 0.025, a request's worst case 0.04
+    spent, sent = 0.0, 0
+    while budget.cover(spent + 0.04):                                    # one request in flight at a time
+        spent += 0.03                                                    # it cost less than its worst case
+        budget.settle(spent)
+        sent += 1
+        # every dollar is left in the actor, leased to the budget or in the reserve: never more than the cap
+        assert state.pool.usd_left() + budget.leased_usd + worker._reserve == pytest.approx(1.0)
+    budget.close(spent)
+    worker.close()
+    assert spent <= 1.0 and sent >= 30                                   # the cap is a hard limit, nearly reached
+    assert actor.takes <= sent / 2                                       # was one wait per request
+    assert state.pool.usd_left() == pytest.approx(1.0 - spent)           # every unspent dollar went back

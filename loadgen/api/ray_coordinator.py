@@ -10,8 +10,12 @@ Coordinator of api/coordinator.py as a Ray actor, and its two ends.
                      instant are read by a thread every CONTROL_POLL_S and cached; `ready`,
                      `report`, `stop` and `give_usd` are sent without waiting (Ray keeps
                      one caller's calls to an actor in order); `take_usd` waits, but USD
-                     leases come in chunks (`usd_chunk`, SegmentSpec.usd_chunk) so it is
-                     asked once per chunk; `take_request` waits, once per first attempt,
+                     leases come in chunks (`usd_chunk`, SegmentSpec.usd_chunk) and the
+                     segment keeps a reserve of up to RESERVE_REQUESTS worst-case requests
+                     (at most RESERVE_SHARE of the cap over all segments) that `give_usd`
+                     refills first, so the actor is asked about once per chunk, not once
+                     per request when a chunk is smaller than a request's worst case;
+                     `take_request` waits, once per first attempt,
                      and only for sessions under --max-requests (open-loop requests are
                      capped by schedule index without any call, engine/budget.py, so the
                      set sent is exactly the 1-worker one).
@@ -36,16 +40,31 @@ from loadgen.api.segment_worker import CONTROL_POLL_S
 from loadgen.engine.budget import SharedMemoryPool
 
 USD_CHUNK_SHARE = 0.05   # of the cap, the USD all segments together may hold beyond their in-flight worst case
+# worst-case requests a segment keeps in its reserve (WorkerCoordinator): the actor is
+# asked about once per this many requests even when the chunk is smaller than one request;
+# the reserves of all segments together hold at most RESERVE_SHARE of the cap, so one
+# segment cannot take a small cap from the others (under it, one ask per request remains)
+RESERVE_REQUESTS = 4
+RESERVE_SHARE = 0.10
 START_POLL_S = 0.005     # real seconds between a waiting worker's looks at the start instant
 
 
 def usd_chunk(max_cost_usd: float | None, workers: int) -> float:
     """USD one segment may hold beyond its in-flight worst case: a remote pool is asked once
     per chunk instead of once per request, and the segments together hold back at most
-    USD_CHUNK_SHARE of the cap when the run stops at it."""
+    USD_CHUNK_SHARE of the cap, plus their reserves (`usd_reserve`), when the run stops
+    at it. The actor grants only what is left,
+    so the cap itself is never passed."""
     if max_cost_usd is None:
         return 0.0
     return USD_CHUNK_SHARE * max_cost_usd / max(1, workers)
+
+
+def usd_reserve(max_cost_usd: float | None, workers: int) -> float:
+    """The most USD one segment's WorkerCoordinator keeps in its reserve."""
+    if max_cost_usd is None:
+        return 0.0
+    return RESERVE_SHARE * max_cost_usd / max(1, workers)
 
 
 class _Plain:
@@ -112,22 +131,27 @@ class WorkerCoordinator:
     """A segment's Coordinator (api/coordinator.py) over the coordinator actor (module doc).
     Travels in the SegmentSpec; its poll thread starts in the worker, on first use."""
 
-    def __init__(self, actor: Any) -> None:
-        self._actor = actor
+    def __init__(self, actor: Any, reserve_usd: float = 0.0) -> None:
+        self._actor, self._reserve_cap = actor, reserve_usd
         self._setup()
 
     def _setup(self) -> None:
         self._view: tuple[int, str | None, str | None, float | None] = (CONTINUE, None, None, None)
         self._exhausted: str | None = None
+        # USD leased from the actor and not handed to the segment's budget: taken from and
+        # given back to here first, up to RESERVE_REQUESTS of the largest `need` seen
+        # and never beyond `reserve_usd` (usd_reserve)
+        self._reserve = 0.0
+        self._hold = 0.0
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"actor": self._actor}
+        return {"actor": self._actor, "reserve_cap": self._reserve_cap}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._actor = state["actor"]
+        self._actor, self._reserve_cap = state["actor"], state["reserve_cap"]
         self._setup()
 
     def _ray(self) -> Any:
@@ -156,17 +180,37 @@ class WorkerCoordinator:
 
     def close(self) -> None:
         self._closed.set()
+        reserve, self._reserve = self._reserve, 0.0
+        if reserve > 0:  # the other segments may still spend it
+            self._actor.give_usd.remote(reserve)
 
     # -- the budget (engine/budget.py BudgetPool) ------------------------------------
 
     def take_usd(self, need: float, want: float) -> float:
-        got, ex = self._ray().get(self._actor.take_usd.remote(need, want))
-        self._exhausted = self._exhausted or ex
-        return got
+        """`want` (or at least `need`) from the reserve, else from the actor: what the reserve
+        lacks plus RESERVE_REQUESTS x `need` to refill it (the actor grants no more than is
+        left of the cap, and refuses below `need`)."""
+        want = max(want, need)
+        self._hold = min(max(self._hold, RESERVE_REQUESTS * need), self._reserve_cap)
+        if self._reserve < need:
+            ask = want + self._hold - self._reserve
+            got, ex = self._ray().get(self._actor.take_usd.remote(need - self._reserve, ask))
+            self._exhausted = self._exhausted or ex
+            if got <= 0:
+                return 0.0  # refused: the reserve goes back at close
+            self._reserve += got
+        given = min(want, self._reserve)
+        self._reserve -= given
+        return given
 
     def give_usd(self, amount: float) -> None:
-        if amount > 0:
-            self._actor.give_usd.remote(amount)  # calls from one caller reach an actor in order
+        if amount <= 0:
+            return
+        self._reserve += amount
+        spare = self._reserve - self._hold
+        if spare > 1e-12:
+            self._reserve = self._hold
+            self._actor.give_usd.remote(spare)  # calls from one caller reach an actor in order
 
     def take_request(self, arm: int) -> bool:
         ok, ex = self._ray().get(self._actor.take_request.remote(arm))

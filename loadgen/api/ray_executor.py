@@ -37,7 +37,7 @@ from typing import Any
 
 from loadgen.api.executor import PartOutcome
 from loadgen.api.ray_cluster import cluster_cpus, connect
-from loadgen.api.ray_coordinator import CoordinatorState, RayCoordinator, WorkerCoordinator, usd_chunk
+from loadgen.api.ray_coordinator import CoordinatorState, RayCoordinator, WorkerCoordinator, usd_chunk, usd_reserve
 from loadgen.api.segment_worker import PartResult, SegmentSpec, run_segment
 from loadgen.api.workers import WORKER_DIED
 from loadgen.results.directory import REQUESTS_FILE
@@ -238,6 +238,7 @@ class RayExecutor:
         co = RayCoordinator(self._ray, actor, workers, self.context)
         co.refresh(timeout=120.0)  # the actor is up (and the cluster answers) before any segment starts
         self._usd_chunk = usd_chunk(max_cost_usd, workers)
+        self._usd_reserve = usd_reserve(max_cost_usd, workers)
         with self._lock:
             self._coordinators.append(co)
         self._start_pump()
@@ -255,7 +256,7 @@ class RayExecutor:
             self._remote_segment = self._ray.remote(**options)(SegmentHost)
         # named by its part (namespace "loadgen"): `ray.get_actor` finds it, the dashboard shows whose it is
         actor = self._remote_segment.options(name=spec.part_dir, namespace=ACTOR_NAMESPACE).remote()
-        worker_spec = dataclasses.replace(spec, coordinator=WorkerCoordinator(co.actor), usd_chunk=self._usd_chunk)
+        worker_spec = dataclasses.replace(spec, coordinator=WorkerCoordinator(co.actor, self._usd_reserve), usd_chunk=self._usd_chunk)
         seg = _Segment(self._ray, actor, worker_spec, Path(spec.part_dir))
         with self._lock:
             self._segments.append(seg)
