@@ -317,3 +317,13 @@ def test_a_chunk_smaller_than_a_request_still_asks_the_actor_less_than_once_per_
     assert spent <= 1.0 and sent >= 30                                   # the cap is a hard limit, nearly reached
     assert actor.takes <= sent / 2                                       # was one wait per request
     assert state.pool.usd_left() == pytest.approx(1.0 - spent)           # every unspent dollar went back
+
+
+def test_a_worker_that_said_stop_is_not_told_continue_by_an_older_view(monkeypatch):
+    worker = WorkerCoordinator(SimpleNamespace(stop=SimpleNamespace(remote=lambda reason: None)))
+    monkeypatch.setattr(worker, "_follow", lambda: None)              # no poll thread: the view is set by hand
+    worker.stop("target-failed")
+    worker._view = (0, None, None, 1.0)                                # the poll thread's view from before the stop
+    assert worker.control() == (1, "target-failed")
+    worker._view = (2, "interrupted", None, 1.0)                       # a later ABORT still shows
+    assert worker.control() == (2, "interrupted")

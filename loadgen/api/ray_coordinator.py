@@ -137,6 +137,8 @@ class WorkerCoordinator:
 
     def _setup(self) -> None:
         self._view: tuple[int, str | None, str | None, float | None] = (CONTINUE, None, None, None)
+        # what this worker said (stop) holds: the poll thread may bring an older view after it
+        self._said: tuple[int, str | None] = (CONTINUE, None)
         self._exhausted: str | None = None
         # USD leased from the actor and not handed to the segment's budget: taken from and
         # given back to here first, up to RESERVE_REQUESTS of the largest `need` seen
@@ -244,11 +246,15 @@ class WorkerCoordinator:
 
     def control(self) -> tuple[int, str | None]:
         self._follow()
-        return self._view[0], self._view[1]
+        code, why = self._view[0], self._view[1]
+        said, said_why = self._said
+        if code >= said:
+            return code, why
+        return said, why or said_why
 
     def stop(self, reason: str) -> None:
-        code, why, ex, start = self._view
-        self._view = (max(code, STOP), why or reason, ex, start)
+        code, why = self._said
+        self._said = (max(code, STOP), why or reason)
         self._actor.stop.remote(reason)
 
     def report(self, worker: int, values: Sequence[float]) -> None:
