@@ -17,6 +17,8 @@ Optional: `where` (a cluster's description, e.g. "Ray on this machine, 2 CPU(s)"
 is split even into one segment, and the header, run.json and summary.json say where);
 and a coordinator that cannot be handed to a local process (a Ray actor's) offers
 `for_emulator()`, what the emulator process reads the start instant from instead.
+An executor whose coordinator must first answer over the network offers
+`coordinator_ready(co)`: it blocks, so the parent runs it on a thread (api/workers.py).
 
 `Launched.poll()` is None while the segment runs, then a `PartOutcome`: its PartResult,
 or None and a `failure` saying how it ended without one (a killed process: its exit

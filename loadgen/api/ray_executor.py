@@ -12,9 +12,11 @@ a local split run has; what changes is where its pieces live:
   on its node. It may be another machine, so the parent pulls its requests.jsonl as it
   grows (whole lines, every CHUNK_EVERY_S) into `<run>/parts/worker-<i>/`, and at the
   end the rest and metrics.state: results/merge.py merges the parts as it merges local
-  ones, and a segment whose actor dies keeps the attempts pulled before it died. All
-  of the parent's Ray calls run on one pump thread (every PUMP_S); `Launched.poll()`
-  reads what it found, `kill()` is `ray.kill`;
+  ones, and a segment whose actor dies keeps the attempts pulled before it died. The
+  parent's Ray calls run on one pump thread (every PUMP_S), but for the first wait for
+  the coordinator (`coordinator_ready`, which api/workers.py runs on a thread), the
+  actors' creation and `kill()` (`ray.kill`, which only sends); `Launched.poll()` reads
+  what the pump found;
 - the built-in emulator: with `--cluster ray` (this machine's Ray) it runs in a process
   on this machine as for local workers, and the segments are pinned to this machine's
   node, where 127.0.0.1 reaches it; with `ray://HOST:PORT` the nodes cannot reach this
@@ -49,6 +51,7 @@ PUMP_S = 0.05            # real seconds between the parent's looks at the actors
 CHUNK_EVERY_S = 0.5      # real seconds between pulls of a segment's new attempts
 FINAL_PULL_S = 60.0      # real seconds the parent waits for a finished segment's last lines
 ACTOR_NAMESPACE = "loadgen"
+COORDINATOR_WAIT_S = 120.0  # real seconds the parent waits for the coordinator actor to answer
 
 
 def cluster_problem(address: str, builtin_emulator: bool) -> str | None:
@@ -236,13 +239,18 @@ class RayExecutor:
         actor_cls = self._ray.remote(num_cpus=0, max_restarts=0)(CoordinatorState)
         actor = actor_cls.remote(workers, arms, max_requests, max_cost_usd)
         co = RayCoordinator(self._ray, actor, workers, self.context)
-        co.refresh(timeout=120.0)  # the actor is up (and the cluster answers) before any segment starts
         self._usd_chunk = usd_chunk(max_cost_usd, workers)
         self._usd_reserve = usd_reserve(max_cost_usd, workers)
+        return co
+
+    def coordinator_ready(self, co: RayCoordinator) -> None:
+        """Wait (up to COORDINATOR_WAIT_S) until the coordinator actor answers, then let the
+        pump follow it: blocking, so api/workers.py calls it on a thread, not its event loop
+        (a Ctrl-C there then cancels the run as anywhere else)."""
+        co.refresh(timeout=COORDINATOR_WAIT_S)  # the actor is up (and the cluster answers) before any segment starts
         with self._lock:
             self._coordinators.append(co)
         self._start_pump()
-        return co
 
     def launch(self, spec: SegmentSpec) -> _Segment:
         co: RayCoordinator = spec.coordinator

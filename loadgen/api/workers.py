@@ -81,6 +81,9 @@ async def run_workers(ready: Prepared, results: ResultsDir, overrides: Overrides
     if problem:
         raise ValueError(problem)
     co = executor.coordinator(workers, len(sc.arms), limits.max_requests, limits.max_cost_usd)
+    ready_wait = getattr(executor, "coordinator_ready", None)
+    if ready_wait is not None:  # a remote coordinator (Ray's) answers before any segment starts; waited off the loop
+        await anyio.to_thread.run_sync(ready_wait, co, abandon_on_cancel=True)
     scale = shared_scale(sc)
     clock = SharedClock(scale, co.start_instant)
     state = RunState(sc, clock, results, extra_facts={"workers": workers, **({"cluster": where} if where else {})})
