@@ -115,6 +115,7 @@ class _Segment:
         self._part = parent_part
         self._part.mkdir(parents=True, exist_ok=True)
         self._out = open(self._part / REQUESTS_FILE, "ab")
+        self._io = threading.Lock()   # the pump appends, `kill` (the parent's loop too) closes
         self._offset = 0
         self._run = actor.run.remote(spec)
         self._pull: Any = None
@@ -127,16 +128,19 @@ class _Segment:
 
     def kill(self) -> None:
         self.killed = True
+        with self._io:
+            self._out.close()
         try:
             self._ray.kill(self._actor, no_restart=True)
         except Exception:  # noqa: BLE001 - already gone
             pass
 
     def _append(self, data: bytes) -> None:
-        if data:
-            self._out.write(data)
-            self._out.flush()
-            self._offset += len(data)
+        with self._io:
+            if data and not self._out.closed:  # killed: what came after the kill is not the part's
+                self._out.write(data)
+                self._out.flush()
+                self._offset += len(data)
 
     def step(self) -> None:
         """One look (pump thread): take a pulled chunk, notice the end, pull again."""
@@ -184,7 +188,6 @@ class _Segment:
         self._close(PartOutcome(dataclasses.replace(result, part_dir=str(self._part))))
 
     def _close(self, outcome: PartOutcome) -> None:
-        self._out.close()
         self.kill()  # its CPU goes back to the cluster
         self._outcome = outcome
 
@@ -296,8 +299,8 @@ class RayExecutor:
 
     def close(self) -> None:
         self._closed.set()
-        if self._pump is not None:
-            self._pump.join(5.0)
+        if self._pump is not None:  # it may be in a segment's last pulls (FINAL_PULL_S each)
+            self._pump.join(2 * FINAL_PULL_S + 5.0)
         with self._lock:
             segments, coordinators = list(self._segments), list(self._coordinators)
             self._segments.clear()
