@@ -5,9 +5,10 @@ counters and `histograms.record_us` only, no percentiles). A run's sink
 (`loadgen.api.session.RunState.sink`) records each attempt into its interval's Metrics
 (`loadgen.results.intervals`), and the whole-run Metrics is built by merging each
 interval in as it closes (`merge(..., sums=False)`) plus `record_sums` per attempt, so
-the float cost sums are added in the same order as direct recording would add them. The live display reads `snapshot()` and `recent()`
-(`loadgen.results.live`); at the end `summary(run_facts)` builds the summary.json dict
-(keys are a contract, see DESIGN.md and docs/results-format.md). The pieces it folds
+the float cost sums are added in the same order as direct recording would add them.
+The live display reads `snapshot()` and `recent()` (`loadgen.results.live`); at the end
+`summary(run_facts)` builds the summary.json dict (keys are a contract, see DESIGN.md
+and docs/results-format.md). The pieces it folds
 into live beside it: `histograms` (settings, metric names, latency summaries),
 `per_second` (the per-second buckets and their peaks), `gap_buckets`.
 
@@ -148,10 +149,7 @@ class Metrics:
         `loadgen.catalog.pricing.Breakdown` that pricing.breakdown returns; other keys are
         ignored. The total always comes from `a.cost_usd`.
         """
-        try:
-            s = self._arms[a.arm]
-        except KeyError:
-            raise ValueError(f"attempt for unknown arm {a.arm!r}; expected one of {', '.join(self._arms)}") from None
+        s = self._arm_of(a)
         status = a.status
         try:
             s.status[status] += 1
@@ -255,6 +253,12 @@ class Metrics:
             s.partial["usage_estimated"] += 1
         _add_sums(s, a, buckets)
 
+    def _arm_of(self, a: Attempt) -> Any:
+        try:
+            return self._arms[a.arm]
+        except KeyError:
+            raise ValueError(f"attempt for unknown arm {a.arm!r}; expected one of {', '.join(self._arms)}") from None
+
     def record_sums(self, a: Attempt, buckets: Mapping[str, float] | Any = None) -> None:
         """Only the cost sums of `record` (USD floats: the total, by bucket, estimated).
 
@@ -262,10 +266,7 @@ class Metrics:
         counts and histograms add exactly in any order, but a float sum rounds at every
         addition, so the cost figures are summed here, attempt by attempt in the order
         `record` would see them, and summary.json stays byte for byte what it was."""
-        try:
-            s = self._arms[a.arm]
-        except KeyError:
-            raise ValueError(f"attempt for unknown arm {a.arm!r}; expected one of {', '.join(self._arms)}") from None
+        s = self._arm_of(a)
         _add_sums(s, a, buckets)
 
     # ---- live views -------------------------------------------------------------

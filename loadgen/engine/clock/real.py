@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import anyio
 
@@ -10,6 +11,13 @@ from loadgen.engine.clock.protocol import NoBookkeeping
 
 # The shortest timer a sleep asks the event loop for (seconds): one tick of its clock.
 MIN_TIMER_S = 0.001
+
+
+async def sleep_while_left(left: Callable[[], float]) -> None:
+    """Sleep until `left()` (real seconds still to wait) is <= 0, asking the event loop for
+    at least MIN_TIMER_S each time (see RealClock.sleep_until for why)."""
+    while (delay := left()) > 0:
+        await anyio.sleep(delay if delay > MIN_TIMER_S else MIN_TIMER_S)
 
 
 class RealClock(NoBookkeeping):
@@ -33,8 +41,7 @@ class RealClock(NoBookkeeping):
         # on the next loop turn. So sleep again for what is left, never for less than
         # MIN_TIMER_S: a remainder under half a millisecond would otherwise spin the loop
         # (one turn after another) until its time, costing CPU the requests need.
-        while (delay := t - self.now()) > 0:
-            await anyio.sleep(delay if delay > MIN_TIMER_S else MIN_TIMER_S)
+        await sleep_while_left(lambda: t - self.now())
 
     async def sleep(self, dt: float) -> None:
         await self.sleep_until(self.now() + dt)

@@ -30,7 +30,7 @@ from typing import Callable
 import anyio
 
 from loadgen.engine.clock.protocol import NoBookkeeping
-from loadgen.engine.clock.real import MIN_TIMER_S
+from loadgen.engine.clock.real import sleep_while_left
 
 # Real seconds between looks at an anchor that is not known yet.
 _ANCHOR_POLL_S = 0.005
@@ -80,8 +80,7 @@ class SharedClock(NoBookkeeping):
             await anyio.sleep(_ANCHOR_POLL_S)
         # the event loop may fire a timer up to a millisecond early (uvloop): the protocol
         # promises now() >= t on return; never a timer under one tick (see RealClock)
-        while (delay := (t - self.now()) / self.scale) > 0:
-            await anyio.sleep(delay if delay > MIN_TIMER_S else MIN_TIMER_S)
+        await sleep_while_left(lambda: (t - self.now()) / self.scale)
 
     async def sleep(self, dt: float) -> None:
         await self.sleep_until(self.now() + dt)

@@ -80,13 +80,6 @@ class VirtualClock(NoBookkeeping):
         self._t += dt
         self.jumped_s += dt
 
-    def _next_sleeper(self) -> float | None:
-        """Wake time of the earliest sleeper still waiting (None: none)."""
-        heap = self._sleepers
-        while heap and heap[0][2].done():
-            heapq.heappop(heap)  # cancelled while asleep
-        return heap[0][0] if heap else None
-
     def _wake_due(self) -> None:
         """Wake every sleeper due now, earliest (then first asleep) first: their tasks run
         in this loop turn. Due: within the clock resolution, as the loop treats its timers."""
@@ -130,7 +123,9 @@ class _VirtualSelector(selectors.BaseSelector):
         # `timeout`: seconds to the loop's next timer (None: no timer, 0: something is
         # ready). The clock's own sleepers are timers the loop does not know about.
         clock = self._clock
-        heap = clock._sleepers  # clock._next_sleeper(), inline: this runs on every loop turn
+        # the wake time of the clock's earliest sleeper still waiting (None: none); read
+        # straight off its heap, not through a method: this runs on every loop turn
+        heap = clock._sleepers
         while heap and heap[0][2].done():
             heapq.heappop(heap)  # cancelled while asleep
         wake = heap[0][0] if heap else None
