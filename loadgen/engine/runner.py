@@ -148,6 +148,9 @@ class Runner:
         # open loop: request workers waiting for their next request (see _hand_off)
         self._idle: list[asyncio.Future[Any]] = []
         self._pool_closed = False
+        # open loop: how early (scenario s) a request is prepared and handed to a transport
+        # that can hold it until its intended start (engine/transport.py PREPARE_AHEAD_S)
+        self._ahead = float(getattr(transport, "prepare_ahead", 0.0) or 0.0)
 
     # -- control ---------------------------------------------------------------
 
@@ -232,7 +235,7 @@ class Runner:
         if self.budget is not None:
             self.budget.close(self.cost_usd)
 
-    def _hand_off(self, tg: Any, arm: Arm, req: Request, intended: float) -> None:
+    def _hand_off(self, tg: Any, arm: Arm, req: Request, intended: float, turns: int | None) -> None:
         """Start one open-loop request (its in-flight slot already taken) on an idle worker,
         or on a new worker when none is idle.
 
@@ -243,7 +246,7 @@ class Runner:
         Raw asyncio futures: loadgen runs on anyio's asyncio backend only (aiobotocore,
         VirtualClock), and anyio's cancel scopes cancel a task waiting on one.
         """
-        job = (self.clock.driver(), arm, req, intended)  # counted now: see _spawn
+        job = (self.clock.driver(), arm, req, intended, turns)  # counted now: see _spawn
         idle = self._idle
         while idle:
             fut = idle.pop()
@@ -252,12 +255,12 @@ class Runner:
                 return
         tg.start_soon(self._worker, job)
 
-    async def _worker(self, job: tuple[Driver, Arm, Request, float] | None) -> None:
+    async def _worker(self, job: tuple[Driver, Arm, Request, float, int | None] | None) -> None:
         loop = asyncio.get_running_loop()
         while job is not None:
-            driver, arm, req, intended = job
+            driver, arm, req, intended, turns = job
             with driver:
-                await self._send(arm, req, intended, True)
+                await self._send(arm, req, intended, True, turns)
             if self._pool_closed:
                 return
             fut: asyncio.Future[Any] = loop.create_future()
@@ -292,10 +295,18 @@ class Runner:
         loop turn more before it starts (its request then starts a turn after theirs),
         so the arm that goes first rotates and none is served first systematically
         (which matters when they share a quota). Behind schedule there is no tie to break.
+
+        With a transport that holds prepared requests (`prepare_ahead` > 0: real and
+        scaled clocks over HTTP), the dispatcher wakes that much before each arrival,
+        builds the request and hands it over with its intended start and rotation turns;
+        the transport sends it then (botocore's building and signing are done by then,
+        so a burst of arrivals does not queue behind them). Its in-flight slot is taken
+        from the moment it is prepared.
         """
         n = len(self.arms)
         workload = self.workloads[arm.name]
         slots = self._slots[arm.name]
+        ahead = self._ahead
         try:
             # stop() cancels this scope: it ends the dispatcher wherever it waits (for the
             # next arrival, a loop turn or a slot), and nothing is sent after a stop anyway
@@ -304,10 +315,11 @@ class Runner:
                 try:
                     for i, offset, sizes in schedule.open_loop(self.scenario, self.segment):
                         on_time = offset > self.clock.now()
-                        if not await self._sleep_until(offset, scoped=False):
+                        if not await self._sleep_until(offset - ahead, scoped=False):
                             break
-                        if on_time:
-                            for _ in range((k - i) % n):
+                        turns = (k - i) % n if on_time else 0
+                        if not ahead:
+                            for _ in range(turns):
                                 await anyio.lowlevel.checkpoint()
                         # Take the in-flight slot before building the request: a saturated arm
                         # then holds its own dispatcher back (the wait is still recorded as
@@ -318,7 +330,7 @@ class Runner:
                         if not self._admit(req):
                             slots.release()
                             break
-                        self._hand_off(tg, arm, req, offset)
+                        self._hand_off(tg, arm, req, offset, turns if ahead else None)
                 finally:
                     self._sleepers.discard(cs)
         finally:
@@ -429,19 +441,23 @@ class Runner:
             return self.budget.cover(in_use_usd)
         return in_use_usd <= self.limits.max_cost_usd  # type: ignore[operator]
 
-    async def _send(self, arm: Arm, req: Request, intended: float, holding_slot: bool = False) -> Outcome:
+    async def _send(self, arm: Arm, req: Request, intended: float, holding_slot: bool = False,
+                    turns: int | None = None) -> Outcome:
         """One admitted request, all its attempts; then its cost reservation is released."""
         worst = self._worst_cost(req) if self.limits.max_cost_usd is not None else 0.0
         try:
-            return await self._request(arm, req, intended, holding_slot)
+            return await self._request(arm, req, intended, holding_slot, turns)
         finally:
             self._reserved_cost -= worst  # reserved by _admit
             if self.budget is not None:
                 self.budget.settle(self.cost_usd + self._reserved_cost)
 
-    async def _request(self, arm: Arm, req: Request, intended: float, holding_slot: bool = False) -> Outcome:
+    async def _request(self, arm: Arm, req: Request, intended: float, holding_slot: bool = False,
+                       turns: int | None = None) -> Outcome:
         """All attempts of one request. `holding_slot`: the caller already acquired the
-        arm's in-flight slot for the first attempt (it is released here)."""
+        arm's in-flight slot for the first attempt (it is released here). `turns` (not
+        None): the request was prepared ahead; the transport sends its first attempt at
+        `intended`, this many loop turns later (see _arm_dispatcher)."""
         sc = self.scenario
         policy = sc.retry
         rng: random.Random | None = None  # for retry jitter; built only if a retry happens
@@ -454,14 +470,24 @@ class Runner:
                 await self._take_slot(slots)
             holding_slot = False
             try:
-                pred = expect.predict(req.checkpoints, self.clock.now())
+                now = self.clock.now()
+                held = turns is not None and attempt == 1 and intended > now
+                start = intended if held else now  # when it is meant to reach the wire
+                pred = expect.predict(req.checkpoints, start)
                 self.in_flight += 1
-                wall_start = self.wall()
-                start = self.clock.now()
+                wall_now = self.wall()
+                wall_start = wall_now + (start - now) / self.clock.scale
                 write = expect.sent(req.checkpoints, start)
                 try:
-                    out = await self.transport.call(req.params, stream=req.stream, timeout=sc.target.request_timeout,
-                                                    on_first_token=write.began)
+                    if turns is not None and attempt == 1:
+                        out = await self.transport.call(req.params, stream=req.stream, timeout=sc.target.request_timeout,
+                                                        on_first_token=write.began, release_at=intended,
+                                                        after_turns=turns)
+                    else:
+                        out = await self.transport.call(req.params, stream=req.stream,
+                                                        timeout=sc.target.request_timeout, on_first_token=write.began)
+                    # wall time of the start the transport stamped (where it reached HTTP)
+                    wall_start = wall_now + (out.start - now) / self.clock.scale
                 except Exception as e:
                     # not a cancellation: the transport failed this attempt, which is its outcome
                     out = Outcome(status="error", start=start, end=self.clock.now(), error_code=type(e).__name__,
