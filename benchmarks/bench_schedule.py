@@ -28,7 +28,7 @@ scenario seconds out (a cold client's first calls). Targets (issue 14): p99 wire
 the other: `loadgen run`'s own (uvloop where installed, loadgen/engine/event_loop.py)
 and the standard library's (`LOADGEN_EVENT_LOOP=asyncio`), the same-run baseline.
 `--ahead-ms 20,0` runs every case with requests prepared that many ms ahead of their
-intended start (loadgen/engine/transport.py PREPARE_AHEAD_S, 20 ms as shipped) and,
+intended start (loadgen/engine/release.py PREPARE_AHEAD_S, 20 ms as shipped) and,
 as the same-run baseline, with none (0: built when due, as before issue 14's last step).
 
 `--workers-rates` (default 1800; "" skips) adds cases of the real command split over
@@ -76,11 +76,11 @@ async def _run(a: argparse.Namespace) -> dict:
     from loadgen.api.setup import make_pricer
     from loadgen.engine import schedule
     from loadgen.engine.clock import RealClock
-    from loadgen.engine import transport as transport_module
+    from loadgen.engine import release as release_module
     from loadgen.engine.transport import BedrockTransport
     from loadgen.results.directory import ResultsDir
 
-    transport_module.PREPARE_AHEAD_S = a.ahead_ms / 1000  # read when the transport is made
+    release_module.PREPARE_AHEAD_S = a.ahead_ms / 1000  # read when the transport is made
 
     sc = C.load_scenario(C.scenario_text(rate=a.rate, duration_s=a.seconds, max_in_flight=a.max_in_flight,
                                          prefix_tokens=a.prefix_tokens, kind=a.kind), a.url)

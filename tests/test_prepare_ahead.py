@@ -1,4 +1,4 @@
-"""Open-loop requests prepared ahead of their intended start (engine/transport.py
+"""Open-loop requests prepared ahead of their intended start (engine/release.py
 PREPARE_AHEAD_S): botocore builds and signs them early, they wait in the client's
 before-send event and reach HTTP at their intended start, never before, and each
 attempt's start is stamped there. Real client, emulator on loopback, real clock."""
@@ -15,7 +15,7 @@ from loadgen.emulator.config import EmulatorConfig
 from loadgen.emulator.model import EmulatorModel
 from loadgen.emulator.server import serve
 from loadgen.engine import schedule
-from loadgen.engine import transport as transport_module
+from loadgen.engine import release as release_module
 from loadgen.engine.clock import RealClock, WarpClock
 from loadgen.engine.runner import Limits, Runner
 from loadgen.engine.transport import BedrockTransport
@@ -58,7 +58,7 @@ def _index(request) -> int | None:
 
 def test_requests_are_built_before_their_start_and_sent_at_it(monkeypatch):
     # a generous lead, so a loaded test machine still prepares (almost) every request early
-    monkeypatch.setattr(transport_module, "PREPARE_AHEAD_S", 0.2)
+    monkeypatch.setattr(release_module, "PREPARE_AHEAD_S", 0.2)
     sc = loads(SCENARIO, "<test>")
     intended = {i: t for i, t, _ in schedule.open_loop(sc)}
     signed: dict[int, float] = {}
@@ -129,5 +129,5 @@ def test_only_clocks_that_never_jump_prepare_ahead():
         async with BedrockTransport.open(clock, region="us-east-1", endpoint_url="http://127.0.0.1:9",
                                          max_connections=2, dummy_credentials=True) as t:
             return t.prepare_ahead
-    assert anyio.run(lead, RealClock()) == transport_module.PREPARE_AHEAD_S > 0
+    assert anyio.run(lead, RealClock()) == release_module.PREPARE_AHEAD_S > 0
     assert anyio.run(lead, WarpClock(10.0)) == 0.0  # a warp clock would jump over the hold as idle time

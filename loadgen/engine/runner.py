@@ -149,7 +149,7 @@ class Runner:
         self._idle: list[asyncio.Future[Any]] = []
         self._pool_closed = False
         # open loop: how early (scenario s) a request is prepared and handed to a transport
-        # that can hold it until its intended start (engine/transport.py PREPARE_AHEAD_S)
+        # that can hold it until its intended start (engine/release.py)
         self._ahead = float(getattr(transport, "prepare_ahead", 0.0) or 0.0)
 
     # -- control ---------------------------------------------------------------

@@ -10,14 +10,12 @@ runner owns retries, so every attempt is seen and recorded.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import platform
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Protocol
 
 import aiohttp
 import anyio
-import anyio.lowlevel
 import botocore.session
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -31,6 +29,7 @@ from botocore.exceptions import (
 )
 
 from loadgen._version import __version__
+from loadgen.engine import release
 from loadgen.engine.clock import Clock
 from loadgen.catalog.tokens import count_tokens
 
@@ -48,32 +47,6 @@ SERVER_ERROR_CODES = frozenset({
     "InternalServerException", "ServiceUnavailableException", "ModelNotReadyException",
     "ModelStreamErrorException", "ModelErrorException", "ModelTimeoutException",
 })
-
-
-# How far ahead of its intended start (real seconds) the runner prepares an open-loop request
-# on a clock that never jumps: the request is built, serialised and signed early, and waits
-# in the client's public `before-send` event until its intended start, so botocore's
-# per-request work (~0.5 ms of CPU here) is done before the request is due, not after, and
-# a burst of Poisson arrivals finds most of its requests already built. SigV4 signatures
-# stay valid for minutes. Measured in benchmarks/bench_schedule.py (docs/performance.md).
-PREPARE_AHEAD_S = 0.02
-
-
-@dataclass
-class _Release:
-    """A call's hold in `before-send`: the scenario time to reach the wire at, the loop
-    turns to yield after it (the arms' rotation, see Runner._arm_dispatcher) and the
-    outcome whose start is stamped there."""
-
-    at: float | None
-    turns: int
-    out: "Outcome"
-    sent: bool = False  # the hook ran: the request went to HTTP
-
-
-# Set by BedrockTransport._timed_call for the task making the call; the before-send hook
-# runs in that task (aiobotocore awaits event handlers in the caller's task).
-_RELEASE: contextvars.ContextVar[_Release | None] = contextvars.ContextVar("loadgen_release", default=None)
 
 
 class TargetError(Exception):
@@ -135,7 +108,7 @@ class Transport(Protocol):
         A transport with a `prepare_ahead` attribute above 0 (scenario seconds) also takes
         `release_at=T, after_turns=K`: the runner calls it up to `prepare_ahead` before the
         request is due, and the transport sends it at T, K event-loop turns later, with
-        the outcome's start stamped there."""
+        the outcome's start stamped there (engine/release.py)."""
 
 
 def status_for(code: str | None) -> str:
@@ -232,13 +205,10 @@ class BedrockTransport:
     def __init__(self, client: Any, clock: Clock) -> None:
         self._client = client
         self._clock = clock
-        # Only a clock that never jumps can hold a built request until its time (a warp
-        # clock would skip the hold as idle time; the virtual clock has no real work to
-        # move earlier). In scenario seconds.
-        self.prepare_ahead = PREPARE_AHEAD_S * clock.scale if clock.kind in ("real", "scaled") else 0.0
+        self.prepare_ahead = release.lead(clock)  # scenario seconds (engine/release.py)
         # First of the before-send handlers (a caller's own hook then sees the request
         # as it goes out): every call's outcome is stamped where the request reaches HTTP.
-        client.meta.events.register_first("before-send.bedrock-runtime", self._release)
+        client.meta.events.register_first("before-send.bedrock-runtime", release.before_send(clock))
 
     @property
     def client(self) -> Any:
@@ -291,35 +261,20 @@ class BedrockTransport:
             return await self._timed_call(params, stream=stream, timeout=timeout, on_first_token=on_first_token,
                                           release_at=release_at, after_turns=after_turns)
 
-    async def _release(self, **_: Any) -> None:
-        """The client's before-send hook: hold a request prepared ahead until its time (then
-        the arms' rotation turns), and stamp the outcome's start as it goes to HTTP, so
-        `start` is on the wire side of botocore's building and signing."""
-        hold = _RELEASE.get()
-        if hold is None:  # a call not made through `call` (CountTokens)
-            return
-        clock = self._clock
-        if hold.at is not None and hold.at > clock.now():
-            await clock.sleep_until(hold.at)
-        for _ in range(hold.turns):
-            await anyio.lowlevel.checkpoint()
-        hold.out.start = clock.now()
-        hold.sent = True
-
     async def _timed_call(self, params: dict[str, Any], *, stream: bool, timeout: float,
                           on_first_token: FirstToken | None = None, release_at: float | None = None,
                           after_turns: int = 0) -> Outcome:
         clock = self._clock
         now = clock.now()
         out = Outcome(status="error", start=now, end=0.0)
-        hold = _Release(release_at, after_turns, out)
-        token = _RELEASE.set(hold)
+        passage = release.Release(release_at, after_turns, out)
         # the timeout counts from the release: a request held until its time has not been sent
         held = release_at - now if release_at is not None and release_at > now else 0.0
         try:
             # The timeout is in scenario seconds; on a warp clock real time runs `scale` slower.
             # (A bare deadline scope: anyio.fail_after adds a raise/catch we do not need.)
-            with anyio.CancelScope(deadline=anyio.current_time() + (held + timeout) / clock.scale) as scope:
+            with release.releasing(passage), \
+                    anyio.CancelScope(deadline=anyio.current_time() + (held + timeout) / clock.scale) as scope:
                 if stream:
                     await self._stream(params, out, on_first_token)
                 else:
@@ -349,13 +304,7 @@ class BedrockTransport:
             if isinstance(e, anyio.get_cancelled_exc_class()):
                 raise
             out.status, out.error_code, out.message = "error", type(e).__name__, str(e)[:300]
-        finally:
-            _RELEASE.reset(token)
-        if not hold.sent and held and release_at > clock.now():  # type: ignore[operator]
-            # it failed before reaching the wire while prepared ahead: it fails at its
-            # intended start, as it would have unprepared, so no time runs backwards
-            await clock.sleep_until(release_at)  # type: ignore[arg-type]
-            out.start = clock.now()
+        await release.settle(passage, clock)
         out.end = clock.now()
         if clock.scale != 1.0:
             unwarp(out, clock.scale)
