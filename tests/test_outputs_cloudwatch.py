@@ -94,10 +94,13 @@ def assert_accounted(d: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_run_sends_the_documented_metrics(moto_cw, tmp_path, capsys):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_sends_the_documented_metrics(moto_cw, tmp_path, capsys, workers):
+    """One process, and split over two (the parent sends what its workers' parts hold)."""
     _, cw = moto_cw
     out = tmp_path / "res"
-    assert main(["run", str(write(tmp_path, "20s")), "--out", str(out), "--quiet"]) == 0
+    split = ["--workers", str(workers)] if workers > 1 else []
+    assert main(["run", str(write(tmp_path, "20s")), "--out", str(out), "--quiet", *split]) == 0
     summary = assert_accounted(only_dir(out))
     figures = summary["outputs"]["cloudwatch"]
     assert figures["sent"] > 0 and figures["dropped"] == 0 and figures["failed"] == 0, figures

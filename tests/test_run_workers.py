@@ -3,11 +3,13 @@ sends, every attempt accounted, one budget, one merged results directory."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -139,6 +141,48 @@ def test_merged_histograms_are_the_histograms_of_every_record(runs):
             assert list(merged.counts) == list(direct.counts), (arm, metric)
         assert summary["arms"][arm]["latency_ms"] == rebuilt["arms"][arm]["latency_ms"]
         assert summary["arms"][arm]["requests"] == rebuilt["arms"][arm]["requests"]
+
+
+@pytest.mark.slow
+def test_a_split_run_streams_every_worker_attempt_into_its_intervals(tmp_path):
+    """`--output jsonl` with --workers: the parent reads the parts as they grow, so the
+    interval stream and the HDR interval logs hold every worker's attempts, and intervals
+    close while the run goes (6 s of wall time, 1 s intervals, closed ~3 s after their end)."""
+    sc = write(tmp_path, OPEN.replace('duration = "20s"', 'duration = "12s"').replace("time_scale = 10", "time_scale = 2")
+               .replace("[emulator]", '[outputs]\ninterval = "1s"\n\n[emulator]'))
+    stream = tmp_path / "stream.jsonl"
+    seen: list[tuple[float, int]] = []   # (monotonic s, bytes of the stream) while the run goes
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.1):
+            seen.append((time.monotonic(), stream.stat().st_size if stream.exists() else 0))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        code, summary, lines = run_cli(tmp_path, sc, "streamed", "--workers", "2", "--output", f"jsonl={stream}")
+    finally:
+        done.set()
+        watcher.join()
+    ended = time.monotonic()
+    assert code == 0
+    accounted(summary, lines)
+    assert {line["session"] % 2 for line in lines} == {0, 1}   # both workers sent
+    d = only_dir(tmp_path / "streamed")
+    rows = [json.loads(x) for x in stream.read_text().splitlines()]
+    out = summary["outputs"]
+    assert out["jsonl"]["lines"] == len(rows) and out["intervals"] >= 12
+    for name, arm in summary["arms"].items():
+        assert sum(r["requests"]["sent"] for r in rows if r["arm"] == name) == arm["requests"]["sent"] > 20
+        assert sum(r["tokens"]["output"] for r in rows if r["arm"] == name) == arm["tokens"]["output"]
+    _, metrics = rebuild_summary(lines, None)
+    for name in summary["arms"]:
+        for metric in LATENCY_METRICS:
+            logged = read_histogram(d / "histograms" / f"{name}.{metric}.hlog")
+            assert list(logged.counts) == list(metrics.histogram(name, metric).counts), (name, metric)
+    streamed = [t for t, size in seen if size > 0]
+    assert streamed and streamed[0] < ended - 2.0, "every interval was written at the end: none while the run went"
 
 
 @pytest.mark.slow

@@ -102,15 +102,13 @@ async def run_prepared(ready: Prepared, *, out: str | Path = "results", max_requ
         if ready.emulator is not None and getattr(executor, "context", True) is None:
             raise InputError(f"{flag}: these workers cannot reach a built-in emulator on this machine; "
                              "pass --endpoint-url or --target aws")
-        if outputs is not None and (outputs.jsonl is not None or outputs.cloudwatch):
-            raise InputError(f"{flag}: --output streams come from one process's metrics; run them with --workers 1")
     results = open_results(str(out), sc, exact=results_dir)
     try:
         if split:
             return await run_workers(ready, results, overrides or Overrides(), workers=workers,
                                      limits=Limits(max_requests=max_requests, max_cost_usd=max_cost_usd),
                                      progress=progress, status=status, signals=signals, executor=executor,
-                                     header=header)
+                                     header=header, outputs=outputs)
         return await _run(sc, results, ready.pricer, ready.emulator, Limits(max_requests=max_requests,
                           max_cost_usd=max_cost_usd), progress=progress, status=status, signals=signals,
                           cleanup=cleanup, outputs=outputs)

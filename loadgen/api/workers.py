@@ -15,6 +15,14 @@ The parent sends nothing itself. It:
 5. merges the parts (results/merge.py): Metrics added (from each PartResult, else its
    metrics.state, else rebuilt from its requests.jsonl), requests.jsonl concatenated;
    then writes summary.json and the rest as any run does (`session.finish`).
+
+With `--output jsonl` or CloudWatch the parent also reads the parts' requests.jsonl as
+they grow (results/part_tail.py) into one interval aggregator (api/outputs.py), so the
+stream, the datums and the HDR interval logs hold every worker's attempts, interval by
+interval, as one process's run would; an interval closes PART_DELAY_S (real) after its
+end, the time an attempt takes to reach the parent. Without them nothing is read while
+the run goes (the parent stays off the cores the workers use) and the histograms are
+the merged parts' whole-run ones.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import anyio
 from loadgen.api.coordinator import ABORT, start_in
 from loadgen.api.emulator_process import EmulatorProcess
 from loadgen.api.executor import Executor, Launched, LocalProcessExecutor, PartOutcome
+from loadgen.api.outputs import OutputFlags, RunOutputs
 from loadgen.api.progress import WorkersProgress
 from loadgen.api.result import RunResult
 from loadgen.api.segment_worker import SegmentSpec
@@ -41,6 +50,7 @@ from loadgen.engine.runner import Limits
 from loadgen.engine.transport import TargetError
 from loadgen.results.directory import HISTOGRAM_DIR, ResultsDir, load_attempts
 from loadgen.results.merge import load_metrics, merge_requests, part_dir, read_part_metrics, remove_parts
+from loadgen.results.part_tail import PartTail
 from loadgen.results.rebuild import rebuild_summary
 from loadgen.scenario import Scenario
 
@@ -51,6 +61,10 @@ KILL_AFTER_ABORT_S = 10.0  # real seconds an aborted worker gets to write its pa
 # core the workers and the emulator are busy on (0.02 s cost ~1 % of a core, loaded machine)
 POLL_S = 0.1
 WORKER_DIED = "worker-died"  # summary.json `stopped` when a worker ended without its part
+# real seconds from an attempt's end to the parent reading it: the worker's requests.jsonl
+# reaches the disk at least every second (directory.FLUSH_EVERY_S), a Ray segment's lines
+# are pulled every 0.5 s, the parent looks every outputs.TICK_S; plus a margin
+PART_DELAY_S = 3.0
 
 
 def workers_problem(sc: Scenario, workers: int, flag: str = "--workers") -> str | None:
@@ -72,8 +86,9 @@ def shared_scale(sc: Scenario) -> float:
 async def run_workers(ready: Prepared, results: ResultsDir, overrides: Overrides, *, workers: int,
                       limits: Limits, progress: Callable[[str], None] | None, status: TextIO | None,
                       signals: bool, executor: Executor | None = None,
-                      header: Callable[..., str] | None = None) -> RunResult:
-    """Run `ready.scenario` split over `workers` segments into `results` (module doc)."""
+                      header: Callable[..., str] | None = None, outputs: OutputFlags | None = None) -> RunResult:
+    """Run `ready.scenario` split over `workers` segments into `results` (module doc).
+    `outputs`: `--output` (the jsonl interval stream, CloudWatch), fed from the parts."""
     sc = ready.scenario
     executor = executor or LocalProcessExecutor()
     where = getattr(executor, "where", None)   # a cluster (Ray): said in the header and run.json
@@ -93,6 +108,13 @@ async def run_workers(ready: Prepared, results: ResultsDir, overrides: Overrides
         state.outputs.close(0.0)
         state.outputs = None
         shutil.rmtree(results.path / HISTOGRAM_DIR, ignore_errors=True)
+    tail: PartTail | None = None
+    if outputs is not None and (outputs.jsonl is not None or outputs.cloudwatch
+                                or sc.outputs.cloudwatch is not None):
+        # the live outputs, from the parts as they grow (module doc); the whole-run Metrics
+        # still come from the parts' own at the end
+        state.outputs = RunOutputs(sc, results.path, state.wall_start, outputs, grace_s=scale * PART_DELAY_S)
+        tail = PartTail([part_dir(results.path, i) for i in range(workers)], sc)
     if progress is not None and header is not None:
         progress(header(sc, clock, real_clock_reason(sc), results.path, workers=workers,
                         **({"cluster": where} if where else {})))
@@ -106,12 +128,22 @@ async def run_workers(ready: Prepared, results: ResultsDir, overrides: Overrides
                                  max_cost_usd=limits.max_cost_usd, grace_s=limits.grace_s)
                      for i in range(workers)]
             launched = [executor.launch(s) for s in specs]
-            outcomes = await _supervise(co, launched, clock, sc, limits, status=status, signals=signals)
+            outcomes = await _supervise(co, launched, clock, sc, limits, status=status, signals=signals,
+                                        outputs=state.outputs if tail is not None else None, tail=tail)
     except TargetError as e:
+        if tail is not None and state.outputs is not None:
+            _feed(state.outputs, tail, last=True)
         result = finish(state, stop_reason="target-failed")
         result.target_error = e
         return result
     return _merge_and_finish(state, co, outcomes)
+
+
+def _feed(outputs: RunOutputs, tail: PartTail, *, last: bool = False) -> None:
+    """Record the attempts the workers wrote since the last read (`last`: the final read,
+    once every worker has ended; a torn last line left out)."""
+    for a, costs in (tail.finish() if last else tail.read()):
+        outputs.record(a, costs)
 
 
 class _endpoint:
@@ -142,8 +174,12 @@ class _endpoint:
 
 
 async def _supervise(co: Any, launched: Sequence[Launched], clock: SharedClock, sc: Scenario, limits: Limits, *,
-                     status: TextIO | None, signals: bool) -> list[PartOutcome]:
-    """Start the workers together, show progress, pass Ctrl-C on, collect every outcome."""
+                     status: TextIO | None, signals: bool, outputs: RunOutputs | None = None,
+                     tail: PartTail | None = None) -> list[PartOutcome]:
+    """Start the workers together, show progress, pass Ctrl-C on, collect every outcome.
+    `outputs` ticks meanwhile, fed the attempts `tail` reads from the parts before each
+    look; once every worker has ended, the last ones, and its last intervals are drained
+    (CloudWatch's sender runs in this task group)."""
     outcomes: dict[int, PartOutcome] = {}
     told: set[int] = set()
     view = WorkersProgress(co, len(launched), clock, duration=sc.duration, quiet=status is None, stream=status)
@@ -171,6 +207,8 @@ async def _supervise(co: Any, launched: Sequence[Launched], clock: SharedClock, 
         if co.start_instant() is None:
             co.set_start(start_in(START_MARGIN_S))
         tg.start_soon(view.run)
+        if outputs is not None and tail is not None:
+            tg.start_soon(outputs.run, clock, lambda: _feed(outputs, tail))
         aborted_at: float | None = None
         while len(outcomes) < len(launched):
             collect()
@@ -181,6 +219,9 @@ async def _supervise(co: Any, launched: Sequence[Launched], clock: SharedClock, 
                         if h.index not in outcomes:
                             h.kill()
             await anyio.sleep(POLL_S)
+        if outputs is not None and tail is not None:
+            _feed(outputs, tail, last=True)
+            await outputs.drain(clock.now())
         tg.cancel_scope.cancel()
     view.finish()
     return [outcomes[h.index] for h in launched]

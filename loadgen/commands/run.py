@@ -139,9 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cluster = getattr(args, "cluster", None)
     if cluster is not None:
         problem = (cluster_problem(cluster, ready.emulator is not None)
-                   or workers_problem(sc, args.workers or 1, "--cluster")
-                   or ("--cluster: --output streams come from one process's metrics; run them without --cluster"
-                       if flags.jsonl is not None or flags.cloudwatch else None))
+                   or workers_problem(sc, args.workers or 1, "--cluster"))
         if problem:
             err(f"loadgen run: {problem}")
             return EXIT_BAD_INPUT

@@ -50,7 +50,13 @@ def _usage(a: Attempt) -> dict[str, Any]:
             "cacheDetails": details}
 
 
-def _cost_buckets(scenario: Any):
+def attempt_from_record(r: Mapping[str, Any]) -> Attempt:
+    """The Attempt of one requests.jsonl record (keys Attempt does not have are ignored);
+    TypeError when it is not an attempt record."""
+    return Attempt(**{k: v for k, v in r.items() if k in _FIELDS})
+
+
+def cost_buckets(scenario: Any):
     """USD by cost bucket for one attempt, priced as the run priced it: the same pricer
     (`pricing.pricer` over the scenario's `[pricing]` overrides) at the arm's cache TTL and
     service tier. None when the scenario is unknown (then only totals, from cost_usd)."""
@@ -84,12 +90,12 @@ def rebuild_summary(records: Iterable[Mapping[str, Any]], scenario: Any = None, 
     """
     declared = {a.name: a for a in getattr(scenario, "arms", ())}
     per_arm: dict[str, tuple[ArmInfo, Metrics]] = {}   # one Metrics per arm, merged in order at the end
-    price = _cost_buckets(scenario)
+    price = cost_buckets(scenario)
     n = 0
     wall_lo, wall_hi, scenario_s = math.inf, -math.inf, 0.0
     for n, r in enumerate(records, 1):
         try:
-            a = Attempt(**{k: v for k, v in r.items() if k in _FIELDS})
+            a = attempt_from_record(r)
         except TypeError as e:
             raise ValueError(f"requests.jsonl record {n}: not an attempt record ({e})") from None
         arm = per_arm.get(a.arm)
