@@ -5,15 +5,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loadgen.api.session import ProbeState
+from loadgen.api.setup import make_pricer
+from loadgen.api.virtual import run_virtual
 from loadgen.catalog.pricing import Breakdown
-from loadgen.engine.record import STATUSES, Attempt, attempt_of
+from loadgen.emulator.config import EmulatorConfig
+from loadgen.engine.clock import VirtualClock
+from loadgen.engine.record import FIELDS, STATUSES, Attempt, attempt_from
 from loadgen.results.gap_buckets import GAP_EDGES_S, gap_bucket_index, gap_bucket_labels
 from loadgen.results.metrics import ArmInfo, Metrics
+from loadgen.scenario import load
 
 ARM = ArmInfo("ttl-5m", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "geo", "5m")
 ARM_1H = ArmInfo("ttl-1h", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "geo", "1h")
@@ -329,13 +336,33 @@ def test_merged_parts_keep_every_failure_in_the_all_attempt_figures():
         assert lat["e2e_all"]["failed"] == lat["e2e"]["failed"] == req["sent"] - req["ok"] > 0
 
 
-def test_attempt_of_is_the_dataclass_constructor():
+def test_attempt_from_is_the_dataclass_constructor():
     kw = dict(arm="a", session=1, turn=0, attempt=2, intended=0.1, start=0.2, first_token=None, end=1.0,
               status="error", error_code="X", model_id="m", profile="geo", region=None, cost_usd=0.5,
               message="m", quota="tpm")
-    a, b = attempt_of(**kw), Attempt(**kw)
-    assert a == b and list(vars(a)) == list(vars(b)) and hash(a) == hash(b)
+    b = Attempt(**kw)
+    a = attempt_from(dict(vars(b)))
+    assert a == b and list(vars(a)) == list(vars(b)) == list(FIELDS) and hash(a) == hash(b)
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.arm = "b"  # type: ignore[misc]
-    with pytest.raises(TypeError):
-        attempt_of(**kw, no_such_field=1)
+    with pytest.raises(TypeError, match=r"got 36: missing \['quota'\]"):
+        attempt_from({k: v for k, v in vars(b).items() if k != "quota"})
+    with pytest.raises(TypeError, match=r"got 38: missing \[\], unknown \['no_such_field'\]"):
+        attempt_from({**vars(b), "no_such_field": 1})
+
+
+def test_the_runners_attempts_are_the_dataclass_constructors():
+    """The runner builds each Attempt's __dict__ itself (runner._record, record.attempt_from):
+    under a fault storm (throttles, 5xx, dropped connections, mid-stream faults billed on
+    estimated usage, timeouts, retries, 1h cache writes) every one equals Attempt(**fields),
+    with its fields in declaration order (requests.jsonl writes them in that order)."""
+    sc = dataclasses.replace(load(str(Path(__file__).parent / "soak" / "storm.toml")), duration=420.0)
+    kept: list = []
+    run_virtual(ProbeState(sc, VirtualClock(), on_attempt=kept.append), make_pricer(sc),
+                EmulatorConfig.from_mapping(sc.emulator), signals=False)
+    assert {a.status for a in kept} == set(STATUSES)
+    assert any(a.usage_estimated for a in kept) and any(a.attempt > 1 for a in kept)
+    assert any(a.cache_write_1h for a in kept)
+    for a in kept:
+        assert list(vars(a)) == list(FIELDS)
+        assert Attempt(**vars(a)) == a

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -361,3 +362,34 @@ def test_format_usd_shows_fractions_of_a_cent_below_the_switch_and_cents_above()
     # a plan's estimates switch to cents from $1
     assert pricing.format_usd(0.5, cents_from=1) == "$0.5000"
     assert pricing.format_usd(3.04, cents_from=1) == "$3.04"
+
+
+# The run's pricer prices an on-demand usage without cacheDetails on its own fast path;
+# it must give the very floats breakdown() gives (summary.json sums them), and the same errors.
+optional_counts = st.one_of(counts, st.none(), st.floats(min_value=0, max_value=2e6, allow_nan=False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(ids, st.dictionaries(st.sampled_from(KEYS), optional_counts), ttls, st.sampled_from([None, "priority"]))
+def test_pricer_gives_breakdowns_floats_to_the_last_bit(mid, u, ttl, tier):
+    ttl = _ttl_for(mid, ttl)
+    table = default_table()
+    try:
+        want = dataclasses.asdict(breakdown(mid, u, cache_ttl=ttl, tier=tier))
+    except PricingError as e:
+        with pytest.raises(PricingError, match=re.escape(str(e))):
+            pricing.pricer(table)(mid, u, ttl, tier)
+        return
+    got = pricing.pricer(table)(mid, u, ttl, tier)
+    assert list(got) == list(want)
+    assert [v.hex() for v in got.values()] == [float(v).hex() for v in want.values()]
+
+
+@pytest.mark.parametrize("usage, msg", [
+    ({"inputTokens": -1}, "inputTokens must be a token count >= 0"),
+    ({"outputTokens": "12"}, "outputTokens must be a token count"),
+    ({"cacheWriteInputTokens": True}, "cacheWriteInputTokens must be a token count"),
+])
+def test_pricer_rejects_bad_usage_as_breakdown_does(usage, msg):
+    with pytest.raises(PricingError, match=msg):
+        pricing.pricer(default_table())(HAIKU, usage, "5m")

@@ -1,5 +1,6 @@
 """Request bodies: exact prefix sizes, stable bytes, distinct arms, agent checkpoints."""
 
+import dataclasses
 import json
 import random
 
@@ -9,7 +10,7 @@ from loadgen.scenario import arrivals, distributions
 from loadgen.engine.expectations import CacheExpectations
 from loadgen.scenario import Arm, Model, Scenario, Sessions, Target, Workload
 from loadgen.catalog.tokens import count_tokens
-from loadgen.engine.workload import _WORDS, AgentSession, ArmWorkload, Sizes, draw_sizes, filler, seeded_random
+from loadgen.engine.workload import _WORDS, AgentSession, ArmWorkload, Request, Sizes, draw_sizes, filler, seeded_random
 
 HAIKU = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 
@@ -137,3 +138,16 @@ def test_filler_draws_what_random_choices_draws(tokens):
 
     a, b = random.Random(tokens), random.Random(tokens)
     assert filler(a, tokens) == reference(b, tokens) and a.getstate() == b.getstate()
+
+
+def test_requests_and_sizes_equal_the_dataclasses_own():
+    """single() and draw_sizes() build their frozen dataclasses in one step (workload._frozen):
+    the same objects as the generated constructors make, fields in the same order."""
+    sc = scenario()
+    sizes = draw_sizes(sc, random.Random(5))
+    assert sizes == Sizes(**vars(sizes)) and list(vars(sizes)) == list(vars(Sizes()))
+    req = ArmWorkload(sc, sc.arms[1]).single(4, sizes)
+    ref = Request(**vars(req))
+    assert req == ref and list(vars(req)) == list(vars(ref)) and hash(req.checkpoints) == hash(ref.checkpoints)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        req.turn = 1  # type: ignore[misc]

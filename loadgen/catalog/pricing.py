@@ -347,6 +347,31 @@ def _breakdown(row: Any, fam: Any, usage: Mapping[str, Any], cache_ttl: str, bat
     )
 
 
+def _on_demand(fam: Family, p_in: float, p_out: float, usage: Mapping[str, Any], cache_ttl: str) -> dict[str, float]:
+    """`vars(_breakdown(...))` of an on-demand call whose usage has no `cacheDetails`:
+    every cache write is at `cache_ttl`. The same float operations in the same order (so
+    the same USD to the last bit), without the Breakdown dataclass or `_write_parts`'
+    list, and `_tokens`' checks only for a count that is not a plain int >= 0 (that
+    function then returns it or raises as before). Runs once per attempt."""
+    w = usage.get("cacheWriteInputTokens", 0)
+    if w.__class__ is not int or w < 0:
+        w = _tokens(usage, "cacheWriteInputTokens")
+    i = usage.get("inputTokens", 0)
+    if i.__class__ is not int or i < 0:
+        i = _tokens(usage, "inputTokens")
+    o = usage.get("outputTokens", 0)
+    if o.__class__ is not int or o < 0:
+        o = _tokens(usage, "outputTokens")
+    r = usage.get("cacheReadInputTokens", 0)
+    if r.__class__ is not int or r < 0:
+        r = _tokens(usage, "cacheReadInputTokens")
+    # _breakdown sums the write parts from 0: with no part that is the int 0
+    cache_write = (w * fam.write_mult(cache_ttl) if w else 0) * p_in
+    inp, out, cache_read = i * p_in, o * p_out, r * fam.cache_read * p_in
+    return {"input": inp, "output": out, "cache_read": cache_read, "cache_write": cache_write,
+            "total": inp + out + cache_read + cache_write}
+
+
 def unstacked_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
     """`usage` with its cache reads and writes counted as plain input tokens: how a batch
     record is billed if the cache discount does not stack with batch ("unstacked")."""
@@ -366,16 +391,23 @@ def pricer(table: PriceTable) -> Callable[..., dict[str, float]]:
     cache_read, cache_write, total}` in USD, as breakdown() computes it. `batch`: None for an
     on-demand call, "stacked" or "unstacked" (BATCH_CACHE) for a batch record, priced at the
     family's batch multiplier; `price.batch_cache` is the catalog's assumption. It runs once
-    per attempt, so the catalog row and family are looked up once per (model id, tier)."""
-    rows: dict[tuple[str, str | None], tuple[Any, Any]] = {}
+    per attempt, so the catalog row, family and per-token prices are looked up once per
+    (model id, tier), and an on-demand call's usage without `cacheDetails` (every call
+    `loadgen simulate` makes) is priced by `_on_demand`, not through a Breakdown."""
+    rows: dict[tuple[str, str | None], tuple[Any, Any, float, float]] = {}
 
     def price(model_id: str, usage: Mapping[str, Any], cache_ttl: str, tier: str | None = None, *,
               batch: str | None = None) -> dict[str, float]:
         rf = rows.get((model_id, tier))
         if rf is None:
-            rf = rows[model_id, tier] = (table.price_at(model_id, tier), table.family_of(model_id))
+            row = table.price_at(model_id, tier)
+            # the same expressions as _breakdown's at scale 1.0, so the same floats
+            rf = rows[model_id, tier] = (row, table.family_of(model_id), row.input_per_mtok * 1.0 / PER,
+                                         row.output_per_mtok * 1.0 / PER)
         if cache_ttl not in TTLS:
             raise PricingError(f"cache_ttl must be one of {', '.join(TTLS)}, got {cache_ttl!r}")
+        if batch is None and not usage.get("cacheDetails"):
+            return _on_demand(rf[1], rf[2], rf[3], usage, cache_ttl)
         if batch is not None and batch not in BATCH_CACHE:
             raise PricingError(f"batch must be one of {', '.join(BATCH_CACHE)}, got {batch!r}")
         return vars(_breakdown(rf[0], rf[1], usage, cache_ttl, batch is not None, batch or "stacked"))

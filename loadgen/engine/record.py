@@ -8,7 +8,7 @@ derived from them are measured from the *intended* start (no coordinated omissio
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 STATUSES = ("ok", "throttled", "error", "timeout")
@@ -64,40 +64,39 @@ class Attempt:
     cost_unstacked_usd: float | None = None  # USD if it does not (cache tokens as input)
 
 
-# error_code of a batch record whose output line held an `error` (the model refused the
-# record); every other failed batch record was not completed (its job failed, expired or
-# was stopped, or the run ended first).
-# The optional fields with their defaults, in declaration order (attempt_of).
-_OPTIONAL = {f.name: f.default for f in fields(Attempt) if f.default is not MISSING}
+FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Attempt))  # in declaration order
 _new = object.__new__
 _set = object.__setattr__
 
 
-def attempt_of(arm: str, session: int, turn: int, attempt: int, intended: float, start: float,
-               first_token: float | None, end: float, status: str, error_code: str | None, model_id: str,
-               profile: str, region: str | None, **optional: Any) -> Attempt:
-    """`Attempt(...)` with the same fields, built in one step: a frozen dataclass's
-    generated `__init__` sets each of the 38 fields through `object.__setattr__`, which
-    cost ~3 us per attempt in `loadgen simulate` (the runner makes one per attempt).
-    The required fields are this function's parameters; `optional` may only name
-    fields that have a default (unknown names are an error, as in `Attempt(...)`)."""
-    d = {"arm": arm, "session": session, "turn": turn, "attempt": attempt, "intended": intended, "start": start,
-         "first_token": first_token, "end": end, "status": status, "error_code": error_code,
-         "model_id": model_id, "profile": profile, "region": region, **_OPTIONAL}
-    n = len(d)
-    d.update(optional)
-    if len(d) != n:
-        raise TypeError(f"attempt_of() got unexpected field(s): {', '.join(sorted(set(optional) - set(_OPTIONAL)))}")
+def attempt_from(d: dict[str, Any]) -> Attempt:
+    """The Attempt whose fields are `d`, built in one step: `d` must hold every field of
+    Attempt, in declaration order (requests.jsonl writes `__dict__` in that order), and
+    becomes the Attempt's `__dict__` (the caller keeps no reference to it).
+
+    Why not `Attempt(...)`: a frozen dataclass's generated `__init__` sets each of the 37
+    fields through `object.__setattr__`, and even a plain function taking the fields as
+    ~30 keywords costs ~2 us more than a dict display; the runner makes one per attempt
+    (~4 us of a simulated attempt's ~60 us in the runner). tests/test_metrics.py checks
+    the runner's Attempts equal the dataclass's own."""
+    if len(d) != len(FIELDS):
+        raise TypeError(f"attempt_from(): expected the {len(FIELDS)} fields of Attempt, got {len(d)}: "
+                        f"missing {sorted(set(FIELDS) - set(d))}, unknown {sorted(set(d) - set(FIELDS))}")
     a = _new(Attempt)
     _set(a, "__dict__", d)
     return a
 
 
+# error_code of a batch record whose output line held an `error` (the model refused the
+# record); every other failed batch record was not completed (its job failed, expired or
+# was stopped, or the run ended first).
 BATCH_RECORD_ERROR = "BatchRecordError"
 
 # The batch fields above, left out of on-demand lines of requests.jsonl (all None there).
 BATCH_FIELDS = ("batch_status", "batch_job", "batch_submit", "queue_wait_s", "job_s",
                 "cost_stacked_usd", "cost_unstacked_usd")
+# An on-demand attempt's batch fields (all None), the last fields of an Attempt (attempt_from).
+ON_DEMAND = dict.fromkeys(BATCH_FIELDS)
 
 
 def observed_cache_state(cache_read: int, cache_write: int, expected_read: int = 0) -> str:

@@ -59,7 +59,7 @@ from loadgen.engine.batch_arm import BatchArm, BatchSetup
 from loadgen.engine.budget import MAX_REQUESTS, SegmentBudget
 from loadgen.engine.clock import Clock, Driver
 from loadgen.engine.expectations import CacheExpectations, Prediction
-from loadgen.engine.record import Attempt, attempt_of, observed_cache_state
+from loadgen.engine.record import ON_DEMAND, Attempt, attempt_from, observed_cache_state
 from loadgen.scenario import Arm, Scenario
 from loadgen.engine.transport import Outcome, TargetError, Transport
 from loadgen.engine.workload import AgentSession, ArmWorkload, Request
@@ -532,32 +532,37 @@ class Runner:
     def _record(self, arm: Arm, req: Request, intended: float, attempt: int, pred: Prediction,
                 wall_start: float, out: Outcome) -> None:
         u = out.usage or {}
-        estimated = out.status != "ok" and out.first_token is not None
+        ok = out.status == "ok"
+        estimated = not ok and out.first_token is not None
         if estimated:
             # the response had begun, so the prompt was processed (and cached) and output
             # delivered, but no usage came: bill loadgen's own figures (docs/emulator.md)
             u = self.expect[arm.name].usage_estimate(req.checkpoints, req.input_tokens, pred.read)
             u["outputTokens"] = out.delivered_tokens
-        read = int(u.get("cacheReadInputTokens") or 0)
-        write = int(u.get("cacheWriteInputTokens") or 0)
-        by_ttl = {d.get("ttl"): int(d.get("inputTokens") or 0) for d in (u.get("cacheDetails") or [])}
-        costs = self._price(req.model_id, u, arm.cache_ttl, arm.service_tier) if (out.status == "ok" or estimated) and u else ZERO_COST
-        self.cost_usd += costs["total"]
-        a = attempt_of(  # Attempt(...) in one step (record.py)
-            arm=arm.name, session=req.session, turn=req.turn, attempt=attempt,
-            intended=intended, start=out.start, first_token=out.first_token, end=out.end,
-            status=out.status, error_code=out.error_code, model_id=req.model_id, profile=arm.profile,
-            region=out.region, input_tokens=int(u.get("inputTokens") or 0),
-            output_tokens=int(u.get("outputTokens") or 0), cache_read=read, cache_write=write,
-            cache_write_5m=by_ttl.get("5m", 0), cache_write_1h=by_ttl.get("1h", 0),
-            cache_state=observed_cache_state(read, write, pred.expected_read) if out.status == "ok" else "none",
-            cache_predicted=pred.state, cache_race=pred.race, usage_estimated=estimated,
-            gap_s=pred.gap_s, cost_usd=costs["total"], wall_start=wall_start,
-            request_id=out.request_id, stop_reason=out.stop_reason, message=out.message,
-            quota=out.quota,
-        )
+        get = u.get
+        read = int(get("cacheReadInputTokens") or 0)
+        write = int(get("cacheWriteInputTokens") or 0)
+        details = get("cacheDetails")  # absent unless writes were split by TTL: no dict then
+        by_ttl = {d.get("ttl"): int(d.get("inputTokens") or 0) for d in details} if details else {}
+        costs = self._price(req.model_id, u, arm.cache_ttl, arm.service_tier) if (ok or estimated) and u else ZERO_COST
+        cost = costs["total"]
+        self.cost_usd += cost
+        # every field of Attempt in declaration order, as one dict (record.attempt_from:
+        # this runs once per attempt, and a keyword call of ~30 fields costs more)
+        a = attempt_from({
+            "arm": arm.name, "session": req.session, "turn": req.turn, "attempt": attempt,
+            "intended": intended, "start": out.start, "first_token": out.first_token, "end": out.end,
+            "status": out.status, "error_code": out.error_code, "model_id": req.model_id,
+            "profile": arm.profile, "region": out.region, "input_tokens": int(get("inputTokens") or 0),
+            "output_tokens": int(get("outputTokens") or 0), "cache_read": read, "cache_write": write,
+            "cache_write_5m": by_ttl.get("5m", 0), "cache_write_1h": by_ttl.get("1h", 0),
+            "cache_state": observed_cache_state(read, write, pred.expected_read) if ok else "none",
+            "cache_predicted": pred.state, "cache_race": pred.race, "gap_s": pred.gap_s, "cost_usd": cost,
+            "usage_estimated": estimated, "wall_start": wall_start, "request_id": out.request_id,
+            "stop_reason": out.stop_reason, "message": out.message, "quota": out.quota, **ON_DEMAND,
+        })
         self.sink(a, costs)
-        if out.status != "ok" and _log.isEnabledFor(logging.DEBUG):
+        if not ok and _log.isEnabledFor(logging.DEBUG):
             _log.debug("%s session %s turn %s attempt %d: %s %s at %.3f s: %s", arm.name, req.session, req.turn,
                        attempt, out.status, out.error_code or "-", out.end, (out.message or "")[:200])
 
