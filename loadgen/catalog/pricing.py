@@ -11,6 +11,9 @@ The profile kind comes from the id's prefix (bare = region, `us.` = geo, `global
 `global.anthropic.claude-haiku-...` and `us.anthropic.claude-haiku-...` cost differently.
 Every failure is a PricingError (a ValueError) that says what was expected; an unknown
 model is never priced at $0.
+
+(Over 400 lines: the run's pricer keeps an on-demand fast path, `_on_demand`, beside
+`_breakdown`, whose float operations it must repeat exactly; they are read together.)
 """
 
 from __future__ import annotations
