@@ -1,14 +1,19 @@
 """The shortcuts `loadgen simulate`'s hot path takes give exactly what the long way gives:
-request-id text, histogram buckets, the digest of a request's first (system) block."""
+request-id text, histogram buckets, the digest of a request's first (system) block, the
+prefix digests hashed lazily."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
+from collections import deque
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loadgen.catalog.models import lookup
+from loadgen.emulator import prefix as prefix_mod
 from loadgen.emulator import request as request_mod
 from loadgen.emulator.ids import uuid4_text
 from loadgen.emulator.reply_hint import REPLY_HINT, reply_hint
@@ -44,12 +49,12 @@ def _body(system: str, question: str) -> dict:
 def test_memoised_first_block_gives_the_same_checkpoints(n, tail, question):
     system = ("lorem ipsum " * 300)[:n] + tail  # over and under the memo's 1024 characters
     info = lookup("anthropic.claude-haiku-4-5-20251001-v1:0")
-    request_mod._FIRST_TEXT.clear()
+    prefix_mod._FIRST_TEXT.clear()
     first = request_mod.parse(_body(system, question), info)
     again = request_mod.parse(_body(system, question), info)  # from the memo when long enough
     # the long way: a counting function other than count_tokens is never memoised
     slow = request_mod.parse(_body(system, question), info)
-    request_mod._FIRST_TEXT.clear()
+    prefix_mod._FIRST_TEXT.clear()
     plain = request_mod._parse(_body(system, question), info, None, lambda t: request_mod.count_tokens(t))
     for r in (first, again, slow):
         assert r.input_tokens == plain.input_tokens
@@ -65,3 +70,66 @@ def test_reply_hint_finds_what_the_regex_finds(text):
     want = REPLY_HINT.search(text)
     got = reply_hint(text)
     assert (got and (got.start(), got.group(0), got.group(1))) == (want and (want.start(), want.group(0), want.group(1)))
+
+
+def _eager_checkpoints(body: dict, info) -> list[tuple[int, bytes, str, list[tuple[int, bytes]]]]:
+    """The prefix digests the plain way (the rule of emulator/request.py's docstring): every
+    block hashed as it comes, [role marker] kind NUL length bytes, a state kept per position
+    for the lookback window. (tokens, digest, ttl, [(tokens, digest) of the window]) per
+    cachePoint."""
+    h, tokens, points = hashlib.sha256(), 0, []
+    window: deque = deque(maxlen=max(1, info.cache_lookback_blocks - 1))
+
+    def block(b: dict) -> None:
+        nonlocal tokens, marker
+        (kind, val), = b.items()
+        if kind == "cachePoint":
+            lookback = [(t, s.digest()) for t, s in reversed(window)] if info.cache_lookback_blocks > 1 else []
+            points.append((tokens, h.digest(), val.get("ttl", "5m"), lookback))
+            return
+        if tokens:
+            window.append((tokens, h.copy()))
+        raw = val.encode() if kind == "text" else json.dumps(b, sort_keys=True, separators=(",", ":"),
+                                                             ensure_ascii=False).encode()
+        h.update(marker + kind.encode() + b"\x00" + len(raw).to_bytes(8, "big") + raw)
+        tokens += request_mod.count_tokens(raw.decode())
+        marker = b""
+
+    marker = b""  # a message's role, hashed with its first block that is not a cachePoint
+    for t in body.get("toolConfig", {}).get("tools", []):
+        block(t)
+    for b in body.get("system", []):
+        block(b)
+    for m in body["messages"]:
+        marker = b"\x01" + m["role"].encode()
+        for b in m["content"]:
+            block(b)
+    return points
+
+
+_TEXTS = st.one_of(st.text(alphabet="ab é", min_size=1, max_size=40),
+                   st.integers(1020, 1100).map(lambda n: ("lorem ipsum " * 100)[:n]))  # the memo's size
+_BLOCKS = st.lists(st.one_of(_TEXTS.map(lambda s: {"text": s}),
+                             st.just({"cachePoint": {"type": "default"}}),
+                             st.just({"toolUse": {"toolUseId": "t1", "name": "f", "input": {"x": 1}}})),
+                   min_size=1, max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_TEXTS.map(lambda s: {"text": s}) | st.just({"cachePoint": {"type": "default"}}), max_size=4),
+       st.lists(_BLOCKS, min_size=1, max_size=4),
+       st.sampled_from(["anthropic.claude-haiku-4-5-20251001-v1:0", "amazon.nova-micro-v1:0"]))
+def test_lazy_hashing_gives_the_digests_of_hashing_every_block(system, contents, model):
+    """Blocks are hashed only when a later cachePoint needs them, the first long text from a
+    memo: the checkpoints, and the lookback positions of each, are what hashing every block
+    in turn gives."""
+    info = lookup(model)
+    messages = [{"role": ("user", "assistant")[i % 2], "content": c} for i, c in enumerate(contents)]
+    body = {"system": system, "messages": messages}
+    want = _eager_checkpoints(body, info)
+    for _ in range(2):  # the second time, the first text comes from the memo
+        r = request_mod.parse(body, info)
+        if not isinstance(r, request_mod.ParsedRequest):
+            return  # too many cachePoints: a ValidationException (tests/test_emulator_validation.py)
+        got = [(c.tokens, c.digest, c.ttl, [(t, s.digest()) for t, s in c.lookback]) for c in r.checkpoints]
+        assert got == want

@@ -40,6 +40,17 @@ class PromptCache:
         e[1] = now + e[2]
         self._entries.move_to_end(key)
 
+    def touch_if_alive(self, key: tuple, now: float) -> None:
+        """`touch` when `alive` (which drops an expired entry), in one lookup."""
+        e = self._entries.get(key)
+        if e is None:
+            return
+        if e[1] <= now:
+            del self._entries[key]
+        elif e[0] <= now:
+            e[1] = now + e[2]
+            self._entries.move_to_end(key)
+
     def write(self, key: tuple, now: float, ttl_s: float, ready_at: float) -> None:
         e = self._entries.get(key)
         if e is not None and e[1] > now:

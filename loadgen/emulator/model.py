@@ -150,7 +150,7 @@ class EmulatorModel:
             return routed
         served, util = routed
 
-        brown = self.regions.brownout(served, now)
+        brown = self.regions.brownout(served, now) if cfg.faults.brownouts else None
         if brown is not None and rng.random() < brown.error_rate:
             return error(brown.code, f"{_FAULT_MESSAGES.get(brown.code, 'Injected fault.')} "
                          f"(brown-out in {served})", served_region=served)
@@ -220,7 +220,8 @@ class EmulatorModel:
             tool = (f"tooluse_{self._ids.getrandbits(64):016x}", req.forced_tool)
             text, n, stop_reason = "", count_tokens(TOOL_INPUT), "tool_use"
         usage = Usage(usage_in, n, read, write,
-                      tuple(sorted(details.items(), key=lambda kv: -TTL_SECONDS[kv[0]])))
+                      tuple(sorted(details.items(), key=lambda kv: -TTL_SECONDS[kv[0]])) if len(details) > 1
+                      else tuple(details.items()))
 
         # latency
         lat = cfg.latency
@@ -242,8 +243,7 @@ class EmulatorModel:
 
         # cache bookkeeping: hits refresh; writes readable from this request's first token
         for i in range(hit + 1):
-            if self.cache.alive(keys[i], now):
-                self.cache.touch(keys[i], now)
+            self.cache.touch_if_alive(keys[i], now)
         if found is not None:
             self.cache.touch(found, now)
         for c, k in zip(valid[hit + 1:], keys[hit + 1:]):
@@ -251,22 +251,21 @@ class EmulatorModel:
 
         # faults during the response
         fault = None
-        n_deltas = -(-len(text) // (cfg.stream_chunk_tokens * CHARS_PER_TOKEN))
         if tool is not None:
             pass  # ASSUMPTION: a forced tool call is one event; response faults are not drawn
         elif f.connection_reset_rate and rng.random() < f.connection_reset_rate:
+            n_deltas = -(-len(text) // (cfg.stream_chunk_tokens * CHARS_PER_TOKEN))
             fault = StreamFault("reset", min(1, n_deltas) if stream else 0)
         elif stream and f.mid_stream_rate and rng.random() < f.mid_stream_rate:
+            n_deltas = -(-len(text) // (cfg.stream_chunk_tokens * CHARS_PER_TOKEN))
             fault = StreamFault("exception", rng.randint(min(1, n_deltas), max(1, n_deltas)),
                                 f.mid_stream_code, _FAULT_MESSAGES.get(f.mid_stream_code, "Injected fault."))
 
         rid = self._request_id()
         self._open[rid] = _Open(charges, info.output_burndown)
-        return Plan(request_id=rid, model_id=model_id, base_id=info.base_id, stream=stream,
-                    source_region=src, served_region=served, start=now, usage=usage, text=text,
-                    stop_reason=stop_reason, ttft_s=ttft, tokens_per_s=tps, duration_s=duration,
-                    chunk_tokens=cfg.stream_chunk_tokens, fault=fault, tool_use=tool,
-                    service_tier=req.service_tier)
+        # positional, in Plan's field order (a NamedTuple's keyword call costs twice as much)
+        return Plan(rid, model_id, info.base_id, stream, src, served, now, usage, text, stop_reason, ttft, tps,
+                    duration, cfg.stream_chunk_tokens, fault, tool, req.service_tier)
 
     def finish(self, plan: Plan, *, output_tokens: int | None = None) -> int:
         """Correct the request's quota charge to input + cache writes + output x burndown

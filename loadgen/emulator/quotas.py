@@ -49,10 +49,12 @@ class Quotas:
         if limit.rpm:
             self.rpm[key].add(now, 1)
         charges = []
-        for lim, windows in ((limit.tpm, self.tpm), (limit.tpd, self.tpd)):
-            if lim:
-                w = windows[key]
-                charges.append((w, w.add(now, reserve)))
+        if limit.tpm:
+            w = self.tpm[key]
+            charges.append((w, w.add(now, reserve)))
+        if limit.tpd:
+            w = self.tpd[key]
+            charges.append((w, w.add(now, reserve)))
         return charges
 
     def tpm_used(self, key: QuotaKey, now: float) -> float:

@@ -1,49 +1,24 @@
 """Parse and validate a Converse request body the way Bedrock does, and measure it:
 token counts per block, the cache checkpoints with a digest of the exact prefix bytes
-before each, the output cap and hints.
-
-Token counting (docs/emulator.md): loadgen.catalog.tokens.count_tokens per text block (system
-text, message text); every other block (tool specs, images, tool use/results, ...) counts
-as the count_tokens of its canonical JSON (sorted keys, no spaces). Prefix order is
-Converse's: tools -> system -> messages.
-
-Content-block positions (for the cache lookback, docs/emulator.md "Prompt cache"): every
-block of toolConfig.tools, of system and of each message's content counts as one
-position, in that order; cachePoint blocks are markers and count as none. Position k is
-the prefix ending with the k-th block. A cachePoint after block k is a breakpoint at
-position k; Bedrock checks it and up to `cache_lookback_blocks - 1` earlier positions.
+before each (counted and hashed by emulator/prefix.py, whose docstring has the rules),
+the output cap and hints.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
-import re
-from collections import deque
 from typing import Any, Callable, NamedTuple
 
-from loadgen.catalog.models import TTL_SECONDS
-from loadgen.emulator.errors import BedrockError, validation
-from loadgen.emulator.reply_hint import reply_hint
 from loadgen.catalog.models import ModelInfo
 from loadgen.catalog.tokens import count_tokens
+from loadgen.emulator.errors import BedrockError, validation
+from loadgen.emulator.prefix import MARKERS, BlockInvalid, CheckpointAt, Prefix, short
+from loadgen.emulator.reply_hint import reply_hint
 
 
-
-# CheckpointAt and ParsedRequest are NamedTuples, not frozen dataclasses: as immutable, and
-# built in one C call where a frozen dataclass sets each field through object.__setattr__
-# (the emulator makes several per request; `loadgen simulate` runs tens of thousands a second).
-class CheckpointAt(NamedTuple):
-    tokens: int       # prefix tokens before this cachePoint
-    digest: bytes     # digest of the canonical prefix bytes before it
-    ttl: str          # "5m" | "1h"
-    # the earlier positions inside this breakpoint's lookback window, nearest first:
-    # (prefix tokens, hash object whose digest() keys that prefix). Digests are taken
-    # only on a lookup that needs them (most lookups hit the breakpoint itself).
-    lookback: tuple[tuple[int, Any], ...] = ()
-
-
+# ParsedRequest is a NamedTuple, not a frozen dataclass: as immutable, and built in one C
+# call where a frozen dataclass sets each field through object.__setattr__ (`loadgen
+# simulate` parses tens of thousands of requests a second).
 class ParsedRequest(NamedTuple):
     input_tokens: int                  # all input tokens (cached or not)
     checkpoints: tuple[CheckpointAt, ...]
@@ -54,122 +29,8 @@ class ParsedRequest(NamedTuple):
     service_tier: str | None = None    # serviceTier.type as sent (None: not sent, served at default)
 
 
-def _canon(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-# first text block (with count_tokens) -> (SHA-256 state after it, its tokens); see
-# _Prefix._first_text. Texts under _MEMO_MIN_CHARS are cheaper to hash than to look up.
-_FIRST_TEXT: dict[str, tuple[Any, int]] = {}
-_MEMO_MIN_CHARS = 1024
-_MEMO_ENTRIES = 64  # distinct system prompts kept (one per arm in a run); cleared when full
-
-
-class _Prefix:
-    """Running token count and digest over the prefix blocks seen so far."""
-
-    def __init__(self, info: ModelInfo, count: Callable[[str], int] = count_tokens) -> None:
-        self.info = info
-        self.count = count
-        self.tokens = 0
-        self.h = hashlib.sha256()  # hardware-accelerated on most CPUs: the fastest stdlib hash here
-        self.points: list[CheckpointAt] = []
-        # the positions before the current one inside a lookback window, oldest first:
-        # (tokens, hash copy); None when the model has no lookback (nothing to keep)
-        n = info.cache_lookback_blocks - 1
-        self.window: deque | None = deque(maxlen=n) if n > 0 else None
-        self.marker = b""  # a message's role marker, hashed with its first block
-        self.fresh = True  # nothing hashed yet (the state _FIRST_TEXT memoises from)
-
-    def block(self, where: str, b: Any) -> None:
-        if not isinstance(b, dict) or len(b) != 1:
-            raise _Invalid(f"{where}: each content block must be an object with exactly one member "
-                           f"(text, image, toolUse, toolResult, cachePoint, ...), got {_short(b)}")
-        (kind, val), = b.items()
-        if kind == "cachePoint":
-            self.cache_point(where, val)
-            return
-        if self.window is not None and self.tokens:
-            # the position this block ends is a new one: the current one joins the window
-            # (an empty prefix is no position anything can be cached at)
-            self.window.append((self.tokens, self.h.copy()))
-        if self.marker:
-            # the role marker belongs to the message's first block, so the position that
-            # ends the previous message has the same digest whatever follows it
-            self.h.update(self.marker)
-            self.marker = b""
-        if kind == "text":
-            if not isinstance(val, str):
-                raise _Invalid(f"{where}.text: expected a string")
-            if not val:
-                # Bedrock's wording (seen in client issue trackers quoting the
-                # ValidationException), with its dotted path: messages.0.content.0
-                raise _Invalid(f"The text field in the ContentBlock object at {_dotted(where)} is blank. "
-                               "Add text to the text field, and try again.")
-            if self.fresh and not self.marker and len(val) >= _MEMO_MIN_CHARS and self.count is count_tokens:
-                self._first_text(val)
-                return
-            raw = val.encode()
-            self.tokens += self.count(val)
-        else:
-            raw = _canon(b)
-            self.tokens += self.count(raw.decode())
-        self.h.update(kind.encode() + b"\x00" + len(raw).to_bytes(8, "big"))
-        self.h.update(raw)
-        self.fresh = False
-
-    def _first_text(self, val: str) -> None:
-        """The first block, a long text: its digest state and tokens from _FIRST_TEXT.
-        Every request of an arm starts with the same system prompt (loadgen's prefix:
-        ~20 KB whose encode + SHA-256 cost ~12 us a request), so it is hashed once."""
-        memo = _FIRST_TEXT.get(val)
-        if memo is None:
-            raw = val.encode()
-            h = hashlib.sha256(b"text\x00" + len(raw).to_bytes(8, "big"))
-            h.update(raw)
-            if len(_FIRST_TEXT) >= _MEMO_ENTRIES:
-                _FIRST_TEXT.clear()
-            memo = _FIRST_TEXT[val] = (h, count_tokens(val))
-        self.h = memo[0].copy()
-        self.tokens += memo[1]
-        self.fresh = False
-
-    def cache_point(self, where: str, cp: Any) -> None:
-        if not isinstance(cp, dict) or cp.get("type") != "default":
-            raise _Invalid(f"{where}.cachePoint: expected {{\"type\": \"default\"}} (optionally with \"ttl\")")
-        extra = set(cp) - {"type", "ttl"}
-        if extra:
-            raise _Invalid(f"{where}.cachePoint: unknown member(s) {sorted(extra)}")
-        ttl = cp.get("ttl", "5m")
-        if ttl not in TTL_SECONDS:
-            raise _Invalid(f"{where}.cachePoint.ttl: expected one of 5m, 1h, got {ttl!r}")
-        if ttl not in self.info.cache_ttls:
-            raise _Invalid(f"cachePoint ttl {ttl!r} is not supported by model {self.info.base_id} "
-                           f"({self.info.name}); supported: {', '.join(self.info.cache_ttls)}")
-        if ttl == "1h" and any(p.ttl == "5m" for p in self.points):
-            raise _Invalid("a cachePoint with ttl 1h must not follow one with ttl 5m "
-                           "(longer TTLs must come first)")
-        lookback = tuple(reversed(self.window)) if self.window else ()
-        self.points.append(CheckpointAt(self.tokens, self.h.copy().digest(), ttl, lookback))
-
-    def check_count(self) -> None:
-        """Too many cachePoints, counted over the whole request. Bedrock's text is unsourced:
-        this is Anthropic's ("A maximum of 4 blocks with cache_control may be provided.
-        Found 5.", tghamm/Anthropic.SDK#50) wrapped as Bedrock wraps Claude's errors ("The
-        model returned the following errors: ..."), an assumption (docs/emulator.md)."""
-        n, most = len(self.points), self.info.max_cache_checkpoints
-        if n > most:
-            raise _Invalid(f"The model returned the following errors: A maximum of {most} blocks with "
-                           f"cache_control may be provided. Found {n}.")
-
-
 class _Invalid(Exception):
     pass
-
-
-def _dotted(where: str) -> str:
-    """messages[0].content[1] -> messages.0.content.1 (how Bedrock names a block)."""
-    return re.sub(r"\[(\d+)\]", r".\1", where)
 
 
 def _unit_interval(ic: dict, key: str) -> None:
@@ -188,11 +49,6 @@ def _unit_interval(ic: dict, key: str) -> None:
     if v < 0:
         raise _Invalid(f"Value '{v}' at 'inferenceConfig.{key}' failed to satisfy constraint: "
                        "Member must have value greater than or equal to 0")
-
-
-def _short(x: Any) -> str:
-    s = repr(x)
-    return s if len(s) <= 80 else s[:77] + "..."
 
 
 def parse(body: Any, info: ModelInfo, default_max_tokens: int | None = None) -> ParsedRequest | BedrockError:
@@ -285,8 +141,8 @@ def _parse(body: Any, info: ModelInfo, default_max_tokens: int | None,
            count: Callable[[str], int] = count_tokens) -> ParsedRequest:
     if not isinstance(body, dict):
         raise _Invalid("the request body must be a JSON object")
-    tier = _service_tier(body, info)
-    p = _Prefix(info, count)
+    tier = _service_tier(body, info) if "serviceTier" in body else None
+    p = Prefix(info, count)
 
     tc = body.get("toolConfig")
     if tc is not None:
@@ -294,7 +150,10 @@ def _parse(body: Any, info: ModelInfo, default_max_tokens: int | None,
         if not isinstance(tools, list) or not tools:
             raise _Invalid("toolConfig.tools: expected a non-empty list")
         for i, t in enumerate(tools):
-            p.block(f"toolConfig.tools[{i}]", t)
+            try:
+                p.block(t)
+            except BlockInvalid as e:
+                raise _Invalid(e.text(f"toolConfig.tools[{i}]")) from None
         forced = _forced_tool(tc.get("toolChoice"), tools)
     else:
         forced = None
@@ -303,7 +162,10 @@ def _parse(body: Any, info: ModelInfo, default_max_tokens: int | None,
     if not isinstance(system, list):
         raise _Invalid("system: expected a list of content blocks")
     for i, b in enumerate(system):
-        p.block(f"system[{i}]", b)
+        try:
+            p.block(b)
+        except BlockInvalid as e:
+            raise _Invalid(e.text(f"system[{i}]")) from None
 
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -327,16 +189,25 @@ def _parse(body: Any, info: ModelInfo, default_max_tokens: int | None,
         content = m.get("content")
         if not isinstance(content, list) or not content:
             raise _Invalid(f"messages[{i}].content: expected a non-empty list of content blocks")
-        p.marker = b"\x01" + role.encode()
+        p.marker = MARKERS[role]
         texts = []
         for j, b in enumerate(content):
-            p.block(f"messages[{i}].content[{j}]", b)
-            if role == "user" and isinstance(b, dict) and "text" in b:
+            try:
+                p.block(b)
+            except BlockInvalid as e:
+                raise _Invalid(e.text(f"messages[{i}].content[{j}]")) from None
+            if role == "user" and "text" in b:  # b is a one-member dict: block() checked
                 texts.append(b["text"])
         if role == "user":
             last_user_text = " ".join(texts)
 
-    p.check_count()
+    if len(p.points) > info.max_cache_checkpoints:
+        # Too many cachePoints, counted over the whole request. Bedrock's text is unsourced:
+        # this is Anthropic's ("A maximum of 4 blocks with cache_control may be provided.
+        # Found 5.", tghamm/Anthropic.SDK#50) wrapped as Bedrock wraps Claude's errors ("The
+        # model returned the following errors: ..."), an assumption (docs/emulator.md).
+        raise _Invalid(f"The model returned the following errors: A maximum of {info.max_cache_checkpoints} "
+                       f"blocks with cache_control may be provided. Found {len(p.points)}.")
     ic = body.get("inferenceConfig") or {}
     if not isinstance(ic, dict):
         raise _Invalid("inferenceConfig: expected an object")
@@ -347,24 +218,19 @@ def _parse(body: Any, info: ModelInfo, default_max_tokens: int | None,
         raise _Invalid(f"The maximum tokens you requested exceeds the model limit of "
                        f"{info.max_output_tokens}. Try again with a maximum tokens value that is "
                        f"lower than {info.max_output_tokens}.")
-    _unit_interval(ic, "temperature")
-    _unit_interval(ic, "topP")
+    if "temperature" in ic:
+        _unit_interval(ic, "temperature")
+    if "topP" in ic:
+        _unit_interval(ic, "topP")
     stops = ic.get("stopSequences", [])
-    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+    if not isinstance(stops, list) or (stops and not all(isinstance(s, str) and s for s in stops)):
         raise _Invalid("inferenceConfig.stopSequences: expected a list of non-empty strings")
-    long = too_long(info, p.tokens)
-    if long is not None:
-        raise _Invalid(long)
+    if p.tokens > info.context_window:
+        raise _Invalid(too_long(info, p.tokens))
     hint = reply_hint(last_user_text)
-    return ParsedRequest(
-        input_tokens=p.tokens,
-        checkpoints=tuple(p.points),
-        max_tokens=max_tokens,
-        stop_sequences=tuple(stops),
-        reply_hint=int(hint.group(1)) if hint else None,
-        forced_tool=forced,
-        service_tier=tier,
-    )
+    # positional: a NamedTuple's keyword call costs twice as much
+    return ParsedRequest(p.tokens, tuple(p.points), max_tokens, tuple(stops),
+                         int(hint.group(1)) if hint else None, forced, tier)
 
 
 def _forced_tool(choice: Any, tools: list) -> str | None:
@@ -384,4 +250,4 @@ def _forced_tool(choice: Any, tools: list) -> str | None:
         if name not in names:
             raise _Invalid(f"toolConfig.toolChoice.tool.name: {name!r} is not a toolSpec in toolConfig.tools")
         return name
-    raise _Invalid(f"toolConfig.toolChoice: expected one of auto, any, tool, got {_short(choice)}")
+    raise _Invalid(f"toolConfig.toolChoice: expected one of auto, any, tool, got {short(choice)}")

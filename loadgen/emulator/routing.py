@@ -90,7 +90,7 @@ class Regions:
         if known is None:  # fixed by the catalog: worked out once per (model id, source Region)
             known = self._destinations[(mid, src)] = (profiles.kind_of(mid), profiles.destination_regions(mid, src))
         kind, regions = known
-        if kind != "region":
+        if kind != "region" and self.config.faults.brownouts:
             # a profile steers around Regions in a brown-out (ASSUMPTION, documented)
             healthy = tuple(r for r in regions if self.brownout(r, now) is None)
             regions = healthy or regions
