@@ -65,9 +65,9 @@ class InProcessTransport:
                    on_first_token: FirstToken | None = None) -> Outcome:
         clock = self._clock
         start = clock.now()
-        body = dict(params)
-        model_id = body.pop("modelId", "")
-        r = self._model.begin(model_id, body, stream=stream)
+        # params is the body as sent plus modelId, which request parsing never reads (it reads
+        # only the members it knows, as Bedrock's body has no modelId): no copy without it
+        r = self._model.begin(params.get("modelId", ""), params, stream=stream)
         deadline = start + timeout
         if isinstance(r, BedrockError):
             return await self._error(r, start, deadline, stream)
@@ -137,14 +137,15 @@ def _plan_outcome(plan: Plan, start: float, stream: bool) -> tuple[Outcome, floa
             out.status = status_for(out.error_code)
         out.delivered_tokens = min(n, k * chunk)
         return out, at, min(n, k * chunk)
-    out = Outcome(status="ok", start=start, end=0.0, usage=plan.usage.to_wire(), region=plan.served_region,
-                  request_id=plan.request_id, stop_reason=plan.stop_reason, text=plan.text, http_status=200,
-                  delivered_tokens=n if stream else 0)
+    text = plan.text
     if stream:
-        n_deltas = -(-len(plan.text) // (chunk * CHARS_PER_TOKEN))
-        out.first_token = ttft if n_deltas >= 2 and tps > 0 else (done if n_deltas or plan.tool_use else None)
+        n_deltas = -(-len(text) // (chunk * CHARS_PER_TOKEN))
+        first = ttft if n_deltas >= 2 and tps > 0 else (done if n_deltas or plan.tool_use else None)
     else:
-        out.first_token = done
+        first = done
+    out = Outcome("ok", start, 0.0, first, usage=plan.usage.to_wire(), region=plan.served_region,
+                  request_id=plan.request_id, stop_reason=plan.stop_reason, text=text, http_status=200,
+                  delivered_tokens=n if stream else 0)
     return out, done, n
 
 
