@@ -47,14 +47,14 @@ def _body(system: str, question: str) -> dict:
 @settings(max_examples=25, deadline=None)
 @given(st.integers(1, 3000), st.text(alphabet="abc xyz", max_size=20), st.text(alphabet="abc", min_size=1, max_size=50))
 def test_memoised_first_block_gives_the_same_checkpoints(n, tail, question):
-    system = ("lorem ipsum " * 300)[:n] + tail  # over and under the memo's 1024 characters
+    system = ("lorem ipsum " * 300)[:n] + tail
     info = lookup("anthropic.claude-haiku-4-5-20251001-v1:0")
-    prefix_mod._FIRST_TEXT.clear()
+    prefix_mod._STATES.clear()
     first = request_mod.parse(_body(system, question), info)
-    again = request_mod.parse(_body(system, question), info)  # from the memo when long enough
+    again = request_mod.parse(_body(system, question), info)  # the system text from the memo
     # the long way: a counting function other than count_tokens is never memoised
     slow = request_mod.parse(_body(system, question), info)
-    prefix_mod._FIRST_TEXT.clear()
+    prefix_mod._STATES.clear()
     plain = request_mod._parse(_body(system, question), info, None, lambda t: request_mod.count_tokens(t))
     for r in (first, again, slow):
         assert r.input_tokens == plain.input_tokens
@@ -108,7 +108,7 @@ def _eager_checkpoints(body: dict, info) -> list[tuple[int, bytes, str, list[tup
 
 
 _TEXTS = st.one_of(st.text(alphabet="ab é", min_size=1, max_size=40),
-                   st.integers(1020, 1100).map(lambda n: ("lorem ipsum " * 100)[:n]))  # the memo's size
+                   st.integers(1020, 1100).map(lambda n: ("lorem ipsum " * 100)[:n]))
 _BLOCKS = st.lists(st.one_of(_TEXTS.map(lambda s: {"text": s}),
                              st.just({"cachePoint": {"type": "default"}}),
                              st.just({"toolUse": {"toolUseId": "t1", "name": "f", "input": {"x": 1}}})),
@@ -133,3 +133,27 @@ def test_lazy_hashing_gives_the_digests_of_hashing_every_block(system, contents,
             return  # too many cachePoints: a ValidationException (tests/test_emulator_validation.py)
         got = [(c.tokens, c.digest, c.ttl, [(t, s.digest()) for t, s in c.lookback]) for c in r.checkpoints]
         assert got == want
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_TEXTS, min_size=2, max_size=8), st.integers(0, 3), st.sampled_from(["5m", "1h"]))
+def test_a_growing_history_gives_the_digests_of_hashing_every_block(turns, bound, ttl):
+    """An agent session: each request repeats the previous one's messages and adds a turn,
+    a cachePoint after the newest user text. The states found in the memo (and, with a
+    small bound, the memo cleared on the way) give what hashing every block gives."""
+    info = lookup("anthropic.claude-haiku-4-5-20251001-v1:0")
+    old = prefix_mod._STATES_MAX
+    prefix_mod._STATES_MAX = bound or old
+    try:
+        cp = {"cachePoint": {"type": "default", "ttl": ttl}}
+        history: list[dict] = []
+        for i, text in enumerate(turns):
+            question = {"role": "user", "content": [{"text": f"{i}: {text}"}]}
+            messages = history + [{"role": "user", "content": question["content"] + [cp]}]
+            body = {"system": [{"text": "S" * 1500}, cp], "messages": messages}
+            r = request_mod.parse(body, info)
+            got = [(c.tokens, c.digest, c.ttl, [(t, s.digest()) for t, s in c.lookback]) for c in r.checkpoints]
+            assert got == _eager_checkpoints(body, info)
+            history += [question, {"role": "assistant", "content": [{"text": text}]}]
+    finally:
+        prefix_mod._STATES_MAX = old

@@ -15,8 +15,10 @@ position k; Bedrock checks it and up to `cache_lookback_blocks - 1` earlier posi
 
 Hashing is lazy: a content block is counted at once but hashed only when a later
 cachePoint needs the digest, so the blocks after a request's last cachePoint (its
-question, in loadgen's workload) are never hashed; the bytes hashed, and so every digest,
-are the same as hashing each block as it comes (tests/test_simulate_hot_path.py).
+question, in loadgen's workload) are never hashed. A text block hashed once is not hashed
+again after the same prefix: the state after it is kept (_STATES), and a later request
+with the same text there starts from it. The bytes hashed, and so every digest, are the
+same as hashing each block as it comes (tests/test_simulate_hot_path.py).
 """
 
 from __future__ import annotations
@@ -48,48 +50,64 @@ def canon(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-# first text block (with count_tokens) -> [SHA-256 state after it, its tokens, digest or None];
-# see Prefix._first_text. Texts under _MEMO_MIN_CHARS are cheaper to hash than to look up.
-_FIRST_TEXT: dict[str, list] = {}
-_MEMO_MIN_CHARS = 1024
-_MEMO_ENTRIES = 64  # distinct system prompts kept (one per arm in a run); cleared when full
+class _State:
+    """The prefix state after a block: never updated once made, so Prefixes share it."""
+
+    __slots__ = ("h", "tokens", "kept", "digest")
+
+    def __init__(self, h: Any, tokens: int, kept: bool) -> None:
+        self.h = h                # SHA-256 state after the block
+        self.tokens = tokens      # prefix tokens after the block
+        self.kept = kept          # in _STATES (its children can be)
+        self.digest: bytes | None = None  # h.digest(), once a cachePoint asked
+
+
+# (state before, role marker, text) -> the state after that text block, for texts counted
+# with count_tokens (None: the empty prefix). A workload's system prompt and a session's
+# history are the same texts request after request, so each is hashed once, not per request
+# (loadgen's system prompt alone is ~20 KB, ~12 us to encode and hash). Only blocks before a
+# cachePoint get in (the others are never hashed). Bounded: cleared when full.
+_STATES: dict[tuple[_State | None, bytes, str], _State] = {}
+_STATES_MAX = 4096            # entries
+_STATES_MAX_CHARS = 4 << 20   # characters of the texts kept as keys (~4 MB)
+_states_chars = 0
 
 # a message's role marker, hashed with its first block (request._parse)
 MARKERS = {"user": b"\x01user", "assistant": b"\x01assistant"}
 
 
 class Prefix:
-    """Running token count and digest over the prefix blocks seen so far (hashed lazily:
-    see the module doc)."""
+    """Running token count and digest over the prefix blocks seen so far (hashed lazily,
+    and from _STATES: see the module doc)."""
 
-    __slots__ = ("info", "count", "tokens", "h", "shared", "pending", "points", "window", "marker", "fresh")
+    __slots__ = ("info", "count", "tokens", "state", "pending", "points", "window", "marker")
 
     def __init__(self, info: ModelInfo, count: Callable[[str], int] = count_tokens) -> None:
         self.info = info
         self.count = count
         self.tokens = 0
-        self.h: Any = None  # SHA-256 state of the hashed blocks (None: nothing hashed yet)
-        self.shared: list | None = None  # the _FIRST_TEXT entry self.h belongs to (copy before updating)
-        # blocks counted but not hashed yet: (prefix tokens before the block, role marker,
-        # header, bytes)
-        self.pending: list[tuple[int, bytes, bytes, bytes]] = []
+        # the state after the last block hashed or found in _STATES (None: the empty prefix)
+        self.state: _State | None = None
+        # blocks counted but not hashed yet: (prefix tokens before the block, after it, role
+        # marker, header, bytes, the text when the block is one, for _STATES)
+        self.pending: list[tuple[int, int, bytes, bytes, bytes, str | None]] = []
         self.points: list[CheckpointAt] = []
         # the positions before the current one inside a lookback window, oldest first:
-        # (tokens, hash state); None until the first position is hashed, and always when
-        # the model has no lookback (nothing to keep)
+        # (tokens, hash state); None until the first position, and always when the model
+        # has no lookback (nothing to keep)
         self.window: deque | None = None
         self.marker = b""  # a message's role marker, hashed with its first block
-        self.fresh = True  # no block yet (the state _FIRST_TEXT memoises from)
 
     def block(self, b: Any) -> None:
-        """Count one content block (hashed later, see the class doc). Raises BlockInvalid."""
+        """Count one content block (hashed later, see the module doc). Raises BlockInvalid."""
         if not isinstance(b, dict) or len(b) != 1:
             raise BlockInvalid(lambda where: f"{where}: each content block must be an object with exactly one "
-                                f"member (text, image, toolUse, toolResult, cachePoint, ...), got {short(b)}")
+                               f"member (text, image, toolUse, toolResult, cachePoint, ...), got {short(b)}")
         (kind, val), = b.items()
         if kind == "cachePoint":
             self.cache_point(val)
             return
+        tokens = self.tokens
         if kind == "text":
             if not isinstance(val, str):
                 raise BlockInvalid(lambda where: f"{where}.text: expected a string")
@@ -97,64 +115,68 @@ class Prefix:
                 # Bedrock's wording (seen in client issue trackers quoting the
                 # ValidationException), with its dotted path: messages.0.content.0
                 raise BlockInvalid(lambda where: f"The text field in the ContentBlock object at {dotted(where)} "
-                                    "is blank. Add text to the text field, and try again.")
-            if self.fresh and not self.marker and len(val) >= _MEMO_MIN_CHARS and self.count is count_tokens:
-                self._first_text(val)
-                return
+                                   "is blank. Add text to the text field, and try again.")
+            state = self.state
+            if not self.pending and (state is None or state.kept) and self.count is count_tokens:
+                after = _STATES.get((state, self.marker, val))
+                if after is not None:  # the same text after the same prefix: hashed before
+                    if tokens:
+                        self._position(tokens, state)
+                    self.state = after
+                    self.tokens = after.tokens
+                    self.marker = b""
+                    return
             raw = val.encode()  # here, not when hashed: a text that cannot be encoded fails at once
             n = self.count(val)
             head = b"text\x00" + len(raw).to_bytes(8, "big")
+            key = val
         else:
             raw = canon(b)
             n = self.count(raw.decode())
             head = kind.encode() + b"\x00" + len(raw).to_bytes(8, "big")
+            key = None
         # the role marker belongs to the message's first block, so the position that ends
         # the previous message has the same digest whatever follows it
-        self.pending.append((self.tokens, self.marker, head, raw))
+        self.pending.append((tokens, tokens + n, self.marker, head, raw, key))
         self.marker = b""
-        self.tokens += n
-        self.fresh = False
+        self.tokens = tokens + n
 
-    def _first_text(self, val: str) -> None:
-        """The first block, a long text: its digest state and tokens from _FIRST_TEXT.
-        Every request of an arm starts with the same system prompt (loadgen's prefix:
-        ~20 KB whose encode + SHA-256 cost ~12 us a request), so it is hashed once."""
-        memo = _FIRST_TEXT.get(val)
-        if memo is None:
-            raw = val.encode()
-            h = hashlib.sha256(b"text\x00" + len(raw).to_bytes(8, "big"))
-            h.update(raw)
-            if len(_FIRST_TEXT) >= _MEMO_ENTRIES:
-                _FIRST_TEXT.clear()
-            memo = _FIRST_TEXT[val] = [h, count_tokens(val), None]
-        self.h = memo[0]  # never updated: copied first (_hash_pending)
-        self.shared = memo
-        self.tokens += memo[1]
-        self.fresh = False
+    def _position(self, tokens: int, state: _State | None) -> None:
+        """A new position begins after `tokens`: the current one joins the lookback window
+        (an empty prefix is no position anything can be cached at)."""
+        window = self.window
+        if window is None:
+            n = self.info.cache_lookback_blocks - 1
+            if n <= 0:
+                return
+            window = self.window = deque(maxlen=n)
+        window.append((tokens, state.h))  # a state is never updated: no copy
 
     def _hash_pending(self) -> None:
-        """Hash the pending blocks, keeping the lookback window's positions as it goes."""
-        h = self.h
-        own = h is not None and self.shared is None  # else a new state, or a copy of the memo's
-        window = self.window
-        if window is None and self.info.cache_lookback_blocks > 1:
-            window = self.window = deque(maxlen=self.info.cache_lookback_blocks - 1)
-        for tokens, marker, head, raw in self.pending:
-            if window is not None and tokens:
-                # the position this block ends is a new one: the current one joins the window
-                # (an empty prefix is no position anything can be cached at). A memo's state
-                # is never updated, so it needs no copy.
-                window.append((tokens, h.copy() if own else h))
-            if not own:
-                h = hashlib.sha256() if h is None else h.copy()
-                own = True
-                self.shared = None
+        """Hash the pending blocks, each from the state before it; the text blocks' states
+        join _STATES (a cachePoint follows them: the prefix is meant to come again)."""
+        global _states_chars
+        state = self.state
+        memo = self.count is count_tokens
+        for before, after, marker, head, raw, text in self.pending:
+            if before:
+                self._position(before, state)
+            h = hashlib.sha256() if state is None else state.h.copy()
             if marker:
                 h.update(marker)
             h.update(head)
             h.update(raw)
+            kept = memo and text is not None and (state is None or state.kept)
+            new = _State(h, after, kept)
+            if kept:
+                if len(_STATES) >= _STATES_MAX or _states_chars + len(text) > _STATES_MAX_CHARS:
+                    _STATES.clear()  # states held by a Prefix stay valid: only the lookups go
+                    _states_chars = 0
+                _STATES[(state, marker, text)] = new
+                _states_chars += len(text)
+            state = new
         self.pending.clear()
-        self.h = h
+        self.state = state
 
     def cache_point(self, cp: Any) -> None:
         if not isinstance(cp, dict) or cp.get("type") != "default":
@@ -175,14 +197,13 @@ class Prefix:
                                 "(longer TTLs must come first)")
         if self.pending:
             self._hash_pending()
-        if self.h is None:
+        state = self.state
+        if state is None:
             digest = _EMPTY_DIGEST
-        elif self.shared is not None:
-            digest = self.shared[2]
-            if digest is None:
-                digest = self.shared[2] = self.h.digest()
         else:
-            digest = self.h.digest()  # digest() leaves the state as it is: no copy needed
+            digest = state.digest
+            if digest is None:
+                digest = state.digest = state.h.digest()  # digest() leaves the state as it is
         lookback = tuple(reversed(self.window)) if self.window else ()
         self.points.append(CheckpointAt(self.tokens, digest, ttl, lookback))
 
