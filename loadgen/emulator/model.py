@@ -69,9 +69,10 @@ class EmulatorModel:
         self.quotas = Quotas(config)
         self.regions = Regions(config)
         self._open: dict[str, _Open] = {}
-        # (model id, caller Region) -> (id without ARN, catalog entry, profile kind, quota):
+        # (model id, caller Region) -> (id without ARN, catalog entry, profile kind, quota,
+        # whether that quota limits anything):
         # fixed by the catalog and config, and worked out once instead of per request
-        self._resolved: dict[tuple[str, str], tuple[str, Any, str, Any]] = {}
+        self._resolved: dict[tuple[str, str], tuple[str, Any, str, Any, bool]] = {}
         self._out_sigma = math.log(config.output_p90 / config.output_median) / Z90
         # characters per token of the CountTokens route; tests set another value to stand in
         # for a real tokenizer that disagrees with loadgen's chars/4 rule
@@ -124,8 +125,10 @@ class EmulatorModel:
                 return _with_region(r, src)
             mid, info = r
             kind = profiles.kind_of(mid)
-            known = self._resolved[(model_id, src)] = (mid, info, kind, cfg.limit_for(mid, kind))
-        mid, info, kind, limit = known
+            limit = cfg.limit_for(mid, kind)
+            known = self._resolved[(model_id, src)] = (mid, info, kind, limit,
+                                                       bool(limit.rpm or limit.tpm or limit.tpd))
+        mid, info, kind, limit, limited = known
         req = parse(body, info, cfg.default_max_tokens)
         if isinstance(req, BedrockError):
             return _with_region(req, src)
@@ -141,9 +144,10 @@ class EmulatorModel:
         qkey = (mid, src)
         reserve = req.input_tokens + req.max_tokens
         tier = req.service_tier or "default"
-        refused = self.quotas.check(limit, qkey, reserve, tier, now)
-        if refused is not None:
-            return refused
+        if limited:  # (a limit of 0 is none: no check, no charge)
+            refused = self.quotas.check(limit, qkey, reserve, tier, now)
+            if refused is not None:
+                return refused
 
         routed = self.regions.route(mid, info.base_id, reserve, now, src)
         if isinstance(routed, BedrockError):
@@ -156,8 +160,8 @@ class EmulatorModel:
                          f"(brown-out in {served})", served_region=served)
 
         # charges (corrected by finish)
-        charges = self.quotas.charge(limit, qkey, reserve, now) + self.regions.charge(info.base_id, served,
-                                                                                      reserve, now)
+        charges = self.quotas.charge(limit, qkey, reserve, now) if limited else []
+        charges += self.regions.charge(info.base_id, served, reserve, now)
 
         # prompt cache
         cache_region = served if cfg.cache_scope == "region" else f"{kind}:{mid}:{src}"
