@@ -1,6 +1,6 @@
 """The shortcuts `loadgen simulate`'s hot path takes give exactly what the long way gives:
 request-id text, histogram buckets, the digest of a request's first (system) block, the
-prefix digests hashed lazily."""
+prefix digests hashed lazily, the cache model's predictions."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from loadgen.emulator import prefix as prefix_mod
 from loadgen.emulator import request as request_mod
 from loadgen.emulator.ids import uuid4_text
 from loadgen.emulator.reply_hint import REPLY_HINT, reply_hint
-from loadgen.results.histograms import HIST_HIGHEST_US, new_histogram, record_us
+from loadgen.engine import expectations
+from loadgen.engine.expectations import Prediction
+from loadgen.results.histograms import HIST_HIGHEST_US, new_histogram, record_us, record_us_twice
 
 
 @settings(deadline=None)  # a busy machine: timing is not what these test
@@ -37,6 +39,19 @@ def test_record_us_is_record_value(values):
     assert list(fast.counts) == list(slow.counts)
     assert (fast.total_count, fast.min_value, fast.max_value) == (slow.total_count, slow.min_value, slow.max_value)
     assert fast.get_value_at_percentile(99.0) == slow.get_value_at_percentile(99.0)
+    twice, other = new_histogram(), new_histogram()
+    for v in values:
+        record_us_twice(twice, other, v)
+    for h in (twice, other):
+        assert list(h.counts) == list(slow.counts)
+        assert (h.total_count, h.min_value, h.max_value) == (slow.total_count, slow.min_value, slow.max_value)
+
+
+@given(st.sampled_from(["warm", "cold", "none"]), st.one_of(st.none(), st.floats(0, 1e6)), st.integers(0, 10**6),
+       st.booleans(), st.integers(0, 10**6))
+def test_prediction_in_one_step_is_the_dataclass(state, gap, expected, race, read):
+    fast, slow = expectations._prediction(state, gap, expected, race, read), Prediction(state, gap, expected, race, read)
+    assert fast == slow and list(vars(fast)) == list(vars(slow)) and hash(fast) == hash(slow)
 
 
 def _body(system: str, question: str) -> dict:

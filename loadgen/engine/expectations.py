@@ -68,6 +68,21 @@ class Prediction:
     read: int = 0         # tokens of the longest prefix certainly alive now (what this call should read)
 
 
+_NO_CHECKPOINT = Prediction("none", None, 0)  # a request without a valid checkpoint (immutable: shared)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _prediction(state: str, gap_s: float | None, expected_read: int, race: bool, read: int) -> Prediction:
+    """`Prediction(state, gap_s, expected_read, race, read)` in one step: the frozen
+    dataclass's generated `__init__` sets each field through `object.__setattr__`, and
+    predict() makes one per attempt. tests/test_simulate_hot_path.py checks they are equal."""
+    p = _new(Prediction)
+    _set(p, "__dict__", {"state": state, "gap_s": gap_s, "expected_read": expected_read, "race": race,
+                         "read": read})
+    return p
+
+
 class _Entry:
     """What the client knows about one cache key (scenario seconds)."""
 
@@ -94,7 +109,7 @@ class Write:
     __slots__ = ("_ex", "_keys", "_reads", "start", "_began", "_seen", "_overtaken")
 
     def __init__(self, ex: "CacheExpectations", keys: list[tuple[tuple, float]], start: float,
-                 reads: list[tuple[tuple, float, bool]] | None = None) -> None:
+                 reads: list[tuple[tuple, float, bool]] | None, seen: list[int]) -> None:
         self._ex = ex
         self._keys = keys      # (key, ttl_s) of the valid checkpoints
         # with a lookback: (key, ttl_s, found only by the lookback) of every prefix the
@@ -102,7 +117,7 @@ class Write:
         self._reads = reads
         self.start = start
         self._began = False
-        self._seen = [ex._entries[k].begun for k, _ in keys]  # Entry.begun at the send
+        self._seen = seen      # Entry.begun of each key at the send
         self._overtaken = False  # another response with one of its prefixes began before its own
 
     def began(self, t: float) -> None:
@@ -121,7 +136,9 @@ class Write:
         ex = self._ex
         if not self._began and status == "ok":
             self.began(end)  # a reply with no content delta: it began by the time it ended
-        ex._apply_until(end)
+        known = ex._known
+        if known and known[0][0] <= end:
+            ex._apply_until(end)
         overtaken = self._overtaken
         for (key, ttl), seen in zip(self._keys, self._seen):
             e = ex._entries.get(key)
@@ -194,7 +211,10 @@ class CacheExpectations:
         checkpoints and the earlier prefixes inside their lookback windows. The service
         reads the longest one alive (the lookback of a later checkpoint is checked before
         an earlier checkpoint, and only ever holds longer prefixes than it)."""
-        if not any(c.lookback for c in valid):
+        for c in valid:  # a loop, not any(<generator>): this runs twice per attempt
+            if c.lookback:
+                break
+        else:
             return valid
         memo = self._memo
         if memo is not None and len(memo[0]) == len(valid) and all(map(operator.is_, memo[0], valid)):
@@ -216,10 +236,15 @@ class CacheExpectations:
             w._apply()
 
     def predict(self, checkpoints: tuple[Checkpoint, ...], now: float) -> Prediction:
-        valid = self._valid(checkpoints)
+        # predict, sent and finished run once per attempt: the calls to _valid and
+        # _apply_until are written out, and the Prediction built in one step (_prediction)
+        min_tokens = self.min_tokens
+        valid = [c for c in checkpoints if c.tokens >= min_tokens]
         if not valid:
-            return Prediction("none", None, 0)
-        self._apply_until(now)
+            return _NO_CHECKPOINT
+        known = self._known
+        if known and known[0][0] <= now:
+            self._apply_until(now)
         valid = self._readable(valid)
         entries = self._entries
         read = 0
@@ -234,11 +259,11 @@ class CacheExpectations:
                 # warm only if the longest prefix cached before is still alive (it is what a
                 # warm call reads); a shorter live prefix still means a big re-write: cold
                 if e.ready <= now < e.expires:
-                    return Prediction("warm", now - e.last_use, valid[i].tokens, False, read)
-                return Prediction("cold", now - e.last_use, valid[i].tokens,
-                                  _racing(entries, valid[i:], now) or self._unseen(valid[i:]), read)
+                    return _prediction("warm", now - e.last_use, valid[i].tokens, False, read)
+                return _prediction("cold", now - e.last_use, valid[i].tokens,
+                                   _racing(entries, valid[i:], now) or self._unseen(valid[i:]), read)
         # never used before: only a write in flight (or of unknown fate) could make it warm
-        return Prediction("cold", None, 0, _racing(entries, valid, now) or self._unseen(valid), read)
+        return _prediction("cold", None, 0, _racing(entries, valid, now) or self._unseen(valid), read)
 
     def _unseen(self, checkpoints: list[Checkpoint]) -> bool:
         """Whether another process may have cached one of these prefixes unseen (see __init__)."""
@@ -247,19 +272,22 @@ class CacheExpectations:
     def sent(self, checkpoints: tuple[Checkpoint, ...], start: float) -> Write:
         """An attempt with these checkpoints was sent at `start` (scenario s)."""
         keys = []
+        seen = []
+        entries = self._entries
         valid = self._valid(checkpoints)
         for c in valid:
-            e = self._entries.get(c.key)
+            e = entries.get(c.key)
             if e is None:
-                e = self._entries[c.key] = _Entry()
+                e = entries[c.key] = _Entry()
             e.in_flight += 1
             keys.append((c.key, TTL_SECONDS.get(c.ttl, 300.0)))
+            seen.append(e.begun)
         reads = None
         readable = self._readable(valid)
         if readable is not valid:
             own = {c.key for c in valid}
             reads = [(c.key, TTL_SECONDS.get(c.ttl, 300.0), c.key not in own) for c in reversed(readable)]
-        return Write(self, keys, start, reads)
+        return Write(self, keys, start, reads, seen)
 
     def observe(self, checkpoints: tuple[Checkpoint, ...], now: float) -> None:
         """A call with these checkpoints was sent at `now` and its response began at once."""

@@ -48,7 +48,9 @@ from loadgen.engine.record import CACHE_STATES, STATUSES, Attempt
 from loadgen.results import histograms
 from loadgen.results.batch_figures import BatchFigures
 from loadgen.results.gap_buckets import GAP_EDGES_S, gap_bucket_rows
-from loadgen.results.histograms import HIST_HIGHEST_US, LATENCY_METRICS, latency_summary, new_histogram, record_us
+from loadgen.results.histograms import (
+    HIST_HIGHEST_US, LATENCY_METRICS, latency_summary, new_histogram, record_us, record_us_twice,
+)
 from loadgen.results.live import ArmSnapshot, Rate, Snapshot
 from loadgen.results.per_second import (
     COLUMNS, CREAD, CWRITE, ERROR, IN, NCOLS, OK, OUT, SENT, STATUS_COL, THROTTLED, TIMEOUT,
@@ -198,8 +200,12 @@ class Metrics:
             e2e = min(max(e2e, 0), HIST_HIGHEST_US)
             svc = min(max(svc, 0), HIST_HIGHEST_US)
             s.clamped += 1
-        record_us(s.e2e_all, e2e)
-        record_us(s.service_all, svc)
+        if ok:  # the same values into the ok-only histograms
+            record_us_twice(s.e2e_all, s.e2e, e2e)
+            record_us_twice(s.service_all, s.service, svc)
+        else:
+            record_us(s.e2e_all, e2e)
+            record_us(s.service_all, svc)
         ft = a.first_token
         if a.batch_status is not None:
             # a batch record: no first token to wait for; its times go to the batch figures
@@ -211,15 +217,14 @@ class Metrics:
             if not 0 <= t <= HIST_HIGHEST_US:
                 t = min(max(t, 0), HIST_HIGHEST_US)
                 s.clamped += 1
-            record_us(s.ttft_all, t)
             if ok:
-                record_us(s.ttft, t)
+                record_us_twice(s.ttft_all, s.ttft, t)
+            else:
+                record_us(s.ttft_all, t)
 
         if ok:
             if s.last_ok is None or end > s.last_ok:
                 s.last_ok = end
-            record_us(s.e2e, e2e)
-            record_us(s.service, svc)
             obs = a.cache_state
             s.cache[obs] += 1
             pred = a.cache_predicted
