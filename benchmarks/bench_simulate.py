@@ -18,9 +18,13 @@ Rates are given per wall second and per CPU second of this process: on a machine
 with other work the CPU figure moves less. Every case runs in this process, one after
 the other, writing no files (the results writer is replaced by the in-memory ProbeState,
 as --find-max-rate does); `--with-files` writes real results directories instead.
-`--profile CASE` prints the cProfile top 30.
+`--profile CASE` prints the cProfile top 30. `--only CASE` runs that case alone and prints
+its attempts: under valgrind's callgrind, two durations give instructions per attempt, a
+figure the machine's load does not move (docs/performance.md section 6):
 
   python benchmarks/bench_simulate.py [--open-duration 1h] [--with-files] [--profile open-50]
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+      python benchmarks/bench_simulate.py --only runner --open-duration 60s
 """
 
 from __future__ import annotations
@@ -187,10 +191,19 @@ def main() -> int:
     ap.add_argument("--open-duration", default="1h", help="scenario time of the open-loop case (default 1h)")
     ap.add_argument("--with-files", action="store_true", help="write results directories (requests.jsonl ...)")
     ap.add_argument("--profile", choices=["slow-agent", "open-50"], help="cProfile one case, print the top 30")
+    ap.add_argument("--only", choices=["runner", "metrics", "open-50"],
+                    help="run one case alone (open-50 and runner for --open-duration, metrics for 5 min) "
+                         "and print its attempts")
     a = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, as the target says
     cases = {"slow-agent": slow_agent_scenario, "open-50": lambda: open_scenario(parse_duration(a.open_duration))}
+    if a.only:
+        only = {"runner": lambda: runner_alone(cases["open-50"]()),
+                "metrics": lambda: metrics_alone(open_scenario(300.0)),
+                "open-50": lambda: run_case(cases["open-50"](), a.with_files)}
+        print(f"{a.only}: {only[a.only]()[0]} attempts")
+        return 0
     if a.profile:
         sc = cases[a.profile]()
         prof = cProfile.Profile()
