@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 
 import anyio
 import pytest
@@ -18,7 +19,7 @@ from loadgen.engine import schedule
 from loadgen.engine import release as release_module
 from loadgen.engine.clock import RealClock, WarpClock
 from loadgen.engine.runner import Limits, Runner
-from loadgen.engine.transport import BedrockTransport
+from loadgen.engine.transport import BedrockTransport, TargetError
 from loadgen.scenario import loads
 
 MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -95,33 +96,77 @@ def test_requests_are_built_before_their_start_and_sent_at_it(monkeypatch):
         assert a.start - a.intended == pytest.approx(a.start - intended[i])
 
 
-def _call(*, release_in: float, timeout: float, sign_fails: bool = False):
+def _call(*, release_in: float, timeout: float, sign_fails: bool = False, sign_s: float = 0.0,
+          fail_with: type[Exception] = RuntimeError, clock=None):
+    """(release time, outcome, times on_release was told) of one call; `sign_fails`: the
+    signing step raises `fail_with` after blocking `sign_s` seconds."""
+    released: list[float] = []
+
     async def go():
-        clock = RealClock()
-        model = EmulatorModel(EmulatorConfig.from_mapping({"latency": "fast"}), clock=clock, rng=random.Random(1))
-        async with serve(model, clock) as url:
-            async with BedrockTransport.open(clock, region="us-east-1", endpoint_url=url, max_connections=2,
+        c = clock or RealClock()
+        model = EmulatorModel(EmulatorConfig.from_mapping({"latency": "fast"}), clock=c, rng=random.Random(1))
+        async with serve(model, c) as url:
+            async with BedrockTransport.open(c, region="us-east-1", endpoint_url=url, max_connections=2,
                                              dummy_credentials=True) as t:
                 if sign_fails:
                     def fail(**_):
-                        raise RuntimeError("signing failed")
+                        time.sleep(sign_s)
+                        raise fail_with("signing failed")
                     t.client.meta.events.register("before-sign.bedrock-runtime", fail)
-                at = clock.now() + release_in
-                out = await t.call(GOOD, stream=False, timeout=timeout, release_at=at)
-                return at, out
+                at = c.now() + release_in
+                out = await t.call(GOOD, stream=False, timeout=timeout, release_at=at, on_release=released.append)
+                return at, out, released
     return anyio.run(go)
 
 
 def test_the_timeout_counts_from_the_release_not_from_preparation():
-    at, out = _call(release_in=0.3, timeout=0.25)  # held 0.3 s: longer than the timeout
+    at, out, released = _call(release_in=0.3, timeout=0.25)  # held 0.3 s: longer than the timeout
     assert out.status == "ok", out.message
     assert out.start >= at and out.end >= out.start
+    assert released == [out.start]  # the runner's cache model is told once, at the release
 
 
 def test_a_call_failing_before_the_wire_fails_at_its_intended_start():
-    at, out = _call(release_in=0.2, timeout=5.0, sign_fails=True)
+    at, out, released = _call(release_in=0.2, timeout=5.0, sign_fails=True)
     assert (out.status, out.error_code) == ("error", "RuntimeError")
     assert out.start >= at and out.end >= out.start  # no attempt that ended before it was due
+    assert released == [out.start]
+
+
+def test_a_call_failing_before_the_wire_after_its_time_starts_no_earlier_than_it():
+    # building took longer than the lead: it failed after its intended start
+    at, out, released = _call(release_in=0.05, timeout=5.0, sign_fails=True, sign_s=0.2)
+    assert out.error_code == "RuntimeError"
+    assert at <= out.start <= out.end and released == [out.start]
+
+
+def test_lost_credentials_while_prepared_fail_the_target_at_the_intended_start():
+    from botocore.exceptions import NoCredentialsError
+
+    clock = RealClock()
+    with pytest.raises(TargetError):
+        _call(release_in=0.3, timeout=5.0, sign_fails=True, fail_with=lambda _: NoCredentialsError(), clock=clock)
+    assert clock.now() >= 0.3  # raised once its time had come, not while it was held
+
+
+def test_a_call_not_prepared_keeps_the_start_it_was_made_at_on_a_warp_clock():
+    """Unprepared calls pass the hook untouched: on a warp clock botocore's building (here
+    a slow signer, 20 ms real = 1 scenario second at x50) must not move the start."""
+    clock = WarpClock(50.0)
+    starts: list[float] = []
+
+    async def go():
+        model = EmulatorModel(EmulatorConfig.from_mapping({"latency": "fast"}), clock=clock, rng=random.Random(1))
+        async with serve(model, clock) as url:
+            async with BedrockTransport.open(clock, region="us-east-1", endpoint_url=url, max_connections=2,
+                                             dummy_credentials=True) as t:
+                t.client.meta.events.register("before-sign.bedrock-runtime", lambda **_: time.sleep(0.02))
+                with clock.driver():
+                    starts.append(clock.now())
+                    return await t.call(GOOD, stream=False, timeout=30.0)
+    out = anyio.run(go)
+    assert out.status == "ok", out.message
+    assert out.start == pytest.approx(starts[0], abs=0.2)  # not ~1 s later, where the request went out
 
 
 def test_only_clocks_that_never_jump_prepare_ahead():
@@ -131,3 +176,41 @@ def test_only_clocks_that_never_jump_prepare_ahead():
             return t.prepare_ahead
     assert anyio.run(lead, RealClock()) == release_module.PREPARE_AHEAD_S > 0
     assert anyio.run(lead, WarpClock(10.0)) == 0.0  # a warp clock would jump over the hold as idle time
+
+
+def test_an_abort_while_requests_are_held_records_none_of_them(monkeypatch):
+    """Ctrl-C past the grace period while prepared requests wait for their time: those
+    never reached HTTP and would not exist unprepared, so they are not attempts (and not
+    counted as dispatched); every attempt recorded starts at or after its intended start
+    and ends after it starts."""
+    monkeypatch.setattr(release_module, "PREPARE_AHEAD_S", 0.5)
+    sc = loads(SCENARIO.replace('duration = "1s"', 'duration = "3s"'), "<test>")
+    attempts: list = []
+    aborted_at: list[float] = []
+
+    async def go() -> Runner:
+        clock = RealClock()
+        model = EmulatorModel(EmulatorConfig.from_mapping({"latency": "fast"}), clock=clock, rng=random.Random(1))
+        async with serve(model, clock) as url:
+            async with BedrockTransport.open(clock, region="us-east-1", endpoint_url=url, max_connections=8,
+                                             dummy_credentials=True) as t:
+                runner = Runner(sc, t, clock, sink=lambda a, costs: attempts.append(a),
+                                pricer=lambda m, u, ttl, tier=None: {"total": 0.0}, limits=Limits())
+
+                async def abort_later() -> None:
+                    await clock.sleep_until(1.0)
+                    aborted_at.append(clock.now())
+                    runner.abort()
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(abort_later)
+                    await runner.run()
+                return runner
+
+    runner = anyio.run(go)
+    held = [t for _, t, _ in schedule.open_loop(sc) if aborted_at[0] < t < aborted_at[0] + 0.45]
+    assert held, "no request was prepared ahead when the run was aborted"
+    assert all(a.intended <= aborted_at[0] + 0.01 for a in attempts)   # none of the held ones
+    assert runner.dispatched == len(attempts) > 5
+    for a in attempts:
+        assert a.intended <= a.start <= a.end, (a.intended, a.start, a.end, a.error_code)

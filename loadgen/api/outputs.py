@@ -123,7 +123,9 @@ class RunOutputs:
         `whole`: the run's Metrics, built from the intervals (IntervalAggregator); complete
         once `drain` or `close` ran, `live` reads it with the open intervals until then.
         `grace_s`: scenario seconds an interval stays open after its end (the aggregator's
-        default when None; a split run's parent reads attempts seconds after they end)."""
+        default when None). Given, intervals close only as the ticker (`run`) or the end
+        closes them: a split run's parent reads attempts seconds after they end, part after
+        part, so a fresh attempt must not close the interval another part's belong to."""
         arms = [ArmInfo.from_arm(a) for a in sc.arms]
         names = [a.name for a in arms]
         self.sc, self.flags = sc, flags or OutputFlags()
@@ -146,7 +148,8 @@ class RunOutputs:
             for s in sinks:
                 s.close()
             raise
-        self.aggregator = IntervalAggregator(arms, sc.outputs.interval, sinks, whole=whole, grace_s=grace_s)
+        self.aggregator = IntervalAggregator(arms, sc.outputs.interval, sinks, whole=whole, grace_s=grace_s,
+                                             close_on_record=grace_s is None)
         self.live = LiveTotals(self.aggregator) if whole is not None else None
         self.closed = False
 

@@ -38,7 +38,7 @@ import anyio
 from loadgen.api.coordinator import ABORT, start_in
 from loadgen.api.emulator_process import EmulatorProcess
 from loadgen.api.executor import Executor, Launched, LocalProcessExecutor, PartOutcome
-from loadgen.api.outputs import OutputFlags, RunOutputs
+from loadgen.api.outputs import OutputFlags, RunOutputs, cloudwatch_config
 from loadgen.api.progress import WorkersProgress
 from loadgen.api.result import RunResult
 from loadgen.api.segment_worker import SegmentSpec
@@ -109,8 +109,7 @@ async def run_workers(ready: Prepared, results: ResultsDir, overrides: Overrides
         state.outputs = None
         shutil.rmtree(results.path / HISTOGRAM_DIR, ignore_errors=True)
     tail: PartTail | None = None
-    if outputs is not None and (outputs.jsonl is not None or outputs.cloudwatch
-                                or sc.outputs.cloudwatch is not None):
+    if (outputs is not None and outputs.jsonl is not None) or cloudwatch_config(sc, outputs) is not None:
         # the live outputs, from the parts as they grow (module doc); the whole-run Metrics
         # still come from the parts' own at the end
         state.outputs = RunOutputs(sc, results.path, state.wall_start, outputs, grace_s=scale * PART_DELAY_S)

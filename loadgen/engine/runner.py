@@ -309,7 +309,8 @@ class Runner:
         ahead = self._ahead
         try:
             # stop() cancels this scope: it ends the dispatcher wherever it waits (for the
-            # next arrival, a loop turn or a slot), and nothing is sent after a stop anyway
+            # next arrival, a loop turn or a slot); nothing is dispatched after a stop (a
+            # request already prepared ahead still goes out at its time: it was admitted)
             with anyio.CancelScope() as cs:
                 self._sleepers.add(cs)
                 try:
@@ -435,6 +436,12 @@ class Runner:
                 self.stop(MAX_REQUESTS)  # nothing more to send; in-flight requests finish
         return True
 
+    def _uncount(self, req: Request) -> None:
+        """Take back the admission of a prepared request that never reached HTTP (aborted
+        while held until its intended start)."""
+        self._dispatched_by_arm[req.arm] -= 1
+        self.dispatched -= 1
+
     def _within_cap(self, in_use_usd: float) -> bool:
         """Whether spend plus reservations fit the cost cap (this runner's lease of it)."""
         if self.budget is not None:
@@ -471,41 +478,58 @@ class Runner:
             holding_slot = False
             try:
                 now = self.clock.now()
-                held = turns is not None and attempt == 1 and intended > now
-                start = intended if held else now  # when it is meant to reach the wire
-                pred = expect.predict(req.checkpoints, start)
                 self.in_flight += 1
                 wall_now = self.wall()
-                wall_start = wall_now + (start - now) / self.clock.scale
-                write = expect.sent(req.checkpoints, start)
+                prepared = turns is not None and attempt == 1
+                if prepared:
+                    # the cache model sees it as it goes to HTTP, not when it was prepared
+                    view = _AtRelease(expect, req.checkpoints)
+                else:
+                    view = None
+                    pred = expect.predict(req.checkpoints, now)
+                    write = expect.sent(req.checkpoints, now)
                 try:
-                    if turns is not None and attempt == 1:
+                    if view is not None:
                         out = await self.transport.call(req.params, stream=req.stream, timeout=sc.target.request_timeout,
-                                                        on_first_token=write.began, release_at=intended,
-                                                        after_turns=turns)
+                                                        on_first_token=view.began, release_at=intended,
+                                                        after_turns=turns, on_release=view)
                     else:
                         out = await self.transport.call(req.params, stream=req.stream,
                                                         timeout=sc.target.request_timeout, on_first_token=write.began)
-                    # wall time of the start the transport stamped (where it reached HTTP)
-                    wall_start = wall_now + (out.start - now) / self.clock.scale
                 except Exception as e:
                     # not a cancellation: the transport failed this attempt, which is its outcome
-                    out = Outcome(status="error", start=start, end=self.clock.now(), error_code=type(e).__name__,
+                    t = self.clock.now()
+                    # (a prepared one that failed before its release fails now)
+                    start = now if view is None else t if view.write is None else view.at
+                    out = Outcome(status="error", start=start, end=t, error_code=type(e).__name__,
                                   message=(str(e) or type(e).__name__)[:300])
                     if isinstance(e, TargetError):
                         self.target_error = self.target_error or e
                         self.stop("target-failed")
                 except BaseException:
-                    # cancelled (Ctrl-C past the grace period): still one attempt to account for
-                    now = self.clock.now()
-                    self._record(arm, req, intended, attempt, pred, wall_start,
-                                 Outcome(status="error", start=start, end=now, error_code="Interrupted",
+                    # cancelled (Ctrl-C past the grace period)
+                    t = self.clock.now()
+                    if view is not None and view.write is None:
+                        # still held: it never reached HTTP and would not exist unprepared
+                        self._uncount(req)
+                        raise
+                    # one attempt on the wire to account for
+                    start = view.at if view is not None else now
+                    self._record(arm, req, intended, attempt, view.pred if view is not None else pred,
+                                 wall_now + (start - now) / self.clock.scale,
+                                 Outcome(status="error", start=start, end=t, error_code="Interrupted",
                                          message="cancelled when the run was interrupted"))
                     raise
                 finally:
                     self.in_flight -= 1
             finally:
                 slots.release()
+            if view is not None:
+                if view.write is None:  # failed inside the transport before its release
+                    view(out.start)
+                pred, write = view.pred, view.write  # type: ignore[assignment]
+            # wall time of the start the transport stamped
+            wall_start = wall_now + (out.start - now) / self.clock.scale
             pred = write.finished(out.status, out.end, pred)
             self._record(arm, req, intended, attempt, pred, wall_start, out)
             kind = out.retryable_kind
@@ -565,6 +589,29 @@ class Runner:
         if not ok and _log.isEnabledFor(logging.DEBUG):
             _log.debug("%s session %s turn %s attempt %d: %s %s at %.3f s: %s", arm.name, req.session, req.turn,
                        attempt, out.status, out.error_code or "-", out.end, (out.message or "")[:200])
+
+
+class _AtRelease:
+    """The cache model's view of a request prepared ahead (engine/release.py), taken when
+    the transport releases it to HTTP (`__call__(t)`): predicted then, its writes counted
+    from then, so responses that began while it was held are seen."""
+
+    __slots__ = ("expect", "checkpoints", "at", "pred", "write")
+
+    def __init__(self, expect: CacheExpectations, checkpoints: Any) -> None:
+        self.expect, self.checkpoints = expect, checkpoints
+        self.at = 0.0
+        self.pred: Prediction | None = None
+        self.write: Any = None
+
+    def __call__(self, t: float) -> None:
+        self.at = t
+        self.pred = self.expect.predict(self.checkpoints, t)
+        self.write = self.expect.sent(self.checkpoints, t)
+
+    def began(self, t: float) -> None:
+        if self.write is not None:
+            self.write.began(t)
 
 
 def backoff(policy: Any, attempt: int, rng: random.Random) -> float:

@@ -106,9 +106,10 @@ class Transport(Protocol):
         only once the response that wrote it has begun).
 
         A transport with a `prepare_ahead` attribute above 0 (scenario seconds) also takes
-        `release_at=T, after_turns=K`: the runner calls it up to `prepare_ahead` before the
-        request is due, and the transport sends it at T, K event-loop turns later, with
-        the outcome's start stamped there (engine/release.py)."""
+        `release_at=T, after_turns=K, on_release=f`: the runner calls it up to
+        `prepare_ahead` before the request is due; the transport sends it at T, K
+        event-loop turns later, stamps the outcome's start there and calls `f(start)`
+        (also when it failed before reaching HTTP; engine/release.py)."""
 
 
 def status_for(code: str | None) -> str:
@@ -254,22 +255,23 @@ class BedrockTransport:
 
     async def call(self, params: dict[str, Any], *, stream: bool, timeout: float,
                    on_first_token: FirstToken | None = None, release_at: float | None = None,
-                   after_turns: int = 0) -> Outcome:
+                   after_turns: int = 0, on_release: Callable[[float], None] | None = None) -> Outcome:
         # the clock learns a request is on the wire: a warp clock holding still between
         # requests flows again (loadgen/engine/clock/warp.py)
         with self._clock.in_flight():
             return await self._timed_call(params, stream=stream, timeout=timeout, on_first_token=on_first_token,
-                                          release_at=release_at, after_turns=after_turns)
+                                          release_at=release_at, after_turns=after_turns, on_release=on_release)
 
     async def _timed_call(self, params: dict[str, Any], *, stream: bool, timeout: float,
                           on_first_token: FirstToken | None = None, release_at: float | None = None,
-                          after_turns: int = 0) -> Outcome:
+                          after_turns: int = 0, on_release: Callable[[float], None] | None = None) -> Outcome:
         clock = self._clock
         now = clock.now()
         out = Outcome(status="error", start=now, end=0.0)
-        passage = release.Release(release_at, after_turns, out)
-        # the timeout counts from the release: a request held until its time has not been sent
+        passage = None if release_at is None else release.Release(release_at, after_turns, out, on_release)
+        # the timeout counts from the intended start: a request held until then was not sent
         held = release_at - now if release_at is not None and release_at > now else 0.0
+        no_credentials: NoCredentialsError | None = None
         try:
             # The timeout is in scenario seconds; on a warp clock real time runs `scale` slower.
             # (A bare deadline scope: anyio.fail_after adds a raise/catch we do not need.)
@@ -299,12 +301,15 @@ class BedrockTransport:
             # aiohttp.ClientPayloadError is how a connection dropped mid-stream surfaces
             out.status, out.error_code, out.message = "error", "ConnectionError", str(e)[:300]
         except NoCredentialsError as e:
-            raise TargetError(str(e)) from e
+            no_credentials = e  # raised below, once a prepared call has reached its time
         except Exception as e:  # anything else is still an attempt that must be accounted for
             if isinstance(e, anyio.get_cancelled_exc_class()):
                 raise
             out.status, out.error_code, out.message = "error", type(e).__name__, str(e)[:300]
-        await release.settle(passage, clock)
+        if passage is not None:
+            await release.settle(passage, clock)
+        if no_credentials is not None:
+            raise TargetError(str(no_credentials)) from no_credentials
         out.end = clock.now()
         if clock.scale != 1.0:
             unwarp(out, clock.scale)

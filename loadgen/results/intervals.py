@@ -14,7 +14,8 @@ histograms and counts.
 Closing: `close_until(now)` closes every interval that ended `grace_s` or more before
 `now` (the caller's ticker, on the run's clock); `record` also closes intervals more
 than one behind the attempt it is given, so a run without a ticker (virtual time)
-holds at most two open. An attempt whose interval was already closed (it completed
+holds at most two open (unless `close_on_record` is off: a split run's parent reads its
+workers' attempts part after part, seconds late, so only its ticker may close). An attempt whose interval was already closed (it completed
 just before a tick but reached the sink after it) goes into the oldest open interval
 and is counted there as `late`, so no attempt is lost from the totals.
 
@@ -136,8 +137,10 @@ class IntervalAggregator:
     """Attempts -> fixed intervals of `interval_s` scenario seconds -> `sinks`."""
 
     def __init__(self, arms: Sequence[ArmInfo], interval_s: float, sinks: Sequence[IntervalSink] = (),
-                 *, grace_s: float | None = None, whole: Metrics | None = None) -> None:
-        """`whole`: the run's Metrics, built from the intervals as they close (module doc)."""
+                 *, grace_s: float | None = None, whole: Metrics | None = None,
+                 close_on_record: bool = True) -> None:
+        """`whole`: the run's Metrics, built from the intervals as they close (module doc).
+        `close_on_record`: whether an attempt closes intervals more than one behind its own."""
         if not interval_s > 0:
             raise ValueError(f"interval must be > 0 seconds, got {interval_s}")
         self.infos = {a.name: a for a in arms}
@@ -146,6 +149,7 @@ class IntervalAggregator:
         self.grace_s = min(1.0, self.interval_s / 10) if grace_s is None else grace_s
         self.sinks = list(sinks)
         self.whole = whole
+        self.close_on_record = close_on_record
         self._batch = {a.name for a in arms if a.mode == "batch"}
         self._open: dict[int, Interval] = {}
         self.next_index = 0          # the first interval not closed yet
@@ -159,7 +163,7 @@ class IntervalAggregator:
         if late:
             k = self.next_index
             self.late += 1
-        elif k > self.next_index + 1:
+        elif k > self.next_index + 1 and self.close_on_record:
             self._close_before(k - 1, None)
         iv = self._open.get(k)
         if iv is None:

@@ -34,7 +34,6 @@ class PartTail:
         self._price = cost_buckets(scenario)
         self._infos = {a.name: ArmInfo.from_arm(a) for a in scenario.arms}
         self.read_lines = 0   # attempts handed out so far
-        self.torn = 0         # torn last lines left out at the end
 
     def read(self) -> Iterator[tuple[Attempt, Mapping[str, float] | None]]:
         """(attempt, its cost buckets) for every whole line written since the last read."""
@@ -58,7 +57,6 @@ class PartTail:
     def finish(self) -> Iterator[tuple[Attempt, Mapping[str, float] | None]]:
         """The last read, once every worker has ended: what is left, a torn last line left out."""
         yield from self.read()
-        self.torn = sum(1 for rest in self._rest if rest.strip())
         self._rest = [b""] * len(self._files)
 
     def _attempt(self, record: Mapping[str, Any]) -> tuple[Attempt, Mapping[str, float] | None]:
