@@ -8,11 +8,14 @@ requests.jsonl; RealClock, aiobotocore client aimed at the emulator, gc frozen a
 client is made) for `--seconds` of real time, with a cold client, as a user's run
 starts. Two lags per request, both from its intended start:
 
-  send lag   the runner's `schedule_lag` (summary.json): when loadgen handed the built
-             request to the client (the start every latency is measured from);
+  send lag   the runner's `schedule_lag` (summary.json): the attempt's start. A request
+             prepared ahead (`--ahead-ms` above 0) is stamped where it goes to HTTP, so
+             this is the wire lag; built when due (0) it is when loadgen handed the built
+             request to the client;
   wire lag   when botocore handed the serialised, signed request to the HTTP layer
-             (the client's public `before-send` event), so request building, botocore's
-             serialising and signing are inside it: the lag the target sees.
+             (the client's public `before-send` event, after loadgen's own hold), so
+             request building, botocore's serialising and signing are inside it: the
+             lag the target sees.
 
 CPU/req is the process's CPU over the run divided by the requests sent; "warm-up" and
 "steady" split it at `--warmup` (a cold client's first calls set up botocore's and
