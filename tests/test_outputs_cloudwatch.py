@@ -94,17 +94,22 @@ def assert_accounted(d: Path) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [1, 2])
-def test_run_sends_the_documented_metrics(moto_cw, tmp_path, capsys, workers):
-    """One process, and split over two (the parent sends what its workers' parts hold)."""
+@pytest.mark.parametrize("how", ["cli", "cli --workers 2", "loadgen.run(workers=2)"])
+def test_run_sends_the_documented_metrics(moto_cw, tmp_path, capsys, how):
+    """One process, and split over two (the parent sends what its workers' parts hold),
+    from the command and from the Python API (no `outputs=`: the scenario's table asks)."""
     _, cw = moto_cw
     out = tmp_path / "res"
-    split = ["--workers", str(workers)] if workers > 1 else []
-    assert main(["run", str(write(tmp_path, "20s")), "--out", str(out), "--quiet", *split]) == 0
+    if how.startswith("cli"):
+        split = ["--workers", "2"] if "workers" in how else []
+        assert main(["run", str(write(tmp_path, "20s")), "--out", str(out), "--quiet", *split]) == 0
+        assert "cloudwatch: " in capsys.readouterr().out
+    else:
+        res = anyio.run(lambda: loadgen.run(str(write(tmp_path, "20s")), out=out, workers=2, signals=False))
+        assert res.exit_code == 0
     summary = assert_accounted(only_dir(out))
     figures = summary["outputs"]["cloudwatch"]
     assert figures["sent"] > 0 and figures["dropped"] == 0 and figures["failed"] == 0, figures
-    assert "cloudwatch: " in capsys.readouterr().out
 
     listed = cw.list_metrics(Namespace="loadgen-test")["Metrics"]
     assert {m["MetricName"] for m in listed} == set(METRICS)

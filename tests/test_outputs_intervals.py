@@ -235,6 +235,59 @@ def test_without_a_ticker_at_most_two_intervals_stay_open():
     assert [iv.index for iv in sink.seen] == list(range(70))   # empty intervals too, in order
 
 
+def test_parts_read_one_after_another_close_only_where_every_part_was_read(tmp_path):
+    """A split run's parent: part 0 is read up to 6.5 s, part 1 (written in step, read
+    after it) only to 2.5 s. A fresh attempt of part 0 must not close the intervals part 1's
+    lines still belong to (`close_on_record=False`), and the ticker closes only where both
+    parts were read (`PartTail.read_until`): nothing is late."""
+    from loadgen.results.part_tail import PartTail
+    from loadgen.scenario import loads as load_text
+
+    sc = load_text(textwrap.dedent(f"""
+        name = "t"
+        duration = "10s"
+        [model]
+        id = "{HAIKU}"
+        [workload]
+        kind = "single"
+        prefix_tokens = 64
+        output_tokens = 8
+        [arrivals]
+        kind = "constant"
+        rate = "1/s"
+        [[arms]]
+        name = "a"
+        """), "<test>")
+    parts = [tmp_path / "worker-0", tmp_path / "worker-1"]
+    for p in parts:
+        p.mkdir()
+
+    def line(end: float) -> str:
+        return json.dumps({**attempt(end).__dict__, "wall_start": 0.0}) + "\n"
+
+    def append(part: Path, text: str) -> None:
+        with open(part / "requests.jsonl", "a") as f:
+            f.write(text)
+
+    tail = PartTail(parts, sc)
+    sink = Collect()
+    ag = IntervalAggregator([INFO], 1.0, [sink], close_on_record=False)
+    append(parts[0], line(0.6) + line(1.6) + line(6.5))
+    half = line(2.7)
+    append(parts[1], line(0.7) + line(2.5) + half[:20])   # a write cut mid-line: read once whole
+    for a, costs in tail.read():
+        ag.record(a, costs)
+    assert tail.read_until(floor=-1.0) == 2.5     # part 1 is read only to 2.5 s
+    ag.close_until(tail.read_until(floor=-1.0))
+    assert [iv.index for iv in sink.seen] == [0, 1]   # not 2 (part 1 may still end in it)
+    append(parts[1], half[20:] + line(3.5) + '{"arm": "a", "sess')   # killed mid-write at the end
+    for a, costs in tail.finish():
+        ag.record(a, costs)
+    ag.close_all(10.0)
+    assert ag.late == 0 and tail.read_lines == 7
+    assert sum(iv.row("a")["requests"]["sent"] for iv in sink.seen) == 7
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.floats(0.0, 59.9), st.floats(0.001, 30.0), st.booleans()), min_size=1, max_size=60),
        st.sampled_from([1.0, 5.0, 7.5]))

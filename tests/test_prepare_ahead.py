@@ -5,6 +5,7 @@ attempt's start is stamped there. Real client, emulator on loopback, real clock.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import time
@@ -57,6 +58,16 @@ def _index(request) -> int | None:
     return int(m.group(1)) if m else None
 
 
+@contextlib.asynccontextmanager
+async def emulator_client(clock, *, max_connections: int = 8):
+    """A BedrockTransport on `clock` against a fresh emulator ("fast") on loopback."""
+    model = EmulatorModel(EmulatorConfig.from_mapping({"latency": "fast"}), clock=clock, rng=random.Random(1))
+    async with serve(model, clock) as url:
+        async with BedrockTransport.open(clock, region="us-east-1", endpoint_url=url,
+                                         max_connections=max_connections, dummy_credentials=True) as t:
+            yield t
+
+
 def test_requests_are_built_before_their_start_and_sent_at_it(monkeypatch):
     # a generous lead, so a loaded test machine still prepares (almost) every request early
     monkeypatch.setattr(release_module, "PREPARE_AHEAD_S", 0.2)
@@ -68,20 +79,17 @@ def test_requests_are_built_before_their_start_and_sent_at_it(monkeypatch):
 
     async def go() -> None:
         clock = RealClock()
-        model = EmulatorModel(EmulatorConfig.from_mapping({"latency": "fast"}), clock=clock, rng=random.Random(1))
-        async with serve(model, clock) as url:
-            async with BedrockTransport.open(clock, region="us-east-1", endpoint_url=url, max_connections=8,
-                                             dummy_credentials=True) as t:
-                assert t.prepare_ahead == pytest.approx(0.2)
-                def stamp(times: dict[int, float]):
-                    def hook(request, **_) -> None:  # None: a before-send answer would replace the response
-                        times.setdefault(_index(request), clock.now())
-                    return hook
-                t.client.meta.events.register("before-sign.bedrock-runtime", stamp(signed))
-                t.client.meta.events.register("before-send.bedrock-runtime", stamp(sent))
-                runner = Runner(sc, t, clock, sink=lambda a, costs: attempts.append(a),
-                                pricer=lambda m, u, ttl, tier=None: {"total": 0.0}, limits=Limits())
-                await runner.run()
+        async with emulator_client(clock, max_connections=8) as t:
+            assert t.prepare_ahead == pytest.approx(0.2)
+            def stamp(times: dict[int, float]):
+                def hook(request, **_) -> None:  # None: a before-send answer would replace the response
+                    times.setdefault(_index(request), clock.now())
+                return hook
+            t.client.meta.events.register("before-sign.bedrock-runtime", stamp(signed))
+            t.client.meta.events.register("before-send.bedrock-runtime", stamp(sent))
+            runner = Runner(sc, t, clock, sink=lambda a, costs: attempts.append(a),
+                            pricer=lambda m, u, ttl, tier=None: {"total": 0.0}, limits=Limits())
+            await runner.run()
 
     anyio.run(go)
     assert len(attempts) == len(intended) > 10
@@ -104,22 +112,19 @@ def _call(*, release_in: float, timeout: float, sign_fails: bool = False, sign_s
 
     async def go():
         c = clock or RealClock()
-        model = EmulatorModel(EmulatorConfig.from_mapping({"latency": "fast"}), clock=c, rng=random.Random(1))
-        async with serve(model, c) as url:
-            async with BedrockTransport.open(c, region="us-east-1", endpoint_url=url, max_connections=2,
-                                             dummy_credentials=True) as t:
-                if sign_fails:
-                    def fail(**_):
-                        time.sleep(sign_s)
-                        raise fail_with("signing failed")
-                    t.client.meta.events.register("before-sign.bedrock-runtime", fail)
-                at = c.now() + release_in
-                out = await t.call(GOOD, stream=False, timeout=timeout, release_at=at, on_release=released.append)
-                return at, out, released
+        async with emulator_client(c, max_connections=2) as t:
+            if sign_fails:
+                def fail(**_):
+                    time.sleep(sign_s)
+                    raise fail_with("signing failed")
+                t.client.meta.events.register("before-sign.bedrock-runtime", fail)
+            at = c.now() + release_in
+            out = await t.call(GOOD, stream=False, timeout=timeout, release_at=at, on_release=released.append)
+            return at, out, released
     return anyio.run(go)
 
 
-def test_the_timeout_counts_from_the_release_not_from_preparation():
+def test_the_timeout_counts_from_the_intended_start_not_from_preparation():
     at, out, released = _call(release_in=0.3, timeout=0.25)  # held 0.3 s: longer than the timeout
     assert out.status == "ok", out.message
     assert out.start >= at and out.end >= out.start
@@ -144,9 +149,21 @@ def test_lost_credentials_while_prepared_fail_the_target_at_the_intended_start()
     from botocore.exceptions import NoCredentialsError
 
     clock = RealClock()
-    with pytest.raises(TargetError):
-        _call(release_in=0.3, timeout=5.0, sign_fails=True, fail_with=lambda _: NoCredentialsError(), clock=clock)
-    assert clock.now() >= 0.3  # raised once its time had come, not while it was held
+    seen: list[tuple[float, float]] = []   # (release time, when TargetError came)
+
+    async def go():
+        async with emulator_client(clock, max_connections=2) as t:
+            def fail(**_):
+                raise NoCredentialsError()
+            t.client.meta.events.register("before-sign.bedrock-runtime", fail)
+            at = clock.now() + 0.3
+            try:
+                await t.call(GOOD, stream=False, timeout=5.0, release_at=at)
+            except TargetError:
+                seen.append((at, clock.now()))
+    anyio.run(go)
+    (at, raised), = seen
+    assert raised >= at  # raised once its time had come, not while it was held
 
 
 def test_a_call_not_prepared_keeps_the_start_it_was_made_at_on_a_warp_clock():
@@ -156,14 +173,11 @@ def test_a_call_not_prepared_keeps_the_start_it_was_made_at_on_a_warp_clock():
     starts: list[float] = []
 
     async def go():
-        model = EmulatorModel(EmulatorConfig.from_mapping({"latency": "fast"}), clock=clock, rng=random.Random(1))
-        async with serve(model, clock) as url:
-            async with BedrockTransport.open(clock, region="us-east-1", endpoint_url=url, max_connections=2,
-                                             dummy_credentials=True) as t:
-                t.client.meta.events.register("before-sign.bedrock-runtime", lambda **_: time.sleep(0.02))
-                with clock.driver():
-                    starts.append(clock.now())
-                    return await t.call(GOOD, stream=False, timeout=30.0)
+        async with emulator_client(clock, max_connections=2) as t:
+            t.client.meta.events.register("before-sign.bedrock-runtime", lambda **_: time.sleep(0.02))
+            with clock.driver():
+                starts.append(clock.now())
+                return await t.call(GOOD, stream=False, timeout=30.0)
     out = anyio.run(go)
     assert out.status == "ok", out.message
     assert out.start == pytest.approx(starts[0], abs=0.2)  # not ~1 s later, where the request went out
@@ -190,22 +204,19 @@ def test_an_abort_while_requests_are_held_records_none_of_them(monkeypatch):
 
     async def go() -> Runner:
         clock = RealClock()
-        model = EmulatorModel(EmulatorConfig.from_mapping({"latency": "fast"}), clock=clock, rng=random.Random(1))
-        async with serve(model, clock) as url:
-            async with BedrockTransport.open(clock, region="us-east-1", endpoint_url=url, max_connections=8,
-                                             dummy_credentials=True) as t:
-                runner = Runner(sc, t, clock, sink=lambda a, costs: attempts.append(a),
-                                pricer=lambda m, u, ttl, tier=None: {"total": 0.0}, limits=Limits())
+        async with emulator_client(clock, max_connections=8) as t:
+            runner = Runner(sc, t, clock, sink=lambda a, costs: attempts.append(a),
+                            pricer=lambda m, u, ttl, tier=None: {"total": 0.0}, limits=Limits())
 
-                async def abort_later() -> None:
-                    await clock.sleep_until(1.0)
-                    aborted_at.append(clock.now())
-                    runner.abort()
+            async def abort_later() -> None:
+                await clock.sleep_until(1.0)
+                aborted_at.append(clock.now())
+                runner.abort()
 
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(abort_later)
-                    await runner.run()
-                return runner
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(abort_later)
+                await runner.run()
+            return runner
 
     runner = anyio.run(go)
     held = [t for _, t, _ in schedule.open_loop(sc) if aborted_at[0] < t < aborted_at[0] + 0.45]
@@ -214,3 +225,27 @@ def test_an_abort_while_requests_are_held_records_none_of_them(monkeypatch):
     assert runner.dispatched == len(attempts) > 5
     for a in attempts:
         assert a.intended <= a.start <= a.end, (a.intended, a.start, a.end, a.error_code)
+
+
+def test_the_cache_model_predicts_a_prepared_request_when_it_is_released(monkeypatch):
+    """Two requests on one cached prefix, 0.3 s apart, the second prepared 0.5 s ahead (so
+    while the first is still on the wire). The first one's response begins in between:
+    predicted at its release, the second is warm (predicted when prepared it would have
+    been cold, a write still in flight)."""
+    monkeypatch.setattr(release_module, "PREPARE_AHEAD_S", 0.5)
+    text = SCENARIO.replace('duration = "1s"', 'duration = "0.6s"').replace("prefix_tokens = 64",
+                                                                          "prefix_tokens = 5024")
+    text = text.replace('kind = "poisson"\nrate = "25/s"', 'kind = "constant"\nrate = "200/min"')
+    sc = loads(text, "<test>")
+    assert [t for _, t, _ in schedule.open_loop(sc)] == pytest.approx([0.0, 0.3])
+    attempts: list = []
+
+    async def go() -> None:
+        clock = RealClock()
+        async with emulator_client(clock) as t:
+            await Runner(sc, t, clock, sink=lambda a, costs: attempts.append(a),
+                         pricer=lambda m, u, ttl, tier=None: {"total": 0.0}, limits=Limits()).run()
+    anyio.run(go)
+    first, second = sorted(attempts, key=lambda a: a.intended)
+    assert first.cache_write > 0 and second.cache_read > 0      # the emulator: written, then read
+    assert second.cache_predicted == "warm", (second.cache_predicted, second.cache_race)

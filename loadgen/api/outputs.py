@@ -117,13 +117,12 @@ class RunOutputs:
 
     def __init__(self, sc: Scenario, results_path: Path, wall_start: float, flags: OutputFlags | None = None,
                  *, cloudwatch: bool = True, flush: Callable[[], None] | None = None,
-                 whole: Metrics | None = None, grace_s: float | None = None) -> None:
+                 whole: Metrics | None = None, close_on_record: bool = True) -> None:
         """`flush`: hands requests.jsonl's buffered attempts to the kernel (ResultsDir.flush),
         called before each interval is written, so no figure is on disk ahead of its attempts.
         `whole`: the run's Metrics, built from the intervals (IntervalAggregator); complete
         once `drain` or `close` ran, `live` reads it with the open intervals until then.
-        `grace_s`: scenario seconds an interval stays open after its end (the aggregator's
-        default when None). Given, intervals close only as the ticker (`run`) or the end
+        `close_on_record=False`: intervals close only as the ticker (`run`) or the end
         closes them: a split run's parent reads attempts seconds after they end, part after
         part, so a fresh attempt must not close the interval another part's belong to."""
         arms = [ArmInfo.from_arm(a) for a in sc.arms]
@@ -148,27 +147,27 @@ class RunOutputs:
             for s in sinks:
                 s.close()
             raise
-        self.aggregator = IntervalAggregator(arms, sc.outputs.interval, sinks, whole=whole, grace_s=grace_s,
-                                             close_on_record=grace_s is None)
+        self.aggregator = IntervalAggregator(arms, sc.outputs.interval, sinks, whole=whole,
+                                             close_on_record=close_on_record)
         self.live = LiveTotals(self.aggregator) if whole is not None else None
         self.closed = False
 
     def record(self, a: Any, costs: Any) -> None:
         self.aggregator.record(a, costs)
 
-    async def run(self, clock: Any, before_tick: Callable[[], None] | None = None) -> None:
+    async def run(self, clock: Any, before_tick: Callable[[float], float] | None = None) -> None:
         """Beside the runner (real or warp clock): close intervals as scenario time passes
         them, and send CloudWatch's datums in the background. Cancelled at the end.
-        `before_tick`: called before each look (a split run's parent records the attempts
-        its workers wrote since the last one)."""
+        `before_tick(now)`: called before each look; returns the scenario time to close up
+        to instead of `now` (a split run's parent records the attempts its workers wrote
+        since the last look and says up to when it has read every part)."""
         async with anyio.create_task_group() as tg:
             if self.cloudwatch is not None:
                 tg.start_soon(self.cloudwatch.send_loop)
             while True:
                 await anyio.sleep(TICK_S)
-                if before_tick is not None:
-                    before_tick()
-                self.aggregator.close_until(clock.now(), time.time())
+                now = clock.now()
+                self.aggregator.close_until(now if before_tick is None else before_tick(now), time.time())
 
     async def drain(self, now: float) -> None:
         """The run is over: close the last intervals and give CloudWatch a bounded time to

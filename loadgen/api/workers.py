@@ -19,8 +19,9 @@ The parent sends nothing itself. It:
 With `--output jsonl` or CloudWatch the parent also reads the parts' requests.jsonl as
 they grow (results/part_tail.py) into one interval aggregator (api/outputs.py), so the
 stream, the datums and the HDR interval logs hold every worker's attempts, interval by
-interval, as one process's run would; an interval closes PART_DELAY_S (real) after its
-end, the time an attempt takes to reach the parent. Without them nothing is read while
+interval, as one process's run would; an interval closes once every part's lines have
+been read past its end (a part that wrote nothing newer counts as read to PART_DELAY_S
+of real time ago: the longest an attempt takes to reach the parent). Without them nothing is read while
 the run goes (the parent stays off the cores the workers use) and the histograms are
 the merged parts' whole-run ones.
 """
@@ -61,7 +62,7 @@ KILL_AFTER_ABORT_S = 10.0  # real seconds an aborted worker gets to write its pa
 # core the workers and the emulator are busy on (0.02 s cost ~1 % of a core, loaded machine)
 POLL_S = 0.1
 WORKER_DIED = "worker-died"  # summary.json `stopped` when a worker ended without its part
-# real seconds from an attempt's end to the parent reading it: the worker's requests.jsonl
+# real seconds from an attempt's end to the parent reading it, at most: the worker's requests.jsonl
 # reaches the disk at least every second (directory.FLUSH_EVERY_S), a Ray segment's lines
 # are pulled every 0.5 s, the parent looks every outputs.TICK_S; plus a margin
 PART_DELAY_S = 3.0
@@ -112,7 +113,7 @@ async def run_workers(ready: Prepared, results: ResultsDir, overrides: Overrides
     if (outputs is not None and outputs.jsonl is not None) or cloudwatch_config(sc, outputs) is not None:
         # the live outputs, from the parts as they grow (module doc); the whole-run Metrics
         # still come from the parts' own at the end
-        state.outputs = RunOutputs(sc, results.path, state.wall_start, outputs, grace_s=scale * PART_DELAY_S)
+        state.outputs = RunOutputs(sc, results.path, state.wall_start, outputs, close_on_record=False)
         tail = PartTail([part_dir(results.path, i) for i in range(workers)], sc)
     if progress is not None and header is not None:
         progress(header(sc, clock, real_clock_reason(sc), results.path, workers=workers,
@@ -207,7 +208,11 @@ async def _supervise(co: Any, launched: Sequence[Launched], clock: SharedClock, 
             co.set_start(start_in(START_MARGIN_S))
         tg.start_soon(view.run)
         if outputs is not None and tail is not None:
-            tg.start_soon(outputs.run, clock, lambda: _feed(outputs, tail))
+            def tick(now: float) -> float:
+                _feed(outputs, tail)
+                # the aggregator's own grace is kept below this: a margin for ends out of order
+                return tail.read_until(now - clock.scale * PART_DELAY_S)
+            tg.start_soon(outputs.run, clock, tick)
         aborted_at: float | None = None
         while len(outcomes) < len(launched):
             collect()

@@ -14,10 +14,11 @@ histograms and counts.
 Closing: `close_until(now)` closes every interval that ended `grace_s` or more before
 `now` (the caller's ticker, on the run's clock); `record` also closes intervals more
 than one behind the attempt it is given, so a run without a ticker (virtual time)
-holds at most two open (unless `close_on_record` is off: a split run's parent reads its
-workers' attempts part after part, seconds late, so only its ticker may close). An attempt whose interval was already closed (it completed
-just before a tick but reached the sink after it) goes into the oldest open interval
-and is counted there as `late`, so no attempt is lost from the totals.
+holds at most two open (unless `close_on_record` is off: a split run's parent reads
+its workers' attempts part after part, seconds late, so only its ticker may close).
+An attempt whose interval was already closed (it completed just before a tick but
+reached the sink after it) goes into the oldest open interval and is counted there as
+`late`, so no attempt is lost from the totals.
 
 The whole-run figures come from the same records: given `whole` (the run's Metrics),
 the aggregator merges each interval's Metrics into it as the interval closes, so an

@@ -7,7 +7,11 @@ requests.jsonl (`parts/worker-<i>/`, results/merge.py), which reaches the disk a
 every `directory.FLUSH_EVERY_S` (a Ray segment's lines are pulled into the same place),
 so reading each part from where the last read stopped gives every attempt once, a
 second or two after it completed, through the same record -> Attempt fold and prices
-that rebuild a killed run (results/rebuild.py). A line is taken only once it is whole:
+that rebuild a killed run (results/rebuild.py). A part's lines are in completion order,
+so once a line ending at E is read every earlier-ending attempt of that part has been:
+`read_until` says up to when every part has been read, and the parent closes intervals
+there (not a fixed delay behind the clock: each open interval holds ~1.6 MB of
+histograms per arm, and a fixed delay at a high time scale keeps many open). A line is taken only once it is whole:
 a chunk that ends mid-line keeps the rest for the next read, and at the end a torn last
 line (a worker killed mid-write) is left out, as `directory.load_attempts` leaves it.
 """
@@ -34,6 +38,7 @@ class PartTail:
         self._price = cost_buckets(scenario)
         self._infos = {a.name: ArmInfo.from_arm(a) for a in scenario.arms}
         self.read_lines = 0   # attempts handed out so far
+        self._ends = [float("-inf")] * len(self._files)  # per part: the latest end read
 
     def read(self) -> Iterator[tuple[Attempt, Mapping[str, float] | None]]:
         """(attempt, its cost buckets) for every whole line written since the last read."""
@@ -52,7 +57,16 @@ class PartTail:
             self._rest[i] = data[cut:]
             for line in data[:cut].splitlines():
                 if line.strip():
-                    yield self._attempt(json.loads(line))
+                    a, costs = self._attempt(json.loads(line))
+                    if a.end > self._ends[i]:
+                        self._ends[i] = a.end
+                    yield a, costs
+
+    def read_until(self, floor: float) -> float:
+        """The scenario time before which every part's attempts have been read, as far as
+        their lines show: each part's latest end read, or `floor` (now less the longest an
+        attempt takes to reach the parent) for a part that wrote nothing newer."""
+        return min((max(e, floor) for e in self._ends), default=floor)
 
     def finish(self) -> Iterator[tuple[Attempt, Mapping[str, float] | None]]:
         """The last read, once every worker has ended: what is left, a torn last line left out."""
