@@ -143,7 +143,7 @@ def _plan_outcome(plan: Plan, start: float, stream: bool) -> tuple[Outcome, floa
         first = ttft if n_deltas >= 2 and tps > 0 else (done if n_deltas or plan.tool_use else None)
     else:
         first = done
-    out = Outcome("ok", start, 0.0, first, usage=plan.usage.to_wire(), region=plan.served_region,
+    out = Outcome("ok", start, 0.0, first_token=first, usage=plan.usage.to_wire(), region=plan.served_region,
                   request_id=plan.request_id, stop_reason=plan.stop_reason, text=text, http_status=200,
                   delivered_tokens=n if stream else 0)
     return out, done, n

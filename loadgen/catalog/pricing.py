@@ -359,6 +359,8 @@ def _on_demand(fam: Family, p_in: float, p_out: float, usage: Mapping[str, Any],
     w = usage.get("cacheWriteInputTokens", 0)
     if w.__class__ is not int or w < 0:
         w = _tokens(usage, "cacheWriteInputTokens")
+    # the TTL's write price next, as _breakdown asks for it: the same error first
+    mult = fam.write_mult(cache_ttl) if w else 0
     i = usage.get("inputTokens", 0)
     if i.__class__ is not int or i < 0:
         i = _tokens(usage, "inputTokens")
@@ -369,7 +371,7 @@ def _on_demand(fam: Family, p_in: float, p_out: float, usage: Mapping[str, Any],
     if r.__class__ is not int or r < 0:
         r = _tokens(usage, "cacheReadInputTokens")
     # _breakdown sums the write parts from 0: with no part that is the int 0
-    cache_write = (w * fam.write_mult(cache_ttl) if w else 0) * p_in
+    cache_write = (w * mult if w else 0) * p_in
     inp, out, cache_read = i * p_in, o * p_out, r * fam.cache_read * p_in
     return {"input": inp, "output": out, "cache_read": cache_read, "cache_write": cache_write,
             "total": inp + out + cache_read + cache_write}
@@ -395,8 +397,9 @@ def pricer(table: PriceTable) -> Callable[..., dict[str, float]]:
     on-demand call, "stacked" or "unstacked" (BATCH_CACHE) for a batch record, priced at the
     family's batch multiplier; `price.batch_cache` is the catalog's assumption. It runs once
     per attempt, so the catalog row, family and per-token prices are looked up once per
-    (model id, tier), and an on-demand call's usage without `cacheDetails` (every call
-    `loadgen simulate` makes) is priced by `_on_demand`, not through a Breakdown."""
+    (model id, tier), and an on-demand call's usage without `cacheDetails` (a call that
+    writes nothing to the cache: the emulator and Bedrock send the details with a write)
+    is priced by `_on_demand`, not through a Breakdown."""
     rows: dict[tuple[str, str | None], tuple[Any, Any, float, float]] = {}
 
     def price(model_id: str, usage: Mapping[str, Any], cache_ttl: str, tier: str | None = None, *,

@@ -69,7 +69,7 @@ class _State:
 # cachePoint get in (the others are never hashed). Bounded: cleared when full.
 _STATES: dict[tuple[_State | None, bytes, str], _State] = {}
 _STATES_MAX = 4096            # entries
-_STATES_MAX_CHARS = 4 << 20   # characters of the texts kept as keys (~4 MB)
+_STATES_MAX_CHARS = 4 << 20   # characters of the texts kept as keys (4-16 MB: 1-4 bytes each)
 _states_chars = 0
 
 # a message's role marker, hashed with its first block (request._parse)
@@ -166,7 +166,11 @@ class Prefix:
                 h.update(marker)
             h.update(head)
             h.update(raw)
-            kept = memo and text is not None and (state is None or state.kept)
+            # a text over a quarter of the bound is not kept (the bound stays the bound);
+            # shared by every model of the process: states never change once made, and
+            # under the GIL a race can only misjudge the size count
+            kept = (memo and text is not None and (state is None or state.kept)
+                    and len(text) <= _STATES_MAX_CHARS // 4)
             new = _State(h, after, kept)
             if kept:
                 if len(_STATES) >= _STATES_MAX or _states_chars + len(text) > _STATES_MAX_CHARS:

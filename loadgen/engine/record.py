@@ -79,8 +79,8 @@ def attempt_from(d: dict[str, Any]) -> Attempt:
     ~30 keywords costs ~2 us more than a dict display; the runner makes one per attempt
     (~4 us of a simulated attempt's ~60 us in the runner). tests/test_metrics.py checks
     the runner's Attempts equal the dataclass's own."""
-    if len(d) != len(FIELDS):
-        raise TypeError(f"attempt_from(): expected the {len(FIELDS)} fields of Attempt, got {len(d)}: "
+    if tuple(d) != FIELDS:  # names and order (~0.5 us): a misspelt key must not pass
+        raise TypeError(f"attempt_from(): expected the {len(FIELDS)} fields of Attempt in order, got {len(d)}: "
                         f"missing {sorted(set(FIELDS) - set(d))}, unknown {sorted(set(d) - set(FIELDS))}")
     a = _new(Attempt)
     _set(a, "__dict__", d)

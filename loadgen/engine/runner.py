@@ -566,7 +566,7 @@ class Runner:
         get = u.get
         read = int(get("cacheReadInputTokens") or 0)
         write = int(get("cacheWriteInputTokens") or 0)
-        details = get("cacheDetails")  # absent unless writes were split by TTL: no dict then
+        details = get("cacheDetails")  # absent when nothing was written: no dict then
         by_ttl = {d.get("ttl"): int(d.get("inputTokens") or 0) for d in details} if details else {}
         costs = self._price(req.model_id, u, arm.cache_ttl, arm.service_tier) if (ok or estimated) and u else ZERO_COST
         cost = costs["total"]
