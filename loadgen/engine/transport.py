@@ -307,7 +307,10 @@ class BedrockTransport:
                 raise
             out.status, out.error_code, out.message = "error", type(e).__name__, str(e)[:300]
         if passage is not None:
-            await release.settle(passage, clock)
+            # a target failure must reach the runner (exit 3) even if an abort lands while a
+            # prepared call waits for its time here: that wait (<= PREPARE_AHEAD_S) is shielded
+            with anyio.CancelScope(shield=no_credentials is not None):
+                await release.settle(passage, clock)
         if no_credentials is not None:
             raise TargetError(str(no_credentials)) from no_credentials
         out.end = clock.now()
