@@ -64,9 +64,12 @@ class RunState:
     """What one run produced so far: the runner, its metrics, its clock and timings."""
 
     def __init__(self, sc: Scenario, clock: Any, out: ResultsDir, outputs: OutputFlags | None = None,
-                 extra_facts: Mapping[str, Any] | None = None) -> None:
+                 extra_facts: Mapping[str, Any] | None = None, interval_outputs: bool = True) -> None:
         """`extra_facts`: run facts beyond run_facts()'s, for run.json and summary.json
-        (a run split over processes says how many: `workers`)."""
+        (a run split over processes says how many: `workers`). `interval_outputs=False`:
+        no interval aggregator fed by `sink` (a split run's parent records nothing itself:
+        it sets `outputs` from its workers' parts, api/workers.py, or writes the merged
+        whole-run histograms at `finish`)."""
         self.sc, self.clock, self.out = sc, clock, out
         self.extra_facts = dict(extra_facts or {})
         self.metrics = new_metrics(sc)
@@ -84,7 +87,8 @@ class RunState:
         # self.metrics from the intervals as they close (complete once outputs are drained
         # or closed); the live status line reads `live` meanwhile.
         self.outputs = (RunOutputs(sc, out.path, self.wall_start, outputs, cloudwatch=clock.kind != "virtual",
-                                   flush=out.flush, whole=self.metrics) if out is not None else None)
+                                   flush=out.flush, whole=self.metrics)
+                        if out is not None and interval_outputs else None)
 
     @property
     def live(self) -> Any:

@@ -21,14 +21,13 @@ they grow (results/part_tail.py) into one interval aggregator (api/outputs.py), 
 stream, the datums and the HDR interval logs hold every worker's attempts, interval by
 interval, as one process's run would; an interval closes once every part's lines have
 been read past its end (a part that wrote nothing newer counts as read to PART_DELAY_S
-of real time ago: the longest an attempt takes to reach the parent). Without them nothing is read while
-the run goes (the parent stays off the cores the workers use) and the histograms are
-the merged parts' whole-run ones.
+of real time ago: the longest an attempt takes to reach the parent). Without them
+nothing is read while the run goes (the parent stays off the cores the workers use)
+and the histograms are the merged parts' whole-run ones.
 """
 
 from __future__ import annotations
 
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -49,7 +48,7 @@ from loadgen.api.signals import notice
 from loadgen.engine.clock import SharedClock
 from loadgen.engine.runner import Limits
 from loadgen.engine.transport import TargetError
-from loadgen.results.directory import HISTOGRAM_DIR, ResultsDir, load_attempts
+from loadgen.results.directory import ResultsDir, load_attempts
 from loadgen.results.merge import load_metrics, merge_requests, part_dir, read_part_metrics, remove_parts
 from loadgen.results.part_tail import PartTail
 from loadgen.results.rebuild import rebuild_summary
@@ -102,13 +101,11 @@ async def run_workers(ready: Prepared, results: ResultsDir, overrides: Overrides
         await anyio.to_thread.run_sync(ready_wait, co, abandon_on_cancel=True)
     scale = shared_scale(sc)
     clock = SharedClock(scale, co.start_instant)
-    state = RunState(sc, clock, results, extra_facts={"workers": workers, **({"cluster": where} if where else {})})
-    if state.outputs is not None:
-        # interval logs are fed attempt by attempt in one process; a split run writes the
-        # whole-run histograms from its merged Metrics instead (session.finish)
-        state.outputs.close(0.0)
-        state.outputs = None
-        shutil.rmtree(results.path / HISTOGRAM_DIR, ignore_errors=True)
+    # no interval outputs fed attempt by attempt (this process records none): with --output
+    # they are fed from the parts below, else session.finish writes the merged whole-run
+    # histograms
+    state = RunState(sc, clock, results, extra_facts={"workers": workers, **({"cluster": where} if where else {})},
+                     interval_outputs=False)
     tail: PartTail | None = None
     if (outputs is not None and outputs.jsonl is not None) or cloudwatch_config(sc, outputs) is not None:
         # the live outputs, from the parts as they grow (module doc); the whole-run Metrics

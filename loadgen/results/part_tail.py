@@ -11,9 +11,10 @@ that rebuild a killed run (results/rebuild.py). A part's lines are in completion
 so once a line ending at E is read every earlier-ending attempt of that part has been:
 `read_until` says up to when every part has been read, and the parent closes intervals
 there (not a fixed delay behind the clock: each open interval holds ~1.6 MB of
-histograms per arm, and a fixed delay at a high time scale keeps many open). A line is taken only once it is whole:
-a chunk that ends mid-line keeps the rest for the next read, and at the end a torn last
-line (a worker killed mid-write) is left out, as `directory.load_attempts` leaves it.
+histograms per arm, and a fixed delay at a high time scale keeps many open). A line is
+taken only once it is whole: a chunk that ends mid-line keeps the rest for the next
+read, and at the end a torn last line (a worker killed mid-write) is left out, as
+`directory.load_attempts` leaves it.
 """
 
 from __future__ import annotations
