@@ -141,7 +141,7 @@ def test_filler_draws_what_random_choices_draws(tokens):
 
 
 def test_requests_and_sizes_equal_the_dataclasses_own():
-    """single() and draw_sizes() build their frozen dataclasses in one step (workload._frozen):
+    """single() and draw_sizes() build their frozen dataclasses in one step (engine/frozen.built):
     the same objects as the generated constructors make, fields in the same order."""
     sc = scenario()
     sizes = draw_sizes(sc, random.Random(5))

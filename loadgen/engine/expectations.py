@@ -54,6 +54,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from loadgen.catalog.models import TTL_SECONDS
+from loadgen.engine.frozen import built
 from loadgen.engine.workload import Checkpoint
 
 _NEVER = -math.inf
@@ -69,18 +70,11 @@ class Prediction:
 
 
 _NO_CHECKPOINT = Prediction("none", None, 0)  # a request without a valid checkpoint (immutable: shared)
-_new = object.__new__
-_set = object.__setattr__
-
-
 def _prediction(state: str, gap_s: float | None, expected_read: int, race: bool, read: int) -> Prediction:
-    """`Prediction(state, gap_s, expected_read, race, read)` in one step: the frozen
-    dataclass's generated `__init__` sets each field through `object.__setattr__`, and
-    predict() makes one per attempt. tests/test_simulate_hot_path.py checks they are equal."""
-    p = _new(Prediction)
-    _set(p, "__dict__", {"state": state, "gap_s": gap_s, "expected_read": expected_read, "race": race,
-                         "read": read})
-    return p
+    """`Prediction(state, gap_s, expected_read, race, read)` in one step (engine/frozen.py):
+    predict() makes one per attempt."""
+    return built(Prediction, {"state": state, "gap_s": gap_s, "expected_read": expected_read, "race": race,
+                              "read": read})
 
 
 class _Entry:

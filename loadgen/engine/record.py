@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from loadgen.engine.frozen import built
+
 STATUSES = ("ok", "throttled", "error", "timeout")
 CACHE_STATES = ("cold", "warm", "none")
 
@@ -65,26 +67,19 @@ class Attempt:
 
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Attempt))  # in declaration order
-_new = object.__new__
-_set = object.__setattr__
 
 
 def attempt_from(d: dict[str, Any]) -> Attempt:
-    """The Attempt whose fields are `d`, built in one step: `d` must hold every field of
-    Attempt, in declaration order (requests.jsonl writes `__dict__` in that order), and
-    becomes the Attempt's `__dict__` (the caller keeps no reference to it).
-
-    Why not `Attempt(...)`: a frozen dataclass's generated `__init__` sets each of the 37
-    fields through `object.__setattr__`, and even a plain function taking the fields as
-    ~30 keywords costs ~2 us more than a dict display; the runner makes one per attempt
-    (~4 us of a simulated attempt's ~60 us in the runner). tests/test_metrics.py checks
-    the runner's Attempts equal the dataclass's own."""
+    """The Attempt whose fields are `d`, built in one step (engine/frozen.py): `d` must hold
+    every field of Attempt, in declaration order (requests.jsonl writes `__dict__` in that
+    order), and becomes the Attempt's `__dict__` (the caller keeps no reference to it).
+    A dict display, not a function of ~30 keywords, which costs ~2 us more; the runner
+    makes one per attempt. tests/test_metrics.py checks the runner's Attempts equal the
+    dataclass's own."""
     if tuple(d) != FIELDS:  # names and order (~0.5 us): a misspelt key must not pass
         raise TypeError(f"attempt_from(): expected the {len(FIELDS)} fields of Attempt in order, got {len(d)}: "
                         f"missing {sorted(set(FIELDS) - set(d))}, unknown {sorted(set(d) - set(FIELDS))}")
-    a = _new(Attempt)
-    _set(a, "__dict__", d)
-    return a
+    return built(Attempt, d)
 
 
 # error_code of a batch record whose output line held an `error` (the model refused the

@@ -39,6 +39,7 @@ from hashlib import sha512
 from dataclasses import dataclass, field
 from typing import Any
 
+from loadgen.engine.frozen import built
 from loadgen.scenario.distributions import sample_int
 from loadgen.catalog.models import lookup
 from loadgen.scenario import Arm, Scenario
@@ -125,20 +126,6 @@ class Request:
     checkpoints: tuple[Checkpoint, ...]
     input_tokens: int                # all input tokens (cached or not)
     max_tokens: int
-
-
-_new = object.__new__
-_set = object.__setattr__
-
-
-def _frozen(cls: type, fields: dict[str, Any]) -> Any:
-    """`cls(**fields)` for a frozen dataclass given every one of its fields, in one step:
-    the generated `__init__` sets each field through `object.__setattr__` (~0.2 us a
-    field), which the simulation's per-request Requests and Sizes do not need to pay.
-    tests/test_workload.py checks the result equals the dataclass's own."""
-    obj = _new(cls)
-    _set(obj, "__dict__", fields)
-    return obj
 
 
 def reply_instruction(tokens: int) -> str:
@@ -240,7 +227,7 @@ class ArmWorkload:
         text = question + instr
         messages = [{"role": "user", "content": [{"text": text}]}]
         arm = self.arm
-        return _frozen(Request, {  # Request(...): this runs once per request
+        return built(Request, {  # Request(...): this runs once per request
             "arm": arm.name, "session": index, "turn": 0, "model_id": arm.model_id, "stream": arm.stream,
             "params": self._params(messages), "checkpoints": self._system_checkpoint(),
             "input_tokens": self.prefix_tokens + count_tokens(text), "max_tokens": arm.max_tokens,
@@ -260,7 +247,7 @@ def draw_sizes(scenario: Scenario, rng: random.Random) -> Sizes:
     # written out (no per-call closure, Sizes built in one step): this runs once per request
     w = scenario.workload
     q, t, o = w.question_tokens, w.turn_tokens, w.output_tokens
-    return _frozen(Sizes, {"question_tokens": 0 if q is None else sample_int(q, rng),
+    return built(Sizes, {"question_tokens": 0 if q is None else sample_int(q, rng),
                            "turn_tokens": 0 if t is None else sample_int(t, rng),
                            "output_tokens": 0 if o is None else sample_int(o, rng)})
 
