@@ -9,6 +9,12 @@ Cases, each a ratio against a baseline measured in the same run:
                transport that answers every call after a fixed 2 s without a model, into
                a sink that keeps nothing
   metrics      Metrics.record alone, over the attempts of a 5-minute open-loop run
+  floor        the open-loop case's per-attempt work with no runner and no event loop:
+               schedule draw, request building, the cache model, EmulatorModel.begin()
+               and finish(), the in-process transport's Outcome, pricing, the Attempt and
+               Metrics.record, in a plain loop over the arrivals (responses finish in
+               time order from a heap). No simulation loop around these same pieces can
+               be faster, so it bounds what replacing the asyncio runner could gain
   slow-agent   scenarios/slow-agent.toml with 100 sessions in its 2 hours (50/h)
   open-50      50 requests/s open loop (Poisson, 5000-token cached prefix, streaming) for
                1 hour, quotas and Region capacity off: model + runner + metrics + the
@@ -58,6 +64,8 @@ from loadgen.api.setup import make_pricer  # noqa: E402
 from loadgen.api.virtual import run_virtual  # noqa: E402
 from loadgen.scenario.units import parse_duration  # noqa: E402
 from loadgen.engine.workload import ArmWorkload, draw_sizes  # noqa: E402
+from loadgen.engine import schedule  # noqa: E402
+from loadgen.api.inprocess import _plan_outcome  # noqa: E402
 
 OPEN = """
 name = "open-50"
@@ -167,6 +175,49 @@ def metrics_alone(sc) -> tuple[int, float, float]:
     return len(kept), time.perf_counter() - w0, time.process_time() - c0
 
 
+def floor(sc) -> tuple[int, float, float]:
+    """(attempts, wall s, CPU s) of the open-loop case's per-attempt work in a plain loop
+    (see the module doc): arrivals in order, each response finished at its end time."""
+    import heapq  # deferred: this case only
+    clock = VirtualClock()
+    cfg = EmulatorConfig.from_mapping(sc.emulator)
+    model = EmulatorModel(cfg, clock=clock, rng=random.Random(1), region=sc.target.region)
+    m = new_metrics(sc)
+    runner = Runner(sc, None, clock, sink=lambda a, c: m.record(a, buckets=c), pricer=make_pricer(sc))
+    arm = runner.arms[0]
+    wl = runner.workloads[arm.name]
+    expect = runner.expect[arm.name]
+    timeout = sc.target.request_timeout
+    due: list = []  # (end, seq, plan, req, intended, pred, write, out)
+    n = 0
+
+    def finish_until(t: float) -> None:
+        nonlocal n
+        while due and due[0][0] <= t:
+            end, _, plan, req, intended, pred, write, out = heapq.heappop(due)
+            clock._t = end
+            out.end = end
+            model.finish(plan, output_tokens=out.delivered_tokens)
+            runner._record(arm, req, intended, 1, write.finished(out.status, end, pred), 0.0, out)
+            n += 1
+
+    w0, c0 = time.perf_counter(), time.process_time()
+    for i, offset, sizes in schedule.open_loop(sc):
+        finish_until(offset)
+        clock._t = offset
+        req = wl.single(i, sizes)
+        pred = expect.predict(req.checkpoints, offset)
+        write = expect.sent(req.checkpoints, offset)
+        plan = model.begin(req.model_id, req.params, stream=req.stream)
+        out, at, _ = _plan_outcome(plan, offset, req.stream)  # quotas off: no errors here
+        assert at <= offset + timeout
+        if out.first_token is not None:
+            write.began(out.first_token)
+        heapq.heappush(due, (at, i, plan, req, offset, pred, write, out))
+    finish_until(float("inf"))
+    return n, time.perf_counter() - w0, time.process_time() - c0
+
+
 def run_case(sc, with_files: bool) -> tuple[int, float, float]:
     """(attempts, wall s, scenario s) for one simulation of `sc`."""
     cfg = EmulatorConfig.from_mapping(sc.emulator)
@@ -191,7 +242,7 @@ def main() -> int:
     ap.add_argument("--open-duration", default="1h", help="scenario time of the open-loop case (default 1h)")
     ap.add_argument("--with-files", action="store_true", help="write results directories (requests.jsonl ...)")
     ap.add_argument("--profile", choices=["slow-agent", "open-50"], help="cProfile one case, print the top 30")
-    ap.add_argument("--only", choices=["runner", "metrics", "open-50"],
+    ap.add_argument("--only", choices=["runner", "metrics", "floor", "open-50"],
                     help="run one case alone (open-50 and runner for --open-duration, metrics for 5 min) "
                          "and print its attempts")
     a = ap.parse_args()
@@ -201,6 +252,7 @@ def main() -> int:
     if a.only:
         only = {"runner": lambda: runner_alone(cases["open-50"]()),
                 "metrics": lambda: metrics_alone(open_scenario(300.0)),
+                "floor": lambda: floor(cases["open-50"]()),
                 "open-50": lambda: run_case(cases["open-50"](), a.with_files)}
         print(f"{a.only}: {only[a.only]()[0]} attempts")
         return 0
@@ -228,6 +280,7 @@ def main() -> int:
     row("baseline", n, "-", wall, cpu)
     row("runner", *(lambda r: (r[0], "-", r[1], r[2]))(runner_alone(cases["open-50"]())))
     row("metrics", *(lambda r: (r[0], "-", r[1], r[2]))(metrics_alone(open_scenario(300.0))))
+    row("floor", *(lambda r: (r[0], "-", r[1], r[2]))(floor(cases["open-50"]())))
     for name, make in cases.items():
         n, wall, scen, cpu = run_case(make(), a.with_files)
         row(name, n, f"{scen:,.0f}", wall, cpu)
