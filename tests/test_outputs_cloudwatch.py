@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import socket
 import textwrap
 import threading
@@ -21,8 +22,10 @@ from moto.server import ThreadedMotoServer
 
 import loadgen
 from loadgen.api.cloudwatch import CloudWatchSink
+from loadgen.api.outputs import OutputFlags
 from loadgen.commands.cli import main
 from loadgen.engine.record import Attempt
+from loadgen.engine.transport import TargetError
 from loadgen.results.cloudwatch_data import (CALL_BYTES_BUDGET, arm_datums, MAX_DATUMS_PER_CALL, MAX_VALUES_PER_DATUM, METRICS,
                                              calls, datum_bytes)
 from loadgen.results.intervals import IntervalAggregator
@@ -166,6 +169,26 @@ def test_cloudwatch_stopping_mid_run_is_counted(moto_cw, tmp_path):
     assert figures["sent"] > 0, figures                       # before the outage
     assert figures["failed"] + figures["dropped"] > 0, figures  # after it: lost and counted
     assert summary["stopped"] == "completed"
+
+
+def test_no_credentials_is_said_before_the_run(monkeypatch, tmp_path, capsys):
+    """CloudWatch output with nothing to sign PutMetricData with: exit 3 before anything is
+    written or sent (the command and the Python API), not a run whose datums all fail."""
+    for k in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    out = tmp_path / "res"
+    assert main(["run", str(write(tmp_path, "10s")), "--out", str(out), "--quiet"]) == 3
+    assert "CloudWatch output: no AWS credentials found" in capsys.readouterr().err
+    plain = tmp_path / "plain.toml"   # the same scenario without the table, --output cloudwatch asks
+    plain.write_text(write(tmp_path, "10s").read_text().split("[outputs.cloudwatch]")[0])
+    assert main(["run", str(plain), "--out", str(out), "--quiet", "--output", "cloudwatch"]) == 3
+    with pytest.raises(TargetError, match="no AWS credentials"):
+        anyio.run(lambda: loadgen.run(str(plain), out=out, outputs=OutputFlags(cloudwatch=True), signals=False))
+    assert not out.exists()
+    assert main(["run", str(plain), "--out", str(out), "--quiet", "--max-requests", "1"]) == 0  # no CloudWatch: runs
 
 
 # ---- the pure parts and the queue ----------------------------------------------------

@@ -22,6 +22,7 @@ import anyio
 
 from loadgen.api.cloudwatch import CloudWatchSink
 from loadgen.api.setup import InputError
+from loadgen.engine.transport import TargetError, have_credentials
 from loadgen.results.interval_logs import IntervalLogs
 from loadgen.results.interval_stream import INTERVALS_FILE, JsonlStream
 from loadgen.results.intervals import IntervalAggregator, LiveTotals
@@ -69,6 +70,17 @@ def cloudwatch_config(sc: Scenario, flags: OutputFlags | None) -> CloudWatchOutp
     if cw is None and flags is not None and flags.cloudwatch:
         cw = CloudWatchOutput()
     return cw
+
+
+def check_cloudwatch_credentials(sc: Scenario, flags: OutputFlags | None) -> None:
+    """TargetError when the run would send CloudWatch metrics and the standard AWS
+    credential chain finds nothing: every call would fail, so it is said before the run,
+    not as a count of lost datums after it (nothing is sent to look)."""
+    if cloudwatch_config(sc, flags) is not None and not have_credentials():
+        raise TargetError("CloudWatch output: no AWS credentials found (standard chain: environment, ~/.aws, SSO, "
+                          "instance role) to sign PutMetricData with; set them up (any values for a local "
+                          "endpoint such as AWS_ENDPOINT_URL_CLOUDWATCH) or drop [outputs.cloudwatch] and "
+                          "--output cloudwatch")
 
 
 def check_flags(flags: OutputFlags | None) -> None:

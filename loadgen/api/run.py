@@ -19,7 +19,7 @@ import anyio
 
 from loadgen import __version__
 from loadgen.api.batch_setup import batch_leftovers, has_batch, http_batch, leftover_lines
-from loadgen.api.outputs import OutputFlags, check_flags
+from loadgen.api.outputs import OutputFlags, check_cloudwatch_credentials, check_flags
 from loadgen.api.result import RunResult
 from loadgen.api.session import RunState, drive, finish, open_results
 from loadgen.api.setup import (InputError, Overrides, Prepared, apply_overrides, as_scenario, check_credentials,
@@ -62,7 +62,8 @@ async def run(scenario: Scenario | str | Path, *, out: str | Path = "results", t
 
     Returns the RunResult (its `exit_code` is what `loadgen run` exits with). Raises
     ScenarioError / InputError / ValueError on bad input before anything is sent or
-    written, TargetError when AWS credentials are missing or the emulator cannot start.
+    written, TargetError when AWS credentials are missing (for an AWS target or CloudWatch
+    output) or the emulator cannot start.
     A target that fails mid-run is not raised: the result carries it (`target_error`).
     """
     ov = Overrides(target=target, region=region, endpoint_url=endpoint_url, time_scale=time_scale, duration=duration,
@@ -87,6 +88,7 @@ async def run_prepared(ready: Prepared, *, out: str | Path = "results", max_requ
     text and applies `overrides` (the ones `ready` was made with) as this process did."""
     sc = ready.scenario
     check_flags(outputs)
+    check_cloudwatch_credentials(sc, outputs)
     where = getattr(executor, "where", None)  # a cluster: split even into one segment
     split = workers > 1 or where is not None
     if split:

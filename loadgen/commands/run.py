@@ -13,7 +13,7 @@ import os
 import sys
 
 from loadgen.api.documents import run_document
-from loadgen.api.outputs import OutputFlags, parse_output_flags
+from loadgen.api.outputs import OutputFlags, check_cloudwatch_credentials, parse_output_flags
 from loadgen.api.plan import plan
 from loadgen.api.plan_text import render
 from loadgen.api.ray_cluster import ClusterError, RayMissing
@@ -143,6 +143,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if problem:
             err(f"loadgen run: {problem}")
             return EXIT_BAD_INPUT
+    try:
+        check_cloudwatch_credentials(sc, flags)
+    except TargetError as e:
+        err(f"loadgen run: {e}")
+        return EXIT_TARGET
     if sc.target.kind == "aws":
         try:
             check_credentials(sc)
