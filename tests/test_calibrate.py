@@ -171,6 +171,26 @@ def test_cli_writes_a_table_that_loads_in_the_emulator_and_a_scenario(tmp_path, 
     assert (d / "plots" / "calibration.png").is_file()
 
 
+def test_format_json_prints_one_document_with_the_fit_and_the_table(tmp_path, capsys):
+    d = _write_run(tmp_path, synthetic(3000, 7))
+    assert main(["calibrate", str(d), "--no-plot", "--format", "json"]) == 0
+    io = capsys.readouterr()
+    doc = json.loads(io.out)   # stdout is the document alone
+    assert doc["kind"] == "calibrate" and doc["out"] is None and doc["plot"] is None
+    assert doc["latency"] == {p["key"]: p["value"] for p in doc["params"]}
+    _check({k: doc["latency"][k] for k in TRUE}, TRUE, factor=1.5)
+    fitted = {p["key"]: p for p in doc["params"] if p["fitted"]}
+    assert set(fitted) == set(TRUE) and fitted["tokens_per_s"]["stderr"] > 0  # queueing is never fitted
+    assert doc["used"] > 2000 and doc["ttft"]["r2"] > 0.5 and doc["e2e"]["n"] > 0
+    assert "[emulator.latency]" in doc["table"] and "calibrated" in io.err
+    # with --out the table is written and the document says where; bad input leaves stdout empty
+    out = tmp_path / "cal.toml"
+    assert main(["calibrate", str(d), "--no-plot", "--format", "json", "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["out"] == str(out) and out.is_file()
+    assert main(["calibrate", str(d), "--no-plot", "--format", "json", "--out", str(out)]) == 2
+    assert capsys.readouterr().out == ""
+
+
 def test_all_requests_the_same_size_is_refused_naming_the_parameter(tmp_path, capsys):
     d = _write_run(tmp_path, synthetic(500, 4, same_size=True))
     out = tmp_path / "cal.toml"

@@ -6,6 +6,7 @@
     maxrate_document(result)   simulate --find-max-rate: maxrate.json as written, and its path
     plan_document(plan)        validate: the plan (per-arm requests, peaks, costs in USD)
     catalog_document(table)    pricing: the price catalog in force (USD per 1M tokens)
+    calibrate_document(result) calibrate: the fitted latency keys, the fit's quality, the table
 
 Their top-level keys are a contract, listed in docs/results-format.md: add freely,
 rename none. Figures keep the units of the files they come from.
@@ -14,12 +15,15 @@ rename none. Figures keep the units of the files they come from.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from loadgen.api.plan import ArmPlan, Plan
 from loadgen.api.result import MaxRateResult, RunResult, SweepResult
 from loadgen.catalog.pricing import Price, PriceTable
 from loadgen.scenario.thresholds import format_results
+
+if TYPE_CHECKING:  # api.calibrate loads the fit and its plot: only `calibrate` needs them
+    from loadgen.api.calibrate import CalibrateResult
 
 
 def run_document(res: RunResult, command: str) -> dict[str, Any]:
@@ -108,4 +112,28 @@ def catalog_document(table: PriceTable) -> dict[str, Any]:
                             "source": f.source, "verified": f.verified, "note": f.note}
                      for name, f in table.families.items()},
         "models": rows,
+    }
+
+
+def calibrate_document(r: "CalibrateResult") -> dict[str, Any]:
+    """`calibrate`: every latency key (fitted or its default kept, seconds or per-second
+    units as in the table), the fit's quality, what was left out and why, the
+    `[emulator.latency]` table as text and where the files went."""
+    cal = r.calibration
+    return {
+        "kind": "calibrate", "model": cal.model, "caller_region": cal.caller_region,
+        "cross_basis": cal.cross_basis,
+        "params": [{"key": p.key, "value": p.value, "default": p.default, "fitted": p.fitted,
+                    "stderr": p.stderr, "note": p.note} for p in cal.params],
+        "latency": cal.latency(),
+        "used": cal.used, "speed_n": cal.speed_n,
+        "ttft": dataclasses.asdict(cal.ttft), "e2e": dataclasses.asdict(cal.e2e),
+        "excluded": dict(cal.excluded),
+        "unidentified": [{"key": k, "why": why} for k, why in cal.unidentified],
+        "other_models": dict(cal.other_models),
+        "base_by_region": [{"region": g, "n": n, "median_s": m} for g, n, m in cal.base_by_region],
+        "base_by_profile": [{"profile": g, "n": n, "median_s": m} for g, n, m in cal.base_by_profile],
+        "table": r.toml,
+        "out": str(r.out) if r.out is not None else None,
+        "plot": str(r.plot) if r.plot is not None else None,
     }

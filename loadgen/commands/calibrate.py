@@ -1,5 +1,6 @@
 """`loadgen calibrate DIR`: fit the emulator's latency model to a run's requests.jsonl and
-print (or, with --out, write) the `[emulator.latency]` table, plus calibration.png."""
+print (or, with --out, write) the `[emulator.latency]` table, plus calibration.png. With
+`--format json` stdout holds one document (api/documents.py) with the table in it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import argparse
 import sys
 
 from loadgen.api.calibrate import calibrate
+from loadgen.api.documents import calibrate_document
 from loadgen.api.setup import InputError
+from loadgen.commands.machine import emit_json
 from loadgen.commands.output import write_stdout
 from loadgen.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 
@@ -20,7 +23,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         for line in str(e).splitlines():
             print(f"loadgen calibrate: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if r.out is None:
+    if args.format == "json":
+        emit_json(calibrate_document(r))  # the table is in it: stdout holds the document only
+    elif r.out is None:
         write_stdout(r.toml.rstrip("\n"))
     cal = r.calibration
     kept = [k for k, _ in cal.unidentified]

@@ -255,6 +255,7 @@ def _machine_readable_and_ci(sub: argparse._SubParsersAction) -> None:
     flags.add_format_flag(cmds["simulate"], "summary.json and the results path (sweep.json / maxrate.json)")
     flags.add_format_flag(cmds["validate"], "the plan")
     flags.add_format_flag(cmds["pricing"], "the catalog in force")
+    flags.add_format_flag(cmds["calibrate"], "the fitted parameters, the fit's quality and the table")
     flags.add_results_dir_flags(cmds["run"])
     flags.add_results_dir_flags(cmds["simulate"], what="the results directory (a sweep's or "
                                 "find-max-rate's parent directory)")
