@@ -17,7 +17,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from loadgen.api.executor import PartOutcome
 from loadgen.api.ray_coordinator import CoordinatorState, WorkerCoordinator, usd_chunk, usd_reserve
+from loadgen.api.ray_executor import RayExecutor, _Segment
 from loadgen.commands.cli import main
 from loadgen.engine.budget import SegmentBudget
 from loadgen.engine.schedule import Segment
@@ -152,6 +154,41 @@ def test_ctrl_c_stops_every_actor_and_merges_the_partial_results(local_ray, tmp_
     assert not (d / "parts").exists()
     assert "interrupted: partial results written" in stderr
     assert "as Ray actors on Ray on this machine" in stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["coordinator_ready", "launch"])
+def test_ctrl_c_while_the_coordinator_or_the_actors_come_up_still_writes_the_results(local_ray, tmp_path,
+                                                                                    monkeypatch, capsys, moment):
+    """Ctrl-C before traffic starts (a cluster takes seconds to bring up the coordinator
+    actor, then the segments' actors) ends as an interrupted `--workers 2` run does:
+    summary.json says interrupted, every attempt is accounted, exit 130. The SIGINT is
+    sent from inside the very call (the wait for the coordinator, on its thread; the
+    launch of the first segment), so it cannot land before or after that moment."""
+    real = getattr(RayExecutor, moment)
+    sent: list[str] = []
+
+    def ctrl_c_first(self, *args):
+        if not sent:
+            sent.append(threading.current_thread().name)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, *args)
+
+    monkeypatch.setattr(RayExecutor, moment, ctrl_c_first)
+    sc = write(tmp_path, OPEN)
+    out = tmp_path / "res"
+    code = main(["run", str(sc), "--out", str(out), "--quiet", "--cluster", "ray", "--workers", "2"])
+    assert sent                                                    # the SIGINT went out at that moment
+    err = capsys.readouterr().err
+    assert code == 130, err
+    assert "interrupted: partial results written" in err and "Traceback" not in err
+    d = only_dir(out)
+    summary, lines = read_results(d)                               # was: run.json and an empty requests.jsonl
+    assert summary["stopped"] == "interrupted" and summary["workers"] == 2
+    accounted(summary, lines)
+    assert not (d / "parts").exists()
+    if moment == "coordinator_ready":                              # stopped before any segment was launched
+        assert lines == [] and sent[0] != "MainThread"
 
 
 # Agent sessions: turns start when earlier turns end, so --max-requests is one count per
@@ -328,3 +365,26 @@ def test_a_worker_that_said_stop_is_not_told_continue_by_an_older_view(monkeypat
     assert worker.control() == (1, "target-failed")
     worker._view = (2, "interrupted", None, 1.0)                       # a later ABORT still shows
     assert worker.control() == (2, "interrupted")
+
+
+def test_the_pump_creates_and_kills_a_segment_actor_launch_and_kill_only_hand_it_over(tmp_path):
+    """Creating a named actor waits on Ray's GCS, and so may `ray.kill` through Ray Client:
+    neither may run on the parent's event loop (launch, kill); the pump's `step` does both,
+    and sends a kill once however often the parent asks."""
+    made, killed = [], []
+    actor = SimpleNamespace(run=SimpleNamespace(remote=lambda spec: "run"))
+    fake = SimpleNamespace(kill=lambda a, no_restart: killed.append(a), wait=lambda refs, timeout: ([], refs))
+    seg = _Segment(fake, None, SimpleNamespace(index=0), tmp_path / "w0", lambda: made.append(1) or actor)
+    assert made == []                                   # launch returned without creating it
+    seg.step()
+    assert made == [1] and seg.poll() is None
+    seg.kill()
+    seg.kill()                                          # the parent asks again after its abort wait
+    assert killed == []                                 # kill only marks
+    seg.step()
+    seg.step()
+    assert killed == [actor]                            # sent once, by the pump
+    early = _Segment(fake, None, SimpleNamespace(index=1), tmp_path / "w1", lambda: pytest.fail("created after its kill"))
+    early.kill()
+    early.step()
+    assert early.poll() == PartOutcome(None, "killed")

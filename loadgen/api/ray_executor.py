@@ -13,10 +13,13 @@ a local split run has; what changes is where its pieces live:
   grows (whole lines, every CHUNK_EVERY_S) into `<run>/parts/worker-<i>/`, and at the
   end the rest and metrics.state: results/merge.py merges the parts as it merges local
   ones, and a segment whose actor dies keeps the attempts pulled before it died. The
-  parent's Ray calls run on one pump thread (every PUMP_S), but for the first wait for
-  the coordinator (`coordinator_ready`, which api/workers.py runs on a thread), the
-  actors' creation and `kill()` (`ray.kill`, which only sends); `Launched.poll()` reads
-  what the pump found;
+  parent's Ray calls run on one pump thread (every PUMP_S): the segment actors' creation
+  (a named actor is a round trip to Ray's GCS), their pulls and their `ray.kill`;
+  `launch()` and `kill()` only hand it the work and `Launched.poll()` reads what it found,
+  so the parent's event loop (its progress line, its Ctrl-C) never waits on them. Off
+  the pump: the first wait for the coordinator (`coordinator_ready`, which api/workers.py
+  runs on a thread of its own), the coordinator actor's creation and the writes
+  RayCoordinator sends (`.remote`, which only sends), and close() (after the run);
 - the built-in emulator: with `--cluster ray` (this machine's Ray) it runs in a process
   on this machine as for local workers, and the segments are pinned to this machine's
   node, where 127.0.0.1 reaches it; with `ray://HOST:PORT` the nodes cannot reach this
@@ -35,7 +38,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from loadgen.api.executor import PartOutcome
 from loadgen.api.ray_cluster import cluster_cpus, connect
@@ -107,33 +110,51 @@ class SegmentHost:
 
 class _Segment:
     """The parent's handle on one segment actor (the `Launched` of api/executor.py). Its
-    state is advanced by the executor's pump thread; `poll` only reads it."""
+    actor is created, followed and killed by the executor's pump thread (`step`): `poll`
+    only reads, `kill` only marks, so neither blocks the parent's event loop."""
 
-    def __init__(self, ray: Any, actor: Any, spec: SegmentSpec, parent_part: Path) -> None:
+    def __init__(self, ray: Any, actor: Any, spec: SegmentSpec, parent_part: Path,
+                 make: Callable[[], Any] | None = None) -> None:
+        """`actor`: the segment's actor, or None and `make` creates it (the pump's first step)."""
         self.index = spec.index
-        self._ray, self._actor = ray, actor
+        self._ray, self._make, self._spec = ray, make, spec
+        self._actor: Any = None
+        self._run: Any = None
         self._part = parent_part
         self._part.mkdir(parents=True, exist_ok=True)
         self._out = open(self._part / REQUESTS_FILE, "ab")
         self._io = threading.Lock()   # the pump appends, `kill` (the parent's loop too) closes
         self._offset = 0
-        self._run = actor.run.remote(spec)
         self._pull: Any = None
         self._pulled_at = time.monotonic()
         self._outcome: PartOutcome | None = None
         self.killed = False
+        self._kill_sent = False       # pump thread only (and close() after the pump)
+        if actor is not None:
+            self._started(actor)
+
+    def _started(self, actor: Any) -> None:
+        self._actor = actor
+        self._run = actor.run.remote(self._spec)
+        self._pulled_at = time.monotonic()
 
     def poll(self) -> PartOutcome | None:
         return self._outcome
 
     def kill(self) -> None:
+        """End it: what arrives after this is not the part's; the pump sends `ray.kill`."""
         self.killed = True
         with self._io:
             self._out.close()
-        try:
-            self._ray.kill(self._actor, no_restart=True)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
+
+    def send_kill(self) -> None:
+        """`ray.kill` of a killed segment's actor, once (the pump's thread, or close())."""
+        if self._actor is not None and not self._kill_sent:
+            self._kill_sent = True
+            try:
+                self._ray.kill(self._actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
 
     def _append(self, data: bytes) -> None:
         with self._io:
@@ -143,9 +164,19 @@ class _Segment:
                 self._offset += len(data)
 
     def step(self) -> None:
-        """One look (pump thread): take a pulled chunk, notice the end, pull again."""
+        """One look (pump thread): create the actor, else send a kill, take a pulled chunk,
+        notice the end, pull again."""
         if self._outcome is not None:
             return
+        if self._actor is None:
+            if self.killed:  # killed before its actor existed: it sent nothing
+                self._close(PartOutcome(None, "killed"))
+                return
+            assert self._make is not None
+            self._started(self._make())   # a named actor: a round trip to Ray's GCS
+            return
+        if self.killed:
+            self.send_kill()
         ray = self._ray
         if self._pull is not None and ray.wait([self._pull], timeout=0)[0]:
             try:
@@ -189,6 +220,7 @@ class _Segment:
 
     def _close(self, outcome: PartOutcome) -> None:
         self.kill()  # its CPU goes back to the cluster
+        self.send_kill()
         self._outcome = outcome
 
 
@@ -249,13 +281,17 @@ class RayExecutor:
     def coordinator_ready(self, co: RayCoordinator) -> None:
         """Wait (up to COORDINATOR_WAIT_S) until the coordinator actor answers, then let the
         pump follow it: blocking, so api/workers.py calls it on a thread, not its event loop
-        (a Ctrl-C there then cancels the run as anywhere else)."""
+        (a Ctrl-C meanwhile stops the run before any segment starts; an abort gives the
+        wait up, and this thread may then end after close())."""
         co.refresh(timeout=COORDINATOR_WAIT_S)  # the actor is up (and the cluster answers) before any segment starts
+        if self._closed.is_set():
+            return
         with self._lock:
             self._coordinators.append(co)
         self._start_pump()
 
     def launch(self, spec: SegmentSpec) -> _Segment:
+        """The segment's handle at once; the pump creates its actor (module doc)."""
         co: RayCoordinator = spec.coordinator
         if self._remote_segment is None:
             options: dict[str, Any] = {"num_cpus": 1, "max_restarts": 0, "max_concurrency": 2}
@@ -265,18 +301,24 @@ class RayExecutor:
                 # the built-in emulator and the parent's 127.0.0.1 are on this node
                 options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(self._node, soft=False)
             self._remote_segment = self._ray.remote(**options)(SegmentHost)
-        # named by its part (namespace "loadgen"): `ray.get_actor` finds it, the dashboard shows whose it is
-        actor = self._remote_segment.options(name=spec.part_dir, namespace=ACTOR_NAMESPACE).remote()
+        remote = self._remote_segment
+
+        def make() -> Any:
+            # named by its part (namespace "loadgen"): `ray.get_actor` finds it, the dashboard shows whose it is
+            return remote.options(name=spec.part_dir, namespace=ACTOR_NAMESPACE).remote()
+
         worker_spec = dataclasses.replace(spec, coordinator=WorkerCoordinator(co.actor, self._usd_reserve), usd_chunk=self._usd_chunk)
-        seg = _Segment(self._ray, actor, worker_spec, Path(spec.part_dir))
+        seg = _Segment(self._ray, None, worker_spec, Path(spec.part_dir), make)
         with self._lock:
             self._segments.append(seg)
+        self._start_pump()
         return seg
 
     def _start_pump(self) -> None:
-        if self._pump is None:
-            self._pump = threading.Thread(target=self._pump_forever, name="loadgen-ray-pump", daemon=True)
-            self._pump.start()
+        with self._lock:  # coordinator_ready's thread or the parent's loop (launch)
+            if self._pump is None:
+                self._pump = threading.Thread(target=self._pump_forever, name="loadgen-ray-pump", daemon=True)
+                self._pump.start()
 
     def _pump_forever(self) -> None:
         while not self._closed.wait(PUMP_S):
@@ -305,9 +347,10 @@ class RayExecutor:
             segments, coordinators = list(self._segments), list(self._coordinators)
             self._segments.clear()
             self._coordinators.clear()
-        for seg in segments:
+        for seg in segments:  # the pump has stopped: its kills are sent here
             if seg.poll() is None:
                 seg.kill()
+            seg.send_kill()
         for co in coordinators:
             try:
                 self._ray.kill(co.actor, no_restart=True)

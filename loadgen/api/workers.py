@@ -10,8 +10,11 @@ The parent sends nothing itself. It:
    processes; a Ray executor launches the same `segment_worker.run_segment`), each with
    a `SegmentSpec` naming its part directory `<run>/parts/worker-<i>/`;
 4. fixes the start instant once every worker is ready, then shows one progress line
-   for all of them, turns Ctrl-C into the coordinator's STOP (then ABORT after the
-   grace period, or at a second Ctrl-C), and reports a worker that dies;
+   for all of them and reports a worker that dies. From its first step on (a cluster's
+   coordinator and actors take seconds to come up) it turns Ctrl-C into the
+   coordinator's STOP (then ABORT after the grace period, or at a second Ctrl-C); a
+   Ctrl-C before the workers are launched launches none, and the run ends "interrupted"
+   with what was sent (nothing) as any interrupted run;
 5. merges the parts (results/merge.py): Metrics added (from each PartResult, else its
    metrics.state, else rebuilt from its requests.jsonl), requests.jsonl concatenated;
    then writes summary.json and the rest as any run does (`session.finish`).
@@ -28,14 +31,16 @@ and the histograms are the merged parts' whole-run ones.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
 import anyio
 
-from loadgen.api.coordinator import ABORT, start_in
+from loadgen.api.coordinator import ABORT, CONTINUE, start_in
 from loadgen.api.emulator_process import EmulatorProcess
 from loadgen.api.executor import Executor, Launched, LocalProcessExecutor, PartOutcome
 from loadgen.api.outputs import OutputFlags, RunOutputs, cloudwatch_config
@@ -95,10 +100,34 @@ async def run_workers(ready: Prepared, results: ResultsDir, overrides: Overrides
     problem = workers_problem(sc, workers, "--cluster" if where else "--workers")
     if problem:
         raise ValueError(problem)
-    co = executor.coordinator(workers, len(sc.arms), limits.max_requests, limits.max_cost_usd)
+    # Ctrl-C is watched from before the coordinator exists: a cluster's coordinator and
+    # actors can take seconds to come up, and a Ctrl-C then must still end as any other
+    # (the run stops, nothing started is lost, summary.json says "interrupted")
+    with _interrupts(signals) as received:
+        co = executor.coordinator(workers, len(sc.arms), limits.max_requests, limits.max_cost_usd)
+        failed: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            if received is not None:
+                tg.start_soon(_watch_signals, co, limits.grace_s, received)
+            try:
+                result = await _run_split(co, ready, results, overrides, executor, workers=workers, limits=limits,
+                                          progress=progress, status=status, header=header, outputs=outputs)
+            except Exception as e:  # raised as it is, not inside the task group's ExceptionGroup
+                failed = e
+            tg.cancel_scope.cancel()
+    if failed is not None:
+        raise failed
+    return result
+
+
+async def _run_split(co: Any, ready: Prepared, results: ResultsDir, overrides: Overrides, executor: Executor, *,
+                     workers: int, limits: Limits, progress: Callable[[str], None] | None, status: TextIO | None,
+                     header: Callable[..., str] | None, outputs: OutputFlags | None) -> RunResult:
+    sc = ready.scenario
+    where = getattr(executor, "where", None)
     ready_wait = getattr(executor, "coordinator_ready", None)
-    if ready_wait is not None:  # a remote coordinator (Ray's) answers before any segment starts; waited off the loop
-        await anyio.to_thread.run_sync(ready_wait, co, abandon_on_cancel=True)
+    if ready_wait is not None:  # a remote coordinator (Ray's) answers before any segment starts
+        await _coordinator_ready(ready_wait, co)
     scale = shared_scale(sc)
     clock = SharedClock(scale, co.start_instant)
     # no interval outputs fed attempt by attempt (this process records none): with --output
@@ -116,17 +145,19 @@ async def run_workers(ready: Prepared, results: ResultsDir, overrides: Overrides
         progress(header(sc, clock, real_clock_reason(sc), results.path, workers=workers,
                         **({"cluster": where} if where else {})))
     aws = sc.target.kind == "aws"
+    outcomes: list[PartOutcome] = []
     try:
         async with _endpoint(executor, ready, scale, co) as url:
-            specs = [SegmentSpec(scenario_path=str(sc.path), scenario_source=sc.source, overrides=overrides,
-                                 index=i, count=workers, endpoint_url=url, time_scale=scale, start_instant=None,
-                                 coordinator=co, part_dir=str(part_dir(results.path, i)),
-                                 salt=results.path.name if aws else "", max_requests=limits.max_requests,
-                                 max_cost_usd=limits.max_cost_usd, grace_s=limits.grace_s)
-                     for i in range(workers)]
-            launched = [executor.launch(s) for s in specs]
-            outcomes = await _supervise(co, launched, clock, sc, limits, status=status, signals=signals,
-                                        outputs=state.outputs if tail is not None else None, tail=tail)
+            if co.control()[0] == CONTINUE:  # else Ctrl-C came before any segment started: none is launched
+                specs = [SegmentSpec(scenario_path=str(sc.path), scenario_source=sc.source, overrides=overrides,
+                                     index=i, count=workers, endpoint_url=url, time_scale=scale, start_instant=None,
+                                     coordinator=co, part_dir=str(part_dir(results.path, i)),
+                                     salt=results.path.name if aws else "", max_requests=limits.max_requests,
+                                     max_cost_usd=limits.max_cost_usd, grace_s=limits.grace_s)
+                         for i in range(workers)]
+                launched = [executor.launch(s) for s in specs]
+                outcomes = await _supervise(co, launched, clock, sc, status=status,
+                                            outputs=state.outputs if tail is not None else None, tail=tail)
     except TargetError as e:
         if tail is not None and state.outputs is not None:
             _feed(state.outputs, tail, last=True)
@@ -134,6 +165,31 @@ async def run_workers(ready: Prepared, results: ResultsDir, overrides: Overrides
         result.target_error = e
         return result
     return _merge_and_finish(state, co, outcomes)
+
+
+def _interrupts(signals: bool) -> Any:
+    """A receiver of Ctrl-C and SIGTERM (installed on entry), or nothing when `signals` is False."""
+    return anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) if signals else contextlib.nullcontext()
+
+
+async def _coordinator_ready(wait: Callable[[Any], None], co: Any) -> None:
+    """`wait(co)` (blocking: until a remote coordinator answers) on a thread of its own, the
+    event loop free meanwhile; given up once the run is aborted (Ctrl-C twice, or once and
+    the grace period, on a cluster that does not answer). What `wait` raises is raised here."""
+    outcome: list[Exception | None] = []
+
+    def waited() -> None:
+        try:
+            wait(co)
+            outcome.append(None)
+        except Exception as e:  # noqa: BLE001 - handed to the event loop's side
+            outcome.append(e)
+
+    threading.Thread(target=waited, name="loadgen-coordinator-ready", daemon=True).start()
+    while not outcome and co.control()[0] != ABORT:
+        await anyio.sleep(POLL_S)
+    if outcome and outcome[0] is not None:
+        raise outcome[0]
 
 
 def _feed(outputs: RunOutputs, tail: PartTail, *, last: bool = False) -> None:
@@ -170,10 +226,11 @@ class _endpoint:
             await self._proc.__aexit__(*exc)
 
 
-async def _supervise(co: Any, launched: Sequence[Launched], clock: SharedClock, sc: Scenario, limits: Limits, *,
-                     status: TextIO | None, signals: bool, outputs: RunOutputs | None = None,
+async def _supervise(co: Any, launched: Sequence[Launched], clock: SharedClock, sc: Scenario, *,
+                     status: TextIO | None, outputs: RunOutputs | None = None,
                      tail: PartTail | None = None) -> list[PartOutcome]:
-    """Start the workers together, show progress, pass Ctrl-C on, collect every outcome.
+    """Start the workers together, show progress, collect every outcome (Ctrl-C reaches them
+    through `co`: run_workers watches it).
     `outputs` ticks meanwhile, fed the attempts `tail` reads from the parts before each
     look; once every worker has ended, the last ones, and its last intervals are drained
     (CloudWatch's sender runs in this task group)."""
@@ -193,8 +250,6 @@ async def _supervise(co: Any, launched: Sequence[Launched], clock: SharedClock, 
                                "wrote still count")
 
     async with anyio.create_task_group() as tg:
-        if signals:
-            tg.start_soon(_watch_signals, co, limits.grace_s)
         deadline = time.monotonic() + START_WAIT_S
         while co.ready_count() < len(launched) and time.monotonic() < deadline:
             collect()
@@ -228,19 +283,19 @@ async def _supervise(co: Any, launched: Sequence[Launched], clock: SharedClock, 
     return [outcomes[h.index] for h in launched]
 
 
-async def _watch_signals(co: Any, grace_s: float) -> None:
-    """First Ctrl-C: every worker stops dispatch, in-flight requests get `grace_s`; then
-    (or at a second Ctrl-C) they abort. The workers themselves ignore Ctrl-C."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
-        async for _ in received:
-            notice(f"\ninterrupt: stopping dispatch in every worker; waiting up to {grace_s:g} s "
-                   "for in-flight requests (Ctrl-C again to abort)")
-            co.stop("interrupted")
-            with anyio.move_on_after(grace_s):
-                async for _ in received:
-                    break
-            co.abort()
-            return
+async def _watch_signals(co: Any, grace_s: float, received: Any) -> None:
+    """First Ctrl-C (or SIGTERM, from `received`): every worker stops dispatch, in-flight
+    requests get `grace_s`; then (or at a second Ctrl-C) they abort. The workers themselves
+    ignore Ctrl-C. Before the workers start, STOP means none of them sends anything."""
+    async for _ in received:
+        notice(f"\ninterrupt: stopping dispatch in every worker; waiting up to {grace_s:g} s "
+               "for in-flight requests (Ctrl-C again to abort)")
+        co.stop("interrupted")
+        with anyio.move_on_after(grace_s):
+            async for _ in received:
+                break
+        co.abort()
+        return
 
 
 def _merge_and_finish(state: RunState, co: Any, outcomes: Sequence[PartOutcome]) -> RunResult:
