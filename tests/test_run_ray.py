@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -240,6 +241,72 @@ def test_max_requests_of_agent_sessions_on_ray_is_one_exact_count_per_arm(local_
         firsts = [line for line in lines if line["arm"] == arm and line["attempt"] == 1]
         assert len(firsts) == 30                                   # never more, and the run had more to send
         assert {line["session"] % 2 for line in firsts} == {0, 1}   # both actors took from the one count
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End a process the test started, and the processes it started (its own session)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@pytest.mark.slow
+def test_a_run_through_ray_client_sends_every_arrival_once_from_two_actors(local_ray, tmp_path):
+    """`--cluster ray://127.0.0.1:PORT`: Ray Client to this test's Ray (a client server the
+    test starts on it, as `ray start --head` would), the loadgen package shipped with the
+    job, the scenario's endpoint `loadgen emulator` on 127.0.0.1 (the built-in emulator is
+    refused for a remote cluster, whose nodes cannot reach this machine's 127.0.0.1)."""
+    node = next(n for n in ray.nodes() if n["Alive"])
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ray.util.client.server", "--address", ray.get_runtime_context().gcs_address,
+         "--host", "127.0.0.1", "--port", str(port), "--node-id", node["NodeID"],
+         "--runtime-env-agent-address", f"http://{node['NodeManagerAddress']}:{node['RuntimeEnvAgentPort']}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    sc = write(tmp_path, OPEN.replace('duration = "20s"', 'duration = "2s"'))
+    emulator = subprocess.Popen([sys.executable, "-m", "loadgen", "emulator", "--port", "0", "--config", str(sc)],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        url = emulator.stdout.readline().split()[-1]
+        assert url.startswith("http://127.0.0.1:"), url
+        deadline = time.monotonic() + 60
+        while True:  # the client server listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "no Ray client server"
+                time.sleep(0.2)
+        out = tmp_path / "res"
+        p = subprocess.run([sys.executable, "-m", "loadgen", "run", str(sc), "--out", str(out), "--quiet",
+                            "--cluster", f"ray://127.0.0.1:{port}", "--endpoint-url", url, "--workers", "2"],
+                           capture_output=True, text=True, timeout=180, env={k: v for k, v in os.environ.items()
+                                                                            if k != "RAY_ADDRESS"})
+    finally:
+        _stop(emulator)
+        _stop(server)
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr
+    d = only_dir(out)
+    summary, lines = read_results(d)
+    accounted(summary, lines)
+    assert summary["stopped"] == "completed" and summary["clock"] == "real"
+    assert summary["cluster"] == f"Ray at ray://127.0.0.1:{port}, 2 CPU(s)"
+    assert not (d / "parts").exists()
+    for arm in ("a", "b"):  # every arrival of the schedule sent once, by one of the two actors
+        sessions = sorted(line["session"] for line in lines if line["arm"] == arm and line["attempt"] == 1)
+        assert len(sessions) > 5 and sessions == list(range(len(sessions)))
+        assert {x % 2 for x in sessions} == {0, 1}
 
 
 # -- refused before anything is sent or written ------------------------------------------
