@@ -10,6 +10,7 @@ import pytest
 
 from loadgen.commands.cli import main
 from result_files import only_dir, read_results as read
+from stall_watch import StallWatch
 
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
 
@@ -90,7 +91,8 @@ def test_simulate_writes_a_results_directory_like_run(tmp_path, capsys):
 
 def test_simulate_agrees_with_run_on_a_deterministic_scenario(tmp_path):
     sc = write(tmp_path, "agree.toml", AGREE)
-    assert main(["run", str(sc), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    with StallWatch() as stall:
+        assert main(["run", str(sc), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     assert main(["simulate", str(sc), "--out", str(tmp_path / "sim"), "--quiet"]) == 0
     run_sum, run_lines = read(only_dir(tmp_path / "run"))
     sim_sum, sim_lines = read(only_dir(tmp_path / "sim"))
@@ -117,14 +119,20 @@ def test_simulate_agrees_with_run_on_a_deterministic_scenario(tmp_path):
         # the overhead was multiplied by time_scale: x60 made 2 ms into 120 ms.
         r_ms, s_ms = ra["latency_ms"]["service"]["p50"], sa["latency_ms"]["service"]["p50"]
         assert 0 <= r_ms - s_ms <= OVERHEAD_S * 1000, (arm, r_ms, s_ms)
-    # request by request; a run's first call per client also pays connection set-up
+    # request by request; a run's first call per client also pays connection set-up. The
+    # overhead is real time, so a stall of the process (a loaded machine leaves it
+    # unscheduled for up to ~0.5 s) lengthens it by the stall: the bound adds the longest
+    # stall measured during the run (a few ms when idle, so the stated bound). However
+    # loaded the machine, the p50 check above, which a few stalled requests do not move,
+    # still fails an overhead multiplied by time_scale.
     firsts = {min((x for x in run_lines if x["arm"] == a), key=lambda x: x["start"])["turn"] for a in
               ("ttl-5m", "ttl-1h")}
     for k, r in run_by.items():
         s = sim_by[k]
         for field in ("first_token", "end"):
             d = (r[field] - r["start"]) - (s[field] - s["start"])
-            assert -0.001 <= d <= (0.3 if k[2] in firsts and k[1] == 0 else OVERHEAD_S), (k, field, d)
+            allowed = (0.3 if k[2] in firsts and k[1] == 0 else OVERHEAD_S) + stall.longest_s
+            assert -0.001 <= d <= allowed, (k, field, d, stall.longest_s)
 
 
 OVERHEAD_S = 0.06  # real seconds of transport overhead one request may add in `run` (stated in README)
