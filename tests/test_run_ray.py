@@ -19,8 +19,8 @@ from types import SimpleNamespace
 import pytest
 
 from loadgen.api.executor import PartOutcome
-from loadgen.api.ray_coordinator import CoordinatorState, WorkerCoordinator, usd_chunk, usd_reserve
-from loadgen.api.ray_executor import RayExecutor, _Segment
+from loadgen.api.ray_coordinator import CoordinatorState, RayCoordinator, WorkerCoordinator, usd_chunk, usd_reserve
+from loadgen.api.ray_executor import COORDINATOR_WAIT_S, RayExecutor, _Segment
 from loadgen.commands.cli import main
 from loadgen.engine.budget import SegmentBudget
 from loadgen.engine.schedule import Segment
@@ -190,6 +190,28 @@ def test_ctrl_c_while_the_coordinator_or_the_actors_come_up_still_writes_the_res
     assert not (d / "parts").exists()
     if moment == "coordinator_ready":                              # stopped before any segment was launched
         assert lines == [] and sent[0] != "MainThread"
+
+
+def test_a_coordinator_actor_that_never_answers_fails_the_target_not_the_command(local_ray, tmp_path, monkeypatch,
+                                                                                 capsys):
+    """The first wait for the coordinator actor (up to COORDINATOR_WAIT_S) running out, as on a
+    cluster that cannot place it: exit 3 with a summary of nothing sent, not a traceback."""
+    real = RayCoordinator.refresh
+
+    def timed_out(self, timeout=10.0):
+        if timeout == COORDINATOR_WAIT_S:
+            raise ray.exceptions.GetTimeoutError("Get timed out: some object(s) not ready.")
+        return real(self, timeout)
+
+    monkeypatch.setattr(RayCoordinator, "refresh", timed_out)
+    sc = write(tmp_path, OPEN)
+    code = main(["run", str(sc), "--out", str(tmp_path / "res"), "--quiet", "--cluster", "ray", "--workers", "2"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "target failed: Ray (already connected), 2 CPU(s): the run's coordinator actor did not answer" in err
+    assert "GetTimeoutError" in err and "Traceback" not in err
+    summary, lines = read_results(only_dir(tmp_path / "res"))
+    assert summary["stopped"] == "target-failed" and lines == []
 
 
 # Agent sessions: turns start when earlier turns end, so --max-requests is one count per

@@ -45,6 +45,7 @@ from loadgen.api.ray_cluster import cluster_cpus, connect
 from loadgen.api.ray_coordinator import CoordinatorState, RayCoordinator, WorkerCoordinator, usd_chunk, usd_reserve
 from loadgen.api.segment_worker import PartResult, SegmentSpec, run_segment
 from loadgen.api.workers import WORKER_DIED
+from loadgen.engine.transport import TargetError
 from loadgen.results.directory import REQUESTS_FILE
 from loadgen.results.merge import METRICS_STATE_FILE
 
@@ -282,8 +283,13 @@ class RayExecutor:
         """Wait (up to COORDINATOR_WAIT_S) until the coordinator actor answers, then let the
         pump follow it: blocking, so api/workers.py calls it on a thread, not its event loop
         (a Ctrl-C meanwhile stops the run before any segment starts; an abort gives the
-        wait up, and this thread may then end after close())."""
-        co.refresh(timeout=COORDINATOR_WAIT_S)  # the actor is up (and the cluster answers) before any segment starts
+        wait up, and this thread may then end after close()). TargetError when it does not
+        answer: the run ends "target-failed" with nothing sent (exit 3)."""
+        try:  # the actor is up (and the cluster answers) before any segment starts
+            co.refresh(timeout=COORDINATOR_WAIT_S)
+        except Exception as e:  # noqa: BLE001 - a timeout, or the actor could not be placed or died
+            raise TargetError(f"{self.where}: the run's coordinator actor did not answer within "
+                              f"{COORDINATOR_WAIT_S:g} s ({_died(e)})") from e
         if self._closed.is_set():
             return
         with self._lock:

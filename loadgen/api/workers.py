@@ -126,8 +126,12 @@ async def _run_split(co: Any, ready: Prepared, results: ResultsDir, overrides: O
     sc = ready.scenario
     where = getattr(executor, "where", None)
     ready_wait = getattr(executor, "coordinator_ready", None)
+    unreached: TargetError | None = None
     if ready_wait is not None:  # a remote coordinator (Ray's) answers before any segment starts
-        await _coordinator_ready(ready_wait, co)
+        try:
+            await _coordinator_ready(ready_wait, co)
+        except TargetError as e:  # it did not: the run ends as a failed target's, nothing sent
+            unreached = e
     scale = shared_scale(sc)
     clock = SharedClock(scale, co.start_instant)
     # no interval outputs fed attempt by attempt (this process records none): with --output
@@ -147,6 +151,8 @@ async def _run_split(co: Any, ready: Prepared, results: ResultsDir, overrides: O
     aws = sc.target.kind == "aws"
     outcomes: list[PartOutcome] = []
     try:
+        if unreached is not None:
+            raise unreached
         async with _endpoint(executor, ready, scale, co) as url:
             if co.control()[0] == CONTINUE:  # else Ctrl-C came before any segment started: none is launched
                 specs = [SegmentSpec(scenario_path=str(sc.path), scenario_source=sc.source, overrides=overrides,
