@@ -320,7 +320,7 @@ def _runner_alone(a: argparse.Namespace, n: int = 20000) -> float:
         def __init__(self, clock: RealClock) -> None:
             self.clock = clock
 
-        async def call(self, params, *, stream, timeout, on_first_token=None):
+        async def call(self, params, *, stream, timeout, on_first_token=None, draw_key=None):
             start = self.clock.now()
             await anyio.lowlevel.checkpoint()
             now = self.clock.now()

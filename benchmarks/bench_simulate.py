@@ -136,7 +136,7 @@ class _FixedTransport:
         self.usage = {"inputTokens": 20, "outputTokens": 120, "totalTokens": 5140,
                       "cacheReadInputTokens": 5000, "cacheWriteInputTokens": 0}
 
-    async def call(self, params, *, stream, timeout, on_first_token=None):
+    async def call(self, params, *, stream, timeout, on_first_token=None, draw_key=None):
         start = self.clock.now()
         if on_first_token is not None:
             on_first_token(start + 0.5)
@@ -208,7 +208,7 @@ def floor(sc) -> tuple[int, float, float]:
         req = wl.single(i, sizes)
         pred = expect.predict(req.checkpoints, offset)
         write = expect.sent(req.checkpoints, offset)
-        plan = model.begin(req.model_id, req.params, stream=req.stream)
+        plan = model.begin(req.model_id, req.params, stream=req.stream, draw_key=f"{i}:0:1")
         out, at, _ = _plan_outcome(plan, offset, req.stream)  # quotas off: no errors here
         assert at <= offset + timeout
         if out.first_token is not None:

@@ -93,7 +93,7 @@ class HandlerTransport:
         self.max_in_flight: dict[str, int] = {}   # per arm, highest seen
 
     async def call(self, params: dict[str, Any], *, stream: bool, timeout: float,
-                   on_first_token: Callable[[float], None] | None = None) -> Outcome:
+                   on_first_token: Callable[[float], None] | None = None, draw_key: str | None = None) -> Outcome:
         clock = self.clock
         start = clock.now()
         m = _ARM.search(params["system"][0]["text"])

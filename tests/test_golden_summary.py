@@ -4,7 +4,10 @@ must leave every figure exactly as it was.
 The golden files were written by `loadgen simulate` at commit 538a37f (before the code
 moved into one package per pipeline stage), with `wall_s` (wall-clock time, the only
 figure that is not a function of the scenario and seed) removed. When a change means
-to alter a figure, regenerate them on purpose and say why in the commit.
+to alter a figure, regenerate them on purpose and say why in the commit. Regenerated on
+2026-12-03: the emulator draws each attempt's latency from the attempt's name (common
+random numbers, emulator/draws.py), so the latency figures moved; counts, tokens and
+costs did not.
 """
 
 from __future__ import annotations

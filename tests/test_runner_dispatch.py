@@ -52,7 +52,7 @@ class Recorder:
         self.max_in_flight = 0
         self.backlog: list[int] = []  # requests dispatched but not yet sending, at each send
 
-    async def call(self, params, *, stream, timeout, on_first_token=None):
+    async def call(self, params, *, stream, timeout, on_first_token=None, draw_key=None):
         assert self.runner is not None
         self.backlog.append(self.runner.dispatched - len(self.backlog) - 1)
         self.tasks.add(id(asyncio.current_task()))

@@ -100,7 +100,7 @@ def patch_call(monkeypatch, fail):
     real = BedrockTransport.call
     count = {"n": 0}
 
-    async def call(self, params, *, stream, timeout, on_first_token=None):
+    async def call(self, params, *, stream, timeout, on_first_token=None, draw_key=None):
         n = count["n"]
         count["n"] += 1
         exc = fail(n)

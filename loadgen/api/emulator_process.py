@@ -32,7 +32,8 @@ def _serve_main(config: EmulatorConfig, seed: Any, region: str, scale: float, co
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the run stops
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the parent: see blocked_sigint
     clock = SharedClock(scale, coordinator.start_instant)
-    model = EmulatorModel(config, clock=clock, rng=random.Random(f"{seed}:emulator"), region=region)
+    model = EmulatorModel(config, clock=clock, rng=random.Random(f"{seed}:emulator"), region=region,
+                          draw_seed=f"{seed}:emulator")
 
     async def main() -> None:
         try:

@@ -62,12 +62,12 @@ class InProcessTransport:
         return uuid4_text(self._ids.getrandbits(128))
 
     async def call(self, params: dict[str, Any], *, stream: bool, timeout: float,
-                   on_first_token: FirstToken | None = None) -> Outcome:
+                   on_first_token: FirstToken | None = None, draw_key: str | None = None) -> Outcome:
         clock = self._clock
         start = clock.now()
         # params is the body as sent plus modelId, which request parsing never reads (it reads
         # only the members it knows, as Bedrock's body has no modelId): no copy without it
-        r = self._model.begin(params.get("modelId", ""), params, stream=stream)
+        r = self._model.begin(params.get("modelId", ""), params, stream=stream, draw_key=draw_key)
         deadline = start + timeout
         if isinstance(r, BedrockError):
             return await self._error(r, start, deadline, stream)

@@ -210,7 +210,7 @@ class _target:
         if self.cfg is None:
             return self.sc.target.endpoint_url
         model = EmulatorModel(self.cfg, clock=self.clock, rng=random.Random(f"{self.sc.seed}:emulator"),
-                              region=self.sc.target.region)
+                              region=self.sc.target.region, draw_seed=f"{self.sc.seed}:emulator")
         control = None
         if has_batch(self.sc):
             from loadgen.api.batch_emulator import EmulatorBatchBackend  # deferred: moto's server takes ~1.6 s to import; only batch runs need it

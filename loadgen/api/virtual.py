@@ -32,7 +32,7 @@ def run_virtual(state: RunState, pricer: Any, emulator_config: EmulatorConfig, *
     async def main(signals: bool) -> None:
         # the same seeds as `loadgen run`'s in-process emulator
         model = EmulatorModel(emulator_config, clock=clock, rng=random.Random(f"{sc.seed}:emulator"),
-                              region=sc.target.region)
+                              region=sc.target.region, draw_seed=f"{sc.seed}:emulator")
         transport = InProcessTransport(model, clock, rng=random.Random(f"{sc.seed}:request-ids"))
         batch = inprocess_batch(sc, clock, emulator_config) if has_batch(sc) else None
         await drive(state, transport, pricer, limits=Limits(max_requests=max_requests), signals=signals,

@@ -36,7 +36,8 @@ def cmd_emulator(args: Any) -> int:
     # takes about 0.5 s more to stop (a stop within SHUTDOWN_GRACE_S + moto's 0.5 s is the aim)
     gc.freeze()
     clock = RealClock()
-    model = EmulatorModel(config, clock=clock, rng=random.Random(args.seed), region=args.region)
+    model = EmulatorModel(config, clock=clock, rng=random.Random(args.seed), region=args.region,
+                          draw_seed=str(args.seed))
 
     def stopping(n: int) -> None:
         print("loadgen emulator: stopping" + (f", closing {n} open connection(s)" if n else ""),

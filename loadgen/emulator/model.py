@@ -18,6 +18,10 @@ Order of decisions for one request (each step can end it with a BedrockError):
      models with a lookback, an earlier block position near one), the rest written
   6. output length, text, stop reason; latency; mid-stream faults
 The result is a Plan (plan.py).
+
+The random draws (faults, output length, latency) come from the shared `rng` in arrival
+order, or, for a request that names itself (`draw_key`: loadgen names each attempt), from
+that name: the same attempt draws the same in every arm and run (draws.py).
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from loadgen.catalog import profiles
 from loadgen.catalog.models import TTL_SECONDS, UnknownModel, lookup
 from loadgen.catalog.tokens import CHARS_PER_TOKEN, count_tokens
 from loadgen.emulator.cache import PromptCache
+from loadgen.emulator import draws as slot
 from loadgen.emulator.config import EmulatorConfig
+from loadgen.emulator.draws import KeyedDraws, StreamDraws, seed_bytes
 from loadgen.emulator.errors import BedrockError, error, validation
 from loadgen.emulator.ids import uuid4_text
 from loadgen.emulator.plan import TOOL_INPUT, Plan, StreamFault, Usage
@@ -59,12 +65,17 @@ class _Open(NamedTuple):
 
 class EmulatorModel:
     def __init__(self, config: EmulatorConfig, *, clock: Any, rng: random.Random,
-                 region: str = "us-east-1") -> None:
+                 region: str = "us-east-1", draw_seed: str = "") -> None:
+        """`rng`: the shared stream (request ids, and the draws of requests without a
+        `draw_key`); `draw_seed`: what keyed draws derive from (run and simulate pass the
+        same, from the scenario's seed, so they draw alike)."""
         self.config = config
         self.clock = clock
         self.rng = rng
         self.region = region
         self._ids = random.Random(rng.getrandbits(64))  # separate stream: ids don't shift draws
+        self._shared = StreamDraws(rng)
+        self._draw_seed = seed_bytes(draw_seed)
         self.cache = PromptCache(config.cache_max_entries)
         self.quotas = Quotas(config)
         self.regions = Regions(config)
@@ -83,10 +94,11 @@ class EmulatorModel:
     def _request_id(self) -> str:
         return uuid4_text(self._ids.getrandbits(128))
 
-    def _lognormal(self, median: float, sigma: float) -> float:
+    @staticmethod
+    def _lognormal(median: float, sigma: float, d: StreamDraws | KeyedDraws, at: int) -> float:
         if sigma <= 0 or median <= 0:
             return median
-        return median * math.exp(sigma * self.rng.gauss(0.0, 1.0))
+        return median * math.exp(sigma * d.normal(at))
 
     # -- the calls -------------------------------------------------------------
 
@@ -111,13 +123,16 @@ class EmulatorModel:
         r = count_input(body, info, lambda text: -(-len(text) // cpt))
         return _with_region(r, self.region) if isinstance(r, BedrockError) else r
 
-    def begin(self, model_id: str, body: dict, *, stream: bool, region: str | None = None) -> Plan | BedrockError:
+    def begin(self, model_id: str, body: dict, *, stream: bool, region: str | None = None,
+              draw_key: str | None = None) -> Plan | BedrockError:
         """Decide one request arriving now (clock.now()). See the module doc for the order.
         `region`: the caller's Region (Bedrock's endpoint is per Region; the server reads it
-        from the request's SigV4 credential scope); None = the emulator's own Region."""
+        from the request's SigV4 credential scope); None = the emulator's own Region.
+        `draw_key`: the attempt's name for its own draws (draws.py); None: the shared stream."""
         now = self.clock.now()
         src = region or self.region
-        cfg, rng = self.config, self.rng
+        cfg = self.config
+        d = self._shared if draw_key is None else KeyedDraws(self._draw_seed, draw_key)
         known = self._resolved.get((model_id, src))
         if known is None:
             r = resolve(model_id, src)
@@ -134,7 +149,7 @@ class EmulatorModel:
             return _with_region(req, src)
 
         if cfg.faults.error_rates:
-            x = rng.random()
+            x = d.u(slot.FAULT)
             for code, p in cfg.faults.error_rates:
                 if x < p:
                     return error(code, _FAULT_MESSAGES.get(code, "Injected fault."), served_region=src)
@@ -155,7 +170,7 @@ class EmulatorModel:
         served, util = routed
 
         brown = self.regions.brownout(served, now) if cfg.faults.brownouts else None
-        if brown is not None and rng.random() < brown.error_rate:
+        if brown is not None and d.u(slot.BROWNOUT) < brown.error_rate:
             return error(brown.code, f"{_FAULT_MESSAGES.get(brown.code, 'Injected fault.')} "
                          f"(brown-out in {served})", served_region=served)
 
@@ -208,7 +223,7 @@ class EmulatorModel:
         if req.reply_hint is not None:
             wanted = req.reply_hint
         else:
-            wanted = max(1, int(round(self._lognormal(cfg.output_median, self._out_sigma))))
+            wanted = max(1, int(round(self._lognormal(cfg.output_median, self._out_sigma, d, slot.OUTPUT))))
         n = min(wanted, req.max_tokens)
         stop_reason = "max_tokens" if wanted > req.max_tokens else "end_turn"
         text = _FILLER[: n * CHARS_PER_TOKEN]
@@ -229,18 +244,18 @@ class EmulatorModel:
 
         # latency
         lat = cfg.latency
-        ttft = self._lognormal(lat.ttft_s, lat.ttft_sigma)
+        ttft = self._lognormal(lat.ttft_s, lat.ttft_sigma, d, slot.TTFT)
         ttft += (usage_in + write) / 1000.0 * lat.prefill_s_per_1k + read / 1000.0 * lat.cache_read_s_per_1k
         ttft += self.regions.queue_s(util) * TIER_QUEUE_FACTOR[tier]
         if served != src:
             ttft += lat.cross_region_s
         if brown is not None:
             ttft += brown.extra_latency_s
-        tps = self._lognormal(lat.tokens_per_s, lat.tokens_per_s_sigma) if lat.tokens_per_s > 0 else 0.0
+        tps = self._lognormal(lat.tokens_per_s, lat.tokens_per_s_sigma, d, slot.SPEED) if lat.tokens_per_s > 0 else 0.0
         if tier == "priority":
             tps *= PRIORITY_TPS_GAIN
         f = cfg.faults
-        if f.slow_stream_rate and rng.random() < f.slow_stream_rate:
+        if f.slow_stream_rate and d.u(slot.SLOW) < f.slow_stream_rate:
             tps = tps / f.slow_stream_factor if tps > 0 else f.slow_stream_factor / max(1, n)
             ttft *= f.slow_stream_factor
         duration = ttft + ((n - 1) / tps if tps > 0 and n > 1 else 0.0)
@@ -257,12 +272,12 @@ class EmulatorModel:
         fault = None
         if tool is not None:
             pass  # ASSUMPTION: a forced tool call is one event; response faults are not drawn
-        elif f.connection_reset_rate and rng.random() < f.connection_reset_rate:
+        elif f.connection_reset_rate and d.u(slot.RESET) < f.connection_reset_rate:
             n_deltas = -(-len(text) // (cfg.stream_chunk_tokens * CHARS_PER_TOKEN))
             fault = StreamFault("reset", min(1, n_deltas) if stream else 0)
-        elif stream and f.mid_stream_rate and rng.random() < f.mid_stream_rate:
+        elif stream and f.mid_stream_rate and d.u(slot.MID_STREAM) < f.mid_stream_rate:
             n_deltas = -(-len(text) // (cfg.stream_chunk_tokens * CHARS_PER_TOKEN))
-            fault = StreamFault("exception", rng.randint(min(1, n_deltas), max(1, n_deltas)),
+            fault = StreamFault("exception", d.randint(slot.MID_STREAM_AT, min(1, n_deltas), max(1, n_deltas)),
                                 f.mid_stream_code, _FAULT_MESSAGES.get(f.mid_stream_code, "Injected fault."))
 
         rid = self._request_id()

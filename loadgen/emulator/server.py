@@ -42,6 +42,9 @@ SERVED_REGION_HEADER = "x-loadgen-served-region"
 QUOTA_HEADER = "x-loadgen-quota"
 MODELLED_FIRST_TOKEN_HEADER = "x-loadgen-modelled-first-token-s"
 MODELLED_END_HEADER = "x-loadgen-modelled-end-s"
+# A request header only loadgen sends, to its emulator: the attempt's name for its own
+# random draws (emulator/draws.py); without it the shared stream is used
+DRAW_KEY_HEADER = "x-loadgen-draw-key"
 # How long `loadgen emulator` (and run's in-process emulator) waits on shutdown for
 # requests in flight before cancelling them: a load target is stopped mid-load on
 # purpose, and a modelled stream can last minutes (aiohttp's default wait is 60 s).
@@ -170,7 +173,8 @@ async def _begin(request: web.Request, *, stream: bool) -> tuple[EmulatorModel, 
     if body is None:
         return model, clock, BedrockError(400, "ValidationException", "The request body is not valid JSON.",
                                           served_region=region)
-    r = model.begin(request.match_info["modelId"], body, stream=stream, region=region)
+    r = model.begin(request.match_info["modelId"], body, stream=stream, region=region,
+                    draw_key=request.headers.get(DRAW_KEY_HEADER))
     if isinstance(r, BedrockError) and r.delay_s > 0:
         await clock.sleep_until(clock.now() + r.delay_s)
     return model, clock, r

@@ -488,14 +488,17 @@ class Runner:
                     view = None
                     pred = expect.predict(req.checkpoints, now)
                     write = expect.sent(req.checkpoints, now)
+                # the attempt's name, the same in every arm: an emulator draws its latency and
+                # faults from it, so arms differ by what they do, not by arrival order
+                key = f"{req.session}:{req.turn}:{attempt}"
                 try:
                     if view is not None:
                         out = await self.transport.call(req.params, stream=req.stream, timeout=sc.target.request_timeout,
                                                         on_first_token=view.began, release_at=intended,
-                                                        after_turns=turns, on_release=view)
+                                                        after_turns=turns, on_release=view, draw_key=key)
                     else:
-                        out = await self.transport.call(req.params, stream=req.stream,
-                                                        timeout=sc.target.request_timeout, on_first_token=write.began)
+                        out = await self.transport.call(req.params, stream=req.stream, timeout=sc.target.request_timeout,
+                                                        on_first_token=write.began, draw_key=key)
                 except Exception as e:
                     # not a cancellation: the transport failed this attempt, which is its outcome
                     t = self.clock.now()

@@ -10,6 +10,7 @@ runner owns retries, so every attempt is seen and recorded.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import platform
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Protocol
@@ -39,6 +40,10 @@ SERVED_REGION_HEADER = "x-loadgen-served-region"
 QUOTA_HEADER = "x-loadgen-quota"
 MODELLED_FIRST_TOKEN_HEADER = "x-loadgen-modelled-first-token-s"
 MODELLED_END_HEADER = "x-loadgen-modelled-end-s"
+# ... and the one loadgen sends to its emulator only (never to AWS): the attempt's name for
+# its random draws, so every arm draws alike for the same attempt (emulator/draws.py)
+DRAW_KEY_HEADER = "x-loadgen-draw-key"
+_DRAW_KEY: contextvars.ContextVar[str | None] = contextvars.ContextVar("loadgen_draw_key", default=None)
 
 # Bedrock error codes (HTTP spelling: in-stream codes are normalised first, see
 # normalize_code) that mean "over quota, slow down" (HTTP 429), and server-side failures.
@@ -98,8 +103,10 @@ FirstToken = Callable[[float], None]
 
 class Transport(Protocol):
     async def call(self, params: dict[str, Any], *, stream: bool, timeout: float,
-                   on_first_token: FirstToken | None = None) -> Outcome:
-        """Send one Converse request; `timeout` in scenario seconds. `on_first_token(t)` is
+                   on_first_token: FirstToken | None = None, draw_key: str | None = None) -> Outcome:
+        """Send one Converse request; `timeout` in scenario seconds. `draw_key` names the
+        attempt (`session:turn:attempt`, the same in every arm) for an emulator's random
+        draws; other targets ignore it. `on_first_token(t)` is
         called once with the scenario time the response began (the first content delta of
         a stream), as soon as the transport knows it: the runner's cache model learns then
         that the request's prefixes are readable (a prompt-cache entry becomes available
@@ -110,6 +117,14 @@ class Transport(Protocol):
         `prepare_ahead` before the request is due; the transport sends it at T, K
         event-loop turns later, stamps the outcome's start there and calls `f(start)`
         (also when it failed before reaching HTTP; engine/release.py)."""
+
+
+def _add_draw_key(request: Any, **_: Any) -> None:
+    """before-sign: the calling task's attempt name as a header (BedrockTransport.call sets
+    it in the same task, so concurrent calls each send their own)."""
+    key = _DRAW_KEY.get()
+    if key is not None:
+        request.headers[DRAW_KEY_HEADER] = key
 
 
 def status_for(code: str | None) -> str:
@@ -203,13 +218,17 @@ def client_config(session: Any, *, max_connections: int, read_timeout: float = 3
 class BedrockTransport:
     """aiobotocore `bedrock-runtime` client on a Clock. Use `async with BedrockTransport.open(...)`."""
 
-    def __init__(self, client: Any, clock: Clock) -> None:
+    def __init__(self, client: Any, clock: Clock, *, draw_keys: bool = False) -> None:
+        """`draw_keys`: send each attempt's name to the target (loadgen's emulator only)."""
         self._client = client
         self._clock = clock
+        self._draw_keys = draw_keys
         self.prepare_ahead = release.lead(clock)  # scenario seconds (engine/release.py)
         # First of the before-send handlers (a caller's own hook then sees the request
         # as it goes out): every call's outcome is stamped where the request reaches HTTP.
         client.meta.events.register_first("before-send.bedrock-runtime", release.before_send(clock))
+        if draw_keys:
+            client.meta.events.register("before-sign.bedrock-runtime", _add_draw_key)
 
     @property
     def client(self) -> Any:
@@ -251,16 +270,24 @@ class BedrockTransport:
                     "set them up or run against the emulator (the default target)"
                 )
         async with session.create_client("bedrock-runtime", **kwargs) as client:
-            yield cls(client, clock)
+            # dummy credentials: loadgen's emulator (built in, or at --endpoint-url), which
+            # takes draw keys; AWS is never sent one
+            yield cls(client, clock, draw_keys=dummy_credentials)
 
     async def call(self, params: dict[str, Any], *, stream: bool, timeout: float,
                    on_first_token: FirstToken | None = None, release_at: float | None = None,
-                   after_turns: int = 0, on_release: Callable[[float], None] | None = None) -> Outcome:
-        # the clock learns a request is on the wire: a warp clock holding still between
-        # requests flows again (loadgen/engine/clock/warp.py)
-        with self._clock.in_flight():
-            return await self._timed_call(params, stream=stream, timeout=timeout, on_first_token=on_first_token,
-                                          release_at=release_at, after_turns=after_turns, on_release=on_release)
+                   after_turns: int = 0, on_release: Callable[[float], None] | None = None,
+                   draw_key: str | None = None) -> Outcome:
+        # read by _add_draw_key while botocore builds this call (in this task)
+        token = _DRAW_KEY.set(draw_key if self._draw_keys else None)
+        try:
+            # the clock learns a request is on the wire: a warp clock holding still between
+            # requests flows again (loadgen/engine/clock/warp.py)
+            with self._clock.in_flight():
+                return await self._timed_call(params, stream=stream, timeout=timeout, on_first_token=on_first_token,
+                                              release_at=release_at, after_turns=after_turns, on_release=on_release)
+        finally:
+            _DRAW_KEY.reset(token)
 
     async def _timed_call(self, params: dict[str, Any], *, stream: bool, timeout: float,
                           on_first_token: FirstToken | None = None, release_at: float | None = None,
