@@ -16,7 +16,7 @@ import pytest
 from loadgen.commands.cli import main
 from loadgen.emulator import draws
 from loadgen.emulator.config import EmulatorConfig
-from loadgen.emulator.draws import KeyedDraws, seed_bytes
+from loadgen.emulator.draws import KeyedDraws, keyed_hash
 from loadgen.emulator.model import EmulatorModel
 from loadgen.emulator.server import DRAW_KEY_HEADER as SERVER_HEADER
 from loadgen.emulator.server import serve
@@ -37,7 +37,7 @@ def model(**cfg) -> EmulatorModel:
 
 
 def test_keyed_draws_have_the_shared_streams_distributions():
-    seed = seed_bytes("1")
+    seed = keyed_hash("1")
     us = [KeyedDraws(seed, f"{i}:0:1").u(draws.FAULT) for i in range(20000)]
     zs = [KeyedDraws(seed, f"{i}:0:1").normal(draws.TTFT) for i in range(20000)]
     assert min(us) >= 0.0 and max(us) < 1.0
@@ -49,7 +49,7 @@ def test_keyed_draws_have_the_shared_streams_distributions():
     assert set(rolls) == {1, 2, 3, 4, 5, 6} and max(rolls.count(k) for k in range(1, 7)) < 1150
     # the key decides, and so does the seed
     assert KeyedDraws(seed, "3:0:1").normal(draws.TTFT) == KeyedDraws(seed, "3:0:1").normal(draws.TTFT)
-    assert KeyedDraws(seed, "3:0:1").normal(draws.TTFT) != KeyedDraws(seed_bytes("2"), "3:0:1").normal(draws.TTFT)
+    assert KeyedDraws(seed, "3:0:1").normal(draws.TTFT) != KeyedDraws(keyed_hash("2"), "3:0:1").normal(draws.TTFT)
 
 
 def test_the_same_attempt_draws_the_same_whatever_arrives_first():

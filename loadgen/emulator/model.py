@@ -36,7 +36,7 @@ from loadgen.catalog.tokens import CHARS_PER_TOKEN, count_tokens
 from loadgen.emulator.cache import PromptCache
 from loadgen.emulator import draws as slot
 from loadgen.emulator.config import EmulatorConfig
-from loadgen.emulator.draws import KeyedDraws, StreamDraws, seed_bytes
+from loadgen.emulator.draws import KeyedDraws, StreamDraws, keyed_hash
 from loadgen.emulator.errors import BedrockError, error, validation
 from loadgen.emulator.ids import uuid4_text
 from loadgen.emulator.plan import TOOL_INPUT, Plan, StreamFault, Usage
@@ -75,7 +75,7 @@ class EmulatorModel:
         self.region = region
         self._ids = random.Random(rng.getrandbits(64))  # separate stream: ids don't shift draws
         self._shared = StreamDraws(rng)
-        self._draw_seed = seed_bytes(draw_seed)
+        self._draw_seed = keyed_hash(draw_seed)
         self.cache = PromptCache(config.cache_max_entries)
         self.quotas = Quotas(config)
         self.regions = Regions(config)
