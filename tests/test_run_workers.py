@@ -3,8 +3,10 @@ sends, every attempt accounted, one budget, one merged results directory."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -357,3 +359,41 @@ def test_session_requests_share_one_count_per_arm():
 def test_results_format_doc_says_how_parts_are_read():
     doc = (Path(__file__).resolve().parent.parent / "docs" / "results-format.md").read_text()
     assert "parts/worker-" in doc
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+_LINE = re.compile(r"\[(\d+):(\d\d):(\d\d) / .*?\] sent (\d+) .*?\| (\d+) rpm ([\d.]+)k tpm")
+
+
+@pytest.mark.slow
+def test_the_split_status_line_shows_what_was_sent_in_the_last_minute(tmp_path, monkeypatch):
+    """`--workers 2` on a terminal: the rpm of the status line is the count sent in the last
+    60 scenario seconds, as one process shows it: all that was sent, during the first minute;
+    less than all after it; never more than was sent (it once read several times that)."""
+    sc = write(tmp_path, OPEN.replace('duration = "20s"', 'duration = "90s"').replace("time_scale = 10", "time_scale = 15"))
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    code = main(["run", str(sc), "--out", str(tmp_path / "r"), "--workers", "2"])
+    monkeypatch.undo()
+    assert code == 0
+    lines = [m.groups() for m in _LINE.finditer(term.getvalue())]
+    assert len(lines) >= 6, term.getvalue()[-2000:]
+    early = late = 0
+    for h, m, s, sent, rpm, _ in lines:
+        now, sent, rpm = int(h) * 3600 + int(m) * 60 + int(s), int(sent), int(rpm)
+        assert rpm <= sent, lines
+        if now < 55:                      # the window holds the whole run so far
+            assert rpm == sent, (now, sent, rpm)
+            early += 1
+        elif 70 <= now <= 90:             # 60 s of 70-90 s at a steady rate (rows up to ~8 s old)
+            assert 0.4 * sent < rpm < sent, (now, sent, rpm)
+            late += 1
+    assert early and late, lines
+    summary, _ = read_results(only_dir(tmp_path / "r"))
+    tokens = sum(a["tokens"]["input"] + a["tokens"]["cache_write"] + a["tokens"]["output"]
+                 for a in summary["arms"].values())
+    assert 0 < float(lines[-1][5]) * 1000 <= tokens + 50, (lines[-1], tokens)   # tpm: the same window

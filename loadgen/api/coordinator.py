@@ -32,9 +32,10 @@ from loadgen.engine.budget import SharedMemoryPool
 CONTINUE, STOP, ABORT = 0, 1, 2
 STOP_REASONS = ("interrupted", "max-cost", "max-requests", "target-failed")
 # one worker's live counters, as it reports them: first attempts and retries sent,
-# outcomes, observed cache states, USD, requests on the wire, tokens (in + cache
-# writes + out), and 1.0 once the worker has finished
-PROGRESS_FIELDS = ("sent", "ok", "throttled", "failed", "warm", "cold", "cost_usd", "in_flight", "tokens",
+# outcomes, observed cache states, USD, requests on the wire, its rpm and tpm over the
+# last 60 scenario seconds (Metrics.recent, as one process's status line shows them;
+# the workers' windows add up), and 1.0 once the worker has finished
+PROGRESS_FIELDS = ("sent", "ok", "throttled", "failed", "warm", "cold", "cost_usd", "in_flight", "rpm", "tpm",
                    "finished")
 
 

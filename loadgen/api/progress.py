@@ -71,26 +71,20 @@ def _hms(seconds: float) -> str:
 class WorkersProgress(Progress):
     """The one status line of a run split over worker processes: the sum of the rows the
     workers write into the coordinator (api/coordinator.py), and how many still run.
-    Rates are over the last RATE_WINDOW_S scenario seconds of those sums."""
-
-    RATE_WINDOW_S = 60.0
+    rpm/tpm are the sums of the workers' own last-60-scenario-seconds figures, so the line
+    shows what one process's line (`Metrics.recent`) would: rates computed here from
+    successive sums were scaled from the span between two lines (10 s apart in a log)
+    and read several times what was sent in the last minute."""
 
     def __init__(self, coordinator: Any, workers: int, clock: Any, *, duration: float, quiet: bool = False,
                  stream: TextIO | None = None, **kw: Any) -> None:
         super().__init__(None, None, clock, duration=duration, quiet=quiet, stream=stream, **kw)
         self.coordinator, self.workers = coordinator, workers
-        self._samples: list[tuple[float, float, float]] = []   # (scenario s, sent, tokens)
 
     def line(self) -> str:
         t = self.coordinator.totals()
         now = self.clock.now()
-        self._samples.append((now, t["sent"], t["tokens"]))
-        while len(self._samples) > 2 and now - self._samples[1][0] >= self.RATE_WINDOW_S:
-            self._samples.pop(0)
-        t0, sent0, tok0 = self._samples[0]
-        span = now - t0
-        rpm = (t["sent"] - sent0) * 60.0 / span if span > 0 else 0.0
-        tpm = (t["tokens"] - tok0) * 60.0 / span if span > 0 else 0.0
+        rpm, tpm = t["rpm"], t["tpm"]
         warm_cold = t["warm"] + t["cold"]
         warm = 100 * t["warm"] / warm_cold if warm_cold else 0.0
         running = self.workers - int(t["finished"])

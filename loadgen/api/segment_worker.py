@@ -141,12 +141,10 @@ async def _run_segment(spec: SegmentSpec) -> PartResult:
         aws = sc.target.kind == "aws"
         clock = SharedClock(spec.time_scale, spec.start_instant if spec.start_instant is not None
                             else co.start_instant)
-        live = _Live()
 
         def sink(a: Any, costs: Any) -> None:
             out.append(a)
             metrics.record(a, buckets=costs)
-            live.tokens += a.input_tokens + a.cache_write + a.output_tokens
 
         segment = Segment(spec.index, spec.count)
         budget = SegmentBudget(co, segment, [a.name for a in sc.arms], max_requests=spec.max_requests,
@@ -166,14 +164,14 @@ async def _run_segment(spec: SegmentSpec) -> PartResult:
                 await anyio.to_thread.run_sync(co.wait_for_start)
             if co.control()[0] != ABORT:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(_follow, co, spec.index, runner, metrics, live)
+                    tg.start_soon(_follow, co, spec.index, runner, metrics)
                     await runner.run()
                     tg.cancel_scope.cancel()
-        return _finish(spec, out, metrics, runner, live, None)
+        return _finish(spec, out, metrics, runner, None)
     except TargetError as e:
-        return _finish(spec, out, metrics, runner, None, str(e), target=True)
+        return _finish(spec, out, metrics, runner, str(e), target=True)
     except Exception:
-        return _finish(spec, out, metrics, runner, None, traceback.format_exc(limit=20))
+        return _finish(spec, out, metrics, runner, traceback.format_exc(limit=20))
     finally:
         out.close()
         if not readied:
@@ -192,23 +190,21 @@ def _cache_models(sc: Any, arms: tuple[Any, ...], count: int) -> dict[str, Cache
             for a in arms}
 
 
-class _Live:
-    __slots__ = ("tokens",)
-
-    def __init__(self) -> None:
-        self.tokens = 0
-
-
-def _row(metrics: Any, runner: Runner | None, live: _Live | None, finished: bool) -> list[float]:
+def _row(metrics: Any, runner: Runner | None, finished: bool) -> list[float]:
     t = metrics.snapshot().total
+    # rpm/tpm as one process's status line counts them (Metrics.recent: the last 60
+    # scenario seconds): the parent sums the workers' windows, which share scenario
+    # second 0, so the split line shows the figure one process would
+    rate = metrics.recent(runner.clock.now()) if runner is not None else None
     values = {"sent": t.sent, "ok": t.ok, "throttled": t.throttled, "failed": t.error + t.timeout,
               "warm": t.warm, "cold": t.cold, "cost_usd": t.cost_usd,
               "in_flight": runner.in_flight if runner is not None and not finished else 0,
-              "tokens": live.tokens if live is not None else 0, "finished": 1.0 if finished else 0.0}
+              "rpm": rate.rpm if rate is not None else 0.0, "tpm": rate.tpm if rate is not None else 0.0,
+              "finished": 1.0 if finished else 0.0}
     return [values[f] for f in PROGRESS_FIELDS]
 
 
-async def _follow(co: Coordinator, index: int, runner: Runner, metrics: Any, live: _Live) -> None:
+async def _follow(co: Coordinator, index: int, runner: Runner, metrics: Any) -> None:
     """Apply the coordinator's control to the runner and publish progress, until cancelled."""
     reported = float("-inf")
     told_target = False
@@ -228,18 +224,18 @@ async def _follow(co: Coordinator, index: int, runner: Runner, metrics: Any, liv
         now = anyio.current_time()
         if now - reported >= REPORT_EVERY_S:
             reported = now
-            co.report(index, _row(metrics, runner, live, False))
+            co.report(index, _row(metrics, runner, False))
         await anyio.sleep(CONTROL_POLL_S)
 
 
-def _finish(spec: SegmentSpec, out: ResultsDir, metrics: Any, runner: Runner | None, live: _Live | None,
-            problem: str | None, *, target: bool = False) -> PartResult:
+def _finish(spec: SegmentSpec, out: ResultsDir, metrics: Any, runner: Runner | None, problem: str | None, *,
+            target: bool = False) -> PartResult:
     out.close()
     state = None
     if metrics is not None:
         write_part_metrics(spec.part_dir, metrics)
         state = metrics_state(metrics)
-        spec.coordinator.report(spec.index, _row(metrics, runner, live, True))
+        spec.coordinator.report(spec.index, _row(metrics, runner, True))
     if runner is not None and runner.target_error is not None and problem is None:
         problem, target = str(runner.target_error), True
     if target:
