@@ -11,6 +11,8 @@ import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from loadgen.commands.cli import main
 from loadgen.commands.logs import configure
 
@@ -68,6 +70,41 @@ def test_junit_of_a_passing_run_and_a_junit_path_that_cannot_be_written(tmp_path
     assert main(["simulate", str(sc), "--out", str(tmp_path / "n"), "--junit", str(tmp_path)]) == 2
     assert "--junit" in capsys.readouterr().err
     assert not (tmp_path / "n").exists()
+
+
+
+# /proc exists and is a folder, but no file can be made in it (even by root)
+UNWRITABLE = Path("/proc")
+
+
+@pytest.mark.skipif(not UNWRITABLE.is_dir(), reason="needs /proc")
+@pytest.mark.parametrize("command", ["run", "simulate"])
+@pytest.mark.parametrize("flag", [["--junit", "/proc/loadgen-x.xml"], ["--output", "jsonl=/proc/loadgen-z.jsonl"]])
+def test_an_output_that_cannot_be_created_is_refused_before_anything_is_sent(tmp_path, capsys, command, flag):
+    """--junit or --output jsonl=PATH in a folder that refuses files: exit 2 up front, with
+    no results directory (it used to be found after every request was sent)."""
+    sc = write(tmp_path)
+    out = tmp_path / "r"
+    extra = ["--time-scale", "50", "--max-requests", "2"] if command == "run" else []
+    assert main([command, str(sc), "--out", str(out), "--quiet", *extra, *flag]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag[0]}" in err and "cannot create a file in /proc" in err, err
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not UNWRITABLE.is_dir(), reason="needs /proc")
+def test_report_refuses_a_junit_file_it_cannot_create_before_reading(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "no-such-results"), "--junit", "/proc/loadgen-x.xml"]) == 2
+    err = capsys.readouterr().err
+    assert "--junit: cannot create a file in /proc" in err and "no-such-results" not in err, err
+
+
+def test_the_creation_probe_leaves_nothing_behind(tmp_path):
+    sc = write(tmp_path)
+    assert main(["simulate", str(sc), "--out", str(tmp_path / "r"), "--quiet", "--junit", str(tmp_path / "j" / "ok.xml"),
+                 "--output", f"jsonl={tmp_path / 'i.jsonl'}"]) in (0, 1)   # 1: a threshold failed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["i.jsonl", "j", "quick.toml", "r"]
+    assert [p.name for p in (tmp_path / "j").iterdir()] == ["ok.xml"]
 
 
 # ---- logging

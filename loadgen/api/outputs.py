@@ -23,6 +23,7 @@ import anyio
 from loadgen.api.cloudwatch import CloudWatchSink
 from loadgen.api.setup import InputError
 from loadgen.engine.transport import TargetError, have_credentials
+from loadgen.results.folder_probe import cannot_create_in
 from loadgen.results.interval_logs import IntervalLogs
 from loadgen.results.interval_stream import INTERVALS_FILE, JsonlStream
 from loadgen.results.intervals import IntervalAggregator, LiveTotals
@@ -85,7 +86,7 @@ def check_cloudwatch_credentials(sc: Scenario, flags: OutputFlags | None) -> Non
 
 def check_flags(flags: OutputFlags | None) -> None:
     """InputError before anything is written: `jsonl=PATH` naming a file that exists (never
-    overwritten) or a folder that does not."""
+    overwritten), a folder that does not, or one no file can be created in."""
     if flags is None or flags.jsonl in (None, "", "-"):
         return
     path = Path(flags.jsonl)
@@ -94,6 +95,9 @@ def check_flags(flags: OutputFlags | None) -> None:
                          "(name a new one)")
     if not path.parent.is_dir():
         raise InputError(f"--output jsonl={flags.jsonl}: no folder {path.parent} to write it in")
+    why = cannot_create_in(path.parent)
+    if why is not None:
+        raise InputError(f"--output jsonl={flags.jsonl}: cannot create a file in {path.parent}: {why}")
 
 
 def open_jsonl(spec: str, results_path: Path, arms: Sequence[str]) -> JsonlStream:

@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping, Sequence, TextIO
 
 from loadgen.commands.output import write_stdout
 from loadgen.report.junit import write_junit
+from loadgen.results.folder_probe import cannot_create_in
 
 
 def emit_json(doc: Mapping[str, Any]) -> None:
@@ -61,9 +62,14 @@ def junit_problem(path: str | None) -> str | None:
     if p.is_dir():
         return f"--junit: {p} is a directory; expected a file name such as junit.xml"
     parent = next((a for a in p.absolute().parents if a.exists()), None)
-    if parent is not None and not parent.is_dir():
+    if parent is None:
+        return None
+    if not parent.is_dir():
         return f"--junit: {parent} is not a directory"
-    return None
+    # the folder (or the nearest one that exists: write_junit makes the rest) must take a
+    # new file: the report is written through a temporary file beside it
+    why = cannot_create_in(parent)
+    return f"--junit: cannot create a file in {parent}: {why}" if why is not None else None
 
 
 def write_junit_or_say(path: str | None, suites: Sequence[tuple[str, Sequence[Any], float]],
