@@ -125,7 +125,8 @@ def test_sweep_chart_over_durations_and_numbers(tmp_path):
     rows = _sweep_rows(["1m", "5m", "20m"], {"ttl-5m": [2.0, 4.0, 6.0], "ttl-1h": [2.6, 3.2, 4.0]},
                        warm={"ttl-5m": [0.95, 0.5, 0.05], "ttl-1h": [0.9] * 3})
     fig = _chart(rows, "sessions.think_time.median", tmp_path / "sweep.png")
-    assert _marks(fig) == [" crossover ttl-5m / ttl-1h\n sessions.think_time.median ~ 2m43s"]
+    assert _marks(fig) == [" crossover ttl-5m / ttl-1h\n sessions.think_time.median: between 1m and 5m,"
+                           " ~2m43s by linear interpolation"]
     assert [t.get_text() for t in fig.axes[-1].get_xticklabels()] == ["1m", "5m", "20m"]
     nums = _sweep_rows(["1000", "4000", "16000"], {"a": [1.0, 4.0, 16.0]}, key="prefix_tokens")
     fig = _chart(nums, "prefix_tokens", tmp_path / "nums.png")
@@ -142,7 +143,8 @@ def test_sweep_chart_marks_the_crossovers_the_sweep_text_prints(tmp_path):
     (c,) = sweep.crossovers(rows, sweep.parse_axes([f"{key}=1m,5m,20m"]))
     assert c.between == ("1m", "20m")
     fig = _chart(rows, key, tmp_path / "tie.png")
-    assert _marks(fig) == [f" crossover a / b\n {key} ~ {c.estimate}"]
+    assert _marks(fig) == [f" crossover a / b\n {key}: between {c.between[0]} and {c.between[1]},"
+                           f" ~{c.estimate} by linear interpolation"]
     # a non-numeric axis: values in order, no crossing marked (the text prints none)
     cats = _sweep_rows(["geo", "global"], {"a": [1.0, 3.0], "b": [2.0, 2.0]}, key="arms.profile")
     fig = _chart(cats, "arms.profile", tmp_path / "cats.png")
@@ -158,7 +160,7 @@ def test_sweep_chart_keeps_other_swept_keys_apart(tmp_path):
         "a (rate=1/s)", "a (rate=2/s)"]
     # rate 1/s is cheaper below ~4m12s: the same series and the same crossing the text names
     assert _marks(fig) == [" crossover arrivals.rate=1/s / arrivals.rate=2/s (arm=a)\n"
-                           " sessions.think_time.median ~ 4m12s"]
+                           " sessions.think_time.median: between 1m and 5m, ~4m12s by linear interpolation"]
 
 
 def test_write_plots_without_histograms_rebuilds_latency_from_requests(tmp_path):

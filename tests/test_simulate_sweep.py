@@ -45,8 +45,15 @@ def test_ttl_crossover_sweep_finds_both_crossovers(tmp_path, capsys):
     found = doc["crossovers"]
     assert [(c["between"], c["cheaper_below"], c["cheaper_above"]) for c in found] == [
         (["4m", "6m"], "ttl-5m", "ttl-1h"), (["45m", "70m"], "ttl-1h", "ttl-5m")]
+    # the estimate is a straight line between two measured points, and says so (the
+    # 5m TTL's step lies anywhere between 4m and 6m: a finer sweep finds it at ~4m31s)
+    assert [(c["estimate"], c["estimate_method"]) for c in found] == [
+        ("4m9s", "linear interpolation between the two measured points"),
+        ("59m", "linear interpolation between the two measured points")]
     out = capsys.readouterr().out
-    assert "crossovers" in out and "between 4m and 6m" in out and "between 45m and 70m" in out
+    assert "crossovers" in out and "between 45m and 70m (~59m by linear interpolation)" in out
+    assert "median: between 4m and 6m (~4m9s by linear interpolation) ttl-1h becomes cheaper than ttl-5m" in out
+    assert "above ~" not in out
 
     with open(parent / "sweep.csv", newline="") as f:
         table = list(csv.DictReader(f))
@@ -141,6 +148,9 @@ def test_crossovers_on_synthetic_rows():
     assert [(c.between, c.cheaper_below, c.cheaper_above) for c in found] == [
         (("1m", "5m"), "a", "b"), (("10m", "90m"), "b", "a")]
     assert found[0].estimate == "3m"  # a-b: -0.5 at 1m, +0.5 at 5m
+    assert found[0].text() == ("gap: between 1m and 5m (~3m by linear interpolation) b becomes cheaper than a "
+                               "per 1000 requests")
+    assert found[0].to_dict()["estimate_method"] == "linear interpolation between the two measured points"
 
 
 # ---- thresholds per point --------------------------------------------------------

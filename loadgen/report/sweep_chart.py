@@ -73,7 +73,8 @@ def sweep_figure(sweep_rows: Sequence[Mapping[str, Any]], key: str) -> Any:
         cx = est[0] if est is not None else (pos[c.between[0]] + pos[c.between[1]]) / 2
         at = f" ({', '.join(f'{k}={v}' for k, v in c.fixed)})" if c.fixed else ""
         axes[0].axvline(cx, color="gray", linestyle=":", linewidth=1)
-        axes[0].annotate(f" crossover {c.cheaper_below} / {c.cheaper_above}{at}\n {key} ~ {c.estimate}", (cx, 0.97),
+        axes[0].annotate(f" crossover {c.cheaper_below} / {c.cheaper_above}{at}\n {key}: between {c.between[0]}"
+                         f" and {c.between[1]}, ~{c.estimate} by linear interpolation", (cx, 0.97),
                          xycoords=("data", "axes fraction"), ha="left", va="top", fontsize=8)
     xs = list(pos.values())
     if numeric_axis and xs and min(xs) > 0 and max(xs) / min(xs) > 10:

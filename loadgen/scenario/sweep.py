@@ -362,15 +362,20 @@ class Crossover:
     estimate: str                # linear interpolation of the cost difference, same unit
     metric: str = "cost_per_1000"
 
+    # what `estimate` is: a straight line drawn between the two measured points, not a
+    # measurement (a step such as a cache TTL can lie anywhere between them)
+    ESTIMATE_METHOD = "linear interpolation between the two measured points"
+
     def text(self) -> str:
         at = f" (with {', '.join(f'{k}={v}' for k, v in self.fixed)})" if self.fixed else ""
-        return (f"{self.key}: above ~{self.estimate} (between {self.between[0]} and {self.between[1]}) "
-                f"{self.cheaper_above} is cheaper than {self.cheaper_below} per 1000 requests{at}")
+        return (f"{self.key}: between {self.between[0]} and {self.between[1]} (~{self.estimate} by linear "
+                f"interpolation) {self.cheaper_above} becomes cheaper than {self.cheaper_below} per 1000 requests{at}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "fixed": dict(self.fixed), "cheaper_below": self.cheaper_below,
                 "cheaper_above": self.cheaper_above, "between": list(self.between),
-                "estimate": self.estimate, "metric": self.metric, "text": self.text()}
+                "estimate": self.estimate, "estimate_method": self.ESTIMATE_METHOD, "metric": self.metric,
+                "text": self.text()}
 
 
 def crossovers(rows: Sequence[Mapping[str, Any]], axes: Sequence[Axis], *, metric: str = "cost_per_1000",
