@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import random
 import signal
 import sys
@@ -20,6 +21,14 @@ from loadgen.emulator.s3 import S3Server, S3Storage
 from loadgen.emulator.server import serve
 from loadgen.engine import event_loop
 from loadgen.engine.clock import RealClock
+
+
+def _reason(e: OSError) -> str:
+    """The OS's words for a failed bind ("Cannot assign requested address"), without
+    asyncio's "error while attempting to bind on address (...)" wrapping."""
+    if isinstance(e.errno, int) and e.errno > 0:
+        return os.strerror(e.errno)
+    return e.strerror or str(e)  # a name lookup (socket.gaierror): "Name or service not known"
 
 
 def cmd_emulator(args: Any) -> int:
@@ -50,36 +59,40 @@ def cmd_emulator(args: Any) -> int:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         # S3 for batch jobs: moto's server on a free port beside the emulator. It starts in
-        # a worker thread (loading moto takes about a second) while the runtime's port opens,
-        # so bedrock-runtime clients are not kept waiting; the job store's S3 client waits for it.
+        # a worker thread (loading moto takes about a second) once the runtime's port is
+        # open, so bedrock-runtime clients are not kept waiting; the job store's S3 client
+        # waits for it. Started only after the runtime's bind succeeded: a host that cannot
+        # be bound ends the command at once (exit 3) with nothing else to stop.
         s3 = S3Server(host=args.host)
-        s3_started = asyncio.ensure_future(asyncio.to_thread(s3.start))
         # standalone, batch jobs run on the "fast" preset (a 100-record job ends in about
         # 1.5 s); run/simulate use the scenario-time model (emulator.toml [batch])
         store = JobStore(BatchConfig.load(timing="fast"), config, clock=clock, rng=random.Random(f"batch-{args.seed}"),
                          storage=S3Storage(s3, args.region))
         control = ControlPlane(store, region=args.region)
-        try:
-            async with serve(model, clock, host=args.host, port=args.port, on_stop=stopping,
-                             control=control) as url:
-                print(f"loadgen emulator listening on {url}", flush=True)
-                s3_url = await s3_started
-                print(f"  bedrock-runtime  {url}\n  bedrock          {url}\n  s3               {s3_url}")
-                print(f"export AWS_ENDPOINT_URL_BEDROCK_RUNTIME={url}\n"
-                      f"export AWS_ENDPOINT_URL_BEDROCK={url}\n"
-                      f"export AWS_ENDPOINT_URL_S3={s3_url}", flush=True)
-                print(f"  Region {args.region}, latency {config.latency_name}, seed {args.seed}; "
-                      "Ctrl-C stops", file=sys.stderr, flush=True)
-                await stop.wait()
-                # moto's server takes about 0.5 s to stop (werkzeug polls for shutdown):
-                # overlap it with the emulator's own shutdown grace
-                s3_stopped = asyncio.ensure_future(asyncio.to_thread(s3.stop))
-            await s3_stopped
-        except OSError as e:
-            await s3_started
-            s3.stop()
-            print(f"loadgen emulator: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
-            return 3
+        async with contextlib.AsyncExitStack() as running:
+            try:
+                url = await running.enter_async_context(
+                    serve(model, clock, host=args.host, port=args.port, on_stop=stopping, control=control))
+            except OSError as e:
+                print(f"loadgen emulator: cannot listen on {args.host}:{args.port}: {_reason(e)}", file=sys.stderr)
+                return 3
+            print(f"loadgen emulator listening on {url}", flush=True)
+            try:
+                s3_url = await asyncio.to_thread(s3.start)
+            except OSError as e:
+                print(f"loadgen emulator: cannot start S3 on {args.host}: {_reason(e)}", file=sys.stderr)
+                return 3
+            print(f"  bedrock-runtime  {url}\n  bedrock          {url}\n  s3               {s3_url}")
+            print(f"export AWS_ENDPOINT_URL_BEDROCK_RUNTIME={url}\n"
+                  f"export AWS_ENDPOINT_URL_BEDROCK={url}\n"
+                  f"export AWS_ENDPOINT_URL_S3={s3_url}", flush=True)
+            print(f"  Region {args.region}, latency {config.latency_name}, seed {args.seed}; "
+                  "Ctrl-C stops", file=sys.stderr, flush=True)
+            await stop.wait()
+            # moto's server takes about 0.5 s to stop (werkzeug polls for shutdown):
+            # overlap it with the emulator's own shutdown grace
+            s3_stopped = asyncio.ensure_future(asyncio.to_thread(s3.stop))
+        await s3_stopped
         return 0
 
     try:

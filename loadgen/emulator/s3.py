@@ -11,11 +11,24 @@ no model-invocation jobs, no inference profiles), which the emulator serves itse
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from typing import Any
 
 # Credentials the emulator's own S3 client signs with: moto accepts any.
 _CREDENTIALS = {"aws_access_key_id": "loadgen", "aws_secret_access_key": "loadgen"}
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """OSError if `host:port` cannot be bound. moto's start() waits for its server thread
+    to bind, and waits forever when the bind fails (werkzeug prints the error and ends
+    the thread): without this check `loadgen emulator --host 198.51.100.1` hung, deaf
+    to Ctrl-C. A fixed port taken between this check and moto's bind would still hang;
+    the emulator asks for port 0."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
 
 
 class S3Server:
@@ -32,6 +45,7 @@ class S3Server:
         from moto.server import ThreadedMotoServer  # deferred: moto loads boto3 and flask (~1 s); `loadgen emulator` starts it after the runtime port is up
         # werkzeug logs one access line per request to stderr even when not verbose
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        _check_bindable(self.host, self.port)
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()

@@ -315,8 +315,12 @@ async def serve(model: EmulatorModel, clock: Any, host: str = "127.0.0.1", port:
                            shutdown_timeout=SHUTDOWN_GRACE_S)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, backlog=1024)
-        await site.start()
+        await web.TCPSite(runner, host, port, backlog=1024).start()
+    except BaseException:
+        # nothing was served: no "stopping" line (on_stop), only the caller's bind error
+        await runner.cleanup()
+        raise
+    try:
         bound = runner.addresses[0]
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         yield f"http://{shown}:{bound[1]}"
