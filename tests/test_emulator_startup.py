@@ -54,3 +54,16 @@ def test_s3_server_start_raises_instead_of_hanging():
     t.join(20)
     assert not t.is_alive(), "S3Server.start() still waiting after 20 s"
     assert len(raised) == 1 and isinstance(raised[0], OSError), raised
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--port", "99999"], "argument --port: expected 0..65535, got '99999'"),
+    (["--port", "-1"], "argument --port: expected 0..65535, got '-1'"),
+    (["--port", "http"], "argument --port: expected 0..65535, got 'http'"),
+    (["--region", "mars"], "argument --region: 'mars' is not an AWS Region name"),
+])
+def test_bad_flags_exit_2_before_anything_starts(flags, message):
+    r = _emulator(*flags)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""

@@ -179,10 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "and S3 through moto) on 127.0.0.1 until Ctrl-C, and print the AWS_ENDPOINT_URL_* "
                        "exports an unmodified boto3 client needs.")
     e.add_argument("--host", default="127.0.0.1")
-    e.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
+    e.add_argument("--port", type=flags.port_flag, default=0, help="0..65535; 0 picks a free port (printed)")
     e.add_argument("--config", help="a scenario file (its [emulator] table is used) or a file holding only that table")
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--region", default="us-east-1", help="the caller's Region for requests without a SigV4 "
+    e.add_argument("--region", type=flags.region_flag, default="us-east-1", help="the caller's Region for requests without a SigV4 "
                    "credential scope (a signed request is answered as from the Region it signed for)")
     e.set_defaults(func=_cmd_emulator)
 

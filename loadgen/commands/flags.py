@@ -1,4 +1,5 @@
-"""Flags several commands share, and the "exit codes" section of every `--help`.
+"""Flags several commands share, checks of flag values, and the "exit codes" section of
+every `--help`.
 
 Kept apart from cli.py (which only declares each command's own flags) and free of
 heavy imports: `loadgen --help` must not load the engine. The meanings of the codes
@@ -42,6 +43,27 @@ def exit_codes_epilog(codes: tuple[int, ...] = ALL_CODES, *, ok: str | None = No
         meaning = (meanings or {}).get(code) or (ok if (code == EXIT_OK and ok) else _MEANING[code])
         lines.append(f"  {code:<4} {meaning}")
     return "\n".join(lines)
+
+
+def port_flag(text: str) -> int:
+    """--port: a TCP port, 0 for a free one (99999 used to wrap to 34463 silently)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected 0..65535, got {text!r}")
+    return port
+
+
+def region_flag(text: str) -> str:
+    """--region: an AWS Region name, checked as `run --region` and [target] region are."""
+    from loadgen.catalog.profiles import region_problem  # deferred: `loadgen --help` loads no catalog (start-up time)
+
+    problem = region_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def add_log_flags(p: argparse.ArgumentParser, *, top: bool) -> None:
