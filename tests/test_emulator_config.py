@@ -48,10 +48,10 @@ def test_errors_name_the_dotted_key(table, message):
      ("faults", "brownouts", 0, "end"), "expected a time after start (600.0 s), got '5m'"),
     ({"quotas": {"models": {"us.x": {"tpm": -5}}}},
      ("quotas", "models", "us.x", "tpm"), "expected a non-negative integer, got -5"),
-    ({"faults": {"a.b": 1}}, ("faults", "a.b"), "unknown key (expected one of error_rates, "
-     "mid_stream_rate, mid_stream_code, slow_stream_rate, slow_stream_factor, connection_reset_rate, brownouts)"),
-    ({"colour": 1}, ("colour",), "unknown key (expected one of latency, default_max_tokens, "
-     "stream_errors_in_band, stream_chunk_tokens, output_tokens, quotas, routing, cache, faults)"),
+    ({"faults": {"a.b": 1}}, ("faults", "a.b"), "unknown key; expected one of: error_rates, "
+     "mid_stream_rate, mid_stream_code, slow_stream_rate, slow_stream_factor, connection_reset_rate, brownouts"),
+    ({"colour": 1}, ("colour",), "unknown key; expected one of: latency, default_max_tokens, "
+     "stream_errors_in_band, stream_chunk_tokens, output_tokens, quotas, routing, cache, faults"),
 ])
 def test_errors_carry_the_key_path_and_the_message_apart(table, path, message):
     # callers place an error with .path (a key may hold dots) and never parse its text
@@ -68,7 +68,7 @@ def test_error_text_names_the_dotted_key_as_before():
         EmulatorConfig.from_mapping({"quotas": {"models": {"us.x": {"tpm": -5}}}})
     assert str(e.value) == 'emulator.quotas.models."us.x".tpm: expected a non-negative integer, got -5'
     with pytest.raises(ValueError) as e:
-        EmulatorConfig.from_mapping({"faults": {"brownouts": [{"region": 3}]}})
+        EmulatorConfig.from_mapping({"faults": {"brownouts": [{"region": 3, "end": "1m"}]}})
     assert str(e.value) == "emulator.faults.brownouts[0].region: expected a Region name, got 3"
 
 
@@ -119,6 +119,22 @@ def test_loadgen_emulator_bad_config_names_file_line_and_key(tmp_path, capsys, t
     assert f"{cfg}:{line}: {key}" in err, err
 
 
+def test_loadgen_emulator_config_lists_every_problem_in_line_order(tmp_path, capsys):
+    cfg = tmp_path / "e.toml"
+    cfg.write_text('[cache]\nmax_entrie = 10\n\n[quotas]\nrmp = 5\ntpm = "lots"\n\n'
+                   '[faults]\nbrownouts = [{ region = "us-east-1", start = "soon", end = "1m" }]\n'
+                   'mid_stream_rate = 2\n')
+    assert main(["emulator", "--config", str(cfg)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"loadgen emulator: {cfg}:2: emulator.cache.max_entrie: unknown key; did you mean 'max_entries'?",
+        f"{cfg}:5: emulator.quotas.rmp: unknown key; did you mean 'rpm'?",
+        f"{cfg}:6: emulator.quotas.tpm: expected a non-negative integer, got 'lots'",
+        f"{cfg}:9: emulator.faults.brownouts[0].start: expected a duration (seconds, or a string like "
+        '"90s", "10m", "1h"), got \'soon\'',
+        f"{cfg}:10: emulator.faults.mid_stream_rate: expected a number between 0.0 and 1.0, got 2",
+    ]
+
+
 def test_loadgen_emulator_command_serves_and_stops_on_ctrl_c(tmp_path):
     cfg = tmp_path / "e.toml"
     cfg.write_text('latency = "fast"\n')
@@ -150,3 +166,18 @@ def test_loadgen_emulator_bad_config_exits_2(tmp_path):
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 2
     assert "emulator.quotas.tpm: expected a non-negative integer, got -5" in r.stderr
+
+
+def test_every_problem_is_found_in_one_pass_and_each_reported_once():
+    with pytest.raises(ConfigError) as e:
+        EmulatorConfig.from_mapping({"quotas": {"tpm": "lots", "rmp": 5},
+                                     "faults": {"brownouts": [5, {"region": "r", "start": "soon"}]}})
+    assert [(p.path, p.message) for p in e.value.problems] == [
+        (("quotas", "rmp"), "unknown key; did you mean 'rpm'?"),
+        (("quotas", "tpm"), "expected a non-negative integer, got 'lots'"),  # not again under geo and global
+        (("faults", "brownouts", 0), "expected a table, got 5"),  # not again for each key it lacks
+        (("faults", "brownouts", 1, "start"),
+         'expected a duration (seconds, or a string like "90s", "10m", "1h"), got \'soon\''),
+        (("faults", "brownouts", 1, "end"), "missing; expected a duration"),
+    ]
+    assert str(e.value) == "\n".join(str(p) for p in e.value.problems)

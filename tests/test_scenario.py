@@ -356,6 +356,35 @@ def test_the_emulators_own_error_for_a_dotted_key_lands_on_its_line():
     assert problem.startswith('s.toml:20: emulator.quotas.models."us.anthropic.x".tpm: '), problem
 
 
+SEVERAL_EMULATOR_PROBLEMS = """
+[emulator]
+latency = "fsat"
+
+[emulator.quotas]
+tpm = "lots"
+rmp = 5
+
+[emulator.cache]
+scope = "region"
+max_entrie = 10
+"""
+
+
+def test_every_emulator_problem_is_listed_at_once_in_line_order_with_the_scenarios():
+    """[emulator] problems come all at once, among the rest of the scenario's, in line
+    order, with the did-you-mean every other table gives (it used to stop at the first)."""
+    text = BASE.replace("seed = 5", 'seed = "five"') + SEVERAL_EMULATOR_PROBLEMS
+    with pytest.raises(ScenarioError) as e:
+        loads(text, "s.toml", check_emulator=EmulatorConfig.from_mapping)
+    assert e.value.problems == [
+        "s.toml:2: seed: expected a whole number, got a string 'five'",
+        "s.toml:20: emulator.latency: expected one of 'realistic', 'fast', got 'fsat'; did you mean 'fast'?",
+        "s.toml:23: emulator.quotas.tpm: expected a non-negative integer, got 'lots'",
+        "s.toml:24: emulator.quotas.rmp: unknown key; did you mean 'rpm'?",
+        "s.toml:28: emulator.cache.max_entrie: unknown key; did you mean 'max_entries'?",
+    ]
+
+
 def test_without_an_emulator_check_the_table_is_kept_as_is():
     sc = loads(BASE + "\n[emulator.quotas]\nwindoww = \"sliding\"\n", "s.toml")
     assert sc.emulator == {"quotas": {"windoww": "sliding"}}

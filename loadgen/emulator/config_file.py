@@ -15,8 +15,9 @@ _SCENARIO_KEYS = ("name", "seed", "duration", "target", "model", "workload", "ar
 
 def load_config_file(path: str) -> EmulatorConfig:
     """EmulatorConfig from a scenario file (its [emulator] table) or a file holding only
-    that table. Raises ValueError as `file:line: key: message` (the line of the key that
-    is wrong, found with loadgen.scenario.toml_lines as scenario errors are)."""
+    that table. Raises ValueError listing every problem as `file:line: key: message` (the
+    line of the key that is wrong, found with loadgen.scenario.toml_lines as scenario
+    errors are), one per line, in line order."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -38,4 +39,7 @@ def load_config_file(path: str) -> EmulatorConfig:
     try:
         return EmulatorConfig.from_mapping(table)
     except ConfigError as e:
-        raise ValueError(f"{path}:{line_of(key_lines(text), root + e.path)}: {e}") from None
+        # every problem at once, in line order, as a scenario's are (loadgen.scenario.loader)
+        lines = key_lines(text)
+        placed = sorted(((line_of(lines, root + one.path), str(one)) for one in e.problems), key=lambda x: x[0])
+        raise ValueError("\n".join(f"{path}:{line}: {m}" for line, m in placed)) from None

@@ -42,6 +42,19 @@ def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def near_hint(value: str, choices: tuple[str, ...] | list[str]) -> str:
+    """"; did you mean 'x'?" for the closest of `choices` to a mistyped `value`, else ""."""
+    near = difflib.get_close_matches(value, choices, n=1)
+    return f"; did you mean {near[0]!r}?" if near else ""
+
+
+def unknown_key(key: str, allowed: tuple[str, ...]) -> str:
+    """The message for a key that is not one of `allowed`: a did-you-mean, else the list.
+    Also used by the emulator's [emulator] checks, so every table of a scenario says it alike."""
+    hint = near_hint(key, allowed)
+    return f"unknown key{hint}" if hint else f"unknown key; expected one of: {', '.join(allowed)}"
+
+
 class Ctx:
     """Where we are: the file, its key lines, and the problems found so far."""
 
@@ -82,9 +95,7 @@ class Ctx:
             if elsewhere and k in elsewhere:
                 self.err(path + (k,), elsewhere[k])
                 continue
-            near = difflib.get_close_matches(k, allowed, n=1)
-            hint = f"did you mean {near[0]!r}?" if near else f"expected one of: {', '.join(allowed)}"
-            self.err(path + (k,), f"unknown key; {hint}")
+            self.err(path + (k,), unknown_key(k, allowed))
 
     def table(self, parent: Mapping[str, Any], path: tuple, key: str, *, required: bool = False) -> dict | None:
         v = parent.get(key, MISSING)
@@ -116,9 +127,7 @@ class Ctx:
             self.err(path + (key,), f"expected {what}, got {type_name(v)} {v!r}")
             return None if default is MISSING else default
         if choices and v not in choices:
-            near = difflib.get_close_matches(v, choices, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            self.err(path + (key,), f"expected {what}, got {v!r}{hint}")
+            self.err(path + (key,), f"expected {what}, got {v!r}{near_hint(v, choices)}")
             return None if default is MISSING else default
         return v
 

@@ -36,15 +36,17 @@ EmulatorCheck = Callable[[Mapping[str, Any]], object]
 def _check_emulator(ctx: Ctx, table: Mapping[str, Any], check: EmulatorCheck) -> None:
     """Ask the emulator's check about `table`, and place its error on the key's line.
 
-    The emulator's errors are structured (loadgen.emulator.config.ConfigError): `.path`
-    holds the keys and indexes under [emulator], `.message` the text. An error without a
-    path is placed at [emulator] itself.
+    The emulator's errors are structured (loadgen.emulator.config.ConfigError): `.problems`
+    holds every problem found, each with `.path` (the keys and indexes under [emulator])
+    and `.message` (the text); each goes to ctx, so they are listed with the rest of the
+    scenario's, in line order. An error without a path is placed at [emulator] itself.
     """
     try:
         check(table)
     except ValueError as e:
-        path = getattr(e, "path", None)
-        ctx.err(("emulator",) + (path if isinstance(path, tuple) else ()), getattr(e, "message", str(e)))
+        for one in getattr(e, "problems", (e,)):
+            path = getattr(one, "path", None)
+            ctx.err(("emulator",) + (path if isinstance(path, tuple) else ()), getattr(one, "message", str(one)))
 
 
 # --------------------------------------------------------------------------- entry points
