@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -227,3 +228,50 @@ def test_the_api_takes_results_dir_and_sets_as_the_flags_do(tmp_path):
     with pytest.raises(ValueError, match="--results-dir: .* not empty"):
         loadgen.simulate(sc, results_dir=taken, sets=["thresholds.all=[]"])
     assert not (tmp_path / "r").exists() and [p.name for p in taken.iterdir()] == ["x"]
+
+
+# ---- every flag has help text and is in README
+
+
+# Flags README explains once for every command ("Logging"), not in each command's section
+_EVERY_COMMAND = {"-h", "--help", "-v", "--verbose", "--log-level"}
+
+
+def _flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [a for a in parser._actions if a.option_strings and not set(a.option_strings) <= _EVERY_COMMAND]
+
+
+def _readme_section(name: str) -> str:
+    """The README text under the `### `loadgen NAME ...`` heading(s) naming the command
+    (calibrate's section is named for what it is for)."""
+    parts = (ROOT / "README.md").read_text().split("\n### ")
+    if name == "calibrate":
+        return "\n".join(p for p in parts if p.startswith("Calibrate once"))
+    return "\n".join(p for p in parts if p.startswith("`loadgen ") and
+                     f"`loadgen {name}" in p.split("\n", 1)[0])
+
+
+def test_every_flag_has_help_text():
+    missing = [f"{name} {a.option_strings[-1]}" for name, parser in _subcommands().items()
+               for a in _flags(parser) if not a.help]
+    assert missing == []
+
+
+def test_every_flag_is_in_its_commands_readme_section():
+    """`run`'s flag table, and each other command's section, names every flag its --help lists."""
+    missing = []
+    for name, parser in _subcommands().items():
+        section = _readme_section(name)
+        assert section, f"README has no section for loadgen {name}"
+        table = [line for line in section.splitlines() if line.startswith("| `--")]
+        where = "\n".join(table) if name == "run" else section
+        missing += [f"{name} {a.option_strings[-1]}" for a in _flags(parser)
+                    if not re.search(rf"(?<![\w-]){a.option_strings[-1]}(?![\w-])", where)]
+    assert missing == []
+
+
+def test_only_commands_that_sweep_speak_of_a_sweep_in_their_exit_codes(capsys):
+    for name in _subcommands():
+        assert main([name, "--help"]) == 0
+        codes = capsys.readouterr().out.split("exit codes:")[1]
+        assert ("sweep" in codes) == (name == "simulate"), (name, codes)

@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Runs a TOML scenario against the built-in Bedrock emulator (default, no credentials) "
         "or real Bedrock (--target aws), and reports latency, throttling, prompt-cache "
         "warm/cold behaviour and cost per arm.",
-        epilog=flags.exit_codes_epilog(),
+        epilog=flags.exit_codes_epilog(meanings={EXIT_THRESHOLD: flags.SWEEP_THRESHOLD}),
         formatter_class=flags.HelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"loadgen {__version__}")
@@ -178,10 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Serve the Bedrock emulator (bedrock-runtime, the bedrock control plane "
                        "and S3 through moto) on 127.0.0.1 until Ctrl-C, and print the AWS_ENDPOINT_URL_* "
                        "exports an unmodified boto3 client needs.")
-    e.add_argument("--host", default="127.0.0.1")
+    e.add_argument("--host", default="127.0.0.1", help="the address to listen on, for the runtime, control "
+                   "plane and S3 (default 127.0.0.1; one this machine cannot bind: exit 3)")
     e.add_argument("--port", type=flags.port_flag, default=0, help="0..65535; 0 picks a free port (printed)")
     e.add_argument("--config", help="a scenario file (its [emulator] table is used) or a file holding only that table")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=int, default=0, help="seed of the emulator's random draws (latency, output lengths, "
+                   "faults, batch jobs); default 0")
     e.add_argument("--region", type=flags.region_flag, default="us-east-1", help="the caller's Region for requests without a SigV4 "
                    "credential scope (a signed request is answered as from the Region it signed for)")
     e.set_defaults(func=_cmd_emulator)
@@ -197,7 +199,6 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Re-read a results directory: print per-arm detail and thresholds, "
                          "write DIR/plots/*.png and DIR/report.html. Exit 1 if a threshold fails.")
     rep.add_argument("dir", help="a results directory (holding summary.json)")
-    rep.add_argument("--format", choices=["text", "json"], default="text")
     rep.add_argument("--no-plots", action="store_true", help="print only; write no plots and no report.html")
     rep.set_defaults(func=_cmd_report)
 
@@ -205,7 +206,6 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Compare arms of one results directory, or same-named arms across "
                           "several (labelled run/arm), each figure with its delta against the first.")
     cmp_.add_argument("dirs", nargs="+", metavar="DIR", help="results directories")
-    cmp_.add_argument("--format", choices=["text", "json"], default="text")
     cmp_.set_defaults(func=_cmd_compare)
 
     cal = sub.add_parser(
@@ -243,6 +243,7 @@ _EXIT_CODES = {
 }
 _NO_THRESHOLDS = "done"
 _MEANINGS = {  # a command's own words for a code, where the shared ones say too little
+    "simulate": {EXIT_THRESHOLD: flags.SWEEP_THRESHOLD},  # the one command that sweeps
     "calibrate": {EXIT_OK: "fitted",
                   EXIT_BAD_INPUT: "bad input, or a parameter the data cannot identify (named, with the "
                   "reason; nothing written)"},
@@ -256,6 +257,8 @@ def _machine_readable_and_ci(sub: argparse._SubParsersAction) -> None:
     flags.add_format_flag(cmds["validate"], "the plan")
     flags.add_format_flag(cmds["pricing"], "the catalog in force")
     flags.add_format_flag(cmds["calibrate"], "the fitted parameters, the fit's quality and the table")
+    flags.add_format_flag(cmds["report"], "the report (summary.json, the verdicts, the plots written)")
+    flags.add_format_flag(cmds["compare"], "the runs, notes and comparisons")
     flags.add_results_dir_flags(cmds["run"])
     flags.add_results_dir_flags(cmds["simulate"], what="the results directory (a sweep's or "
                                 "find-max-rate's parent directory)")

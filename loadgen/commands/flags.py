@@ -14,11 +14,14 @@ from loadgen.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_T
 
 _MEANING = {
     EXIT_OK: "done; every threshold passed",
-    EXIT_THRESHOLD: "a threshold failed (for a sweep: any point's)",
+    EXIT_THRESHOLD: "a threshold failed",
     EXIT_BAD_INPUT: "bad input (scenario, flag or file); nothing was sent or written",
     EXIT_TARGET: "the target failed (no credentials, the emulator could not start)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C / SIGTERM); the results written so far are kept",
 }
+
+# code 1 for the commands that sweep (`simulate --sweep`) and for `loadgen --help`
+SWEEP_THRESHOLD = "a threshold failed (for a sweep: any point's)"
 
 ALL_CODES = (EXIT_OK, EXIT_THRESHOLD, EXIT_BAD_INPUT, EXIT_TARGET, EXIT_INTERRUPTED)
 
