@@ -228,6 +228,32 @@ def test_twenty_percent_timeouts_fail_p99_e2e_which_the_ok_only_figure_passes():
     assert ttft.status == FAIL
 
 
+def test_attempts_cut_short_by_the_users_interrupt_are_named_beside_the_verdict():
+    """A second Ctrl-C records the attempts in flight as Interrupted: they still count (a
+    failure never vanishes), and the verdict and the failure note say they were the user's."""
+    from loadgen.results.metrics import ArmInfo, Metrics
+    from loadgen.engine.record import Attempt
+    from loadgen.report.summary_table import failure_notes
+
+    m = Metrics([ArmInfo("a", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "geo", "5m")])
+    for i in range(40):
+        t = 10.0 * i
+        cut = i >= 36
+        m.record(Attempt("a", i, 0, 1, t, t, t + 0.4, t + (3.0 if cut else 1.0), "error" if cut else "ok",
+                         "Interrupted" if cut else None, "m", "geo", None))
+    summary = m.summary({})
+    (v,) = check([T("p99(e2e) < 2s")], summary)
+    assert v.status == FAIL
+    assert "4 of 40 attempts failed" in v.note and "4 of the arm's attempts were cut short by the interrupt" in v.note
+    (note,) = failure_notes(summary)
+    assert "4 of 40 attempts failed (4 error, 4 of them cut short by the interrupt (not the target))" in note
+    # a target's own errors are not called the user's
+    m2 = Metrics([ArmInfo("a", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "geo", "5m")])
+    m2.record(Attempt("a", 0, 0, 1, 0.0, 0.0, None, 3.0, "error", "InternalServerException", "m", "geo", None))
+    (v2,) = check([T("p99(e2e) < 2s")], m2.summary({}))
+    assert "interrupt" not in v2.note and "interrupt" not in failure_notes(m2.summary({}))[0]
+
+
 def test_a_summary_without_all_attempt_figures_is_read_only_when_nothing_failed():
     # summary.json written before loadgen timed failed attempts: latency_ms.e2e is ok-only
     clean = {**ARM, "requests": {**ARM["requests"], "ok": 200, "throttled": 0, "error": 0, "timeout": 0},

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from loadgen.report.batch_table import batch_table
 from loadgen.report.table import format_table, ms, pct
-from loadgen.scenario.thresholds import latency_over_all
+from loadgen.scenario.thresholds import INTERRUPTED, latency_over_all
 
 HEADERS = ["arm", "sent", "ok", "throttled", "err+to", "retries", "warm", "cold",
            "ttft p50", "ttft p99", "e2e p50", "e2e p99", "cost", "per 1000"]
@@ -57,8 +57,10 @@ def failure_notes(summary: Mapping[str, Any]) -> list[str]:
         how = ", ".join(f"{req[k]} {k}" for k in ("throttled", "error", "timeout") if req.get(k))
         lat = arm.get("latency_ms", {})
         ok_ttft, ok_e2e = lat.get("ttft") or {}, lat.get("e2e") or {}
-        notes.append(f"{name}: {failed} of {req['sent']} attempts failed ({how}); the latency above counts them at "
-                     f"the time they failed (a timeout at its deadline); ok only: ttft p50 {ms(ok_ttft.get('p50'))} "
+        cut = int((arm.get("errors") or {}).get(INTERRUPTED, 0))
+        by_user = f", {cut} of them cut short by the interrupt (not the target)" if cut else ""
+        notes.append(f"{name}: {failed} of {req['sent']} attempts failed ({how}{by_user}); the latency above counts "
+                     f"them at the time they failed (a timeout at its deadline); ok only: ttft p50 {ms(ok_ttft.get('p50'))} "
                      f"p99 {ms(ok_ttft.get('p99'))}, e2e p50 {ms(ok_e2e.get('p50'))} p99 {ms(ok_e2e.get('p99'))}")
     return notes
 

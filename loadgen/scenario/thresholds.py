@@ -224,14 +224,22 @@ def _latency(arm: Mapping[str, Any], expr: ThresholdExpr) -> Mapping[str, Any]:
     return arm["latency_ms"][_latency_key(arm, expr)]
 
 
-def _failures_note(expr: ThresholdExpr, lat: Mapping[str, Any]) -> str:
-    """The failed attempts beside a latency verdict, so they are never out of sight."""
+INTERRUPTED = "Interrupted"  # the error code of an attempt cut short by Ctrl-C (engine/runner.py)
+
+
+def _failures_note(expr: ThresholdExpr, lat: Mapping[str, Any], interrupted: int = 0) -> str:
+    """The failed attempts beside a latency verdict, so they are never out of sight; those
+    the user's own interrupt cut short are named, so a FAIL they cause is not read as the
+    target's."""
     failed = lat.get("failed")
     if not failed:
         return ""
     if expr.metric.endswith("_ok"):
         return f"ok attempts only: {failed} failed attempt(s) left out"
-    return f"{failed} of {lat.get('count')} attempts failed, each counted at the time it failed"
+    note = f"{failed} of {lat.get('count')} attempts failed, each counted at the time it failed"
+    if interrupted:
+        note += f" ({interrupted} of the arm's attempts were cut short by the interrupt, not by the target)"
+    return note
 
 
 def evaluate(expr: ThresholdExpr, arm_summary: Mapping[str, Any], *,
@@ -342,7 +350,7 @@ def _check_one(name: str, expr: ThresholdExpr, arm: Mapping[str, Any], line: int
             lat = None  # evaluate() below says what is missing
         if isinstance(lat, Mapping):
             key = _stat_key(expr.stat)
-            note = _failures_note(expr, lat)
+            note = _failures_note(expr, lat, int((arm.get("errors") or {}).get(INTERRUPTED, 0)))
             if lat.get("count") == 0:
                 what = "ok requests" if expr.metric.endswith("_ok") else "attempts"
                 return Result(name, expr, FAIL, None, line, f"no {what} to measure")
