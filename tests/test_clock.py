@@ -4,6 +4,7 @@ import anyio
 import pytest
 
 from loadgen.engine.clock import RealClock, VirtualClock, WarpClock
+from stall_watch import StallWatch
 
 
 def run(fn):
@@ -52,13 +53,14 @@ def test_idle_drivers_jump_to_earliest_deadline():
                 tg.start_soon(sleeper, t, c.driver())
         return woke, anyio.current_time() - t_wall, c.jumped_s
 
-    woke, wall, jumped = run(main)
+    with StallWatch() as stall:   # how long a loaded machine left the process unscheduled
+        woke, wall, jumped = run(main)
     assert [t for t, _ in woke] == [600.0, 3600.0, 7200.0]
     for t, now in woke:
         # woke on time in scenario seconds: never early; late only by the real time the
         # waking task waited for the event loop (scale 1), which a busy machine stretches
-        assert t - 1e-6 <= now < t + 0.5
-    assert wall < 2.0  # two hours of scenario time, no real waiting
+        assert t - 1e-6 <= now < t + 0.5 + stall.longest_s
+    assert wall < 2.0 + stall.longest_s  # two hours of scenario time, no real waiting
     assert jumped == pytest.approx(7200.0, abs=0.1)
 
 

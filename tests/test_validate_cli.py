@@ -251,9 +251,9 @@ def test_absurd_plans_are_refused_at_once(tmp_path, capsys, old, new, key):
                                          'kind = "bursts"\nevery = "1ms"\nsize = 1\nspread = "999h"')
         open(path, "w").write(text)
         key = "about 1,801,800,000 requests per arm"
-    t0 = time.monotonic()
+    t0 = time.process_time()   # CPU, not wall: drawing is work; a stalled process is not
     err = _refused(["validate", path], capsys)
-    assert time.monotonic() - t0 < 2.0   # counted from the process, not drawn
+    assert time.process_time() - t0 < 2.0   # counted from the process, not drawn
     assert key in err and err.startswith(path + ":")
     if "requests per arm" in key:
         assert err.startswith(f"{path}:6: duration: ") and "--allow-huge" in err
