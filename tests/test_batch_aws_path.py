@@ -111,19 +111,20 @@ def test_the_aws_path_against_the_emulator_and_moto(emulator, tmp_path):
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
 
     # a run that leaves its objects and one that removes them (--cleanup), side by side: each
-    # waits about 5 s on its job's second status poll, so one wait serves both. Each run's
-    # objects are under its results directory's name (two --out runs of one scenario started
-    # in the same second would share it, so the second names its own), and the objects left
-    # at the end are exactly the first run's
+    # waits about 5 s on its job's second status poll, so one wait serves both. Their results
+    # directories have the same name (as two runs of one scenario started in the same second
+    # under two --out folders do): each run's objects are under that name plus a random tag,
+    # so the objects left at the end are exactly the first run's (with the name alone the
+    # --cleanup run deleted the other's)
     args = ("run", str(path), "--target", "aws", "--endpoint-url", url, "--yes", "--quiet")
     runs = [subprocess.Popen([sys.executable, "-m", "loadgen", *args, *more], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-            for more in (("--max-cost-usd", "5", "--out", str(tmp_path / "out")),
-                         ("--cleanup", "--results-dir", str(tmp_path / "clean")))]
+            for more in (("--max-cost-usd", "5", "--results-dir", str(tmp_path / "a" / "run")),
+                         ("--cleanup", "--results-dir", str(tmp_path / "b" / "run")))]
     (out, err), (clean_out, clean_err) = (p.communicate(timeout=120) for p in runs)
     assert runs[0].returncode == 0, err
     assert runs[1].returncode == 0, clean_err
-    summary, lines = read_results(only_dir(tmp_path / "out"))
+    summary, lines = read_results(tmp_path / "a" / "run")
     bt = summary["arms"]["batch"]["batch"]
     assert (bt["jobs_by_status"], bt["records_ok"]) == ({"Completed": 1}, 120)
     assert summary["arms"]["on-demand"]["requests"]["ok"] == 120
@@ -131,5 +132,6 @@ def test_the_aws_path_against_the_emulator_and_moto(emulator, tmp_path):
     assert [(j["status"], j["modelInvocationType"]) for j in jobs] == [("Completed", "Converse")] * 2
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
     assert len(keys) == 3  # the first run's input, its .out and manifest.json.out
+    assert all(k.startswith("loadgen/run-") and k.split("/")[1] != "run" for k in keys)  # name + tag
     assert "batch: 3 object(s) left under" in out and all(f"s3://{BUCKET}/{k}" in out for k in keys)
     assert "batch: removed 3 object(s) under" in clean_out and "left under" not in clean_out

@@ -91,11 +91,16 @@ class Layout:
 
     bucket: str
     prefix: str    # ends with "/" (or is "")
-    tag: str = ""  # appended to job names: two runs in one second must not share a name
+    tag: str = ""  # in the run's folder and job names: see `of`
 
     @classmethod
     def of(cls, bucket: str, prefix: str, salt: str, tag: str = "") -> "Layout":
-        parts = [safe_key(p) for p in prefix.strip("/").split("/") if p] + [safe_key(salt)]
+        """The run's folder is `salt` (the results directory's name), then `-tag` when given:
+        two runs of one scenario started in the same second (results directories of the
+        same name under different --out folders) must not share S3 keys, or one run's
+        --cleanup deletes the other's records."""
+        run = safe_key(salt + (f"-{tag}" if tag else ""))
+        parts = [safe_key(p) for p in prefix.strip("/").split("/") if p] + [run]
         return cls(bucket, "/".join(parts) + "/", tag)
 
     def input_key(self, arm: str, k: int) -> str:
@@ -110,9 +115,11 @@ class Layout:
     def job_name(self, arm: str, k: int) -> str:
         """A job name within Bedrock's pattern ([a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9+\\-.]){0,63}):
         unique per run and arm."""
-        salt = safe_key(self.prefix.rstrip("/").rsplit("/", 1)[-1])
-        tag = f"-{safe_key(self.tag)}" if self.tag else ""
-        return f"loadgen-{safe_key(arm)}-{k}{tag}-{salt}"[:120].rstrip("-.")
+        run = self.prefix.rstrip("/").rsplit("/", 1)[-1]
+        tag = safe_key(self.tag) if self.tag else ""
+        salt = run[:-len(tag) - 1] if tag and run.endswith(f"-{tag}") else run   # the run's folder ends with it
+        # the tag before the salt, so the 120-character cut never takes it
+        return f"loadgen-{safe_key(arm)}-{k}{f'-{tag}' if tag else ''}-{salt}"[:120].rstrip("-.")
 
 
 @dataclass(frozen=True)
