@@ -14,7 +14,7 @@ import textwrap
 import boto3
 import pytest
 
-from result_files import only_dir, read_results
+from result_files import read_results
 
 BUCKET = "my-batch-bucket"
 ROLE = "arn:aws:iam::123456789012:role/loadgen-batch"
