@@ -192,8 +192,14 @@ def test_a_split_run_streams_every_worker_attempt_into_its_intervals(tmp_path):
 
 @pytest.mark.slow
 def test_max_cost_is_one_budget_for_all_workers(tmp_path):
-    sc = write(tmp_path, OPEN)   # a few requests in flight: their worst cases do not hold the whole cap
-    cap = 0.05
+    # Each request reserves its worst case (~$0.0104: 5,064 input tokens written at the 1h
+    # price, 64 output) until it ends, and dispatch stops once spend + reservations + the
+    # next worst case would pass the cap. $0.10 holds ~9 worst cases: a loaded machine,
+    # with more requests in flight, still lets the later-starting worker send before the
+    # stop ($0.05 held 4, all of them sent by worker 0 at load 12). The run costs ~$0.24
+    # uncapped, so the cap still stops it.
+    sc = write(tmp_path, OPEN)
+    cap = 0.10
     code, s2, l2 = run_cli(tmp_path, sc, "two", "--workers", "2", "--max-cost-usd", str(cap))
     assert code == 0
     accounted(s2, l2)

@@ -79,7 +79,11 @@ class EmulatorProcess:
         if not ours.poll():
             self._stop()
             raise TargetError(f"the emulator process could not start (exit code {self._proc.exitcode})")
-        kind, value = ours.recv()
+        try:
+            kind, value = ours.recv()
+        except (EOFError, OSError):  # poll() is also true when the child died and closed its end
+            self._stop()
+            raise TargetError(f"the emulator process could not start (exit code {self._proc.exitcode})") from None
         if kind != "url":
             self._stop()
             raise TargetError(f"the emulator could not start: {value}")
