@@ -80,6 +80,15 @@ def test_the_same_attempt_draws_the_same_whatever_arrives_first():
     assert [getattr(p, "ttft_s", None) for p in first] != [getattr(p, "ttft_s", None) for p in retry]
 
 
+def test_a_model_without_a_draw_seed_keys_its_draws_by_its_rngs_seed():
+    def ttft(seed: int) -> float:
+        m = EmulatorModel(EmulatorConfig.from_mapping({"latency": "realistic"}), clock=VirtualClock(),
+                          rng=random.Random(seed))
+        return m.begin(MODEL, body(), stream=True, draw_key="1:0:1").ttft_s
+
+    assert ttft(1) == ttft(1) != ttft(2)
+
+
 def test_without_a_key_the_shared_stream_is_used_as_before():
     """No key (a plain SDK client): the draws are the shared stream's, in call order."""
     m = model(latency="realistic")

@@ -88,7 +88,8 @@ async def run_prepared(ready: Prepared, *, out: str | Path = "results", max_requ
     text and applies `overrides` (the ones `ready` was made with) as this process did."""
     sc = ready.scenario
     check_flags(outputs)
-    check_cloudwatch_credentials(sc, outputs)
+    # the credential chain may block (SSO, credential_process, an instance role): not on the loop
+    await anyio.to_thread.run_sync(check_cloudwatch_credentials, sc, outputs)
     where = getattr(executor, "where", None)  # a cluster: split even into one segment
     split = workers > 1 or where is not None
     if split:

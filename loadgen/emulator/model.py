@@ -65,10 +65,13 @@ class _Open(NamedTuple):
 
 class EmulatorModel:
     def __init__(self, config: EmulatorConfig, *, clock: Any, rng: random.Random,
-                 region: str = "us-east-1", draw_seed: str = "") -> None:
+                 region: str = "us-east-1", draw_seed: str | None = None) -> None:
         """`rng`: the shared stream (request ids, and the draws of requests without a
         `draw_key`); `draw_seed`: what keyed draws derive from (run and simulate pass the
-        same, from the scenario's seed, so they draw alike)."""
+        same, from the scenario's seed, so they draw alike). None: from `rng`'s state, read
+        without drawing from it, so models seeded apart draw apart for keyed requests too."""
+        if draw_seed is None:
+            draw_seed = "rng-state:" + ",".join(map(str, rng.getstate()[1]))  # the Mersenne Twister's words
         self.config = config
         self.clock = clock
         self.rng = rng
