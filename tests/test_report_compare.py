@@ -54,6 +54,20 @@ def test_zero_baseline_and_missing_figures():
     assert fmt_delta("ratio", delta("ratio", 0.5, 0.25)) == "+25.0 pts"
 
 
+def test_an_arm_without_caching_has_no_warm_ratio_to_compare():
+    """summary.json says warm_ratio 0.0 for an arm that cached nothing (no warm or cold
+    call); the run table prints "-", and compare must not read "+99 pts" against it."""
+    off = arm(per_1000=6.36, warm=0.0, ttft_p99=2000)
+    off["cache"] = {"cold": 0, "warm": 0, "none": 100, "warm_ratio": 0.0}
+    c = compare([("on-demand", off), ("cached", HOUR)])
+    assert c.values["warm_ratio"]["on-demand"] is None and c.deltas["warm_ratio"]["cached"].abs is None
+    assert "warm ratio" not in headline(c)[0] and "cost per 1000" in headline(c)[0]
+    # a cached arm that went cold every time still has a ratio: 0 % is a figure there
+    cold = arm(per_1000=9.0, warm=0.0, ttft_p99=2000)
+    cold["cache"] = {"cold": 100, "warm": 0, "none": 0, "warm_ratio": 0.0}
+    assert compare([("cold", cold), ("cached", HOUR)]).deltas["warm_ratio"]["cached"].pts == pytest.approx(93.0)
+
+
 def test_every_column_is_compared_with_the_first():
     c = compare([("a", FIVE), ("b", HOUR), ("c", arm(10.0, 0.0, 4000))])
     assert c.baseline == "a"

@@ -65,6 +65,12 @@ def _batch(arm: Mapping[str, Any]) -> Mapping[str, Any]:
     return arm.get("batch") or {}
 
 
+def _warm_ratio(cache: Mapping[str, Any]) -> float | None:
+    """None for an arm with no warm or cold call (caching off): summary.json says 0.0 there,
+    and a "+99 pts" against it would be read as an effect (the run table prints "-")."""
+    return cache.get("warm_ratio") if cache.get("warm", 0) + cache.get("cold", 0) else None
+
+
 def _failed(req: Mapping[str, Any]) -> float | None:
     sent, ok = req.get("sent"), req.get("ok")
     return sent - ok if isinstance(sent, int) and isinstance(ok, int) else None
@@ -76,7 +82,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("throttle_rate", "throttled", "ratio", _rate("throttled")),
     Metric("error_rate", "errors + timeouts", "ratio", _rate("error", "timeout")),
     Metric("retries", "retries", "count", _req("retries")),
-    Metric("warm_ratio", "warm ratio", "ratio", lambda a: a.get("cache", {}).get("warm_ratio")),
+    Metric("warm_ratio", "warm ratio", "ratio", lambda a: _warm_ratio(a.get("cache", {}))),
     Metric("cache_write_tokens", "cache write tokens", "count", lambda a: a.get("tokens", {}).get("cache_write")),
     Metric("cache_read_tokens", "cache read tokens", "count", lambda a: a.get("tokens", {}).get("cache_read")),
     Metric("cost_per_1000", "cost per 1000 ok", "usd", lambda a: a.get("cost_usd", {}).get("per_1000")),
