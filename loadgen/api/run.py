@@ -72,6 +72,8 @@ async def run(scenario: Scenario | str | Path, *, out: str | Path = "results", t
     sc = apply_overrides(as_scenario(scenario), ov)
     ready = prepare(sc)
     check_credentials(sc)
+    # the credential chain may block (SSO, credential_process, an instance role): not on the loop
+    await anyio.to_thread.run_sync(check_cloudwatch_credentials, sc, outputs)
     return await run_prepared(ready, out=out, max_requests=max_requests, max_cost_usd=max_cost_usd,
                               progress=progress, status=status, signals=signals, cleanup=cleanup, outputs=outputs,
                               results_dir=results_dir, workers=workers, overrides=ov, executor=executor)
@@ -83,13 +85,12 @@ async def run_prepared(ready: Prepared, *, out: str | Path = "results", max_requ
                        outputs: OutputFlags | None = None, results_dir: str | Path | None = None,
                        workers: int = 1, overrides: Overrides | None = None, executor: Any = None) -> RunResult:
     """`run` of a scenario already amended and checked (`setup.prepare`), as `loadgen run`
-    calls it after asking before AWS. The limits were checked with the overrides.
+    calls it after asking before AWS. The limits were checked with the overrides, and the
+    credentials an AWS target or CloudWatch output needs (`run` and the command check them).
     `workers` > 1: split over processes (api/workers.py); each re-reads the scenario file's
     text and applies `overrides` (the ones `ready` was made with) as this process did."""
     sc = ready.scenario
     check_flags(outputs)
-    # the credential chain may block (SSO, credential_process, an instance role): not on the loop
-    await anyio.to_thread.run_sync(check_cloudwatch_credentials, sc, outputs)
     where = getattr(executor, "where", None)  # a cluster: split even into one segment
     split = workers > 1 or where is not None
     if split:

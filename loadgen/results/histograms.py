@@ -71,7 +71,8 @@ def record_us(h: HdrHistogram, value: int) -> None:
 def record_us_twice(h: HdrHistogram, h2: HdrHistogram, value: int) -> None:
     """`record_us(h, value)` and `record_us(h2, value)`, the bucket found once: an ok
     attempt records the same value into an all-attempt and an ok-only histogram, three
-    times per attempt."""
+    times per attempt. The per-histogram update is written out twice on purpose: one
+    shared helper for it measured 415 -> 493 ns a call here (record_us 293 -> 349 ns)."""
     bucket = (value | _MASK).bit_length() - _BUCKET0_BITS
     i = ((bucket + 1) << _HALF_MAG) + (value >> bucket) - _HALF
     h.counts[i] += 1
